@@ -1,0 +1,1 @@
+"""neurogrip benchmarks: throughput, latency, footprint and accuracy against peers."""

@@ -1,0 +1,1 @@
+"""neurogrip firmware bridge: the serial link to the arm's microcontroller and its firmware."""

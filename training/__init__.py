@@ -1,0 +1,1 @@
+"""neurogrip training: workstation-side model training, evaluation and export (needs TensorFlow)."""
