@@ -11,15 +11,28 @@ EDGE_VENV  := .venv-edge
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: test test-edge test-train env-edge env-train lint clean
+.PHONY: test test-edge test-train env-edge env-train system-deps lint bench clean
 
-test: test-edge test-train
+test: system-deps test-edge test-train
+
+system-deps:
+	@tools/install-system-deps
+
+# The C filter kernel (firmware_bridge/firmware/dsp, shared with the firmware) is built into
+# edge/_ng_sos*.so for each environment; rebuilt whenever its sources change.
+KERNEL_SRC := firmware_bridge/firmware/dsp/ng_sos.c firmware_bridge/firmware/dsp/ng_sos.h edge/_ng_sos_module.c setup.py
 
 env-edge:
 	@tools/ensure-venv $(EDGE_VENV) $(EDGE_PY) edge,dev
+	@$(MAKE) --no-print-directory $(EDGE_VENV)/.kernel-built VENV=$(EDGE_VENV)
 
 env-train:
 	@tools/ensure-venv $(TRAIN_VENV) $(TRAIN_PY) train,dev
+	@$(MAKE) --no-print-directory $(TRAIN_VENV)/.kernel-built VENV=$(TRAIN_VENV)
+
+%/.kernel-built: $(KERNEL_SRC) %/.neurogrip-env
+	$(VENV)/bin/python setup.py -q build_ext --inplace --force >/dev/null
+	@touch $@
 
 # Everything except tests/training runs in the edge environment, which proves that
 # nothing outside training/ needs TensorFlow.
@@ -32,5 +45,9 @@ test-train: env-train
 lint: env-edge
 	$(EDGE_VENV)/bin/python -m ruff check edge firmware_bridge training benchmarks tests
 
+bench: env-edge
+	@mkdir -p reports
+	$(EDGE_VENV)/bin/neurogrip bench --json reports/bench.json --markdown reports/bench.md
+
 clean:
-	rm -rf $(EDGE_VENV) $(TRAIN_VENV) .pytest_cache .hypothesis
+	rm -rf $(EDGE_VENV) $(TRAIN_VENV) .pytest_cache .hypothesis build edge/_ng_sos*.so

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks.machine import describe
 
-SECTIONS = ("readers",)
+SECTIONS = ("readers", "filter")
 SCHEMA_VERSION = 1
 
 

@@ -1,0 +1,19 @@
+"""Builds the C filter kernel (shared with the firmware) as edge/_ng_sos, loaded with ctypes.
+
+optional=True: without a C compiler the install still succeeds and edge.dsp falls back to
+its bit-identical numpy kernel (slower), saying so in a log warning and `neurogrip doctor`.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "edge._ng_sos",
+            sources=["firmware_bridge/firmware/dsp/ng_sos.c", "edge/_ng_sos_module.c"],
+            include_dirs=["firmware_bridge/firmware/dsp"],
+            extra_compile_args=["-std=c99", "-O3"],
+            optional=True,
+        )
+    ]
+)
