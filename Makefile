@@ -11,7 +11,7 @@ EDGE_VENV  := .venv-edge
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: test test-edge test-train env-edge env-train system-deps lint bench clean
+.PHONY: test test-edge test-train env-edge env-train system-deps lint bench fuzz firmware clean
 
 test: system-deps test-edge test-train
 
@@ -37,6 +37,8 @@ env-train:
 # Everything except tests/training runs in the edge environment, which proves that
 # nothing outside training/ needs TensorFlow.
 test-edge: env-edge
+	firmware_bridge/firmware/install-deps.sh
+	$(MAKE) -C firmware_bridge/firmware test
 	$(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training $(PYTEST_ARGS)
 
 test-train: env-train
@@ -49,5 +51,14 @@ bench: env-edge
 	@mkdir -p reports
 	$(EDGE_VENV)/bin/neurogrip bench --json reports/bench.json --markdown reports/bench.md
 
+# Bounded libFuzzer run of the firmware's frame parser (FUZZ_SECONDS, default 60).
+fuzz:
+	$(MAKE) -C firmware_bridge/firmware fuzz
+
+# The ATmega328P firmware and its simavr-based simulator.
+firmware:
+	$(MAKE) -C firmware_bridge/firmware avr sim
+
 clean:
+	$(MAKE) -C firmware_bridge/firmware clean
 	rm -rf $(EDGE_VENV) $(TRAIN_VENV) .pytest_cache .hypothesis build edge/_ng_sos*.so

@@ -82,6 +82,12 @@ def _cmd_bench(args) -> int:
     return bench_main(args.quick, args.json, args.markdown)
 
 
+def _cmd_arm_sim(args) -> int:
+    from firmware_bridge.sim import main as sim_main
+
+    return int(sim_main(args.sim_args) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neurogrip", description="EEG in, arm motion out: neurogrip's command line.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -101,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timing-from", metavar="DIR", help="draw trial timing from real Kaggle events files here")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("arm-sim", help="start the simulated arm (real firmware under simavr) and print its pty")
+    p.add_argument("sim_args", nargs=argparse.REMAINDER, help="options passed to the simulator (see --help)")
+    p.set_defaults(func=_cmd_arm_sim)
 
     p = sub.add_parser("bench", help="measure speed and accuracy against peers (see benchmarks/)")
     p.add_argument("--quick", action="store_true", help="small sizes, checks the benchmark runs (<2 min)")

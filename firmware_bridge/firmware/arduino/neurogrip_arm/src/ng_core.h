@@ -1,0 +1,58 @@
+/* The arm firmware's portable core: protocol handling, watchdog, motion, e-stop latch.
+ *
+ * Hardware-free: the caller feeds received bytes and a millisecond clock, and reads joint
+ * positions to drive the servos. Used unchanged by the AVR build, the host/pty build, the unit
+ * tests and the fuzzer. No dynamic allocation; one ng_core_t holds all state (~140 bytes). */
+#ifndef NG_CORE_H
+#define NG_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ng_config.h"
+#include "ng_frame.h"
+
+typedef void (*ng_write_fn)(void *ctx, const uint8_t *data, size_t len);
+
+typedef struct {
+    uint16_t min, max, safe, max_speed; /* ddeg, ddeg, ddeg, ddeg/s */
+} ng_limits_t;
+
+typedef struct {
+    ng_parser_t parser;
+    ng_limits_t limits[NG_N_JOINTS];
+    uint32_t pos_fine[NG_N_JOINTS]; /* position in 1/1000 ddeg: speed (ddeg/s) x 1 ms is exact */
+    uint16_t target[NG_N_JOINTS];
+    uint16_t speed[NG_N_JOINTS];
+    uint16_t faults;
+    uint16_t watchdog_ms;
+    uint32_t boot_ms, now_ms, last_tick_ms, last_heartbeat_ms;
+    uint8_t hello_done;
+    uint8_t last_action;
+    /* Counters reported in STATUS (wrap at 65536). */
+    uint16_t frames_ok, crc_errors, framing_errors, commands_executed, watchdog_trips, nacks_sent;
+    /* Retransmission memory: the last executed state-changing request and the reply it got. */
+    uint8_t have_last, last_type, last_seq;
+    uint16_t last_crc;
+    uint8_t last_reply_len;
+    uint8_t last_reply[NG_MAX_ENCODED + 1u];
+    /* The last executed ARM_CMD (seq and payload), for test harnesses that audit execution. */
+    uint8_t last_cmd_seq;
+    uint8_t last_cmd[NG_LEN_ARM_CMD];
+    ng_write_fn write;
+    void *write_ctx;
+} ng_core_t;
+
+void ng_core_init(ng_core_t *c, uint32_t now_ms, ng_write_fn write, void *write_ctx);
+/* Feed one received byte. Replies are written through the write callback before it returns. */
+void ng_core_rx(ng_core_t *c, uint8_t byte, uint32_t now_ms);
+/* Advance the watchdog and motion to now_ms; call at least every few ms. */
+void ng_core_tick(ng_core_t *c, uint32_t now_ms);
+/* The hardware layer reports a lost received byte (UART ring overflow). */
+void ng_core_note_rx_overflow(ng_core_t *c);
+/* Current commanded position of joint j in ddeg (rounded). */
+uint16_t ng_core_position(const ng_core_t *c, uint8_t j);
+/* Servo pulse width in microseconds for an angle in ddeg. */
+uint16_t ng_pulse_us(uint16_t ddeg);
+
+#endif

@@ -1,0 +1,22 @@
+/* ATmega328P hardware layer: UART (interrupt-driven receive ring), Timer1 50 Hz servo PWM on
+ * OC1A (D9, joint 0) and OC1B (D10, joint 1), Timer0 1 kHz millisecond tick. */
+#ifndef NG_HAL_H
+#define NG_HAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HAL_BAUD 115200UL
+#define HAL_RX_RING 64u /* power of two; two whole frames */
+
+void hal_init(void);
+uint32_t hal_millis(void);
+/* Pop one received byte; returns 0 when the ring is empty. */
+uint8_t hal_uart_read(uint8_t *byte);
+/* Returns and clears the "a received byte was dropped" flag. */
+uint8_t hal_uart_take_overflow(void);
+void hal_uart_write(void *ctx, const uint8_t *data, size_t len);
+/* Servo pulse width in microseconds, clamped to 1000..2000 here as a last line of defence. */
+void hal_servo_us(uint8_t joint, uint16_t us);
+
+#endif

@@ -1,0 +1,36 @@
+/* Numbers that define the arm's behaviour, in one place (mirrored in firmware_bridge/protocol.py;
+ * tests/firmware_bridge/test_protocol.py checks they agree). */
+#ifndef NG_CONFIG_H
+#define NG_CONFIG_H
+
+#define NG_FIRMWARE_VERSION 0x0100u /* 1.0 */
+#define NG_N_JOINTS 2u
+
+/* Compile-time ceilings: SET_LIMITS can narrow these, never widen them. */
+#define NG_ANGLE_MAX_DDEG 1800u    /* 180.0 deg: the servo's whole travel */
+#define NG_SPEED_MAX_DDEG_S 3000u  /* 300 deg/s */
+
+/* Watchdog: safe state <= 250 ms after heartbeats stop (design.md section 3). */
+#define NG_WATCHDOG_DEFAULT_MS 250u
+#define NG_WATCHDOG_MIN_MS 20u
+#define NG_WATCHDOG_MAX_MS 250u
+
+/* A tick longer than this is treated as this long, so a stalled main loop cannot make a joint
+ * jump: slew stays bounded by speed x NG_TICK_MAX_MS per tick. */
+#define NG_TICK_MAX_MS 20u
+
+/* Default joint limits: {min, max, safe, max_speed}. Joint 0 gripper, joint 1 lift. */
+#define NG_J0_MIN 200u
+#define NG_J0_MAX 1600u
+#define NG_J0_SAFE 400u
+#define NG_J0_SPEED 1200u
+#define NG_J1_MIN 300u
+#define NG_J1_MAX 1500u
+#define NG_J1_SAFE 400u
+#define NG_J1_SPEED 900u
+
+/* Servo pulse range at 0 and 180 degrees. */
+#define NG_PULSE_MIN_US 1000u
+#define NG_PULSE_MAX_US 2000u
+
+#endif

@@ -1,0 +1,168 @@
+/* The firmware core on the host, behind a pseudo-terminal: the same protocol, watchdog and
+ * motion code as on the ATmega328P, driven by the real monotonic clock. Tests and the simulated
+ * arm open the printed pty path with the Python link exactly as they would open /dev/ttyACM0.
+ *
+ * usage: arm_host [--link PATH] [--trace-ms N] [--log-commands]
+ *   prints "PTY <path>" on stdout once ready; --link also makes PATH a symlink to it (a stable
+ *   name across restarts, as udev gives a real Uno); --trace-ms prints
+ *   "T <ms> <pos0> <pos1> <pulse0_us> <pulse1_us> <faults>" every N ms, and
+ *   "P <ms> <pulse0_us> <pulse1_us>" whenever a servo pulse width changes (as arm_sim does);
+ *   --log-commands prints "C <seq> <payload hex>" for every ARM_CMD the core executes.
+ * Exits on SIGTERM/SIGINT, removing the symlink. */
+#define _XOPEN_SOURCE 600
+#define _DEFAULT_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ng_core.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static uint32_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+static void write_all(void *ctx, const uint8_t *d, size_t n)
+{
+    int fd = *(int *)ctx;
+    while (n > 0) {
+        ssize_t w = write(fd, d, n);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN) {
+                struct pollfd p = {fd, POLLOUT, 0};
+                poll(&p, 1, 5);
+                continue;
+            }
+            return; /* nobody listening: the reply is lost, as on a real unplugged cable */
+        }
+        d += w;
+        n -= (size_t)w;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *link_path = NULL;
+    long trace_ms = 0;
+    int log_commands = 0;
+    int master, slave, i;
+    char *name;
+    struct termios t;
+    struct sigaction sa;
+    ng_core_t core;
+    uint32_t last_trace;
+    uint16_t last_p0 = 0, last_p1 = 0;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--link") == 0 && i + 1 < argc) {
+            link_path = argv[++i];
+        } else if (strcmp(argv[i], "--log-commands") == 0) {
+            log_commands = 1;
+        } else if (strcmp(argv[i], "--trace-ms") == 0 && i + 1 < argc) {
+            trace_ms = strtol(argv[++i], NULL, 10);
+        } else {
+            fprintf(stderr, "usage: %s [--link PATH] [--trace-ms N] [--log-commands]\n", argv[0]);
+            return 2;
+        }
+    }
+    master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 || (name = ptsname(master)) == NULL) {
+        perror("arm_host: cannot create a pseudo-terminal");
+        return 1;
+    }
+    /* Holding the slave open keeps the pty alive while no client has it open (otherwise reads on
+     * the master fail with EIO between a client's close and the next open). Raw mode: the link's
+     * bytes are binary and must not be echoed or translated. */
+    slave = open(name, O_RDWR | O_NOCTTY);
+    if (slave < 0 || tcgetattr(slave, &t) != 0) {
+        perror("arm_host: cannot open the pty slave");
+        return 1;
+    }
+    cfmakeraw(&t);
+    tcsetattr(slave, TCSANOW, &t);
+    fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+    if (link_path != NULL) {
+        unlink(link_path);
+        if (symlink(name, link_path) != 0) {
+            perror("arm_host: cannot create the --link symlink");
+            return 1;
+        }
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ng_core_init(&core, now_ms(), write_all, &master);
+    last_trace = now_ms();
+    printf("PTY %s\n", name);
+    fflush(stdout);
+
+    while (!stop) {
+        struct pollfd p = {master, POLLIN, 0};
+        uint8_t buf[256];
+        uint32_t now;
+        int ready = poll(&p, 1, 1) > 0 && (p.revents & POLLIN);
+        /* Tick before handling what arrived: if this process was descheduled past the watchdog
+         * deadline, the trip happens first, as it would have on time on the MCU, and a late
+         * heartbeat cannot undo it. */
+        now = now_ms();
+        ng_core_tick(&core, now);
+        if (ready) {
+            ssize_t n = read(master, buf, sizeof buf);
+            ssize_t k;
+            for (k = 0; k < n; k++) {
+                uint16_t before = core.commands_executed;
+                ng_core_rx(&core, buf[k], now);
+                if (log_commands && core.commands_executed != before) {
+                    printf("C %u %02x%02x%02x%02x%02x%02x\n", core.last_cmd_seq, core.last_cmd[0], core.last_cmd[1],
+                           core.last_cmd[2], core.last_cmd[3], core.last_cmd[4], core.last_cmd[5]);
+                    fflush(stdout);
+                }
+            }
+        }
+        if (trace_ms > 0) {
+            /* Servo pulses as the AVR build would program them: on change, and every trace_ms. */
+            uint16_t p0 = ng_pulse_us(ng_core_position(&core, 0)), p1 = ng_pulse_us(ng_core_position(&core, 1));
+            if (p0 != last_p0 || p1 != last_p1 || (uint32_t)(now - last_trace) >= (uint32_t)trace_ms) {
+                printf("P %lu %u %u\n", (unsigned long)(now - core.boot_ms), p0, p1);
+                last_p0 = p0;
+                last_p1 = p1;
+            }
+        }
+        if (trace_ms > 0 && (uint32_t)(now - last_trace) >= (uint32_t)trace_ms) {
+            last_trace = now;
+            printf("T %lu %u %u %u %u %u\n", (unsigned long)(now - core.boot_ms), ng_core_position(&core, 0),
+                   ng_core_position(&core, 1), ng_pulse_us(ng_core_position(&core, 0)),
+                   ng_pulse_us(ng_core_position(&core, 1)), core.faults);
+            fflush(stdout);
+        }
+    }
+    if (link_path != NULL) {
+        unlink(link_path);
+    }
+    close(slave);
+    close(master);
+    return 0;
+}

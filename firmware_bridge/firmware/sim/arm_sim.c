@@ -1,0 +1,162 @@
+/* The simulated arm: simavr runs the real AVR firmware binary (build/avr/neurogrip_arm.elf) on a
+ * simulated ATmega328P at 16 MHz, paced to real time. The AVR's UART is bridged to a pseudo-
+ * terminal by simavr's uart_pty part; the servo pulse widths are read from the simulated Timer1
+ * outputs (OC1A = D9, OC1B = D10), on the simulated clock.
+ *
+ * usage: arm_sim FIRMWARE.elf [--trace-ms N]
+ *   prints "PTY <path>" once the UART is connected, "F <period_us>" once the first PWM period has
+ *   been measured on the OC1A pin, then "P <sim_ms> <pulse0_us> <pulse1_us>" whenever a pulse
+ *   width changes (and at least every N ms with --trace-ms).
+ * Exits on SIGTERM/SIGINT. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <simavr/avr_ioport.h>
+#include <simavr/avr_timer.h>
+#include <simavr/parts/uart_pty.h>
+#include <simavr/sim_avr.h>
+#include <simavr/sim_elf.h>
+
+static volatile sig_atomic_t stop;
+static avr_t *avr;
+static uart_pty_t uart;
+static uint64_t rise[1];
+static int period_reported;
+static unsigned pulse_us[2], printed_us[2];
+static long trace_ms;
+static uint64_t last_print_cycle;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static uint64_t cycles_to_ms(uint64_t c) { return c / (avr->frequency / 1000u); }
+
+static void report(void)
+{
+    printf("P %llu %u %u\n", (unsigned long long)cycles_to_ms(avr->cycle), pulse_us[0], pulse_us[1]);
+    fflush(stdout);
+    printed_us[0] = pulse_us[0];
+    printed_us[1] = pulse_us[1];
+    last_print_cycle = avr->cycle;
+}
+
+/* Servo pulse widths come from Timer1's PWM outputs: simavr raises TIMER_IRQ_OUT_PWM0/1 with the
+ * compare value the firmware programs into OCR1A/OCR1B; at clk/8 (0.5 us per count, fast PWM)
+ * the pulse is (OCR + 1) / 2 us. simavr 1.6 does not reload a changed OCR1x into its pin-level
+ * output in mode 14 (ICR1 top), so the pins are used only to measure the PWM period. */
+static void pwm_hook(struct avr_irq_t *irq, uint32_t value, void *param)
+{
+    int ch = (int)(intptr_t)param;
+    (void)irq;
+    pulse_us[ch] = (value + 1u) / 2u;
+    if (pulse_us[ch] != printed_us[ch]) {
+        report();
+    }
+}
+
+static void pin_hook(struct avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq;
+    (void)param;
+    if (value) {
+        if (rise[0] != 0 && !period_reported) {
+            printf("F %llu\n", (unsigned long long)((avr->cycle - rise[0]) * 1000000u / avr->frequency));
+            fflush(stdout);
+            period_reported = 1;
+        }
+        rise[0] = avr->cycle;
+    }
+}
+
+static uint64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    elf_firmware_t fw;
+    struct sigaction sa;
+    uint64_t start_ns, start_cycle;
+    unsigned long n = 0;
+    int i, keep_slave;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FIRMWARE.elf [--trace-ms N]\n", argv[0]);
+        return 2;
+    }
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--trace-ms") == 0 && i + 1 < argc) {
+            trace_ms = strtol(argv[++i], NULL, 10);
+        }
+    }
+    memset(&fw, 0, sizeof fw);
+    if (elf_read_firmware(argv[1], &fw) != 0) {
+        fprintf(stderr, "arm_sim: cannot read %s: build it with make -C firmware_bridge/firmware avr\n", argv[1]);
+        return 1;
+    }
+    avr = avr_make_mcu_by_name("atmega328p");
+    if (avr == NULL) {
+        fprintf(stderr, "arm_sim: this simavr has no atmega328p core\n");
+        return 1;
+    }
+    avr_init(avr);
+    avr_load_firmware(avr, &fw);
+    avr->frequency = 16000000u;
+    avr->log = LOG_ERROR;
+
+    uart_pty_init(avr, &uart);
+    uart_pty_connect(&uart, '0');
+    /* Keep the slave open ourselves so the pty survives clients closing and reopening it. */
+    keep_slave = open(uart.pty.slavename, O_RDWR | O_NOCTTY);
+    (void)keep_slave;
+
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('B'), 1), pin_hook, (void *)(intptr_t)0);
+
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_TIMER_GETIRQ('1'), TIMER_IRQ_OUT_PWM0), pwm_hook, (void *)(intptr_t)0);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_TIMER_GETIRQ('1'), TIMER_IRQ_OUT_PWM1), pwm_hook, (void *)(intptr_t)1);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    printf("PTY %s\n", uart.pty.slavename);
+    fflush(stdout);
+
+    start_ns = wall_ns();
+    start_cycle = avr->cycle;
+    while (!stop) {
+        int state = avr_run(avr);
+        if (state == cpu_Done || state == cpu_Crashed) {
+            fprintf(stderr, "arm_sim: the simulated MCU stopped (state %d)\n", state);
+            break;
+        }
+        if (trace_ms > 0 && cycles_to_ms(avr->cycle - last_print_cycle) >= (uint64_t)trace_ms) {
+            report();
+        }
+        /* Pace the simulated clock to the wall clock, so the firmware's 250 ms watchdog is 250 ms
+         * for the host talking to it. (Slower than real time is possible on a loaded machine; the
+         * firmware's own timing stays exact on the simulated clock.) */
+        if ((++n & 0x3FFu) == 0u) {
+            uint64_t sim_ns = (avr->cycle - start_cycle) * 1000u / (avr->frequency / 1000000u);
+            uint64_t now = wall_ns() - start_ns;
+            if (sim_ns > now + 200000u) {
+                struct timespec ts = {0, (long)(sim_ns - now)};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    uart_pty_stop(&uart);
+    return 0;
+}

@@ -1,0 +1,454 @@
+/* Unit tests of the portable firmware core. Prints "N passed, M failed"; exit status 1 on failure. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ng_core.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                \
+    do {                                                                           \
+        if (cond) {                                                                \
+            passed++;                                                              \
+        } else {                                                                   \
+            failed++;                                                              \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                 \
+        }                                                                          \
+    } while (0)
+
+/* ---- capture of what the core writes, decoded back into frames */
+static uint8_t out_buf[4096];
+static size_t out_len;
+
+static void capture(void *ctx, const uint8_t *d, size_t n)
+{
+    (void)ctx;
+    if (out_len + n <= sizeof out_buf) {
+        memcpy(out_buf + out_len, d, n);
+        out_len += n;
+    }
+}
+
+/* Decode every frame written since the last call; return how many; the last one in *last. */
+static int replies(ng_frame_t *last)
+{
+    ng_parser_t p;
+    ng_frame_t f;
+    size_t i;
+    int n = 0;
+    ng_parser_init(&p);
+    for (i = 0; i < out_len; i++) {
+        if (ng_parser_feed(&p, out_buf[i], &f) == NG_PARSE_FRAME) {
+            n++;
+            *last = f;
+        }
+    }
+    out_len = 0;
+    return n;
+}
+
+static uint32_t now;
+static ng_core_t core;
+
+static void send_raw(const uint8_t *d, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        ng_core_rx(&core, d[i], now);
+    }
+}
+
+static ng_frame_t request(uint8_t type, uint8_t seq, const uint8_t *payload, uint8_t len)
+{
+    uint8_t buf[NG_MAX_ENCODED + 1];
+    ng_frame_t r;
+    size_t n = ng_frame_encode(type, seq, payload, len, buf);
+    memset(&r, 0, sizeof r);
+    out_len = 0;
+    send_raw(buf, n);
+    CHECK(replies(&r) == 1);
+    CHECK(r.seq == seq);
+    return r;
+}
+
+static void advance(uint32_t ms)
+{
+    uint32_t i;
+    for (i = 0; i < ms; i++) {
+        now++;
+        ng_core_tick(&core, now);
+    }
+}
+
+static uint8_t seqn;
+
+static ng_frame_t hello(void)
+{
+    uint8_t p[2] = {NG_PROTOCOL_VERSION, 0};
+    return request(NG_MSG_HELLO, seqn++, p, 2);
+}
+
+static ng_frame_t heartbeat(void) { return request(NG_MSG_HEARTBEAT, seqn++, NULL, 0); }
+
+static ng_frame_t arm(uint8_t action, uint16_t target, uint16_t speed)
+{
+    uint8_t p[6] = {action, 0, (uint8_t)target, (uint8_t)(target >> 8), (uint8_t)speed, (uint8_t)(speed >> 8)};
+    return request(NG_MSG_ARM_CMD, seqn++, p, 6);
+}
+
+static ng_frame_t clear(uint16_t mask)
+{
+    uint8_t p[4] = {(uint8_t)mask, (uint8_t)(mask >> 8), (uint8_t)(NG_CLEAR_MAGIC & 0xFF), (uint8_t)(NG_CLEAR_MAGIC >> 8)};
+    return request(NG_MSG_CLEAR, seqn++, p, 4);
+}
+
+static int is_nack(ng_frame_t r, uint8_t reason) { return r.type == NG_MSG_NACK && r.len == 2 && r.payload[1] == reason; }
+static int is_ack(ng_frame_t r, uint8_t type) { return r.type == NG_MSG_ACK && r.len == 1 && r.payload[0] == type; }
+
+static void fresh(uint32_t t0)
+{
+    now = t0;
+    out_len = 0;
+    ng_core_init(&core, now, capture, NULL);
+}
+
+/* ------------------------------------------------------------------ framing */
+static void test_crc(void)
+{
+    CHECK(ng_crc16((const uint8_t *)"123456789", 9) == 0x29B1);
+    CHECK(ng_crc16(NULL, 0) == 0xFFFF);
+}
+
+static void test_cobs_roundtrip(void)
+{
+    uint8_t in[600], enc[610], dec[600];
+    size_t lens[] = {0, 1, 2, 253, 254, 255, 256, 508, 600};
+    unsigned k, pat;
+    for (pat = 0; pat < 3; pat++) {
+        for (k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+            size_t i, n = lens[k], e;
+            int d;
+            for (i = 0; i < n; i++) {
+                in[i] = pat == 0 ? 0 : pat == 1 ? (uint8_t)(1 + i % 255) : (uint8_t)(i * 7 % 3);
+            }
+            e = ng_cobs_encode(in, n, enc);
+            CHECK(memchr(enc, 0, e) == NULL);
+            CHECK(e <= n + n / 254 + 1);
+            d = ng_cobs_decode(enc, e, dec, sizeof dec);
+            CHECK(d == (int)n && memcmp(in, dec, n) == 0);
+        }
+    }
+    {
+        const uint8_t bad1[] = {0x05, 0x01, 0x02}; /* block runs past the end */
+        const uint8_t bad2[] = {0x03, 0x00, 0x01}; /* zero inside */
+        CHECK(ng_cobs_decode(bad1, sizeof bad1, dec, sizeof dec) == -1);
+        CHECK(ng_cobs_decode(bad2, sizeof bad2, dec, sizeof dec) == -1);
+        CHECK(ng_cobs_decode(enc, 5, dec, 2) == -1 || 1); /* small out_cap never overflows (ASan checks) */
+    }
+}
+
+/* The worked example of PROTOCOL.md section 4 (also checked from Python against the document). */
+static void test_example_frame(void)
+{
+    const uint8_t expect[] = {0x05, 0x03, 0x05, 0x06, 0x01, 0x07, 0xB0, 0x04, 0x58, 0x02, 0x48, 0x13, 0x00};
+    const uint8_t payload[] = {NG_ACT_GRASP, 0x00, 0xB0, 0x04, 0x58, 0x02};
+    uint8_t out[NG_MAX_ENCODED + 1];
+    size_t n = ng_frame_encode(NG_MSG_ARM_CMD, 5, payload, 6, out);
+    CHECK(n == sizeof expect && memcmp(out, expect, n) == 0);
+}
+
+static void test_parser(void)
+{
+    ng_parser_t p;
+    ng_frame_t f;
+    uint8_t frame[NG_MAX_ENCODED + 1];
+    const uint8_t pl[3] = {0, 1, 2};
+    size_t n = ng_frame_encode(0x42, 9, pl, 3, frame), i;
+    int frames = 0, crc = 0, framing = 0;
+    ng_parser_init(&p);
+    /* garbage, an empty frame, a good frame, an over-long run, a good frame, a corrupted frame */
+    for (i = 0; i < 7; i++) {
+        frames += ng_parser_feed(&p, (uint8_t)(0x11 * (i + 1)), &f) == NG_PARSE_FRAME;
+    }
+    framing += ng_parser_feed(&p, 0, &f) == NG_PARSE_FRAMING;
+    CHECK(ng_parser_feed(&p, 0, &f) == NG_PARSE_NONE);
+    for (i = 0; i < n; i++) {
+        frames += ng_parser_feed(&p, frame[i], &f) == NG_PARSE_FRAME;
+    }
+    CHECK(frames == 1 && f.type == 0x42 && f.seq == 9 && f.len == 3 && memcmp(f.payload, pl, 3) == 0);
+    for (i = 0; i < 200; i++) {
+        CHECK(ng_parser_feed(&p, 0x33, &f) == NG_PARSE_NONE);
+    }
+    framing += ng_parser_feed(&p, 0, &f) == NG_PARSE_FRAMING;
+    for (i = 0; i < n; i++) {
+        frames += ng_parser_feed(&p, frame[i], &f) == NG_PARSE_FRAME;
+    }
+    frame[5] ^= 0x40; /* corrupt a payload byte (stays non-zero) */
+    for (i = 0; i < n; i++) {
+        ng_parse_result_t r = ng_parser_feed(&p, frame[i], &f);
+        crc += r == NG_PARSE_CRC;
+        framing += r == NG_PARSE_FRAMING;
+    }
+    CHECK(frames == 2);
+    CHECK(framing == 2);
+    CHECK(crc == 1);
+}
+
+/* ------------------------------------------------------------------ core */
+static void test_session(void)
+{
+    ng_frame_t r;
+    uint8_t badv[2] = {NG_PROTOCOL_VERSION + 1, 0};
+    fresh(1000);
+    CHECK(core.faults & NG_FAULT_NO_HELLO);
+    CHECK(is_nack(arm(NG_ACT_GRASP, 1000, 500), NG_R_NO_HELLO));
+    CHECK(is_nack(heartbeat(), NG_R_NO_HELLO));
+    r = request(NG_MSG_STATUS_REQ, seqn++, NULL, 0);
+    CHECK(r.type == NG_MSG_STATUS && r.len == NG_LEN_STATUS);
+    CHECK(is_nack(request(NG_MSG_HELLO, seqn++, badv, 2), NG_R_VERSION));
+    r = hello();
+    CHECK(r.type == NG_MSG_HELLO_REPLY && r.len == 8 && r.payload[0] == NG_PROTOCOL_VERSION && r.payload[1] == 2);
+    CHECK((r.payload[4] | (r.payload[5] << 8)) == NG_WATCHDOG_DEFAULT_MS);
+    CHECK(!(core.faults & NG_FAULT_NO_HELLO));
+    CHECK(is_nack(request(0x7E, seqn++, NULL, 0), NG_R_UNKNOWN_TYPE));
+    CHECK(is_nack(request(NG_MSG_ARM_CMD, seqn++, badv, 2), NG_R_BAD_LENGTH));
+}
+
+static void test_motion_slew_and_limits(void)
+{
+    uint16_t prev;
+    int i, ok = 1;
+    fresh(5);
+    hello();
+    CHECK(is_ack(arm(NG_ACT_GRASP, 1400, 600), NG_MSG_ARM_CMD));
+    CHECK(core.target[0] == 1400 && core.speed[0] == 600);
+    prev = ng_core_position(&core, 0);
+    for (i = 0; i < 100; i++) { /* 100 ms at 60 deg/s: 6.0 deg = 60 ddeg */
+        advance(1);
+        ok &= ng_core_position(&core, 0) >= prev && ng_core_position(&core, 0) - prev <= 1;
+        prev = ng_core_position(&core, 0);
+        if (i % 40 == 0) {
+            heartbeat();
+        }
+    }
+    CHECK(ok);
+    CHECK(ng_core_position(&core, 0) == NG_J0_SAFE + 60);
+    /* target above the joint's max is clamped, flagged; speed above max_speed clamped */
+    CHECK(is_ack(arm(NG_ACT_LIFT, 1800, 60000), NG_MSG_ARM_CMD));
+    CHECK(core.target[1] == NG_J1_MAX && core.speed[1] == NG_J1_SPEED);
+    CHECK(core.faults & NG_FAULT_CLAMPED);
+    CHECK(is_ack(arm(NG_ACT_LOWER, 500, 100), NG_MSG_ARM_CMD));
+    CHECK(!(core.faults & NG_FAULT_CLAMPED));
+    /* out of the absolute range, zero speed, unknown action, reserved byte: refused */
+    CHECK(is_nack(arm(NG_ACT_LIFT, 1801, 100), NG_R_BAD_ARG));
+    CHECK(is_nack(arm(NG_ACT_LIFT, 900, 0), NG_R_BAD_ARG));
+    CHECK(is_nack(arm(0, 900, 10), NG_R_BAD_ARG));
+    CHECK(is_nack(arm(8, 900, 10), NG_R_BAD_ARG));
+    /* a stalled loop (200 ms without tick) moves at most speed x NG_TICK_MAX_MS */
+    CHECK(is_ack(arm(NG_ACT_RELEASE, NG_J0_MIN, 1000), NG_MSG_ARM_CMD));
+    heartbeat();
+    prev = ng_core_position(&core, 0);
+    now += 200;
+    ng_core_tick(&core, now);
+    CHECK(prev - ng_core_position(&core, 0) == 1000 * NG_TICK_MAX_MS / 1000);
+}
+
+static void test_hold_and_rest(void)
+{
+    fresh(0);
+    hello();
+    arm(NG_ACT_GRASP, 1500, 1000);
+    advance(50);
+    heartbeat();
+    CHECK(is_ack(arm(NG_ACT_HOLD, 0, 1), NG_MSG_ARM_CMD));
+    CHECK(core.target[0] == ng_core_position(&core, 0));
+    advance(50);
+    CHECK(core.target[0] == ng_core_position(&core, 0));
+    heartbeat();
+    CHECK(is_ack(arm(NG_ACT_REST, 0, 2000), NG_MSG_ARM_CMD));
+    CHECK(core.target[0] == NG_J0_SAFE && core.target[1] == NG_J1_SAFE);
+    CHECK(core.speed[0] == NG_J0_SPEED && core.speed[1] == NG_J1_SPEED);
+}
+
+static void test_watchdog(void)
+{
+    ng_frame_t r;
+    fresh(0xFFFFFF00u); /* also crosses the 32-bit millisecond wrap */
+    hello();
+    arm(NG_ACT_GRASP, 1500, 3000);
+    advance(NG_WATCHDOG_DEFAULT_MS - 1);
+    CHECK(!(core.faults & NG_FAULT_WATCHDOG));
+    advance(1);
+    CHECK(core.faults & NG_FAULT_WATCHDOG);
+    CHECK(core.watchdog_trips == 1);
+    CHECK(core.target[0] == NG_J0_SAFE && core.target[1] == NG_J1_SAFE);
+    CHECK(is_nack(arm(NG_ACT_GRASP, 1000, 100), NG_R_WATCHDOG));
+    advance(2000);
+    CHECK(ng_core_position(&core, 0) == NG_J0_SAFE);
+    r = heartbeat(); /* heartbeats resume: the fault stays latched until CLEAR */
+    CHECK(r.type == NG_MSG_STATUS && (r.payload[12] & NG_FAULT_WATCHDOG));
+    CHECK(is_ack(clear(NG_FAULT_WATCHDOG), NG_MSG_CLEAR));
+    CHECK(is_ack(arm(NG_ACT_GRASP, 1000, 100), NG_MSG_ARM_CMD));
+    /* heartbeats every 200 ms keep it alive; a shorter configured period trips sooner */
+    advance(200);
+    heartbeat();
+    advance(200);
+    heartbeat();
+    CHECK(!(core.faults & NG_FAULT_WATCHDOG));
+    {
+        uint8_t p[4] = {100, 0, 0, 0}, bad[4] = {251, 0, 0, 0}, low[4] = {19, 0, 0, 0};
+        CHECK(is_nack(request(NG_MSG_SET_CONFIG, seqn++, bad, 4), NG_R_BAD_ARG));
+        CHECK(is_nack(request(NG_MSG_SET_CONFIG, seqn++, low, 4), NG_R_BAD_ARG));
+        CHECK(is_ack(request(NG_MSG_SET_CONFIG, seqn++, p, 4), NG_MSG_SET_CONFIG));
+    }
+    heartbeat();
+    advance(100);
+    CHECK(core.faults & NG_FAULT_WATCHDOG);
+}
+
+static void test_estop(void)
+{
+    uint16_t pos;
+    uint8_t lim[10] = {0, 0, 100, 0, 0x40, 0x06, 200, 0, 0xE8, 0x03};
+    fresh(0);
+    CHECK(is_ack(request(NG_MSG_ESTOP, seqn++, NULL, 0), NG_MSG_ESTOP)); /* even before HELLO */
+    CHECK(is_nack(clear(NG_FAULT_ESTOP), NG_R_NO_HELLO));
+    hello();
+    CHECK(is_ack(clear(NG_FAULT_ESTOP), NG_MSG_CLEAR));
+    arm(NG_ACT_GRASP, 1500, 1000);
+    advance(30);
+    heartbeat();
+    CHECK(is_ack(request(NG_MSG_ESTOP, seqn++, NULL, 0), NG_MSG_ESTOP));
+    pos = ng_core_position(&core, 0);
+    CHECK(core.target[0] == pos);
+    CHECK(is_nack(arm(NG_ACT_GRASP, 1000, 100), NG_R_ESTOPPED));
+    CHECK(is_nack(request(NG_MSG_SET_LIMITS, seqn++, lim, 10), NG_R_ESTOPPED));
+    advance(1000); /* the watchdog trips, but nothing moves while e-stopped */
+    CHECK(core.faults & NG_FAULT_WATCHDOG);
+    CHECK(ng_core_position(&core, 0) == pos && ng_core_position(&core, 1) == NG_J1_SAFE);
+    heartbeat();
+    CHECK(is_nack(clear(0x20), NG_R_BAD_ARG));
+    CHECK(is_nack(clear(0), NG_R_BAD_ARG));
+    CHECK(is_ack(clear(NG_FAULT_ESTOP | NG_FAULT_WATCHDOG), NG_MSG_CLEAR));
+    advance(100);
+    CHECK(ng_core_position(&core, 0) == pos); /* stays still until a new command */
+    CHECK(is_ack(request(NG_MSG_SET_LIMITS, seqn++, lim, 10), NG_MSG_SET_LIMITS));
+    CHECK(core.limits[0].min == 100 && core.limits[0].max == 1600 && core.limits[0].safe == 200);
+}
+
+static void test_set_limits_validation(void)
+{
+    /* joint, rsv, min, max, safe, speed */
+    uint8_t good[10] = {1, 0, 0x2C, 0x01, 0xE8, 0x03, 0x90, 0x01, 0xF4, 0x01}; /* 300, 1000, 400, 500 */
+    uint8_t bad[6][10];
+    int i;
+    fresh(0);
+    hello();
+    arm(NG_ACT_LIFT, 1400, 100);
+    for (i = 0; i < 6; i++) {
+        memcpy(bad[i], good, 10);
+    }
+    bad[0][0] = 2;                    /* joint */
+    bad[1][2] = 0xE8; bad[1][3] = 3;  /* min == max */
+    bad[2][4] = 0x09; bad[2][5] = 7;  /* max > 1800 */
+    bad[3][6] = 0x10; bad[3][7] = 0;  /* safe < min */
+    bad[4][8] = 0xB9; bad[4][9] = 0x0B; /* speed 3001 */
+    bad[5][1] = 1;                    /* reserved */
+    for (i = 0; i < 6; i++) {
+        CHECK(is_nack(request(NG_MSG_SET_LIMITS, seqn++, bad[i], 10), NG_R_BAD_ARG));
+    }
+    CHECK(is_ack(request(NG_MSG_SET_LIMITS, seqn++, good, 10), NG_MSG_SET_LIMITS));
+    CHECK(core.target[1] == 1000 && core.speed[1] == 100); /* re-clamped to the new max */
+}
+
+static void test_retransmission_not_reexecuted(void)
+{
+    uint8_t buf[NG_MAX_ENCODED + 1], first[NG_MAX_ENCODED + 1];
+    const uint8_t p[6] = {NG_ACT_GRASP, 0, 0xE8, 0x03, 0x64, 0};
+    size_t n = ng_frame_encode(NG_MSG_ARM_CMD, 77, p, 6, buf), n1;
+    ng_frame_t r;
+    fresh(0);
+    hello();
+    out_len = 0;
+    send_raw(buf, n);
+    n1 = out_len;
+    memcpy(first, out_buf, n1);
+    CHECK(replies(&r) == 1 && is_ack(r, NG_MSG_ARM_CMD));
+    CHECK(core.commands_executed == 1);
+    send_raw(buf, n); /* the ACK was "lost": the host resends the identical frame */
+    CHECK(out_len == n1 && memcmp(out_buf, first, n1) == 0);
+    CHECK(core.commands_executed == 1);
+    CHECK(core.last_cmd_seq == 77 && memcmp(core.last_cmd, p, 6) == 0);
+    /* heartbeats and status requests in between do not evict that memory */
+    CHECK(heartbeat().type == NG_MSG_STATUS);
+    CHECK(request(NG_MSG_STATUS_REQ, seqn++, NULL, 0).type == NG_MSG_STATUS);
+    out_len = 0;
+    send_raw(buf, n);
+    CHECK(out_len == n1 && memcmp(out_buf, first, n1) == 0);
+    CHECK(core.commands_executed == 1);
+    /* a different command with the same seq is a new command */
+    {
+        const uint8_t p2[6] = {NG_ACT_GRASP, 0, 0xE9, 0x03, 0x64, 0};
+        CHECK(is_ack(request(NG_MSG_ARM_CMD, 77, p2, 6), NG_MSG_ARM_CMD));
+        CHECK(core.commands_executed == 2);
+    }
+    out_len = 0;
+}
+
+static void test_corrupted_frames_never_execute(void)
+{
+    uint8_t buf[NG_MAX_ENCODED + 1];
+    const uint8_t p[6] = {NG_ACT_GRASP, 0, 0xE8, 0x03, 0x64, 0};
+    size_t n = ng_frame_encode(NG_MSG_ARM_CMD, 3, p, 6, buf), i;
+    unsigned bit;
+    int executed = 0, nacks = 0;
+    ng_frame_t r;
+    fresh(0);
+    hello();
+    /* every single-bit flip of every byte except the delimiter: never executed, always answered */
+    for (i = 0; i + 1 < n; i++) {
+        for (bit = 0; bit < 8; bit++) {
+            uint8_t c[NG_MAX_ENCODED + 1];
+            uint16_t before = core.commands_executed;
+            memcpy(c, buf, n);
+            c[i] ^= (uint8_t)(1u << bit);
+            out_len = 0;
+            send_raw(c, n);
+            executed += core.commands_executed != before;
+            memset(&r, 0, sizeof r);
+            replies(&r);
+            nacks += r.type == NG_MSG_NACK && r.payload[0] == 0;
+        }
+    }
+    CHECK(executed == 0);
+    CHECK(nacks == (int)(8 * (n - 1)));
+    CHECK(core.crc_errors + core.framing_errors >= (uint16_t)(8 * (n - 1)));
+}
+
+static void test_pulse(void)
+{
+    CHECK(ng_pulse_us(0) == 1000);
+    CHECK(ng_pulse_us(900) == 1500);
+    CHECK(ng_pulse_us(1800) == 2000);
+    CHECK(ng_pulse_us(60000) == 2000);
+    CHECK(ng_pulse_us(1) == 1001);
+}
+
+int main(void)
+{
+    test_crc();
+    test_cobs_roundtrip();
+    test_example_frame();
+    test_parser();
+    test_session();
+    test_motion_slew_and_limits();
+    test_hold_and_rest();
+    test_watchdog();
+    test_estop();
+    test_set_limits_validation();
+    test_retransmission_not_reexecuted();
+    test_corrupted_frames_never_execute();
+    test_pulse();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,233 @@
+"""Run the arm firmware without an arm: the simulated Uno (simavr) or the host build behind a pty.
+
+Both expose a pseudo-terminal that :class:`firmware_bridge.link.ArmLink` opens like a real
+``/dev/ttyACM0``.  :func:`start` prefers the simavr simulation of the real AVR binary and falls back
+to the host build of the same firmware core; the returned handle's ``kind`` says which one runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from firmware_bridge.errors import LinkError
+
+FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware"
+BUILD_DIR = FIRMWARE_DIR / "build"
+
+class SimError(LinkError):
+    """The simulated arm could not be built or started."""
+
+
+def _make(*targets: str) -> None:
+    if shutil.which("make") is None:
+        raise SimError("'make' not found: install it (apt-get install make) to build the firmware")
+    r = subprocess.run(["make", "-s", "-C", str(FIRMWARE_DIR), *targets], capture_output=True, text=True,
+                       check=False)
+    if r.returncode != 0:
+        raise SimError(f"building firmware target(s) {' '.join(targets)} failed; run "
+                       f"firmware_bridge/firmware/install-deps.sh, then: make -C {FIRMWARE_DIR} {' '.join(targets)}\n"
+                       f"{r.stdout[-2000:]}{r.stderr[-2000:]}")
+
+
+def build_host() -> Path:
+    """Build the host programs (``arm_host``, ``ng_frametool``); return their directory."""
+    _make("host")
+    return BUILD_DIR / "host"
+
+
+@dataclass
+class ArmProcess:
+    """A running simulated arm.
+
+    Attributes
+    ----------
+    kind : str
+        ``"simavr"`` (the AVR binary on a simulated ATmega328P) or ``"host"`` (the firmware core
+        compiled for this machine).
+    pty : str
+        Path to open with :class:`~firmware_bridge.link.ArmLink`.
+    trace : list of tuple
+        Host build only, with ``trace_ms``: ``(time_ms, pos0, pos1, pulse0_us, pulse1_us, faults)``.
+    commands : list of tuple
+        Host build only, with ``log_commands``: ``(seq, payload)`` of every ARM_CMD the firmware
+        executed, in order.
+    pulses : list of tuple
+        ``(time_ms, pulse0_us, pulse1_us)`` servo pulse widths, newest last (simavr: measured on
+        the simulated timer output pins; host build: computed, with ``trace_ms``).
+    """
+
+    kind: str
+    pty: str
+    proc: subprocess.Popen
+    trace: list = field(default_factory=list)
+    pulses: list = field(default_factory=list)
+    pwm_period_us: int | None = None
+    commands: list = field(default_factory=list)
+    fallback_reason: str | None = None
+    _reader: threading.Thread | None = None
+
+    def _follow(self) -> None:
+        for line in self.proc.stdout:
+            parts = line.split()
+            if parts and parts[0] == "T":
+                self.trace.append(tuple(int(x) for x in parts[1:]))
+                del self.trace[:-10000]
+            elif parts and parts[0] == "C":
+                self.commands.append((int(parts[1]), bytes.fromhex(parts[2])))
+            elif parts and parts[0] == "F":
+                self.pwm_period_us = int(parts[1])
+            elif parts and parts[0] == "P":
+                self.pulses.append(tuple(int(x) for x in parts[1:]))
+                del self.pulses[:-10000]
+
+    def stop(self) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL) and wait for it."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=3)
+
+    def __enter__(self):  # returns self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _launch(kind: str, argv: list[str]) -> ArmProcess:
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    # simavr's uart_pty prints its own banner lines first; ours starts with "PTY ".
+    for _ in range(20):
+        line = proc.stdout.readline()
+        if not line or line.startswith("PTY "):
+            break
+    if not line.startswith("PTY "):
+        proc.kill()
+        err = proc.stderr.read()[-2000:] if proc.stderr else ""
+        raise SimError(f"{argv[0]} did not report its pty (got {line!r}): {err}")
+    arm = ArmProcess(kind, line.split(maxsplit=1)[1].strip(), proc)
+    arm._reader = threading.Thread(target=arm._follow, daemon=True)
+    arm._reader.start()
+    return arm
+
+
+def start_arm_host(host_dir: Path | None = None, *, link: str | os.PathLike | None = None,
+                   trace_ms: int = 0, log_commands: bool = False) -> ArmProcess:
+    """Start the firmware core on the host behind a pty.
+
+    Parameters
+    ----------
+    link : path, optional
+        Also create this symlink to the pty (a stable name across restarts).
+    trace_ms : int
+        Report positions/pulse widths every ``trace_ms`` ms into ``ArmProcess.trace`` (0: never).
+    log_commands : bool
+        Record every executed ARM_CMD in ``ArmProcess.commands`` (to audit what ran).
+    """
+    host_dir = build_host() if host_dir is None else Path(host_dir)
+    argv = [str(host_dir / "arm_host")]
+    if link is not None:
+        argv += ["--link", str(link)]
+    if trace_ms:
+        argv += ["--trace-ms", str(int(trace_ms))]
+    if log_commands:
+        argv += ["--log-commands"]
+    return _launch("host", argv)
+
+
+def build_sim() -> Path:
+    """Build the AVR firmware and the simavr program; return the build directory."""
+    _make("avr", "sim")
+    return BUILD_DIR
+
+
+def start_simavr(*, trace_ms: int = 0) -> ArmProcess:
+    """Run the real AVR firmware binary on simavr's ATmega328P behind a pty (see ``sim/arm_sim.c``).
+
+    Raises
+    ------
+    SimError
+        simavr, avr-gcc or their headers are missing, or the simulator failed to start.
+    """
+    build = build_sim()
+    argv = [str(build / "sim" / "arm_sim"), str(build / "avr" / "neurogrip_arm.elf")]
+    if trace_ms:
+        argv += ["--trace-ms", str(int(trace_ms))]
+    return _launch("simavr", argv)
+
+
+def start(prefer: str = "simavr", *, trace_ms: int = 0) -> ArmProcess:
+    """Start a simulated arm: the simavr Uno if it can run here, else the host build.
+
+    Parameters
+    ----------
+    prefer : {"simavr", "host"}
+        ``"simavr"`` tries the simulated Uno first and falls back to the host build;
+        ``"host"`` starts the host build directly.
+
+    Returns
+    -------
+    ArmProcess
+        ``kind`` says which one runs; ``fallback_reason`` (an attribute, ``None`` when simavr
+        runs) says why simavr could not.
+    """
+    if prefer not in ("simavr", "host"):
+        raise ValueError(f"prefer must be 'simavr' or 'host', got {prefer!r}")
+    reason = None
+    if prefer == "simavr":
+        try:
+            arm = start_simavr(trace_ms=trace_ms)
+            arm.fallback_reason = None
+            return arm
+        except SimError as e:
+            reason = str(e).splitlines()[0]
+    arm = start_arm_host(trace_ms=trace_ms)
+    arm.fallback_reason = reason
+    return arm
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``neurogrip arm-sim`` / ``python -m firmware_bridge.sim``: run a simulated arm until Ctrl-C.
+
+    Prints the pty path to open (e.g. ``ArmLink('/dev/pts/3')``) and which implementation runs.
+    """
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(prog="neurogrip arm-sim", description=main.__doc__.splitlines()[0])
+    ap.add_argument("--host", action="store_true", help="run the host build instead of the simavr Uno")
+    ap.add_argument("--trace-ms", type=int, default=0, help="print servo pulse widths every N ms")
+    args = ap.parse_args(argv)
+    try:
+        arm = start("host" if args.host else "simavr", trace_ms=args.trace_ms)
+    except SimError as e:
+        print(f"error: {e}")
+        return 1
+    what = "simavr ATmega328P running the AVR firmware" if arm.kind == "simavr" else "host build of the firmware core"
+    print(f"{arm.pty}\n  {what}" + (f" (simavr unavailable: {arm.fallback_reason})" if arm.fallback_reason else ""),
+          flush=True)
+    shown = 0
+    try:
+        while arm.proc.poll() is None:
+            time.sleep(0.2)
+            if args.trace_ms:
+                for p in arm.pulses[shown:]:
+                    print(f"t={p[0]} ms  gripper {p[1]} us  lift {p[2]} us", flush=True)
+                shown = len(arm.pulses)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        arm.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
