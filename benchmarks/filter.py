@@ -6,11 +6,10 @@ sosfilt with its state (zi) carried, same chunking and chain; SNR >= 90 dB vs fl
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from scipy import signal
 
+from benchmarks.timing import median_time
 from edge.dsp import FixedPointSOS, available_backends
 from edge.filter_design import FilterSpec, design_chain
 from edge.synthetic import grasp_lift_series
@@ -23,15 +22,6 @@ SNR_CHAINS = {
     "notch 50 Hz": [FilterSpec("notch", (50.0,))],
 }
 CHUNK = 10
-
-
-def _best_of(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def run(quick: bool = False) -> dict:
@@ -49,8 +39,8 @@ def run(quick: bool = False) -> dict:
             _, zi = signal.sosfilt(sos, c, axis=0, zi=zi)
 
     result = {"channels": nch, "samples": n, "chunk": CHUNK, "sections": int(sos.shape[0]), "repeats": repeats}
-    t_scipy = _best_of(scipy_stream, repeats)
-    t_scipy_one = _best_of(lambda: signal.sosfilt(sos, x, axis=0), repeats)
+    t_scipy = median_time(scipy_stream, repeats)
+    t_scipy_one = median_time(lambda: signal.sosfilt(sos, x, axis=0), repeats)
     result["scipy_stream_samples_per_s"] = n / t_scipy
     result["scipy_oneshot_samples_per_s"] = n / t_scipy_one
     for backend in available_backends():
@@ -65,9 +55,9 @@ def run(quick: bool = False) -> dict:
             for c in sub:
                 f.process(c)
 
-        t = _best_of(ours_stream, repeats)
+        t = median_time(ours_stream, repeats)
         f1 = FixedPointSOS(sos, nch, backend=backend)
-        t1 = _best_of(lambda f1=f1: f1.process(x), 1 if backend == "numpy" else repeats)
+        t1 = median_time(lambda f1=f1: f1.process(x), 1 if backend == "numpy" else repeats)
         result[f"{backend}_stream_samples_per_s"] = m / t
         result[f"{backend}_oneshot_samples_per_s"] = n / t1
         result[f"{backend}_stream_ratio_vs_scipy"] = (m / t) / (n / t_scipy)

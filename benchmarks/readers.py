@@ -7,24 +7,15 @@ from __future__ import annotations
 
 import gzip
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.timing import median_time
 from edge.recordings import read_grasp_lift
 from edge.synthetic import grasp_lift_series, write_grasp_lift
 
 GOAL_S = 2.0
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def run(quick: bool = False) -> dict:
@@ -32,7 +23,7 @@ def run(quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         rec = grasp_lift_series(1, 1, seed=0, n_trials=8 if quick else 34)
         data, events = write_grasp_lift(rec, tmp)
-        ours = _median_time(lambda: read_grasp_lift(data), repeats)
+        ours = median_time(lambda: read_grasp_lift(data), repeats)
 
         def peer():  # what a user would write with numpy alone (no validation, no events check)
             with gzip.open(data, "rt") as fh:
@@ -40,7 +31,7 @@ def run(quick: bool = False) -> dict:
             with gzip.open(events, "rt") as fh:
                 np.loadtxt(fh, delimiter=",", skiprows=1, usecols=range(1, 7))
 
-        theirs = _median_time(peer, repeats)
+        theirs = median_time(peer, repeats)
         size = Path(data).stat().st_size + Path(events).stat().st_size
     return {
         "rows": rec.n_samples, "channels": len(rec.channels), "gz_bytes": size, "repeats": repeats,
