@@ -295,8 +295,9 @@ class FixedPointSOS:
             raise ValueError(f"backend must be 'auto', 'c' or 'numpy', got {backend!r}")
         if backend == "c" and _C_KERNEL is None:
             raise ValueError("backend='c' but the C kernel is not built; reinstall neurogrip with a C compiler")
-        self.backend = "c" if (backend == "auto" and _C_KERNEL is not None) else ("numpy" if backend == "auto"
-                                                                                 else backend)
+        if backend == "auto":
+            backend = "c" if _C_KERNEL is not None else "numpy"
+        self.backend = backend
         if _quantised is None:
             self.coeffs, self.pre_shift, self.fb_shift = quantise_sos(sos)
         else:

@@ -267,11 +267,11 @@ def _check_ids(ids: np.ndarray, path: Path, first_line: int = 2) -> None:
                              f"{int(ids[bad - 1])})", "strictly increasing ids")
 
 
-def _segments_from_index(index: np.ndarray) -> np.ndarray:
-    """Contiguous runs of a strictly increasing integer index, as [start, stop) rows."""
-    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+def _segments_from_gaps(gap: np.ndarray) -> np.ndarray:
+    """[start, stop) rows of the contiguous runs; ``gap[i]`` is True between rows i and i+1."""
+    breaks = np.flatnonzero(gap) + 1
     starts = np.concatenate(([0], breaks))
-    stops = np.concatenate((breaks, [index.size]))
+    stops = np.concatenate((breaks, [gap.size + 1]))
     return np.stack([starts, stops], axis=1).astype(np.int64)
 
 
@@ -347,7 +347,7 @@ def read_grasp_lift(data_path: str | Path, events: bool = True) -> Recording:
         samples=np.ascontiguousarray(table[:, 1:]),
         channels=GRASP_LIFT_CHANNELS,
         fs=GRASP_LIFT_FS,
-        segments=_segments_from_index(index),
+        segments=_segments_from_gaps(np.diff(index) != 1),
         sample_index=index,
         labels=labels,
         label_names=GRASP_LIFT_EVENTS,
@@ -391,9 +391,6 @@ def read_muse(path: str | Path, state: str | None = None) -> Recording:
         kind = "duplicated" if step[bad - 1] == 0 else "decreasing"
         raise RecordingError(path, 2 + bad, f"{kind} timestamp {t[bad]!r} after {t[bad - 1]!r}",
                              "strictly increasing timestamps")
-    gap = step > MUSE_GAP_PERIODS / MUSE_FS
-    breaks = np.flatnonzero(gap) + 1
-    segments = np.stack([np.concatenate(([0], breaks)), np.concatenate((breaks, [t.size]))], axis=1)
     match = _MUSE_NAME.match(path.name)
     subject = session = ""
     if match:
@@ -404,7 +401,7 @@ def read_muse(path: str | Path, state: str | None = None) -> Recording:
         samples=np.ascontiguousarray(table[:, 1:]),
         channels=MUSE_COLUMNS[1:],
         fs=MUSE_FS,
-        segments=segments.astype(np.int64),
+        segments=_segments_from_gaps(step > MUSE_GAP_PERIODS / MUSE_FS),
         sample_index=np.round((t - t[0]) * MUSE_FS).astype(np.int64),
         label_names=MUSE_STATES,
         state=state,

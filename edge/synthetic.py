@@ -331,7 +331,7 @@ def grasp_lift_series(subject: int, series: int, seed: int = 0, n_trials: int = 
         idx = np.arange(max(0, int(a)), min(n, int(b)))
         emg_gate[idx] = np.maximum(emg_gate[idx], rng.uniform(5, 20))
     if emg_gate.any():
-        emg = _shaped_noise(rng, n, ((f > 20) & (f < 150)).astype(float)[:, None] * np.ones((1, 1)), fs)[:, 0]
+        emg = _shaped_noise(rng, n, ((f > 20) & (f < 150)).astype(float)[:, None], fs)[:, 0]
         emg /= emg.std()
         x += (emg * emg_gate)[:, None] * emg_topo[None, :]
 

@@ -84,18 +84,18 @@ class FilterBankBaseline:
         self.stride, self.C = stride, C
         self.models = []
 
-    def fit(self, recordings) -> FilterBankBaseline:
+    def _features(self, recordings) -> tuple[np.ndarray, np.ndarray]:
         fs = [filter_bank_features(r, self.stride) for r in recordings]
-        X = np.concatenate([f.X for f in fs])
-        y = np.concatenate([f.y for f in fs])
+        return np.concatenate([f.X for f in fs]), np.concatenate([f.y for f in fs])
+
+    def fit(self, recordings) -> FilterBankBaseline:
+        X, y = self._features(recordings)
         self.models = [make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=500))
                        .fit(X, y[:, j]) for j in range(y.shape[1])]
         return self
 
     def score(self, recordings) -> tuple[np.ndarray, np.ndarray]:
-        fs = [filter_bank_features(r, self.stride) for r in recordings]
-        X = np.concatenate([f.X for f in fs])
-        y = np.concatenate([f.y for f in fs])
+        X, y = self._features(recordings)
         p = np.column_stack([m.predict_proba(X)[:, 1] for m in self.models])
         return y, p
 
