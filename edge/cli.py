@@ -82,6 +82,67 @@ def _cmd_bench(args) -> int:
     return bench_main(args.quick, args.json, args.markdown)
 
 
+def _cmd_train(args) -> int:
+    from training.pipeline import train
+
+    train(args.task, args.data, args.out, model_kind=args.model, quick=args.quick, seed=args.seed,
+          epochs=args.epochs, lso_folds=args.lso_folds, progress=lambda m: print(m, flush=True))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    import json
+
+    from training.pipeline import evaluate
+
+    result = evaluate(args.bundle, args.data, quick=args.quick, progress=lambda m: print(m, flush=True))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+def _cmd_run(args) -> int:
+    import json
+
+    from edge.runtime import RuntimeConfig, format_report, serve
+
+    config = RuntimeConfig(budget_ms=args.budget_ms, safe_after_ms=args.safe_after_ms)
+    summary = serve(args.bundle, args.source, args.arm, config=config, log_path=args.log, markers=args.markers,
+                    duration=args.duration)
+    print(format_report(summary), flush=True)
+    if args.summary:
+        with open(args.summary, "w") as f:
+            json.dump(summary.to_dict(), f, indent=1)
+    return 0
+
+
+def _cmd_replay_outputs(args) -> int:
+    import numpy as np
+
+    from edge.bundle import load_bundle
+    from edge.inference import interpreter_backend
+    from edge.runtime import replay_outputs
+
+    outs, _idx = replay_outputs(load_bundle(args.bundle), args.recording, chunk=args.chunk)
+    np.save(args.out, outs)
+    name, version, _ = interpreter_backend()
+    print(f"{len(outs)} windows x {outs.shape[1]} int8 outputs -> {args.out} ({name} {version})")
+    return 0
+
+
+def _cmd_stream(args) -> int:
+    from edge.player import main as player_main
+
+    return player_main(args.player_args)
+
+
+def _cmd_doctor(args) -> int:
+    from edge.doctor import main as doctor_main
+
+    return doctor_main(args.doctor_args)
+
+
 def _cmd_arm_sim(args) -> int:
     from firmware_bridge.sim import main as sim_main
 
@@ -108,6 +169,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing-from", metavar="DIR", help="draw trial timing from real Kaggle events files here")
     p.set_defaults(func=_cmd_synth)
 
+    p = sub.add_parser("train", help="train a model, evaluate it honestly and export an int8 bundle")
+    p.add_argument("--task", required=True, choices=("grasp-lift", "emotion"))
+    p.add_argument("--data", required=True, help="recordings folder, or 'synthetic'")
+    p.add_argument("--out", required=True, help="bundle directory (or .zip) to write; report in <out>.report/")
+    p.add_argument("--model", choices=("cnn", "gru"), help="default: cnn for grasp-lift, gru for emotion")
+    p.add_argument("--quick", action="store_true", help="tiny data and 2 epochs: a smoke run (< 1 min)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="maximum epochs (early stopping on the tune block)")
+    p.add_argument("--lso-folds", type=int, help="grasp-lift leave-subjects-out folds (default 3, 0 = skip)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="run a bundle through the edge path on held-out data, print metrics")
+    p.add_argument("bundle")
+    p.add_argument("--data", required=True, help="recordings folder, or 'synthetic'")
+    p.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
+    p.add_argument("--quick", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("run", help="the edge runtime: EEG source -> int8 model -> arm commands")
+    p.add_argument("--bundle", required=True, help="model bundle directory or .zip")
+    p.add_argument("--source", required=True,
+                   help="lsl:name=X | lsl:type=EEG | replay:PATH[?speed=1] | synthetic:[?kind=grasp-lift]")
+    p.add_argument("--arm", default="none", help="serial port or pyserial URL, 'sim' (simulated arm) or 'none'")
+    p.add_argument("--budget-ms", type=float, default=10.0, help="per-decision processing budget (default 10)")
+    p.add_argument("--safe-after-ms", type=float, default=200.0, help="stream silence before the safe pose")
+    p.add_argument("--log", metavar="FILE", help="append decisions, faults and timings as JSON lines")
+    p.add_argument("--markers", action="store_true", help="publish decisions on an LSL marker stream")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--summary", metavar="FILE", help="write the run summary (latency report) as JSON")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("replay-outputs", help="int8 outputs of every window of a recording (platform checks)")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--recording", required=True)
+    p.add_argument("--out", required=True, help=".npy file for the (n_windows, n_labels) int8 outputs")
+    p.add_argument("--chunk", type=int, help="samples per chunk (default 20 ms)")
+    p.set_defaults(func=_cmd_replay_outputs)
+
+    p = sub.add_parser("stream", help="publish a recording as a live LSL stream", add_help=False)
+    p.add_argument("player_args", nargs=argparse.REMAINDER, help="see 'neurogrip stream --help'")
+    p.set_defaults(func=_cmd_stream)
+
+    p = sub.add_parser("doctor", help="check this machine and a bundle for running the edge", add_help=False)
+    p.add_argument("doctor_args", nargs=argparse.REMAINDER, help="see 'neurogrip doctor --help'")
+    p.set_defaults(func=_cmd_doctor)
+
     p = sub.add_parser("arm-sim", help="start the simulated arm (real firmware under simavr) and print its pty")
     p.add_argument("sim_args", nargs=argparse.REMAINDER, help="options passed to the simulator (see --help)")
     p.set_defaults(func=_cmd_arm_sim)
@@ -120,9 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Sub-commands with their own argument parser: everything after the name is theirs.
+PASSTHROUGH = {"stream": "player_args", "doctor": "doctor_args", "arm-sim": "sim_args"}
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASSTHROUGH:
+        args = parser.parse_args(argv[:1])
+        setattr(args, PASSTHROUGH[argv[0]], argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ModuleNotFoundError as exc:

@@ -13,3 +13,5 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real reference data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+FIXTURE_BUNDLES = REPO / "tests" / "fixtures" / "bundles"

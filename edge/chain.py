@@ -1,0 +1,212 @@
+"""The signal chain of a model bundle: fixed-point filtering, decimation and windowing.
+
+This is the one preprocessing path.  Training builds every model input by running
+:class:`SignalChain` and :class:`WindowBuffer` over recordings (see ``training.data``),
+and the Pi runs the very same classes on the live stream, so a window the model saw
+in training and the window it sees on the Pi are computed by identical integer code.
+
+Stages
+------
+1. :class:`SignalChain` — ``µV float → int32 (input_frac_bits) → FixedPointSOS cascade →
+   keep one sample in `factor` → float µV``.  The cascade's last low-pass is the
+   anti-aliasing filter of the decimation (checked at construction).
+2. :class:`WindowBuffer` — a preallocated ring buffer that emits the window ending at
+   every ``stride``-th output sample once ``length`` samples have been seen since the
+   last reset.  Window positions are a pure function of the sample count since reset
+   (:func:`window_ends`), so offline windowing gives the same windows.
+3. :func:`normalise_windows` — per-window, per-channel mean removal and a fixed
+   per-channel scale from the manifest.  Mean removal uses only the window's own
+   (past) samples, so it is causal; it makes the model blind to electrode offsets,
+   which differ between sessions and would otherwise dominate a short window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.dsp import DEFAULT_INPUT_FRAC_BITS, FixedPointSOS
+
+_OUT_SCALE = 1.0 / (1 << 35)
+
+
+class SignalChain:
+    """Fixed-point filter cascade plus integer-factor decimation, state carried across chunks.
+
+    Parameters
+    ----------
+    filt : FixedPointSOS
+        The cascade (high-pass, notch, low-pass...) at the input rate.
+    fs : float
+        Input sampling rate in Hz.
+    factor : int, optional
+        Decimation factor (1 = none).  The output sample ``k`` of a stream is the filtered
+        input sample ``k·factor + factor − 1`` counted from the last :meth:`reset`.
+    lowpass_hz : float or None
+        Corner of the cascade's low-pass; required when ``factor > 1`` and must be at most
+        0.8 × the output Nyquist frequency, otherwise decimation would alias.
+    design : list of dict, optional
+        The design parameters, kept for the manifest (informative; the integers rule).
+    """
+
+    def __init__(self, filt: FixedPointSOS, fs: float, factor: int = 1, lowpass_hz: float | None = None,
+                 design: list | None = None):
+        if not isinstance(filt, FixedPointSOS):
+            raise TypeError(f"filt must be a FixedPointSOS, got {type(filt).__name__}")
+        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+            raise ValueError(f"factor must be an int >= 1, got {factor!r}")
+        if not (isinstance(fs, (int, float)) and fs > 0):
+            raise ValueError(f"fs must be a positive number, got {fs!r}")
+        if factor > 1:
+            limit = 0.8 * fs / (2 * factor)
+            if lowpass_hz is None or lowpass_hz > limit + 1e-9:
+                raise ValueError(f"lowpass_hz={lowpass_hz}: decimating {fs:g} Hz by {factor} needs a low-pass "
+                                 f"at or below {limit:g} Hz in the chain (anti-aliasing)")
+        self.filt = filt
+        self.fs = float(fs)
+        self.factor = int(factor)
+        self.lowpass_hz = lowpass_hz
+        self.design = list(design or [])
+        self._phase = 0
+
+    @property
+    def n_channels(self) -> int:
+        return self.filt.n_channels
+
+    @property
+    def fs_out(self) -> float:
+        return self.fs / self.factor
+
+    @property
+    def saturations(self) -> int:
+        return self.filt.saturations
+
+    @classmethod
+    def design_chain(cls, specs, fs: float, n_channels: int, factor: int = 1,
+                     input_frac_bits: int = DEFAULT_INPUT_FRAC_BITS) -> SignalChain:
+        """Design a chain with scipy (workstation only) from :class:`edge.filter_design.FilterSpec` s."""
+        from dataclasses import asdict
+
+        from edge.filter_design import design_chain
+
+        specs = list(specs)
+        lows = [s.freqs[0] for s in specs if s.kind == "lowpass"]
+        filt = FixedPointSOS(design_chain(specs, fs), n_channels, input_frac_bits)
+        design = [dict(asdict(s), freqs=list(s.freqs)) for s in specs]
+        return cls(filt, fs, factor, min(lows) if lows else None, design)
+
+    def reset(self) -> None:
+        """Forget the past (after a gap or a dropped stream): filter state and decimation phase."""
+        self.filt.reset()
+        self._phase = 0
+
+    def process_int(self, x) -> np.ndarray:
+        """Float µV chunk (n, C) → decimated int64 output (35 fractional bits)."""
+        y = self.filt.process_int(self.filt.quantise_input(x))
+        if self.factor == 1:
+            return y
+        first = (self.factor - 1 - self._phase) % self.factor
+        self._phase = (self._phase + y.shape[0]) % self.factor
+        return y[first::self.factor]
+
+    def process(self, x) -> np.ndarray:
+        """Float µV chunk (n, C) → decimated float64 µV chunk (the exact fixed-point values)."""
+        return self.process_int(x) * _OUT_SCALE
+
+    def to_manifest(self) -> dict:
+        return {"fs": self.fs, "factor": self.factor, "fs_out": self.fs_out, "lowpass_hz": self.lowpass_hz,
+                "design": self.design, "filter": self.filt.to_manifest()}
+
+    @classmethod
+    def from_manifest(cls, spec: dict, n_channels: int, backend: str = "auto") -> SignalChain:
+        if not isinstance(spec, dict):
+            raise TypeError(f"spec must be a dict from SignalChain.to_manifest, got {type(spec).__name__}")
+        try:
+            filt = FixedPointSOS.from_manifest(spec["filter"], n_channels, backend)
+            return cls(filt, float(spec["fs"]), int(spec["factor"]), spec.get("lowpass_hz"), spec.get("design"))
+        except KeyError as exc:
+            raise ValueError(f"spec: missing key {exc}") from None
+
+
+def window_ends(n: int, length: int, stride: int) -> np.ndarray:
+    """Indices (since reset) of the last sample of every window in a run of ``n`` samples.
+
+    A window ends at ``i`` when ``i >= length − 1`` and ``(i − length + 1) % stride == 0``.
+    """
+    if n < length:
+        return np.zeros(0, np.int64)
+    return np.arange(length - 1, n, stride, dtype=np.int64)
+
+
+class WindowBuffer:
+    """Preallocated ring buffer emitting (length, C) windows every ``stride`` samples.
+
+    ``process(chunk)`` returns ``(windows, ends)``: a (k, length, C) float32 array and the
+    index since reset of each window's last sample, following :func:`window_ends`.
+    Nothing grows: the buffer holds ``length + max_chunk`` samples and a chunk larger than
+    ``max_chunk`` is split.
+    """
+
+    def __init__(self, length: int, n_channels: int, stride: int, max_chunk: int = 1024):
+        for name, v in (("length", length), ("n_channels", n_channels), ("stride", stride),
+                        ("max_chunk", max_chunk)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        self.length, self.n_channels, self.stride = int(length), int(n_channels), int(stride)
+        self.max_chunk = int(max_chunk)
+        self._buf = np.zeros((self.length + self.max_chunk, self.n_channels), np.float32)
+        self._fill = 0   # valid samples at the end of the linearised buffer
+        self._count = 0  # samples seen since reset
+
+    def reset(self) -> None:
+        self._fill = 0
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def process(self, chunk) -> tuple[np.ndarray, np.ndarray]:
+        chunk = np.asarray(chunk)
+        if chunk.ndim != 2 or chunk.shape[1] != self.n_channels:
+            raise ValueError(f"chunk must have shape (n, {self.n_channels}), got {chunk.shape}")
+        outs, ends = [], []
+        for start in range(0, chunk.shape[0], self.max_chunk):
+            w, e = self._process(chunk[start:start + self.max_chunk])
+            if len(e):
+                outs.append(w)
+                ends.append(e)
+        if not ends:
+            return np.zeros((0, self.length, self.n_channels), np.float32), np.zeros(0, np.int64)
+        return (outs[0], ends[0]) if len(outs) == 1 else (np.concatenate(outs), np.concatenate(ends))
+
+    def _process(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = chunk.shape[0]
+        keep = min(self._fill, self.length - 1)
+        buf = self._buf
+        if keep:
+            buf[:keep] = buf[self._fill - keep:self._fill]
+        buf[keep:keep + m] = chunk
+        self._fill = keep + m
+        first = self._count
+        self._count += m
+        # window ends with index (since reset) in [first, first + m)
+        lo = max(first, self.length - 1)
+        k0 = -(-(lo - (self.length - 1)) // self.stride)
+        e = np.arange(self.length - 1 + k0 * self.stride, self._count, self.stride, dtype=np.int64)
+        if not len(e):
+            return buf[:0, None, :].reshape(0, self.length, self.n_channels), e
+        base = first - keep  # index since reset of buf[0]
+        pos = e - base - self.length + 1
+        idx = pos[:, None] + np.arange(self.length)[None, :]
+        return buf[idx], e
+
+
+def normalise_windows(windows: np.ndarray, channel_scale) -> np.ndarray:
+    """Remove each window's per-channel mean and divide by the manifest's per-channel scale.
+
+    ``windows`` is (k, length, C); returns float32 of the same shape.  Causal: a window's
+    mean is taken over its own samples only.
+    """
+    w = np.asarray(windows, np.float32)
+    scale = np.asarray(channel_scale, np.float32)
+    return (w - w.mean(axis=1, keepdims=True)) / scale

@@ -1,0 +1,119 @@
+"""int8 TFLite inference without TensorFlow.
+
+The Pi has one of two interpreters: ``tflite_runtime`` (Raspberry Pi OS Bookworm, Python 3.11,
+numpy < 2) or its successor ``ai_edge_litert``.  :func:`interpreter_backend` picks whichever is
+installed (``tflite_runtime`` first, since it is what Bookworm ships) and says which.
+
+Quantisation follows TFLite's affine scheme, ``real = scale · (q − zero_point)``; the float → int8
+step is :func:`quantise`, shared by training (to evaluate the int8 model through the edge path)
+and the runtime, so both round identically.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError
+
+_BACKENDS = (("tflite_runtime", "tflite_runtime.interpreter"), ("ai_edge_litert", "ai_edge_litert.interpreter"))
+
+
+class InferenceError(EdgeError, RuntimeError):
+    """No interpreter installed, or a model the interpreter cannot load or run."""
+
+
+def interpreter_backend(prefer: str | None = None) -> tuple[str, str, type]:
+    """Return ``(name, version, Interpreter class)`` of the installed TFLite interpreter.
+
+    Parameters
+    ----------
+    prefer : {"tflite_runtime", "ai_edge_litert"}, optional
+        Use this one (error if it is not installed); default: the first one installed.
+    """
+    names = [b for b in _BACKENDS if prefer in (None, b[0])]
+    if not names:
+        raise ValueError(f"prefer must be one of {[b[0] for b in _BACKENDS]}, got {prefer!r}")
+    errors = []
+    for name, module in names:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        top = importlib.import_module(name)
+        version = getattr(top, "__version__", None) or getattr(mod, "__version__", "unknown")
+        return name, str(version), mod.Interpreter
+    raise InferenceError("no TFLite interpreter is installed (" + "; ".join(errors) + "); "
+                         "install one with: pip install 'neurogrip[edge]'")
+
+
+def quantise(x, scale: float, zero_point: int) -> np.ndarray:
+    """float → int8: ``round(x / scale) + zero_point`` (round half to even), saturated to int8."""
+    q = np.round(np.asarray(x, np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantise(q, scale: float, zero_point: int) -> np.ndarray:
+    """int8 → float32, ``scale · (q − zero_point)``."""
+    return (np.asarray(q, np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
+class Int8Model:
+    """A full-integer TFLite model with a static batch-1 input.
+
+    Parameters
+    ----------
+    model : bytes or path
+        The ``.tflite`` flatbuffer.
+    num_threads : int
+        Interpreter threads; 1 keeps the other core free for acquisition on a Pi.
+    backend : str, optional
+        Force ``"tflite_runtime"`` or ``"ai_edge_litert"``.
+
+    Attributes
+    ----------
+    backend, backend_version : str
+    input_shape, output_shape : tuple
+    input_quant, output_quant : tuple (scale, zero_point)
+    input_dtype, output_dtype : numpy dtype
+    """
+
+    def __init__(self, model, num_threads: int = 1, backend: str | None = None):
+        self.backend, self.backend_version, interp_cls = interpreter_backend(backend)
+        content = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+        try:
+            self._interp = interp_cls(model_content=content, num_threads=num_threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise InferenceError(f"the interpreter ({self.backend} {self.backend_version}) cannot load the "
+                                 f"model: {exc}; re-export the bundle") from None
+        ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(ins) != 1 or len(outs) != 1:
+            raise InferenceError(f"model has {len(ins)} inputs and {len(outs)} outputs; expected 1 and 1")
+        self._in, self._out = ins[0]["index"], outs[0]["index"]
+        self.input_shape = tuple(int(v) for v in ins[0]["shape"])
+        self.output_shape = tuple(int(v) for v in outs[0]["shape"])
+        self.input_dtype, self.output_dtype = np.dtype(ins[0]["dtype"]), np.dtype(outs[0]["dtype"])
+        self.input_quant = (float(ins[0]["quantization"][0]), int(ins[0]["quantization"][1]))
+        self.output_quant = (float(outs[0]["quantization"][0]), int(outs[0]["quantization"][1]))
+
+    def run_int8(self, x: np.ndarray) -> np.ndarray:
+        """One window, int8 ``input_shape[1:]`` → int8 ``output_shape[1:]``."""
+        self._interp.set_tensor(self._in, x.reshape(self.input_shape))
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out)[0].copy()
+
+    def run_batch_int8(self, xs: np.ndarray) -> np.ndarray:
+        """Windows (n, ...) int8 → (n, n_outputs) int8, one invoke per window (static batch 1)."""
+        out = np.empty((xs.shape[0],) + self.output_shape[1:], self.output_dtype)
+        for i in range(xs.shape[0]):
+            out[i] = self.run_int8(xs[i])
+        return out
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Float windows (already normalised) → dequantised float outputs, via int8."""
+        q = quantise(windows, *self.input_quant)
+        return dequantise(self.run_batch_int8(q), *self.output_quant)

@@ -1,0 +1,251 @@
+"""edge.runtime: the live pipeline equals the training path, faults are handled, the arm is kept safe.
+
+Real parts throughout: real int8 bundles (tests/fixtures/bundles), real LSL over loopback, the
+firmware's host build behind a real pty.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.bundle import load_bundle
+from edge.chain import normalise_windows, window_ends
+from edge.decision import Decider, DecisionPolicy
+from edge.inference import quantise
+from edge.runtime import JsonLog, Pipeline, RunError, Runtime, RuntimeConfig, replay_outputs
+from edge.sources import Chunk, ReplaySource, SourceError
+from edge.synthetic import grasp_lift_series, muse_recording
+from tests.conftest import FIXTURE_BUNDLES, REPO
+
+GL = FIXTURE_BUNDLES / "grasp-lift"
+EMO = FIXTURE_BUNDLES / "emotion"
+
+
+@pytest.fixture(scope="module")
+def gl():
+    return load_bundle(GL)
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return grasp_lift_series(1, 7, seed=3, n_trials=3)
+
+
+def _offline_outputs(bundle, rec):
+    """The training path, written out: chain per segment, windows by window_ends, normalise, quantise."""
+    chain, model = bundle.signal_chain(), bundle.model()
+    L, S = bundle.window["length"], bundle.window["stride"]
+    outs = []
+    for start, stop in rec.segments:
+        chain.reset()
+        y = chain.process(rec.samples[start:stop]).astype(np.float32)
+        for e in window_ends(len(y), L, S):
+            w = normalise_windows(y[None, e - L + 1:e + 1], bundle.window["channel_scale"])
+            outs.append(model.run_int8(quantise(w[0], *bundle.input_quant)))
+    return np.array(outs)
+
+
+def _chunk(samples, first_index, fs=500.0, discontinuity=False):
+    n = samples.shape[0]
+    return Chunk(samples, (first_index + np.arange(n)) / fs, time.monotonic(), first_index, discontinuity)
+
+
+def test_live_pipeline_outputs_equal_the_training_path_for_any_chunk_size(gl, rec):
+    ref = _offline_outputs(gl, rec)
+    for chunk in (1, 7, 10, 333):
+        outs, idx = replay_outputs(gl, rec, chunk=chunk)
+        np.testing.assert_array_equal(outs, ref)
+    assert len(ref) > 100 and np.all(np.diff(idx) > 0)
+
+
+def test_window_output_depends_only_on_past_samples(gl, rec):
+    cut = rec.n_samples // 2
+    altered = grasp_lift_series(1, 7, seed=3, n_trials=3)
+    altered.samples[cut:] = np.random.default_rng(1).normal(0, 80, altered.samples[cut:].shape)
+    a, ia = replay_outputs(gl, rec)
+    b, _ib = replay_outputs(gl, altered)
+    past = ia < cut
+    np.testing.assert_array_equal(a[past], b[past])
+    assert not np.array_equal(a[~past], b[~past])
+
+
+def test_nan_and_saturated_samples_never_reach_a_window(gl, rec):
+    pipe = Pipeline(gl, rec.channels, rec.fs, drop_stale=False)
+    x = rec.samples[:3000].copy()
+    x[1000, 4] = np.nan
+    x[2000, 7] = 1e9  # far outside the fixed-point input range
+    ends = []
+    for a in range(0, 3000, 10):
+        ends += [r.index_end for r in pipe.process(_chunk(x[a:a + 10], a))]
+    assert pipe.faults["nan"] == 1 and pipe.faults["saturated"] == 1
+    span = gl.window["length"] * gl.signal_chain().factor
+    for bad in (1000, 2000):
+        assert not any(bad <= e < bad + span for e in ends), "a window contains a bad sample"
+    assert any(e >= 2000 + span for e in ends), "processing resumed after the bad samples"
+
+
+def test_gap_restarts_the_chain(gl, rec):
+    pipe = Pipeline(gl, rec.channels, rec.fs, drop_stale=False)
+    pipe.process(_chunk(rec.samples[:500], 0))
+    out = pipe.process(_chunk(rec.samples[600:610], 600, discontinuity=True))
+    assert out == [] and pipe.faults["discontinuity"] == 1 and pipe.buf.count == 5
+
+
+def test_missing_channel_and_wrong_rate_are_refused_at_start(gl, rec):
+    with pytest.raises(SourceError, match="Fp1"):
+        Pipeline(gl, [c for c in rec.channels if c != "Fp1"], 500.0)
+    with pytest.raises(RunError, match="256 Hz but the bundle expects 500 Hz"):
+        Pipeline(gl, rec.channels, 256.0)
+
+
+def test_reordered_channels_are_mapped_by_name(gl, rec):
+    order = np.random.default_rng(0).permutation(len(rec.channels))
+    shuffled = grasp_lift_series(1, 7, seed=3, n_trials=3)
+    shuffled.samples = np.ascontiguousarray(rec.samples[:, order])
+    shuffled.channels = tuple(rec.channels[i] for i in order)
+    np.testing.assert_array_equal(replay_outputs(gl, shuffled)[0], replay_outputs(gl, rec)[0])
+
+
+def _forced(bundle):
+    """Make every label fire easily, so command paths run with the fixture model."""
+    pol = DecisionPolicy(labels=tuple(bundle.labels), thresholds=0.02, hysteresis=0.01, min_dwell_ms=0,
+                         refractory_ms=200)
+    return Decider(pol)
+
+
+def test_replay_run_reports_stage_timings_and_logs_json_lines(gl, rec, tmp_path):
+    log = JsonLog(tmp_path / "run.jsonl")
+    rt = Runtime(gl, ReplaySource(rec, speed=0), None, RuntimeConfig(budget_ms=1000), log)
+    rt.pipeline.decider = _forced(gl)
+    s = rt.run()
+    log.close()
+    assert s.windows > 100 and s.decisions_fired > 0 and s.deadline_misses == 0
+    assert set(s.stages_ms) == {"acquire", "filter", "infer", "decide", "send"}
+    assert s.latency_ms["n"] == s.decisions_fired and s.realtime_factor > 1
+    events = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "summary" and "decision" in kinds
+    assert {"event": "safe_state", "reason": "stopped"}.items() <= events[-2].items()
+
+
+def test_sustained_overload_puts_the_arm_in_its_safe_state(gl, rec):
+    rt = Runtime(gl, ReplaySource(rec, speed=0), None, RuntimeConfig(budget_ms=1e-6, overload_limit=3))
+    s = rt.run()
+    assert s.deadline_misses == s.windows and s.faults["overload"] == 1
+    assert s.decisions_fired == 0  # held in the safe state: no command once overloaded
+
+
+def test_emotion_bundle_publishes_state_but_never_commands_the_arm():
+    emo = load_bundle(EMO)
+    r = muse_recording("a", "relaxed", 20.0, seed=2)
+    idx = [r.channels.index(c) for c in emo.channels]
+    r.samples, r.channels = np.ascontiguousarray(r.samples[:, idx]), tuple(emo.channels)
+    rt = Runtime(emo, ReplaySource(r, speed=0), None, RuntimeConfig(budget_ms=1000))
+    s = rt.run()
+    assert s.windows > 10 and s.decisions_fired == 0 and s.commands_sent == 0
+
+
+# --------------------------------------------------------------------------- real LSL, real firmware
+
+
+@pytest.fixture
+def arm():
+    from firmware_bridge.link import ArmLink
+    from firmware_bridge.sim import start
+
+    sim = start("host")
+    link = ArmLink(sim.pty)
+    link.open()
+    yield link, sim
+    link.close()
+    sim.stop()
+
+
+def test_stream_loss_rests_the_arm_within_250_ms_and_resumes(gl, rec, arm, tmp_path):
+    from edge.player import Player
+    from edge.sources import open_source
+    from firmware_bridge.protocol import Action
+
+    link, _ = arm
+    name = f"ng-test-{uuid.uuid4().hex[:8]}"
+    player = Player(rec, name=name, speed=1.0, loop=True, wait_consumers=5.0).start()
+    src = open_source(f"lsl:name={name}&timeout=5")
+    sent = []
+    real_command = link.command
+    link.command = lambda a, t, s, deadline=None: (sent.append((time.monotonic(), Action(a))),
+                                                    real_command(a, t, s, deadline=deadline))
+    log = JsonLog(tmp_path / "run.jsonl")
+    rt = Runtime(gl, src, link, RuntimeConfig(budget_ms=50), log)
+    stops = {}
+
+    def script():
+        time.sleep(1.5)
+        stops["t"] = time.monotonic()
+        player.stop()
+        time.sleep(1.0)
+        stops["windows_before"] = rt.pipeline.windows
+        stops["restart"] = Player(rec, name=name, speed=1.0, loop=True).start()
+        time.sleep(4.0)
+        rt.stop()
+
+    th = threading.Thread(target=script)
+    th.start()
+    try:
+        s = rt.run(max_seconds=15)
+    finally:
+        th.join()
+        stops.get("restart") and stops["restart"].stop()
+        src.close()
+    rests = [t for t, a in sent if a == Action.REST]
+    assert rests, "no REST sent"
+    assert rests[0] - stops["t"] <= 0.25, f"REST sent {rests[0] - stops['t']:.3f} s after the stream stopped"
+    assert s.faults.get("stream", 0) >= 1
+    assert s.safe_state_entries >= 2  # the stall, then the final stop
+    log.close()
+    events = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "resume" and e["after"] == "stream stalled" for e in events)
+    assert s.windows > stops["windows_before"] > 0, "no window after the stream came back"
+
+
+def test_commands_reach_the_firmware_and_link_loss_is_a_logged_fault(gl, rec, arm):
+    link, sim = arm
+    rt = Runtime(gl, ReplaySource(rec, speed=0), link, RuntimeConfig(budget_ms=1000))
+    rt.pipeline.decider = _forced(gl)
+    s = rt.run(max_seconds=3)
+    assert s.commands_sent > 0 and s.commands_failed == 0
+    sim.stop()  # the arm goes away mid-run: faults, no exception, no late replay
+    rt2 = Runtime(gl, ReplaySource(rec, speed=0), link, RuntimeConfig(budget_ms=1000))
+    rt2.pipeline.decider = _forced(gl)
+    s2 = rt2.run(max_seconds=3)
+    assert s2.decisions_fired > 0 and s2.commands_sent == 0 and s2.faults.get("link", 0) >= 1
+
+
+def test_run_command_stops_cleanly_on_sigterm_with_the_arm_at_rest(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    log = tmp_path / "run.jsonl"
+    recording = tmp_path / "rec"
+    from edge.synthetic import write_grasp_lift
+
+    data, _ = write_grasp_lift(grasp_lift_series(1, 1, seed=0, n_trials=2), recording)
+    p = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--bundle", str(GL), "--source",
+                          f"replay:{data}?speed=1", "--arm", "sim", "--log", str(log)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (log.exists() and "start" in log.read_text()):
+        time.sleep(0.1)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    events = [json.loads(line) for line in Path(log).read_text().splitlines()]
+    assert any(e["event"] == "safe_state" and e["reason"] == "stopped" for e in events)
+    assert "stage (ms)" in out and ("interpreter: tflite_runtime" in out or "interpreter: ai_edge_litert" in out)

@@ -1,0 +1,95 @@
+"""Evaluation metrics (sklearn) and the window-level baseline every run is compared with."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from edge.chain import normalise_windows
+
+
+def mean_columnwise_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """The Kaggle Grasp-and-Lift metric: ROC AUC per event column, averaged.
+
+    Columns with a single class in ``y_true`` are skipped (their AUC is undefined).
+    """
+    aucs = columnwise_auc(y_true, scores)
+    valid = [a for a in aucs if a is not None]
+    if not valid:
+        raise ValueError("y_true: no column has both classes; the AUC is undefined")
+    return float(np.mean(valid))
+
+
+def columnwise_auc(y_true, scores) -> list[float | None]:
+    y_true, scores = np.asarray(y_true), np.asarray(scores)
+    return [float(roc_auc_score(y_true[:, k], scores[:, k])) if 0 < y_true[:, k].sum() < len(y_true) else None
+            for k in range(y_true.shape[1])]
+
+
+def classification_metrics(y_true, y_pred, n_classes: int) -> dict:
+    return {"accuracy": float(accuracy_score(y_true, y_pred)),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=list(range(n_classes)),
+                                       zero_division=0)),
+            "confusion": confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()}
+
+
+def task_metrics(task: str, y_true, scores, n_labels: int) -> dict:
+    """The task's headline metrics from scores (probabilities)."""
+    if task == "grasp-lift":
+        return {"auc": mean_columnwise_auc(y_true, scores), "auc_per_label": columnwise_auc(y_true, scores)}
+    return classification_metrics(y_true, np.argmax(scores, axis=1), n_labels)
+
+
+# --------------------------------------------------------------------------- baseline
+
+_BANDS = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
+
+
+def baseline_features(X: np.ndarray, fs: float, channel_scale) -> np.ndarray:
+    """Filter-bank log-variance features of each window, plus its slow trend.
+
+    The filter bank is the FFT of the (mean-removed, Hann-tapered) window summed over each
+    band: the band-limited variance of the window.  The trend (mean of the last quarter minus
+    the first quarter, per channel) carries the slow movement-related potentials.  Both use
+    only the window, so the baseline is as causal as the models.
+    """
+    w = normalise_windows(X, channel_scale)
+    n = w.shape[1]
+    spec = np.abs(np.fft.rfft(w * np.hanning(n)[None, :, None], axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    feats = []
+    for lo, hi in _BANDS:
+        sel = (freqs >= lo) & (freqs < hi)
+        if sel.any():
+            feats.append(np.log(spec[:, sel].sum(axis=1) + 1e-6))
+    q = max(1, n // 4)
+    feats.append(w[:, -q:].mean(axis=1) - w[:, :q].mean(axis=1))
+    return np.concatenate(feats, axis=1)
+
+
+class Baseline:
+    """Filter-bank log-variance + logistic regression (one per label for multi-label tasks)."""
+
+    def __init__(self, task: str, fs: float, channel_scale, C: float = 0.1):
+        self.task, self.fs, self.channel_scale, self.C = task, fs, channel_scale, C
+        self.models = []
+
+    def _model(self):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=500))
+
+    def fit(self, X, y) -> Baseline:
+        F = baseline_features(X, self.fs, self.channel_scale)
+        if self.task == "grasp-lift":
+            self.models = [self._model().fit(F, y[:, k]) for k in range(y.shape[1])]
+        else:
+            self.models = [self._model().fit(F, y)]
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        F = baseline_features(X, self.fs, self.channel_scale)
+        if self.task == "grasp-lift":
+            return np.column_stack([m.predict_proba(F)[:, 1] for m in self.models])
+        return self.models[0].predict_proba(F)

@@ -1,0 +1,413 @@
+"""``neurogrip train`` and ``neurogrip evaluate``: fit, evaluate honestly, quantise, export a bundle.
+
+Protocols (every number in a report names one)
+----------------------------------------------
+grasp-lift
+    ``series 1-6 -> 7-8 (within subject)``: one model for all subjects, fitted on series 1–5,
+    series 6 for early stopping and the decision thresholds, reported on series 7–8 of the same
+    subjects (the Kaggle split).  ``leave-subjects-out``: k folds over subjects; each fold fits on
+    the other subjects' series 1–5 (6 for early stopping) and reports on the held-out subjects'
+    series 7–8.  Metric: mean column-wise ROC AUC over windows labelled by their last sample.
+emotion
+    ``time blocks 60/20/20``: each recording is cut in time into fit (first 60 %), tune (next
+    20 %) and test (last 20 %) blocks; a window belongs to a block only if it lies inside it, so
+    no two windows of different blocks overlap.  ``leave-subject-out``: one fold per subject.
+    Metrics: accuracy, macro-F1, confusion matrix.
+
+Every protocol reports the float Keras model, the int8 model run through the edge path
+(:class:`edge.chain.SignalChain` windows → :func:`edge.inference.quantise` →
+:class:`edge.inference.Int8Model`), and the filter-bank baseline fitted on the same split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.bundle import load_bundle, write_bundle
+from edge.chain import SignalChain, normalise_windows
+from edge.decision import DecisionPolicy, choose_thresholds
+from edge.inference import Int8Model
+from training.data import (
+    GRASP_LIFT_LABELS,
+    TASKS,
+    WindowSet,
+    build_windows,
+    load_emotion,
+    load_grasp_lift,
+)
+from training.metrics import Baseline, task_metrics
+
+WITHIN = "series 1-6 -> 7-8 (within subject)"
+LSO = "leave-subjects-out (series 7-8 of held-out subjects)"
+BLOCKS = "time blocks 60/20/20 (per recording)"
+LSO_EMO = "leave-subject-out (whole recordings of the held-out subject)"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (no data for a split, a model that does not convert...)."""
+
+
+@dataclass
+class Split:
+    fit: np.ndarray
+    tune: np.ndarray
+    test: np.ndarray
+    protocol: str
+    fold: str = ""
+
+
+@dataclass
+class RunResult:
+    bundle: Path
+    report: dict
+    report_dir: Path
+    history: dict = field(default_factory=dict)
+
+
+def _log(progress, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def grasp_lift_splits(ws: WindowSet, lso_folds: int) -> list[Split]:
+    series = np.array([int(s) for s in ws.session])
+    fit, tune, test = series <= 5, series == 6, series >= 7
+    splits = [Split(fit, tune, test, WITHIN)]
+    subjects = sorted(set(ws.subject), key=lambda s: int(s) if str(s).isdigit() else s)
+    if lso_folds and len(subjects) >= 2:
+        groups = np.array_split(np.array(subjects, dtype=object), min(lso_folds, len(subjects)))
+        for g in groups:
+            held = np.isin(ws.subject, g)
+            splits.append(Split(fit & ~held, tune & ~held, test & held, LSO, ",".join(map(str, g))))
+    return splits
+
+
+def emotion_splits(ws: WindowSet, window_s: float, lso: bool) -> list[Split]:
+    fit = np.zeros(len(ws), bool)
+    tune, test = fit.copy(), fit.copy()
+    t_start = ws.t_end - window_s
+    rec_ids = np.array([f"{s}|{p}|{y}" for s, p, y in zip(ws.subject, ws.session, ws.y)])
+    for rid in np.unique(rec_ids):
+        m = rec_ids == rid
+        lo, hi = ws.t_end[m].min() - window_s, ws.t_end[m].max()
+        b1, b2 = lo + 0.6 * (hi - lo), lo + 0.8 * (hi - lo)
+        fit |= m & (ws.t_end <= b1)
+        tune |= m & (t_start >= b1) & (ws.t_end <= b2)
+        test |= m & (t_start >= b2)
+    splits = [Split(fit, tune, test, BLOCKS)]
+    if lso:
+        for s in sorted(set(ws.subject)):
+            held = ws.subject == s
+            splits.append(Split((fit | test) & ~held, tune & ~held, held, LSO_EMO, str(s)))
+    return splits
+
+
+# --------------------------------------------------------------------------- model fitting
+
+
+def _configure_tf(seed: int):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(2)
+        tf.config.threading.set_intra_op_parallelism_threads(2)
+    except RuntimeError:
+        pass  # already initialised in this process
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return tf, keras
+
+
+def _build(kind: str, task: str, window: int, n_channels: int, n_labels: int):
+    from training.models import build_cnn, build_gru
+
+    out = "sigmoid" if task == "grasp-lift" else "softmax"
+    if kind == "cnn":
+        return build_cnn(window, n_channels, n_labels, output=out)
+    if kind == "gru":
+        return build_gru(window, n_channels, n_labels, output=out)
+    raise ValueError(f"model must be 'cnn' or 'gru', got {kind!r}")
+
+
+def fit_model(kind, task, Xfit, yfit, Xtune, ytune, *, n_labels: int, epochs: int, seed: int, progress=None):
+    """Fit a Keras model with early stopping on the tune block; returns (model, history dict)."""
+    _tf, keras = _configure_tf(seed)
+    model = _build(kind, task, Xfit.shape[1], Xfit.shape[2], n_labels)
+    loss = "binary_crossentropy" if task == "grasp-lift" else "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    cb = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)]
+    if progress:
+        cb.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: progress(
+            f"    epoch {e + 1}/{epochs}: loss {logs['loss']:.4f}  val_loss {logs['val_loss']:.4f}")))
+    hist = model.fit(Xfit, yfit.astype(np.float32) if task == "grasp-lift" else yfit,
+                     validation_data=(Xtune, ytune.astype(np.float32) if task == "grasp-lift" else ytune),
+                     epochs=epochs, batch_size=128, shuffle=True, verbose=0, callbacks=cb)
+    return model, {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+
+
+def channel_scale_of(X: np.ndarray) -> list[float]:
+    """Per-channel scale: the median absolute deviation of mean-removed windows, × 1.4826 (≈ σ)."""
+    w = X - X.mean(axis=1, keepdims=True)
+    mad = np.median(np.abs(w), axis=(0, 1)) * 1.4826
+    return [float(max(v, 1e-3)) for v in mad]
+
+
+def _int8_scores(export, Xn: np.ndarray) -> np.ndarray:
+    model = Int8Model(export.tflite)
+    return model.predict(Xn)
+
+
+def evaluate_split(task, kind, ws: WindowSet, split: Split, *, epochs, seed, fs_out, n_labels,
+                   progress=None, keep_model=False, thin: int = 1) -> dict:
+    """Fit the model, the int8 export and the baseline on one split; metrics on its test part."""
+    from training.convert import to_int8_tflite
+
+    if not (split.fit.any() and split.tune.any() and split.test.any()):
+        raise TrainingError(f"{split.protocol} {split.fold}: an empty fit/tune/test part "
+                            f"({split.fit.sum()}/{split.tune.sum()}/{split.test.sum()} windows)")
+    if thin > 1:  # neighbouring fit windows are near duplicates: fit on every thin-th one
+        fit = np.zeros_like(split.fit)
+        fit[np.flatnonzero(split.fit)[::thin]] = True
+        split = Split(fit, split.tune, split.test, split.protocol, split.fold)
+    scale = channel_scale_of(ws.X[split.fit])
+    Xf, Xt, Xs = (normalise_windows(ws.X[m], scale) for m in (split.fit, split.tune, split.test))
+    yf, yt, ys = ws.y[split.fit], ws.y[split.tune], ws.y[split.test]
+    t0 = time.perf_counter()
+    model, history = fit_model(kind, task, Xf, yf, Xt, yt, n_labels=n_labels, epochs=epochs, seed=seed, progress=progress)
+    fit_s = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    export = to_int8_tflite(model, Xf[rng.permutation(len(Xf))[:500]])
+    float_scores = model.predict(Xs, batch_size=512, verbose=0)
+    int8_scores = _int8_scores(export, Xs)
+    base = Baseline(task, fs_out, scale).fit(ws.X[split.fit], yf)
+    base_scores = base.predict(ws.X[split.test])
+    res = {"protocol": split.protocol, "fold": split.fold, "model": kind,
+           "n_windows": {"fit": int(split.fit.sum()), "tune": int(split.tune.sum()), "test": int(split.test.sum())},
+           "float": task_metrics(task, ys, float_scores, n_labels),
+           "int8": task_metrics(task, ys, int8_scores, n_labels),
+           "baseline": task_metrics(task, ys, base_scores, n_labels),
+           "fit_seconds": round(fit_s, 1), "epochs_run": len(history.get("loss", []))}
+    key = "auc" if task == "grasp-lift" else "accuracy"
+    res["int8_minus_float"] = res["int8"][key] - res["float"][key]
+    out = {"result": res}
+    if keep_model:
+        out.update(model=model, export=export, scale=scale, history=history,
+                   tune_scores=_int8_scores(export, Xt), tune_y=yt, test_scores=int8_scores, test_y=ys,
+                   float_test_scores=float_scores, baseline_test_scores=base_scores)
+    return out
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _code_version() -> str:
+    try:
+        here = Path(__file__).resolve().parents[1]
+        rev = subprocess.run(["git", "-C", str(here), "describe", "--always", "--dirty"], capture_output=True, check=False,
+                             text=True, timeout=5).stdout.strip()
+        return rev or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _versions() -> dict:
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "scikit-learn": sklearn.__version__}
+
+
+def _decision(task, labels, tune_y, tune_scores) -> dict:
+    if task == "grasp-lift":
+        thr = choose_thresholds(tune_y.astype(bool), tune_scores)
+        # Hysteresis in proportion to the thresholds: a label tuned to fire at 0.03 must be able to
+        # switch off again.
+        return DecisionPolicy(labels=tuple(labels), mode="multilabel", thresholds=tuple(float(t) for t in thr),
+                              hysteresis=float(min(0.1, 0.5 * float(np.min(thr))))).to_manifest()
+    return DecisionPolicy(labels=tuple(labels), mode="multiclass").to_manifest()
+
+
+def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = False, seed: int = 0,
+          epochs: int | None = None, lso_folds: int | None = None, progress=print) -> RunResult:
+    """Train, evaluate every protocol, export the within-split model as a bundle.
+
+    Parameters
+    ----------
+    task : {"grasp-lift", "emotion"}
+    data : path or "synthetic"
+    out : path of the bundle directory (or .zip) to write; the report and plots go to
+        ``<out>.report/``.
+    model_kind : {"cnn", "gru"}, default cnn for grasp-lift and gru for emotion.
+    quick : bool
+        Tiny data and few epochs: a smoke run (< 1 min) for tests and demos.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+    cfg = TASKS[task]
+    kind = model_kind or ("cnn" if task == "grasp-lift" else "gru")
+    epochs = epochs or (2 if quick else 25)
+    t_start = time.perf_counter()
+    _log(progress, f"[train] {task}: loading {data}")
+    if task == "grasp-lift":
+        recs = load_grasp_lift(data, quick=quick, seed=seed)
+        labels = GRASP_LIFT_LABELS
+    else:
+        recs, labels = load_emotion(data, quick=quick, seed=seed)
+    ws, chain = build_windows(recs, cfg, labels)
+    _log(progress, f"[train] {len(recs)} recordings -> {len(ws)} windows of {ws.X.shape[1]} x {ws.X.shape[2]} "
+                   f"at {chain.fs_out:g} Hz through the fixed-point chain ({ws.saturations} saturations)")
+    if task == "grasp-lift":
+        splits = grasp_lift_splits(ws, 0 if quick else (3 if lso_folds is None else lso_folds))
+    else:
+        splits = emotion_splits(ws, cfg.window_ms / 1000, lso=not quick)
+    results, main = [], None
+    for i, split in enumerate(splits):
+        _log(progress, f"[train] {split.protocol}{' fold ' + split.fold if split.fold else ''}: fitting {kind} "
+                       f"on {split.fit.sum()} windows")
+        r = evaluate_split(task, kind, ws, split, epochs=epochs, seed=seed, fs_out=chain.fs_out,
+                           n_labels=len(labels), progress=progress, keep_model=(i == 0),
+                           thin=max(1, round(cfg.train_stride_ms / cfg.stride_ms)))
+        if i == 0:
+            main = r
+        results.append(r["result"])
+        _log(progress, "[train]   " + _summary_line(task, r["result"]))
+    report = {"task": task, "model": kind, "data": str(data), "quick": quick, "seed": seed,
+              "protocols": _aggregate(task, results), "runs": results,
+              "train_seconds": round(time.perf_counter() - t_start, 1)}
+    manifest = _manifest(task, kind, cfg, chain, ws, labels, main, report, data, seed)
+    out = Path(out)
+    path = write_bundle(out, manifest, main["export"].tflite)
+    load_bundle(path)  # the edge's own validation, including the model's tensors
+    report_dir = out.parent / (out.name + ".report")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    report["bundle"] = {"path": str(path), "content_hash": manifest_hash(path),
+                        "model_bytes": len(main["export"].tflite)}
+    (report_dir / "report.json").write_text(json.dumps(report, indent=1))
+    (report_dir / "report.md").write_text(report_markdown(report))
+    try:
+        from training.plots import write_plots
+        write_plots(report_dir, task, labels, main, ws)
+    except ImportError as exc:  # matplotlib is part of the train extra; say so rather than fail the export
+        _log(progress, f"[train] plots skipped: {exc}")
+    _log(progress, f"[train] bundle {path} ({len(main['export'].tflite)} bytes model); report {report_dir}; "
+                   f"{report['train_seconds']} s")
+    return RunResult(path, report, report_dir, main["history"])
+
+
+def manifest_hash(path) -> str:
+    return load_bundle(path, check_model=False).content_hash
+
+
+def _manifest(task, kind, cfg, chain: SignalChain, ws: WindowSet, labels, main, report, data, seed) -> dict:
+    export = main["export"]
+    within = report["protocols"]
+    return {
+        "task": task,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "signal": {"channels": list(ws.channels), "fs": chain.fs, "units": "uV", "chain": chain.to_manifest()},
+        "window": {"length": int(ws.X.shape[1]), "stride": cfg.stride_samples(chain.fs),
+                   "channel_scale": main["scale"], "normalisation": "demean-scale",
+                   "length_ms": cfg.window_ms, "stride_ms": cfg.stride_ms},
+        "model": {"architecture": kind, "activation": "sigmoid" if task == "grasp-lift" else "softmax",
+                  "ops": export.ops,
+                  "input": {"shape": list(export.input_shape), "dtype": "int8", "scale": export.input_scale,
+                            "zero_point": export.input_zero_point},
+                  "output": {"shape": list(export.output_shape), "dtype": "int8", "scale": export.output_scale,
+                             "zero_point": export.output_zero_point}},
+        "labels": list(labels),
+        "decision": _decision(task, labels, main["tune_y"], main["tune_scores"]),
+        "metrics": within,
+        "provenance": {"data": str(data), "n_recordings": len(ws.sources), "seed": seed,
+                       "code_version": _code_version(), **_versions()},
+    }
+
+
+def _summary_line(task, r) -> str:
+    if task == "grasp-lift":
+        return (f"AUC float {r['float']['auc']:.4f}  int8 {r['int8']['auc']:.4f}  "
+                f"baseline {r['baseline']['auc']:.4f}")
+    return (f"accuracy float {r['float']['accuracy']:.4f}  int8 {r['int8']['accuracy']:.4f}  "
+            f"baseline {r['baseline']['accuracy']:.4f}  (macro-F1 int8 {r['int8']['macro_f1']:.4f})")
+
+
+def _aggregate(task, results) -> dict:
+    """Per protocol: the metric for float, int8 and baseline (mean over folds)."""
+    keys = ("auc",) if task == "grasp-lift" else ("accuracy", "macro_f1")
+    out = {}
+    for proto in dict.fromkeys(r["protocol"] for r in results):
+        rs = [r for r in results if r["protocol"] == proto]
+        out[proto] = {kind: {k: float(np.mean([r[kind][k] for r in rs])) for k in keys}
+                      for kind in ("float", "int8", "baseline")}
+        out[proto]["folds"] = len(rs)
+        out[proto]["int8_minus_float"] = float(np.mean([r["int8_minus_float"] for r in rs]))
+    return out
+
+
+def report_markdown(report) -> str:
+    task = report["task"]
+    keys = ("auc",) if task == "grasp-lift" else ("accuracy", "macro_f1")
+    lines = [f"### {task} ({report['model']}, data: {report['data']})", "",
+             "| protocol | folds | " + " | ".join(f"{m} {k}" for k in keys for m in ("float", "int8", "baseline"))
+             + " | int8 − float |",
+             "|---|---|" + "---|" * (3 * len(keys)) + "---|"]
+    for proto, v in report["protocols"].items():
+        cells = [f"{v[m][k]:.4f}" for k in keys for m in ("float", "int8", "baseline")]
+        lines.append(f"| {proto} | {v['folds']} | " + " | ".join(cells) + f" | {v['int8_minus_float']:+.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
+    """Run a bundle through the edge path (fixed-point chain → int8 interpreter) on held-out data.
+
+    grasp-lift: series 7–8 of the recordings in ``data``; emotion: the last 20 % of each recording.
+    """
+    bundle = load_bundle(bundle_path)
+    task = bundle.task
+    cfg = TASKS[task]
+    if task == "grasp-lift":
+        recs = [r for r in load_grasp_lift(data, quick=quick) if int(r.session) >= 7]
+    else:
+        recs, _ = load_emotion(data, quick=quick)
+    chain = bundle.signal_chain()
+    missing = [c for c in bundle.channels if c not in recs[0].channels]
+    if missing:
+        raise TrainingError(f"the data lack the bundle's channels {missing}")
+    idx = [list(recs[0].channels).index(c) for c in bundle.channels]
+    for r in recs:
+        r.samples = np.ascontiguousarray(r.samples[:, idx])
+        r.channels = tuple(bundle.channels)
+    ws, _ = build_windows(recs, cfg, bundle.labels, chain=chain)
+    if task == "emotion":
+        split = emotion_splits(ws, bundle.window["length"] / chain.fs_out, lso=False)[0]
+        ws = ws.take(split.test)
+        protocol = BLOCKS + ", test blocks"
+    else:
+        protocol = "series 7-8 of the given recordings"
+    model = bundle.model()
+    scores = model.predict(normalise_windows(ws.X, bundle.window["channel_scale"]))
+    metrics = task_metrics(task, ws.y, scores, len(bundle.labels))
+    result = {"bundle": str(bundle_path), "content_hash": bundle.content_hash, "task": task,
+              "protocol": protocol, "n_windows": len(ws), "interpreter": f"{model.backend} {model.backend_version}",
+              "int8": metrics, "bundle_metrics": bundle.manifest.get("metrics")}
+    _log(progress, f"[evaluate] {protocol}: {len(ws)} windows, {result['interpreter']}")
+    key = "auc" if task == "grasp-lift" else "accuracy"
+    _log(progress, f"[evaluate] int8 {key} {metrics[key]:.4f}")
+    return result
