@@ -80,7 +80,7 @@ def test_window_does_not_depend_on_future_samples():
 
 def test_reset_restarts_windows_after_a_gap():
     buf = WindowBuffer(10, 2, 5)
-    w, e = buf.process(np.ones((12, 2), np.float32))
+    _w, e = buf.process(np.ones((12, 2), np.float32))
     assert list(e) == [9]
     buf.reset()
     _w, e = buf.process(np.ones((9, 2), np.float32))
