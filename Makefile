@@ -11,7 +11,13 @@ EDGE_VENV  := .venv-edge
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: test test-edge test-train env-edge env-train system-deps lint bench fuzz firmware clean
+.PHONY: demo test test-edge test-train env-edge env-train system-deps lint bench fuzz firmware fixtures pi-check clean
+
+# The main job: train a quick bundle, stream a held-out recording over LSL to the runtime and
+# the simulated arm, print the latency report and the decisions against the truth (tools/demo).
+demo: system-deps env-train env-edge
+	firmware_bridge/firmware/install-deps.sh
+	tools/demo
 
 test: system-deps test-edge test-train
 
@@ -59,6 +65,10 @@ fuzz:
 firmware:
 	$(MAKE) -C firmware_bridge/firmware avr sim
 
+# Regenerate the small int8 bundles the edge tests read (tests/fixtures/bundles).
+fixtures: env-train
+	tools/make-fixtures
+
 clean:
 	$(MAKE) -C firmware_bridge/firmware clean
-	rm -rf $(EDGE_VENV) $(TRAIN_VENV) .pytest_cache .hypothesis build edge/_ng_sos*.so
+	rm -rf $(EDGE_VENV) $(TRAIN_VENV) .pytest_cache .hypothesis build reports edge/_ng_sos*.so

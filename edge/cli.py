@@ -143,6 +143,12 @@ def _cmd_doctor(args) -> int:
     return doctor_main(args.doctor_args)
 
 
+def _cmd_demo(args) -> int:
+    from edge.demo import main as demo_main
+
+    return demo_main(args.demo_args)
+
+
 def _cmd_arm_sim(args) -> int:
     from firmware_bridge.sim import main as sim_main
 
@@ -215,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("doctor_args", nargs=argparse.REMAINDER, help="see 'neurogrip doctor --help'")
     p.set_defaults(func=_cmd_doctor)
 
+    p = sub.add_parser("demo", help="stream a recording over LSL through the runtime to the simulated arm",
+                       add_help=False)
+    p.add_argument("demo_args", nargs=argparse.REMAINDER, help="see 'neurogrip demo --help'")
+    p.set_defaults(func=_cmd_demo)
+
     p = sub.add_parser("arm-sim", help="start the simulated arm (real firmware under simavr) and print its pty")
     p.add_argument("sim_args", nargs=argparse.REMAINDER, help="options passed to the simulator (see --help)")
     p.set_defaults(func=_cmd_arm_sim)
@@ -228,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands with their own argument parser: everything after the name is theirs.
-PASSTHROUGH = {"stream": "player_args", "doctor": "doctor_args", "arm-sim": "sim_args"}
+PASSTHROUGH = {"stream": "player_args", "doctor": "doctor_args", "arm-sim": "sim_args", "demo": "demo_args"}
 
 
 def main(argv=None) -> int:

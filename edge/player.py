@@ -92,6 +92,7 @@ class Player:
         self.fs = float(recording.fs)
         self.channels = list(recording.channels)
         self.samples_pushed = 0
+        self.t0_lsl: float | None = None
         self.error: BaseException | None = None
         self._data = np.ascontiguousarray(recording.samples, dtype=np.float32)
         self._pylsl = None
@@ -147,6 +148,27 @@ class Player:
         self.stop()
 
     # -- publishing --------------------------------------------------------------------
+    def rows_at(self, timestamps) -> np.ndarray:
+        """Recording rows published at these LSL timestamps (first pass; -1 before the start).
+
+        The player's timestamps are ``t0_lsl + slot / fs`` with one slot per row and a few
+        empty slots per gap, so a receiver's timestamp maps back to the row exactly.
+        """
+        if self.t0_lsl is None:
+            raise RuntimeError("the player has not published yet")
+        slots, slot, last_row = [], 0, None
+        for start, stop in self.recording.segments.tolist():
+            if last_row is not None:
+                slot += self._gap_slots(last_row, start)
+            slots.append(np.arange(slot, slot + stop - start))
+            slot += stop - start
+            last_row = stop - 1
+        slot_of_row = np.concatenate(slots)
+        want = np.round((np.asarray(timestamps, float) - self.t0_lsl) * self.fs).astype(np.int64)
+        rows = np.searchsorted(slot_of_row, want)
+        ok = (rows < len(slot_of_row)) & (slot_of_row[np.minimum(rows, len(slot_of_row) - 1)] == want)
+        return np.where(ok, rows, -1)
+
     def _gap_slots(self, before: int, after: int) -> int:
         """Sample slots to leave empty between row ``before`` and row ``after``."""
         index = self.recording.sample_index
@@ -167,7 +189,7 @@ class Player:
             if self._stop.is_set():
                 return
         t0_mono = time.monotonic()
-        t0_lsl = self._pylsl.local_clock()
+        t0_lsl = self.t0_lsl = self._pylsl.local_clock()
         slot = 0  # published sample slots so far (rows + gap slots)
         last_row = None
         while True:
