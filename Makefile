@@ -11,7 +11,7 @@ EDGE_VENV  := .venv-edge
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test test-edge test-train env-edge env-train system-deps lint bench fuzz firmware fixtures pi-check clean
+.PHONY: demo test test-edge test-train env-edge env-train system-deps lint bench fuzz firmware fixtures bundles pi-check clean
 
 # The main job: train a quick bundle, stream a held-out recording over LSL to the runtime and
 # the simulated arm, print the latency report and the decisions against the truth (tools/demo).
@@ -64,6 +64,21 @@ fuzz:
 # The ATmega328P firmware and its simavr-based simulator.
 firmware:
 	$(MAKE) -C firmware_bridge/firmware avr sim
+
+# The default bundles, trained on the shared real data (about 10 minutes here); the benchmarks
+# and the README's metrics table use them.
+SHARED_DATA ?= ../shared/data
+bundles: env-train
+	$(TRAIN_VENV)/bin/neurogrip train --task grasp-lift --data $(SHARED_DATA)/grasp_lift_segments --out build/bundles/grasp-lift
+	$(TRAIN_VENV)/bin/neurogrip train --task emotion --data $(SHARED_DATA)/muse_mental_state --out build/bundles/emotion
+
+# The emulated Raspberry Pi check (docs/pi-check.md): an arm64 Debian bookworm userland under
+# qemu-user runs the edge on a recording; its int8 outputs must equal this machine's.
+PI_RECORDING ?= $(firstword $(wildcard $(SHARED_DATA)/grasp_lift_segments/subj1_series8_data.csv.gz) build/pi-check/subj1_series1_data.csv.gz)
+pi-check: env-edge
+	@if [ ! -f $(PI_RECORDING) ]; then mkdir -p build/pi-check && \
+		$(EDGE_VENV)/bin/neurogrip synth grasp-lift --out build/pi-check --subjects 1 --series 1 --trials 4 >/dev/null; fi
+	tools/pi-check --bundle tests/fixtures/bundles/grasp-lift --recording $(PI_RECORDING)
 
 # Regenerate the small int8 bundles the edge tests read (tests/fixtures/bundles).
 fixtures: env-train

@@ -8,7 +8,7 @@ model without TensorFlow or scipy::
     signal     {channels [names, in model order], fs, units, chain {fs, factor, fs_out,
                 lowpass_hz, design, filter {format, coef/state/input frac bits, sections}}}
     window     {length, stride (output-rate samples), channel_scale [per channel],
-                normalisation "demean-scale"}
+                clip (bound of the normalised input), normalisation "demean-scale-clip"}
     model      {file, bytes, sha256, architecture, activation "sigmoid" | "softmax",
                 input {shape, dtype "int8", scale, zero_point}, output {...}}
     labels     [names of the model's outputs]
@@ -131,11 +131,19 @@ class Bundle:
         w = self.window
         return WindowBuffer(int(w["length"]), len(self.channels), int(w["stride"]), max_chunk)
 
-    def model(self, num_threads: int = 1, backend: str | None = None):
+    def normalise(self, windows):
+        """The manifest's window normalisation (mean removal, per-channel scale, clip) → float32."""
+        from edge.chain import normalise_windows
+
+        w = self.window
+        return normalise_windows(windows, w["channel_scale"], w.get("clip"))
+
+    def model(self, num_threads: int = 1, backend: str | None = None, reference_kernels: bool = False):
         """An :class:`edge.inference.Int8Model` of the bundle's model."""
         from edge.inference import Int8Model
 
-        return Int8Model(self.model_bytes, num_threads=num_threads, backend=backend)
+        return Int8Model(self.model_bytes, num_threads=num_threads, backend=backend,
+                         reference_kernels=reference_kernels)
 
     def decision_policy(self):
         from edge.decision import DecisionPolicy
@@ -221,6 +229,8 @@ def validate_manifest(m: dict, path=".") -> None:
     if len(w["channel_scale"]) != len(ch) or not all(isinstance(v, (int, float)) and v > 0
                                                       for v in w["channel_scale"]):
         _fail(path, f"window.channel_scale must be {len(ch)} positive numbers")
+    if w.get("clip") is not None and not (isinstance(w["clip"], (int, float)) and w["clip"] > 0):
+        _fail(path, f"window.clip must be a positive number or absent, got {w['clip']!r}")
     for k in ("length", "stride"):
         if not (isinstance(w[k], int) and w[k] >= 1):
             _fail(path, f"window.{k} must be a positive int, got {w[k]!r}")

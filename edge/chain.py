@@ -14,8 +14,8 @@ Stages
    every ``stride``-th output sample once ``length`` samples have been seen since the
    last reset.  Window positions are a pure function of the sample count since reset
    (:func:`window_ends`), so offline windowing gives the same windows.
-3. :func:`normalise_windows` — per-window, per-channel mean removal and a fixed
-   per-channel scale from the manifest.  Mean removal uses only the window's own
+3. :func:`normalise_windows` — per-window, per-channel mean removal, a fixed per-channel
+   scale from the manifest and clipping to ±``clip``.  Mean removal uses only the window's own
    (past) samples, so it is causal; it makes the model blind to electrode offsets,
    which differ between sessions and would otherwise dominate a short window.
 """
@@ -201,12 +201,17 @@ class WindowBuffer:
         return buf[idx], e
 
 
-def normalise_windows(windows: np.ndarray, channel_scale) -> np.ndarray:
-    """Remove each window's per-channel mean and divide by the manifest's per-channel scale.
+def normalise_windows(windows: np.ndarray, channel_scale, clip: float | None = None) -> np.ndarray:
+    """Remove each window's per-channel mean, divide by the manifest's per-channel scale, clip.
 
     ``windows`` is (k, length, C); returns float32 of the same shape.  Causal: a window's
-    mean is taken over its own samples only.
+    mean is taken over its own samples only.  ``clip`` bounds the result to ±clip: a movement
+    artefact of a hundred times the usual amplitude would otherwise set the int8 input scale
+    and leave ordinary EEG one or two quantisation steps wide.
     """
     w = np.asarray(windows, np.float32)
     scale = np.asarray(channel_scale, np.float32)
-    return (w - w.mean(axis=1, keepdims=True)) / scale
+    out = (w - w.mean(axis=1, keepdims=True)) / scale
+    if clip is not None:
+        np.clip(out, -clip, clip, out=out)
+    return out

@@ -79,7 +79,8 @@ def _cmd_synth(args) -> int:
 def _cmd_bench(args) -> int:
     from benchmarks.run import main as bench_main
 
-    return bench_main(args.quick, args.json, args.markdown)
+    return bench_main(args.quick, args.json, args.markdown, plots_dir=args.plots, bundles=args.bundle,
+                      sections=args.sections)
 
 
 def _cmd_train(args) -> int:
@@ -124,10 +125,14 @@ def _cmd_replay_outputs(args) -> int:
     from edge.inference import interpreter_backend
     from edge.runtime import replay_outputs
 
-    outs, _idx = replay_outputs(load_bundle(args.bundle), args.recording, chunk=args.chunk)
-    np.save(args.out, outs)
+    bundle = load_bundle(args.bundle)
     name, version, _ = interpreter_backend()
-    print(f"{len(outs)} windows x {outs.shape[1]} int8 outputs -> {args.out} ({name} {version})")
+    for path, ref in ((args.out, False), (args.reference_out, True)):
+        if path:
+            outs, _idx = replay_outputs(bundle, args.recording, chunk=args.chunk, reference_kernels=ref)
+            np.save(path, outs)
+            print(f"{len(outs)} windows x {outs.shape[1]} int8 outputs -> {path} ({name} {version}, "
+                  f"{'reference' if ref else 'default'} kernels)")
     return 0
 
 
@@ -210,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True)
     p.add_argument("--recording", required=True)
     p.add_argument("--out", required=True, help=".npy file for the (n_windows, n_labels) int8 outputs")
+    p.add_argument("--reference-out", metavar="FILE",
+                   help="also the outputs with TFLite's reference kernels (bit-identical across CPUs)")
     p.add_argument("--chunk", type=int, help="samples per chunk (default 20 ms)")
     p.set_defaults(func=_cmd_replay_outputs)
 
@@ -234,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes, checks the benchmark runs (<2 min)")
     p.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the Markdown tables")
+    p.add_argument("--plots", metavar="DIR", help="write PNG plots (latency CDFs, throughput bars, ROC curves)")
+    p.add_argument("--bundle", action="append", metavar="B",
+                   help="bundle(s) to measure (default: build/bundles/*, else the test fixtures)")
+    p.add_argument("--sections", type=lambda t: t.split(","), metavar="A,B",
+                   help="only these sections (default: all)")
     p.set_defaults(func=_cmd_bench)
     return parser
 

@@ -77,7 +77,7 @@ def run_demo(bundle_path, recording_path, *, arm: str = "sim", speed: float = 1.
 
         def watch():  # stop once the player has published everything (or at `duration`)
             player.wait()
-            time.sleep(0.5)
+            time.sleep(0.1)  # the last chunks in flight; less than the 200 ms stall rule
             rt.stop()
 
         threading.Thread(target=watch, daemon=True).start()

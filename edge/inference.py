@@ -72,6 +72,9 @@ class Int8Model:
         Interpreter threads; 1 keeps the other core free for acquisition on a Pi.
     backend : str, optional
         Force ``"tflite_runtime"`` or ``"ai_edge_litert"``.
+    reference_kernels : bool
+        Use TFLite's portable reference kernels: bit-identical outputs on every architecture
+        (the emulated Pi check uses them), several times slower than the default kernels.
 
     Attributes
     ----------
@@ -81,11 +84,18 @@ class Int8Model:
     input_dtype, output_dtype : numpy dtype
     """
 
-    def __init__(self, model, num_threads: int = 1, backend: str | None = None):
+    def __init__(self, model, num_threads: int = 1, backend: str | None = None, reference_kernels: bool = False):
         self.backend, self.backend_version, interp_cls = interpreter_backend(backend)
         content = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+        kwargs = {}
+        if reference_kernels:
+            # TFLite's optimised int8 kernels round differently on x86-64 and aarch64 (±1 LSB in a few
+            # percent of outputs); the reference kernels are the same integer arithmetic everywhere.
+            mod = importlib.import_module(interp_cls.__module__)
+            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_REF
+        self.reference_kernels = reference_kernels
         try:
-            self._interp = interp_cls(model_content=content, num_threads=num_threads)
+            self._interp = interp_cls(model_content=content, num_threads=num_threads, **kwargs)
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InferenceError(f"the interpreter ({self.backend} {self.backend_version}) cannot load the "

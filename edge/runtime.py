@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import Bundle
-from edge.chain import normalise_windows
 from edge.decision import Decider
 from edge.errors import EdgeError
 from edge.inference import dequantise, quantise
@@ -113,7 +112,7 @@ class Pipeline:
     """
 
     def __init__(self, bundle: Bundle, source_channels, fs: float, *, drop_stale: bool = True,
-                 num_threads: int = 1):
+                 num_threads: int = 1, reference_kernels: bool = False):
         from edge.sources import channel_map
 
         if abs(float(fs) - bundle.fs) > 1e-6 * bundle.fs:
@@ -124,9 +123,8 @@ class Pipeline:
         self._identity = bool(np.array_equal(self.idx, np.arange(len(source_channels))))
         self.chain = bundle.signal_chain()
         self.buf = bundle.window_buffer()
-        self.model = bundle.model(num_threads=num_threads)
+        self.model = bundle.model(num_threads=num_threads, reference_kernels=reference_kernels)
         self.decider = Decider(bundle.decision_policy())
-        self.scale = np.asarray(bundle.window["channel_scale"], np.float32)
         self.in_q, self.out_q = bundle.input_quant, bundle.output_quant
         self.factor = self.chain.factor
         self.drop_stale = drop_stale
@@ -185,7 +183,7 @@ class Pipeline:
         if self.drop_stale and len(ends) > 1:
             self.dropped_windows += len(ends) - 1
             windows, ends = windows[-1:], ends[-1:]
-        xq = quantise(normalise_windows(windows, self.scale), *self.in_q)
+        xq = quantise(self.bundle.normalise(windows), *self.in_q)
         outs = self.model.run_batch_int8(xq)
         probs = dequantise(outs, *self.out_q)
         t2 = time.perf_counter()
@@ -204,16 +202,17 @@ class Pipeline:
         return res
 
 
-def replay_outputs(bundle: Bundle, recording, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def replay_outputs(bundle: Bundle, recording, chunk: int | None = None,
+                   reference_kernels: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Every window of a recording through the live pipeline: (int8 outputs (n, k), sample index (n,)).
 
-    Deterministic and platform independent (integer chain, int8 interpreter): the emulated Pi
-    check compares these arrays between x86-64 and aarch64.
+    The chain is integer arithmetic and identical everywhere; with ``reference_kernels`` the model
+    is too, so the emulated Pi check compares these arrays between x86-64 and aarch64.
     """
     from edge.sources import ReplaySource
 
     src = ReplaySource(recording, speed=0, chunk=chunk)
-    pipe = Pipeline(bundle, src.channels, src.fs, drop_stale=False)
+    pipe = Pipeline(bundle, src.channels, src.fs, drop_stale=False, reference_kernels=reference_kernels)
     outs, idx = [], []
     while (c := src.read()) is not None:
         for r in pipe.process(c):
@@ -427,11 +426,15 @@ class Runtime:
             return
         if self.summary.startup_seconds is None:
             self.summary.startup_seconds = time.monotonic() - self.t_created
+        # acquire: for LSL, the transport delay of the chunk's newest sample (pushed → received);
+        # for a replay, the time read() took.  Samples that waited inside the sender's chunk before
+        # it was pushed are, like the filter's group delay, a property of the headset, not ours.
+        acquire = read_ms
+        if self._lsl_clock is not None:
+            received_lsl = self._lsl_clock() - (time.monotonic() - chunk.t_received)
+            acquire = max(0.0, (received_lsl - float(chunk.timestamps[-1])) * 1e3)
         for r in results:
             d = r.decision
-            acquire = read_ms
-            if self._lsl_clock is not None:
-                acquire = max(0.0, (self._lsl_clock() - r.t_end) * 1e3 - (time.monotonic() - r.t_received) * 1e3)
             send_ms = 0.0
             if d.action is not None and not self._safe:
                 self.summary.decisions_fired += 1
@@ -512,7 +515,7 @@ def format_report(s: RunSummary) -> str:
     if s.latency_ms.get("n"):
         v = s.latency_ms
         lines.append(f"  {'in->command':<12} {v['p50']:8.3f} {v['p99']:8.3f} {v['max']:8.3f}  "
-                     f"(sample in -> command acknowledged, {v['n']} commands)")
+                     f"(sample received -> command acknowledged by the arm, {v['n']} commands)")
     return "\n".join(lines)
 
 

@@ -48,6 +48,7 @@ class TaskConfig:
     window_ms: float
     stride_ms: float
     train_stride_ms: float
+    clip: float | None = 8.0  # normalised input bound (≈ 8 σ): see edge.chain.normalise_windows
 
     def window_samples(self, fs: float) -> int:
         return round(self.window_ms * 1e-3 * fs / self.factor)

@@ -171,7 +171,7 @@ def _int8_scores(export, Xn: np.ndarray) -> np.ndarray:
 
 
 def evaluate_split(task, kind, ws: WindowSet, split: Split, *, epochs, seed, fs_out, n_labels,
-                   progress=None, keep_model=False, thin: int = 1) -> dict:
+                   progress=None, keep_model=False, thin: int = 1, clip: float | None = None) -> dict:
     """Fit the model, the int8 export and the baseline on one split; metrics on its test part."""
     from training.convert import to_int8_tflite
 
@@ -183,7 +183,7 @@ def evaluate_split(task, kind, ws: WindowSet, split: Split, *, epochs, seed, fs_
         fit[np.flatnonzero(split.fit)[::thin]] = True
         split = Split(fit, split.tune, split.test, split.protocol, split.fold)
     scale = channel_scale_of(ws.X[split.fit])
-    Xf, Xt, Xs = (normalise_windows(ws.X[m], scale) for m in (split.fit, split.tune, split.test))
+    Xf, Xt, Xs = (normalise_windows(ws.X[m], scale, clip) for m in (split.fit, split.tune, split.test))
     yf, yt, ys = ws.y[split.fit], ws.y[split.tune], ws.y[split.test]
     t0 = time.perf_counter()
     model, history = fit_model(kind, task, Xf, yf, Xt, yt, n_labels=n_labels, epochs=epochs, seed=seed, progress=progress)
@@ -283,7 +283,7 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
                        f"on {split.fit.sum()} windows")
         r = evaluate_split(task, kind, ws, split, epochs=epochs, seed=seed, fs_out=chain.fs_out,
                            n_labels=len(labels), progress=progress, keep_model=(i == 0),
-                           thin=max(1, round(cfg.train_stride_ms / cfg.stride_ms)))
+                           thin=max(1, round(cfg.train_stride_ms / cfg.stride_ms)), clip=cfg.clip)
         if i == 0:
             main = r
         results.append(r["result"])
@@ -299,6 +299,11 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     report_dir.mkdir(parents=True, exist_ok=True)
     report["bundle"] = {"path": str(path), "content_hash": manifest_hash(path),
                         "model_bytes": len(main["export"].tflite)}
+    # The float peers the benchmarks compare the int8 bundle with (workstation only; not in the bundle).
+    from training.convert import to_float_tflite
+
+    main["model"].save(report_dir / "model.keras")
+    (report_dir / "model_float.tflite").write_bytes(to_float_tflite(main["model"]))
     (report_dir / "report.json").write_text(json.dumps(report, indent=1))
     (report_dir / "report.md").write_text(report_markdown(report))
     try:
@@ -323,7 +328,7 @@ def _manifest(task, kind, cfg, chain: SignalChain, ws: WindowSet, labels, main, 
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "signal": {"channels": list(ws.channels), "fs": chain.fs, "units": "uV", "chain": chain.to_manifest()},
         "window": {"length": int(ws.X.shape[1]), "stride": cfg.stride_samples(chain.fs),
-                   "channel_scale": main["scale"], "normalisation": "demean-scale",
+                   "channel_scale": main["scale"], "clip": cfg.clip, "normalisation": "demean-scale-clip",
                    "length_ms": cfg.window_ms, "stride_ms": cfg.stride_ms},
         "model": {"architecture": kind, "activation": "sigmoid" if task == "grasp-lift" else "softmax",
                   "ops": export.ops,
@@ -404,7 +409,7 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
     else:
         protocol = "series 7-8 of the given recordings"
     model = bundle.model()
-    scores = model.predict(normalise_windows(ws.X, bundle.window["channel_scale"]))
+    scores = model.predict(bundle.normalise(ws.X))
     metrics = task_metrics(task, ws.y, scores, len(bundle.labels))
     result = {"bundle": str(bundle_path), "content_hash": bundle.content_hash, "task": task,
               "protocol": protocol, "n_windows": len(ws), "interpreter": f"{model.backend} {model.backend_version}",

@@ -49,7 +49,8 @@ def _offline_outputs(bundle, rec):
         chain.reset()
         y = chain.process(rec.samples[start:stop]).astype(np.float32)
         for e in window_ends(len(y), L, S):
-            w = normalise_windows(y[None, e - L + 1:e + 1], bundle.window["channel_scale"])
+            w = normalise_windows(y[None, e - L + 1:e + 1], bundle.window["channel_scale"],
+                                  bundle.window.get("clip"))
             outs.append(model.run_int8(quantise(w[0], *bundle.input_quant)))
     return np.array(outs)
 
