@@ -50,12 +50,20 @@ class TaskConfig:
     train_stride_ms: float
     clip: float | None = 8.0  # normalised input bound (≈ 8 σ): see edge.chain.normalise_windows
 
+    def factor_for(self, fs: float) -> int:
+        """The decimation factor for input rate ``fs``: at most ``factor``, and never so large that
+        the chain's low-pass would alias (GAMEEMO's 128 Hz is not decimated; Muse's 256 Hz is)."""
+        lows = [f.freqs[0] for f in self.filters if f.kind == "lowpass"]
+        if not lows:
+            return 1
+        return max(1, min(self.factor, int(0.8 * fs / (2 * min(lows)))))
+
     def window_samples(self, fs: float) -> int:
-        return round(self.window_ms * 1e-3 * fs / self.factor)
+        return round(self.window_ms * 1e-3 * fs / self.factor_for(fs))
 
     def stride_samples(self, fs: float, train: bool = False) -> int:
         ms = self.train_stride_ms if train else self.stride_ms
-        return max(1, round(ms * 1e-3 * fs / self.factor))
+        return max(1, round(ms * 1e-3 * fs / self.factor_for(fs)))
 
 
 # Grasp-lift: 200 ms windows (150–250 ms is the optimal controller window, Smith et al. 2011) fit
@@ -68,7 +76,8 @@ GRASP_LIFT = TaskConfig("grasp-lift", (FilterSpec("lowpass", (30.0,), 4),), fact
 # Emotion / mental state: 2 s windows of the 1–40 Hz band at 128 Hz; a 50 Hz notch for mains.
 EMOTION = TaskConfig("emotion", (FilterSpec("highpass", (1.0,), 2), FilterSpec("notch", (50.0,), q=30),
                                  FilterSpec("lowpass", (40.0,), 4)), factor=2,
-                     window_ms=2000.0, stride_ms=250.0, train_stride_ms=250.0)
+                     window_ms=2000.0, stride_ms=250.0, train_stride_ms=250.0,
+                     clip=20.0)  # mental states show in large eye/muscle activity: keep 20 σ of it
 TASKS = {"grasp-lift": GRASP_LIFT, "emotion": EMOTION}
 
 
@@ -171,7 +180,7 @@ def build_windows(recordings, config: TaskConfig, label_names, *, train: bool = 
         raise ValueError("recordings: nothing to window")
     first = recordings[0]
     if chain is None:
-        chain = SignalChain.design_chain(config.filters, first.fs, len(first.channels), config.factor)
+        chain = SignalChain.design_chain(config.filters, first.fs, len(first.channels), config.factor_for(first.fs))
     length, stride = config.window_samples(first.fs), config.stride_samples(first.fs, train)
     sets, offset = [], 0
     for rec in recordings:

@@ -99,3 +99,11 @@ def test_normalise_removes_window_mean_and_scales():
     n = normalise_windows(w, [2.0, 2.0, 4.0])
     np.testing.assert_allclose(n.mean(axis=1), 0, atol=1e-5)
     np.testing.assert_allclose(n[..., 2] * 4, w[..., 2] - w[..., 2].mean(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_normalise_clips_artefacts_to_the_declared_bound():
+    w = np.zeros((1, 10, 2), np.float32)
+    w[0, 3, 0] = 1000.0  # a movement artefact on channel 0
+    n = normalise_windows(w, [1.0, 1.0], clip=8.0)
+    assert n.max() == 8.0 and n.min() >= -8.0
+    np.testing.assert_array_equal(n[..., 1], 0.0)

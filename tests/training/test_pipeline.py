@@ -84,3 +84,16 @@ def test_emotions_csv_feature_table_path(tmp_path):
 def test_leave_subjects_out_protocol_runs(tmp_path):
     run = train("grasp-lift", "synthetic", tmp_path / "lso", quick=False, epochs=2, lso_folds=3, progress=None)
     assert run.report["protocols"][LSO]["folds"] == 3
+
+
+def test_gameemo_rate_is_not_decimated_into_aliasing(shared_data):
+    from training.data import EMOTION, build_windows, load_emotion
+
+    recs, labels = load_emotion(shared_data / "gameemo", quick=True)
+    recs = recs[:2]
+    for r in recs:  # a few seconds are enough to check the chain and windows
+        r.samples, r.segments = r.samples[:128 * 10], np.array([[0, 128 * 10]])
+        r.sample_index = r.sample_index[:128 * 10]
+    ws, chain = build_windows(recs, EMOTION, labels)
+    assert chain.fs == 128.0 and chain.factor == 1 and ws.X.shape[1:] == (256, 14)
+    assert labels == ("boring", "calm", "horror", "funny")
