@@ -28,7 +28,7 @@ import json
 import logging
 import resource
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,7 +275,9 @@ class RunSummary:
     startup_seconds: float | None = None
     peak_rss_mb: float = 0.0
     interpreter: str = ""
-    fired: list = field(default_factory=list)  # (t_end, label, action, truth-at-window or None)
+    # (t_end, label, action, truth-at-window or None) of the latest commands; bounded like everything
+    # else in a process that runs for days
+    fired: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
     @property
     def realtime_factor(self) -> float:

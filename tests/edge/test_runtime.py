@@ -250,3 +250,36 @@ def test_run_command_stops_cleanly_on_sigterm_with_the_arm_at_rest(tmp_path):
     events = [json.loads(line) for line in Path(log).read_text().splitlines()]
     assert any(e["event"] == "safe_state" and e["reason"] == "stopped" for e in events)
     assert "stage (ms)" in out and ("interpreter: tflite_runtime" in out or "interpreter: ai_edge_litert" in out)
+
+
+def test_a_late_chunk_with_several_windows_runs_only_the_newest(gl, rec):
+    pipe = Pipeline(gl, rec.channels, rec.fs, drop_stale=True)
+    out = pipe.process(_chunk(rec.samples[:2000], 0))  # a backlog: 2000 samples arrive at once
+    assert len(out) == 1 and pipe.dropped_windows > 10
+    offline = Pipeline(gl, rec.channels, rec.fs, drop_stale=False).process(_chunk(rec.samples[:2000], 0))
+    assert out[0].index_end == offline[-1].index_end
+    np.testing.assert_array_equal(out[0].outputs, offline[-1].outputs)
+
+
+def test_decisions_are_published_on_an_lsl_marker_stream(gl, rec):
+    import pylsl
+
+    from edge.runtime import MarkerOutlet
+
+    name = f"ng-markers-{uuid.uuid4().hex[:8]}"
+    outlet = MarkerOutlet(name, name)
+    infos = pylsl.resolve_byprop("name", name, timeout=5)
+    assert infos, "marker stream not visible on loopback"
+    inlet = pylsl.StreamInlet(infos[0])
+    inlet.open_stream(timeout=5)
+    rt = Runtime(gl, ReplaySource(rec, speed=0), None, RuntimeConfig(budget_ms=1000), markers=outlet)
+    rt.pipeline.decider = _forced(gl)
+    s = rt.run()
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < s.decisions_fired and time.monotonic() < deadline:
+        sample, _ = inlet.pull_sample(timeout=0.5)
+        if sample:
+            got.append(json.loads(sample[0]))
+    assert s.decisions_fired > 0 and len(got) == s.decisions_fired
+    assert {"label", "action", "probs"} <= set(got[0]) and got[0]["label"] in gl.labels
