@@ -18,7 +18,7 @@ from edge.synthetic import grasp_lift_series, write_grasp_lift
 GOAL_S = 2.0
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, ctx=None) -> dict:
     repeats = 2 if quick else 5
     with tempfile.TemporaryDirectory() as tmp:
         rec = grasp_lift_series(1, 1, seed=0, n_trials=8 if quick else 34)

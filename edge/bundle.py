@@ -8,7 +8,9 @@ model without TensorFlow or scipy::
     signal     {channels [names, in model order], fs, units, chain {fs, factor, fs_out,
                 lowpass_hz, design, filter {format, coef/state/input frac bits, sections}}}
     window     {length, stride (output-rate samples), channel_scale [per channel],
-                clip (bound of the normalised input), normalisation "demean-scale-clip"}
+                clip (bound of the normalised input), normalisation "demean-scale-clip",
+                features (optional) {kind "bandpower", fs, bands, center, scale, clip}:
+                the model then takes edge.features.window_features, standardised}
     model      {file, bytes, sha256, architecture, activation "sigmoid" | "softmax",
                 input {shape, dtype "int8", scale, zero_point}, output {...}}
     labels     [names of the model's outputs]
@@ -131,12 +133,12 @@ class Bundle:
         w = self.window
         return WindowBuffer(int(w["length"]), len(self.channels), int(w["stride"]), max_chunk)
 
-    def normalise(self, windows):
-        """The manifest's window normalisation (mean removal, per-channel scale, clip) → float32."""
-        from edge.chain import normalise_windows
+    def model_input(self, windows):
+        """Windows (k, length, C) → the float model input the manifest defines (see
+        :func:`edge.features.model_inputs`): normalised windows, or standardised features."""
+        from edge.features import model_inputs
 
-        w = self.window
-        return normalise_windows(windows, w["channel_scale"], w.get("clip"))
+        return model_inputs(windows, self.window)
 
     def model(self, num_threads: int = 1, backend: str | None = None, reference_kernels: bool = False):
         """An :class:`edge.inference.Int8Model` of the bundle's model."""
@@ -236,12 +238,23 @@ def validate_manifest(m: dict, path=".") -> None:
             _fail(path, f"window.{k} must be a positive int, got {w[k]!r}")
     if model["activation"] not in ("sigmoid", "softmax"):
         _fail(path, f"model.activation {model['activation']!r} is not 'sigmoid' or 'softmax'")
+    feats = w.get("features")
+    if feats is not None:
+        try:
+            from edge.features import n_features
+
+            n_feat = n_features(w["length"], len(ch), float(feats["fs"]), tuple(tuple(b) for b in feats["bands"]))
+            ok = len(feats["center"]) == len(feats["scale"]) == n_feat and all(v > 0 for v in feats["scale"])
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            _fail(path, "window.features must give fs, bands, and center/scale for every feature")
     labels = m["labels"]
     mode = m["decision"].get("mode") if isinstance(m["decision"], dict) else None
     if (model["activation"], mode) not in (("sigmoid", "multilabel"), ("softmax", "multiclass")):
         _fail(path, f"model.activation {model['activation']!r} does not fit decision mode {mode!r} "
                     "(sigmoid goes with multilabel, softmax with multiclass)")
-    expect_in = [1, w["length"], len(ch)]
+    expect_in = [1, n_feat] if feats is not None else [1, w["length"], len(ch)]
     expect_out = [1, len(labels)]
     for side, expect in (("input", expect_in), ("output", expect_out)):
         t = model[side]

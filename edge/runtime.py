@@ -183,7 +183,7 @@ class Pipeline:
         if self.drop_stale and len(ends) > 1:
             self.dropped_windows += len(ends) - 1
             windows, ends = windows[-1:], ends[-1:]
-        xq = quantise(self.bundle.normalise(windows), *self.in_q)
+        xq = quantise(self.bundle.model_input(windows), *self.in_q)
         outs = self.model.run_batch_int8(xq)
         probs = dequantise(outs, *self.out_q)
         t2 = time.perf_counter()
@@ -287,6 +287,22 @@ class RunSummary:
         d = {k: v for k, v in self.__dict__.items() if k != "fired"}
         d["realtime_factor"] = self.realtime_factor
         return d
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB.
+
+    ``VmHWM`` from /proc: ``ru_maxrss`` would report the parent's peak for a process started
+    from a large one (Linux carries it over the fork).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _pct(values) -> dict:
@@ -490,11 +506,12 @@ class Runtime:
         s.dropped_windows = pipe.dropped_windows
         s.wall_seconds = time.monotonic() - t_start
         if first_ts is not None:
-            s.stream_seconds = float(last_ts - first_ts) + 1.0 / self.source.fs
+            # EEG actually processed, not timestamp span: a gapped recording's gaps are no work
+            s.stream_seconds = self.source.counters.samples / self.source.fs
         s.stages_ms = {k: _pct(self._timings.values(k)) for k in STAGES}
         s.latency_ms = _pct(self._timings.values("latency"))
         s.processing_ms = _pct(self._timings.values("processing"))
-        s.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        s.peak_rss_mb = peak_rss_mb()
         self._log("summary", **s.to_dict())
 
 
@@ -516,8 +533,9 @@ def format_report(s: RunSummary) -> str:
             lines.append(f"  {k:<12} {v['p50']:8.3f} {v['p99']:8.3f} {v['max']:8.3f}")
     if s.latency_ms.get("n"):
         v = s.latency_ms
+        what = "command acknowledged by the arm" if s.commands_sent else "command decided (no arm)"
         lines.append(f"  {'in->command':<12} {v['p50']:8.3f} {v['p99']:8.3f} {v['max']:8.3f}  "
-                     f"(sample received -> command acknowledged by the arm, {v['n']} commands)")
+                     f"(sample received -> {what}, {v['n']} commands)")
     return "\n".join(lines)
 
 

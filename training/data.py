@@ -49,6 +49,7 @@ class TaskConfig:
     stride_ms: float
     train_stride_ms: float
     clip: float | None = 8.0  # normalised input bound (≈ 8 σ): see edge.chain.normalise_windows
+    features: bool = False    # model input = edge.features window features instead of raw windows
 
     def factor_for(self, fs: float) -> int:
         """The decimation factor for input rate ``fs``: at most ``factor``, and never so large that
@@ -77,7 +78,8 @@ GRASP_LIFT = TaskConfig("grasp-lift", (FilterSpec("lowpass", (30.0,), 4),), fact
 EMOTION = TaskConfig("emotion", (FilterSpec("highpass", (1.0,), 2), FilterSpec("notch", (50.0,), q=30),
                                  FilterSpec("lowpass", (40.0,), 4)), factor=2,
                      window_ms=2000.0, stride_ms=250.0, train_stride_ms=250.0,
-                     clip=20.0)  # mental states show in large eye/muscle activity: keep 20 σ of it
+                     clip=20.0,  # mental states show in large eye/muscle activity: keep 20 σ of it
+                     features=True)  # band log-power per channel → the seed's feature GRU
 TASKS = {"grasp-lift": GRASP_LIFT, "emotion": EMOTION}
 
 

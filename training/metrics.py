@@ -1,4 +1,8 @@
-"""Evaluation metrics (sklearn) and the window-level baseline every run is compared with."""
+"""Evaluation metrics (sklearn) and the window-level baseline every run is compared with.
+
+The baseline is filter-bank log-variance (plus the slow trend) per channel, from
+:mod:`edge.features`, and a logistic regression (one per label for multi-label tasks).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from edge.chain import normalise_windows
+from edge.features import window_features
 
 
 def mean_columnwise_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -45,29 +50,9 @@ def task_metrics(task: str, y_true, scores, n_labels: int) -> dict:
 
 # --------------------------------------------------------------------------- baseline
 
-_BANDS = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
-
-
 def baseline_features(X: np.ndarray, fs: float, channel_scale) -> np.ndarray:
-    """Filter-bank log-variance features of each window, plus its slow trend.
-
-    The filter bank is the FFT of the (mean-removed, Hann-tapered) window summed over each
-    band: the band-limited variance of the window.  The trend (mean of the last quarter minus
-    the first quarter, per channel) carries the slow movement-related potentials.  Both use
-    only the window, so the baseline is as causal as the models.
-    """
-    w = normalise_windows(X, channel_scale)
-    n = w.shape[1]
-    spec = np.abs(np.fft.rfft(w * np.hanning(n)[None, :, None], axis=1)) ** 2
-    freqs = np.fft.rfftfreq(n, 1.0 / fs)
-    feats = []
-    for lo, hi in _BANDS:
-        sel = (freqs >= lo) & (freqs < hi)
-        if sel.any():
-            feats.append(np.log(spec[:, sel].sum(axis=1) + 1e-6))
-    q = max(1, n // 4)
-    feats.append(w[:, -q:].mean(axis=1) - w[:, :q].mean(axis=1))
-    return np.concatenate(feats, axis=1)
+    """The baseline's inputs: :func:`edge.features.window_features` of the normalised windows."""
+    return window_features(normalise_windows(X, channel_scale), fs)
 
 
 class Baseline:

@@ -154,6 +154,7 @@ def receptive_field(kernel_size: int = 5, dilations=(1, 2, 4, 8, 16)) -> int:
 # --------------------------------------------------------------------------- GRU
 
 
+@keras.saving.register_keras_serializable(package="neurogrip")
 class UnrolledGRU(layers.Layer):
     """A GRU over a fixed number of steps, written out step by step with plain ops.
 

@@ -140,6 +140,7 @@ def test_link_section_and_targets_table(bench):
     link = report["sections"]["link"]
     assert link["roundtrip"]["n"] > 0 and link["corruption"]["n_commands"] > 0
     assert link["corruption"]["corrupted_commands_executed"] == 0
+    assert link["fuzz"] is None or {"runs", "crash_found"} <= set(link["fuzz"])
     areas = {t["area"] for t in report["targets"]}
     assert {"filter accuracy", "filter speed", "edge loop", "controller delay", "footprint", "safety", "decoding",
             "quantisation", "emotion"} <= areas

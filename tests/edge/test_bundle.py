@@ -29,7 +29,14 @@ def test_fixture_bundles_load_and_describe_the_model():
         b = load_bundle(path)
         assert b.task == task and len(b.channels) == n_ch
         model = b.model()
-        assert model.input_shape == (1, b.window["length"], n_ch)
+        if b.window.get("features"):  # the emotion bundle's model takes window features
+            from edge.features import n_features
+
+            f = b.window["features"]
+            assert model.input_shape == (1, n_features(b.window["length"], n_ch, f["fs"], f["bands"]))
+            assert b.model_input(np.zeros((2, b.window["length"], n_ch))).shape == (2, model.input_shape[1])
+        else:
+            assert model.input_shape == (1, b.window["length"], n_ch)
         assert model.output_shape == (1, len(b.labels))
         assert b.content_hash.startswith("sha256:")
         assert b.signal_chain().fs == b.fs

@@ -27,7 +27,9 @@ def test_heavy_corruption_still_never_executes_garbage():
 
 def test_quick_run_and_markdown():
     r = bench.run(quick=True)
-    assert r["goal_met"] is True and r["fuzz"] is None
-    assert 0 < r["roundtrip"]["p50_ms"] <= r["roundtrip"]["p99_ms"] < 50
+    assert r["goal_met"] is True
+    # the quick run fuzzes for a few seconds where clang's libFuzzer is installed
+    assert r["fuzz"] is None or (r["fuzz"]["crash_found"] is False and r["fuzz"]["runs"] > 0)
+    assert 0 < r["roundtrip"]["p50_ms"] <= r["roundtrip"]["p99_ms"]
     md = bench.markdown(r)
     assert "p50" in md and "corrupted commands executed **0**" in md

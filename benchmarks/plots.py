@@ -1,0 +1,187 @@
+"""PNG plots of a benchmark report (matplotlib, Agg backend), drawn from the report's JSON alone.
+
+* ``latency_cdf.png``    per-stage latency CDFs of the replay (filter, infer, decide, whole chunk) and
+                         the live sample → command latency over LSL to the simulated arm;
+* ``throughput.png``     filter throughput against scipy's sosfilt, and replay × real time against
+                         the 200× goal;
+* ``inference.png``      int8 latency per runtime and float peer, per bundle;
+* ``roc_<bundle>.png``   ROC curve per event of a grasp-lift bundle (int8, edge path), with the
+                         operating point of the bundle's thresholds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _cdf(ax, stats: dict, label: str, **kw) -> None:
+    c = stats.get("cdf") if isinstance(stats, dict) else None
+    if not c:
+        return
+    ms = [max(v, 1e-4) for v in c["ms"]]
+    ax.plot(ms, [lv / 100 for lv in c["levels"]], label=f"{label} (p99 {stats['p99']:.3g} ms)", **kw)
+
+
+def latency_cdf(report: dict, out: Path) -> Path | None:
+    e2e = report["sections"].get("e2e", {})
+    replay = e2e.get("replay") if isinstance(e2e.get("replay"), list) else []
+    run = next((x for x in replay if x["label"] == "synthetic continuous" and x["chunk"] == 10), None)
+    lsl = e2e.get("lsl", {})
+    if run is None and "latency_ms" not in lsl:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax = axes[0]
+    if run is not None:
+        for k, style in (("filter", "-"), ("infer", "-"), ("decide", "-")):
+            _cdf(ax, run["stages_ms"][k], k, ls=style)
+        _cdf(ax, run["chunk_ms"], "whole chunk (Pipeline.process)", color="k", lw=2)
+        ax.axvline(e2e["goals"]["chunk_p99_ms"], color="r", ls="--", lw=1, label="goal: chunk p99 ≤ 2 ms")
+    ax.set(xscale="log", xlabel="ms (log)", ylabel="fraction ≤ x",
+           title="Replay, 10-sample chunks: per-stage latency CDF")
+    ax.axhline(0.99, color="grey", lw=0.5)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax = axes[1]
+    if "latency_ms" in lsl:
+        _cdf(ax, lsl["latency_ms"], "sample received → command acked", color="C3", lw=2)
+        _cdf(ax, lsl["processing_ms"], "chunk received → done (every window, incl. send)", color="C0")
+        ax.axvline(e2e["goals"]["latency_p99_ms"], color="r", ls="--", lw=1, label="goal: p99 ≤ 10 ms")
+        ax.set_title(f"Live over LSL → {lsl['simulator']} arm ({lsl['commands_sent']} commands)")
+    ax.set(xscale="log", xlabel="ms (log)", ylabel="fraction ≤ x")
+    ax.axhline(0.99, color="grey", lw=0.5)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = out / "latency_cdf.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def throughput(report: dict, out: Path) -> Path | None:
+    f = report["sections"].get("filter", {})
+    e2e = report["sections"].get("e2e", {})
+    replay = e2e.get("replay") if isinstance(e2e.get("replay"), list) else []
+    if "scipy_stream_samples_per_s" not in f and not replay:
+        return None
+    plt = _plt()
+    n = int("scipy_stream_samples_per_s" in f) + int(bool(replay))
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.5), squeeze=False)
+    axes = list(axes[0])
+    if "scipy_stream_samples_per_s" in f:
+        ax = axes.pop(0)
+        names, vals = ["scipy sosfilt\n(float64, zi)"], [f["scipy_stream_samples_per_s"]]
+        for b in ("c", "numpy"):
+            if f"{b}_stream_samples_per_s" in f:
+                names.append(f"neurogrip\nfixed point ({b})")
+                vals.append(f[f"{b}_stream_samples_per_s"])
+        bars = ax.bar(names, vals, color=["grey", "C0", "C1"][:len(vals)])
+        for bar, v in zip(bars, vals):
+            ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v / vals[0]:.2f}×", ha="center", va="bottom")
+        ax.set(yscale="log", ylabel="samples/s (32 ch, log)",
+               title=f"Filter, streaming in {f['chunk']}-sample chunks (goal ≥ 1× sosfilt)")
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    if replay:
+        ax = axes.pop(0)
+        names = [f"{x['label'].split(' (')[0]}\nchunk {x['chunk']}" for x in replay]
+        vals = [x["realtime_factor"] for x in replay]
+        bars = ax.bar(range(len(vals)), vals, color=["C0" if "continuous" in x["label"] else "C2" for x in replay])
+        ax.set_xticks(range(len(vals)), names, fontsize=8)
+        for bar, v in zip(bars, vals):
+            ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.0f}×", ha="center", va="bottom")
+        goal = e2e["goals"]["realtime_factor"]
+        ax.axhline(goal, color="r", ls="--", label=f"goal ≥ {goal:.0f}× real time")
+        ax.set(ylabel="× real time", title="Replay through the whole edge chain (32 ch @ 500 Hz)")
+        ax.legend(fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = out / "throughput.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def inference(report: dict, out: Path) -> Path | None:
+    inf = report["sections"].get("inference", {})
+    bundles = inf.get("bundles", {})
+    if not bundles:
+        return None
+    short = {"tflite_runtime": "int8\ntflite_runtime", "ai_edge_litert": "int8\nai_edge_litert",
+             "ai_edge_litert_int8": "int8\nai_edge_litert\n(train env)", "float_tflite": "float TFLite\n(ai_edge_litert)",
+             "keras_call": "float Keras\nmodel(x)", "keras_predict_on_batch": "float Keras\npredict_on_batch"}
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(bundles), figsize=(6 * len(bundles), 4.5), squeeze=False)
+    for ax, (name, b) in zip(axes[0], bundles.items()):
+        names, p50, p99 = [], [], []
+        for group in ("interpreters", "peers"):
+            for k, v in b[group].items():
+                if "latency_ms" in v:
+                    names.append(short.get(k, k))
+                    p50.append(v["latency_ms"]["p50"])
+                    p99.append(v["latency_ms"]["p99"])
+        if not names:
+            continue
+        import math
+
+        x = list(range(len(names)))
+        floor = 10 ** math.floor(math.log10(min(p50) * 0.9))
+        ax.bar([i - 0.2 for i in x], [v - floor for v in p50], 0.4, bottom=floor, label="p50")
+        ax.bar([i + 0.2 for i in x], [v - floor for v in p99], 0.4, bottom=floor, label="p99")
+        for i, v in zip(x, p50):
+            ax.text(i - 0.2, v, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, names, fontsize=7)
+        ax.set(yscale="log", ylim=(floor, max(p99) * 2), ylabel="ms per window (batch 1, 1 thread, log)",
+               title=f"{name}: {b['model_bytes']:,}-byte int8 model")
+        ax.legend(fontsize=8)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    path = out / "inference.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def roc(report: dict, out: Path) -> list[Path]:
+    paths = []
+    dec = report["sections"].get("decoding", {})
+    for name, b in dec.get("bundles", {}).items():
+        rp = b.get("replay")
+        if not rp:
+            continue
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(6.5, 6))
+        for i, (lab, r) in enumerate(rp["roc"].items()):
+            ax.plot(r["fpr"], r["tpr"], color=f"C{i}", label=f"{lab} (AUC {r['auc']:.3f})")
+            op = r.get("operating_point")
+            if op:
+                ax.plot([op["fpr"]], [op["tpr"]], "o", color=f"C{i}", ms=6)
+        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (windows)", ylabel="true positive rate",
+               title=f"{name}: int8 edge path, {rp['origin']} held-out series 7–8\n"
+                     f"{rp['windows']} windows, mean AUC {rp['mean_auc']:.3f}; dots: the bundle's thresholds")
+        ax.set_aspect("equal")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        path = out / f"roc_{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_plots(report: dict, out) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [latency_cdf(report, out), throughput(report, out), inference(report, out)] + roc(report, out)
+    return [p for p in paths if p is not None]

@@ -1,0 +1,67 @@
+"""Window features: filter-bank log band power and slow trend, per channel (numpy only).
+
+One implementation serves three users: the runtime (bundles whose model takes features instead
+of raw windows), training (the same bundles), and the baseline every model is compared with.
+
+The filter bank is the FFT of the Hann-tapered window summed over each band — the band-limited
+variance of the window — and the trend is the mean of the window's last quarter minus its first
+quarter.  Both use only the window's own samples, so they are as causal as the window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_BANDS = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
+_EPS = 1e-6
+
+
+def window_features(windows: np.ndarray, fs: float, bands=DEFAULT_BANDS) -> np.ndarray:
+    """(k, length, C) normalised windows → (k, C · (n_bands + 1)) float32 features.
+
+    Bands above the Nyquist frequency or narrower than one FFT bin are skipped, so the feature
+    count depends on ``fs`` and the window length; :func:`n_features` says how many.
+    """
+    w = np.asarray(windows, np.float32)
+    n = w.shape[1]
+    spec = np.abs(np.fft.rfft(w * np.hanning(n).astype(np.float32)[None, :, None], axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+    feats = []
+    for lo, hi in bands:
+        sel = (freqs >= lo) & (freqs < hi)
+        if sel.any():
+            feats.append(np.log(spec[:, sel].sum(axis=1) + _EPS))
+    q = max(1, n // 4)
+    feats.append(w[:, -q:].mean(axis=1) - w[:, :q].mean(axis=1))
+    return np.concatenate(feats, axis=1).astype(np.float32)
+
+
+def n_features(length: int, n_channels: int, fs: float, bands=DEFAULT_BANDS) -> int:
+    freqs = np.fft.rfftfreq(length, 1.0 / fs)
+    used = sum(bool(((freqs >= lo) & (freqs < hi)).any()) for lo, hi in bands)
+    return n_channels * (used + 1)
+
+
+def standardise(features: np.ndarray, center, scale, clip: float | None = None) -> np.ndarray:
+    """``(f − center) / scale``, clipped to ±clip: the model's input for a features bundle."""
+    out = (np.asarray(features, np.float32) - np.asarray(center, np.float32)) / np.asarray(scale, np.float32)
+    if clip is not None:
+        np.clip(out, -clip, clip, out=out)
+    return out
+
+
+def model_inputs(windows: np.ndarray, window_spec: dict) -> np.ndarray:
+    """The float model input for windows, as a bundle's ``window`` section defines it.
+
+    Raw-window bundles: the normalised windows (k, length, C).  Feature bundles
+    (``window_spec["features"]``): the standardised window features (k, n_features).
+    Training and the runtime both call this, so they feed the model identically.
+    """
+    from edge.chain import normalise_windows
+
+    x = normalise_windows(windows, window_spec["channel_scale"], window_spec.get("clip"))
+    f = window_spec.get("features")
+    if not f:
+        return x
+    feats = window_features(x, float(f["fs"]), tuple(tuple(b) for b in f["bands"]))
+    return standardise(feats, f["center"], f["scale"], f.get("clip"))
