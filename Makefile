@@ -53,9 +53,10 @@ test-train: env-train
 lint: env-edge
 	$(EDGE_VENV)/bin/python -m ruff check edge firmware_bridge training benchmarks tests
 
+# The full benchmark (about 5 minutes): uses build/bundles/* (make bundles) when present.
 bench: env-edge
 	@mkdir -p reports
-	$(EDGE_VENV)/bin/neurogrip bench --json reports/bench.json --markdown reports/bench.md
+	$(EDGE_VENV)/bin/neurogrip bench --json reports/bench.json --markdown reports/bench.md --plots reports/plots
 
 # Bounded libFuzzer run of the firmware's frame parser (FUZZ_SECONDS, default 60).
 fuzz:

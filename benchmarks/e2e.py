@@ -17,10 +17,10 @@
     sample received → command acknowledged by the arm; then the player stops and
     ``safe_state_ms`` is the time from the stream's end to the arm acknowledging REST.
 (c) ``footprint``: ``python -m edge.cli run --bundle B --source replay:FILE?speed=max --arm none``
-    as a subprocess per bundle.  ``peak_rss_mb`` is the child's VmHWM polled from /proc (the
-    runtime's own ``summary_peak_rss_mb``, ru_maxrss, inherits its launcher's high-water mark on
-    Linux); its summary gives ``startup_s`` (serve() entered → first decision) and
-    ``realtime_factor`` (which counts a gapped recording's gaps as stream time).  ``process_startup_s`` is an upper bound of
+    as a subprocess per bundle.  ``peak_rss_mb`` is the child's VmHWM polled from /proc by the
+    bench; ``summary_peak_rss_mb`` is the runtime's own report (also VmHWM); its summary gives
+    ``startup_s`` (serve() entered → first decision) and ``realtime_factor`` (EEG samples
+    processed / fs over wall time).  ``process_startup_s`` is an upper bound of
     process launch → first decision: (launch → runtime created, from the run's JSON log) +
     ``startup_s`` (so the bundle load is counted twice).
 """
@@ -213,8 +213,8 @@ def footprint(ref, path, origin: str, tmp) -> dict:
     t_launch = time.time()
     t0 = time.perf_counter()
     err = tmp / f"run-{ref.name}.stderr"
-    # The child's own ru_maxrss starts from its launcher's RSS (Linux keeps the pre-exec high-water mark
-    # across exec), so the peak is read here from /proc/<pid>/status VmHWM, which a new process starts afresh.
+    # Read from outside as well (/proc/<pid>/status VmHWM), so the figure does not depend on the
+    # runtime reporting itself correctly.
     with open(err, "w") as fh:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=fh)
         hwm = _poll_vmhwm(proc)
@@ -356,7 +356,7 @@ def markdown(r: dict) -> str:
             lines.append(f"| {name} | {v['recording']} | {fmt(v['peak_rss_mb'], '.0f')} | "
                          f"{fmt(v['summary_peak_rss_mb'], '.0f')} | {fmt(v['startup_s'], '.2f')} | "
                          f"{fmt(v['process_startup_s'], '.2f')} | {v['realtime_factor']:.0f}× |")
-        lines += ["", ("Peak RSS is the child's VmHWM polled by the bench; the runtime's own figure (ru_maxrss) "
-                  "starts from its launcher's RSS on Linux, so it overstates a process started by a large parent. "
-                  "The runtime's × real time counts the gaps of a gapped recording as stream time.")]
+        lines += ["", ("Peak RSS: the child's VmHWM polled by the bench, and the runtime's own VmHWM report. "
+                  "The runtime's × real time is EEG processed (samples / fs) over wall time; start-up "
+                  "includes loading the bundle and the interpreter.")]
     return "\n".join(lines)
