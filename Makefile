@@ -11,7 +11,7 @@ EDGE_VENV  := .venv-edge
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test test-edge test-train env-edge env-train system-deps lint bench fuzz firmware fixtures bundles pi-check clean
+.PHONY: demo test test-edge test-train test-slow env-edge env-train system-deps lint bench fuzz firmware fixtures bundles pi-check clean
 
 # The main job: train a quick bundle, stream a held-out recording over LSL to the runtime and
 # the simulated arm, print the latency report and the decisions against the truth (tools/demo).
@@ -47,8 +47,12 @@ test-edge: env-edge
 	$(MAKE) -C firmware_bridge/firmware test
 	$(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training $(PYTEST_ARGS)
 
+# The slow training tests (full protocols on synthetic data) run with `make test-slow`.
 test-train: env-train
-	NEUROGRIP_REQUIRE_TF=1 $(TRAIN_VENV)/bin/python -m pytest tests/training $(PYTEST_ARGS)
+	NEUROGRIP_REQUIRE_TF=1 $(TRAIN_VENV)/bin/python -m pytest tests/training -m "not slow" $(PYTEST_ARGS)
+
+test-slow: env-train
+	NEUROGRIP_REQUIRE_TF=1 $(TRAIN_VENV)/bin/python -m pytest tests/training -m slow $(PYTEST_ARGS)
 
 lint: env-edge
 	$(EDGE_VENV)/bin/python -m ruff check edge firmware_bridge training benchmarks tests
