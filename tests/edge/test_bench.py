@@ -92,8 +92,10 @@ def test_inference_section_measures_each_bundle_and_names_skipped_peers(bench):
             else:
                 _stats(p["latency_ms"])
                 assert p["ratio_vs_reference"] > 0
-        # the fixtures have no <bundle>.report/: the float peers say why they were skipped
-        assert "model_float.tflite" in b["peers"]["float_tflite"]["skipped"]
+        # the fixtures have no <bundle>.report/ (and a fresh clone tests the edge before it builds
+        # the training environment): the float peers say why they were skipped
+        reason = b["peers"]["float_tflite"]["skipped"]
+        assert "model_float.tflite" in reason or "no training environment" in reason, reason
 
 
 def test_e2e_section_replay_live_and_footprint(bench):
