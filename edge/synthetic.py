@@ -12,6 +12,10 @@ Two generators, both deterministic from ``(seed, subject, series/state)``:
   mains, slow electrode drift and DC offsets.  Everything that carries label
   information (topographies, latencies, ERD depth, amplitudes) is drawn per
   *subject*, so decoding across subjects is genuinely harder than within.
+  The task-locked potentials are large (40–70 µV) on purpose: they stand for
+  the cortical potentials *plus* the movement and muscle artefacts that real
+  grasp-and-lift recordings carry time-locked to the same events, which is
+  much of what decoders pick up on the real data.
 * :func:`muse_recording` — 4-channel Muse-like streams at 256 Hz whose band
   power depends on a labelled mental state.
 
