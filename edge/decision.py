@@ -411,6 +411,13 @@ class Decider:
         return out
 
     # ------------------------------------------------------------------ multi-label
+    def interrupt(self) -> None:
+        """The signal was interrupted (a gap, bad samples): forget hysteresis, votes and dwell,
+        exactly as an invalid window does, but keep latches, refractory times and the clock."""
+        self._clear_dwell()
+        self._mc_votes.clear()
+        self._candidate = self._cand_since = None
+
     def _clear_dwell(self) -> None:
         self._active[:] = False
         for q in self._votes:

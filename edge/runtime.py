@@ -24,6 +24,7 @@ Two layers, as the style guide asks:
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import resource
@@ -135,42 +136,64 @@ class Pipeline:
         self.windows = 0
         self._reset_index = 0  # source sample index where the chain was last reset
         self._next_index = None
+        self._max_step = 1.5 / bundle.fs  # a larger timestamp step inside a chunk is a gap
+        self.valid_samples = 0  # finite, in-range samples seen (the runtime's "EEG is flowing" clock)
 
     def reset(self, at_index: int) -> None:
-        """Restart chain, windows and debouncing (after a gap, a stall or bad samples)."""
+        """Restart chain and windows after a gap or bad samples.
+
+        The decision stage only loses its hysteresis, votes and dwell (:meth:`Decider.interrupt`):
+        latches and refractory times survive, so a glitchy electrode cannot re-arm a command.
+        """
         self.chain.reset()
         self.buf.reset()
-        self.decider.reset()
+        self.decider.interrupt()
         self._reset_index = at_index
 
     def process(self, chunk) -> list[WindowResult]:
         """Run one source chunk; returns the windows it completed (with decisions)."""
         t0 = time.perf_counter()
         x = chunk.samples if self._identity else chunk.samples[:, self.idx]
+        n = chunk.n
+        pieces = ((0, n),)
         if chunk.discontinuity or (self._next_index is not None and chunk.first_index != self._next_index):
             self.faults["discontinuity"] += 1
             self.reset(chunk.first_index)
-        self._next_index = chunk.first_index + chunk.n
-        # One reduction on the hot path: NaN propagates into the max, so a clean chunk costs one pass.
-        peak = np.abs(x).max(initial=0.0)
-        if np.isfinite(peak) and peak < self.input_limit:
-            return self._run(chunk, x, 0, t0)
-        bad = ~np.isfinite(x).all(axis=1)
-        finite = np.where(bad[:, None], 0.0, x)
-        bad |= (np.abs(finite) >= self.input_limit).any(axis=1)
+            # Samples may be missing inside the chunk too (an LSL read that spans a drop): restart
+            # at every timestamp step as well, so no window or filter state bridges a gap.
+            cuts = np.flatnonzero(np.diff(chunk.timestamps) > self._max_step) + 1
+            bounds = [0, *cuts.tolist(), n]
+            pieces = tuple(itertools.pairwise(bounds))
+        self._next_index = chunk.first_index + n
         results: list[WindowResult] = []
-        if bad.any():
-            first, last = int(np.argmax(bad)), int(len(bad) - 1 - np.argmax(bad[::-1]))
-            n_nan = int((~np.isfinite(x[bad])).any(axis=1).sum())
-            if n_nan:
-                self.faults["nan"] += n_nan
-            if int(bad.sum()) - n_nan:
-                self.faults["saturated"] += int(bad.sum()) - n_nan
-            results += self._run(chunk, x[:first], 0, t0)
-            self.reset(chunk.first_index + last + 1)
-            results += self._run(chunk, x[last + 1:], last + 1, time.perf_counter())
-            return results
-        return self._run(chunk, x, 0, t0)
+        for k, (a, b) in enumerate(pieces):
+            if k:
+                self.reset(chunk.first_index + a)
+            results += self._clean(chunk, x, a, b, t0 if k == 0 else time.perf_counter())
+        return results
+
+    def _clean(self, chunk, x, a: int, b: int, t0: float) -> list[WindowResult]:
+        """Rows a..b of a chunk: valid samples run, NaN/inf/out-of-range ones restart the chain."""
+        xs = x[a:b]
+        # One reduction on the hot path: NaN propagates into the max, so a clean chunk costs one pass.
+        peak = np.abs(xs).max(initial=0.0)
+        if np.isfinite(peak) and peak < self.input_limit:
+            self.valid_samples += b - a
+            return self._run(chunk, xs, a, t0)
+        bad = ~np.isfinite(xs).all(axis=1)
+        finite = np.where(bad[:, None], 0.0, xs)
+        bad |= (np.abs(finite) >= self.input_limit).any(axis=1)
+        first, last = int(np.argmax(bad)), int(len(bad) - 1 - np.argmax(bad[::-1]))
+        n_nan = int((~np.isfinite(xs[bad])).any(axis=1).sum())
+        if n_nan:
+            self.faults["nan"] += n_nan
+        if int(bad.sum()) - n_nan:
+            self.faults["saturated"] += int(bad.sum()) - n_nan
+        self.valid_samples += first + (len(bad) - 1 - last)
+        results = self._run(chunk, xs[:first], a, t0)
+        self.reset(chunk.first_index + a + last + 1)
+        results += self._run(chunk, xs[last + 1:], a + last + 1, time.perf_counter())
+        return results
 
     def _run(self, chunk, x, offset: int, t0: float) -> list[WindowResult]:
         if x.shape[0] == 0:
@@ -350,6 +373,11 @@ class Runtime:
         self._timings = _Timings()
         self._safe = False
         self._safe_reason = ""
+        self._rest_pending = False
+        self._in_watchdog_retry = False
+        self._last_rest_try = 0.0
+        self._last_good = time.monotonic()
+        self._fault_logged: dict[str, float] = {}
         self._consecutive_misses = 0
         self._stop = False
         self._lsl_clock = None
@@ -368,31 +396,84 @@ class Runtime:
             self.json_log.write(event, **fields)
 
     def fault(self, kind: str, detail: str) -> None:
+        """Count a fault; log it at most once a second per kind (a NaN flood must not flood the log)."""
         self.summary.faults[kind] = self.summary.faults.get(kind, 0) + 1
-        log.warning("fault %s: %s", kind, detail)
-        self._log("fault", kind=kind, detail=detail)
+        now = time.monotonic()
+        if now - self._fault_logged.get(kind, -1e9) >= 1.0:
+            self._fault_logged[kind] = now
+            log.warning("fault %s: %s", kind, detail)
+            self._log("fault", kind=kind, detail=detail, count=self.summary.faults[kind])
 
     def stop(self) -> None:
         """Ask the loop to finish (safe to call from a signal handler)."""
         self._stop = True
 
-    def go_safe(self, reason: str) -> None:
-        """Send the arm to its safe pose (once per episode); decisions are held until it clears."""
-        if self._safe:
-            return
-        self._safe, self._safe_reason = True, reason
-        self.summary.safe_state_entries += 1
-        self.pipeline.decider.reset()
-        self._log("safe_state", reason=reason)
-        log.warning("safe state: %s", reason)
-        if self.arm is not None:
-            from firmware_bridge.errors import LinkError
-            from firmware_bridge.protocol import Action
+    def go_safe(self, reason: str, *, force: bool = False) -> None:
+        """Send the arm to its safe pose (REST); decisions are held until the cause clears.
 
+        Once per episode, unless ``force`` (the final stop always sends REST).
+        """
+        if self._safe and not force:
+            return
+        if not self._safe:
+            self._safe, self._safe_reason = True, reason
+            self.summary.safe_state_entries += 1
+            self.pipeline.decider.reset()
+            self._log("safe_state", reason=reason)
+            log.warning("safe state: %s", reason)
+        self._send_rest()
+
+    def _send_rest(self) -> bool:
+        """REST until acknowledged.  While it is not, heartbeats are paused so the firmware's own
+        watchdog rests the arm (the link's heartbeat thread would otherwise keep feeding it), and
+        the loop retries every 100 ms."""
+        if self.arm is None:
+            self._log("rest", result="no arm")
+            return True
+        from firmware_bridge.errors import LinkError, Nacked
+        from firmware_bridge.protocol import Action, Fault, Reason
+
+        self._last_rest_try = time.monotonic()
+        try:
+            self.arm.command(Action.REST, 0, 900, deadline=time.monotonic() + 0.2)
+        except Nacked as exc:
+            # Refused because the arm is already safe: the watchdog rested it (clear the latch so
+            # the firmware takes commands again, then REST explicitly), or the e-stop froze it.
+            if exc.reason == Reason.ESTOPPED:
+                self._log("rest", result="e-stop latched: the arm is frozen until cleared")
+                return True
+            if exc.reason == Reason.WATCHDOG and not self._in_watchdog_retry:
+                self.arm.resume_heartbeat()
+                self._rest_pending = False
+                self._in_watchdog_retry = True
+                try:
+                    self.arm.clear(Fault.WATCHDOG)
+                    return self._send_rest()
+                except LinkError:
+                    pass
+                finally:
+                    self._in_watchdog_retry = False
+            return self._rest_failed(exc)
+        except LinkError as exc:
+            return self._rest_failed(exc)
+        if self._rest_pending:  # back in control: feed the watchdog again and clear its latch
+            self._rest_pending = False
+            self.arm.resume_heartbeat()
             try:
-                self.arm.command(Action.REST, 0, 900, deadline=time.monotonic() + 0.2)
-            except LinkError as exc:  # the firmware's watchdog reaches the safe pose without us
-                self.fault("link", f"REST not acknowledged ({exc}); the firmware watchdog will rest the arm")
+                self.arm.clear(Fault.WATCHDOG)
+            except LinkError as exc:
+                self.fault("link", f"could not clear the watchdog fault ({exc})")
+        self._log("rest", result="acknowledged")
+        return True
+
+    def _rest_failed(self, exc) -> bool:
+        if not self._rest_pending:
+            self.fault("link", f"REST not acknowledged ({type(exc).__name__}: {exc}); heartbeats paused "
+                               "so the firmware watchdog rests the arm; retrying")
+        self._rest_pending = True
+        self.arm.pause_heartbeat()
+        self._log("rest", result="failed", detail=str(exc))
+        return False
 
     def _clear_safe(self, why: str) -> None:
         if self._safe:
@@ -403,9 +484,15 @@ class Runtime:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, max_seconds: float | None = None) -> RunSummary:
-        """Run until the source ends, :meth:`stop` is called, or ``max_seconds`` pass."""
+        """Run until the source ends, :meth:`stop` is called, or ``max_seconds`` pass.
+
+        The arm goes to REST when no valid EEG sample (finite, in range) has arrived for
+        ``safe_after_ms`` — a silent stream and a stream of NaNs alike — and control resumes when
+        valid samples flow again.
+        """
         cfg = self.config
         t_start = time.monotonic()
+        self._last_good = t_start
         first_ts = last_ts = None
         try:
             while not self._stop:
@@ -414,21 +501,27 @@ class Runtime:
                 t_read = time.perf_counter()
                 chunk = self.source.read(timeout=cfg.read_timeout_s)
                 read_ms = (time.perf_counter() - t_read) * 1e3
-                if chunk is None:
-                    if getattr(self.source, "exhausted", False):
-                        break
-                    silent = self.source.seconds_since_last_sample() * 1e3
-                    if silent > cfg.safe_after_ms and not self._safe:
-                        self.fault("stream", f"no EEG for {silent:.0f} ms")
-                        self.go_safe("stream stalled")
-                    continue
-                if self._safe and self._safe_reason == "stream stalled":
-                    self._clear_safe("stream resumed")
-                first_ts = chunk.timestamps[0] if first_ts is None else first_ts
-                last_ts = chunk.timestamps[-1]
-                self._handle(chunk, read_ms)
+                if chunk is None and getattr(self.source, "exhausted", False):
+                    break
+                if chunk is not None:
+                    first_ts = chunk.timestamps[0] if first_ts is None else first_ts
+                    last_ts = chunk.timestamps[-1]
+                    good = self.pipeline.valid_samples
+                    self._handle(chunk, read_ms)
+                    if self.pipeline.valid_samples > good:
+                        self._last_good = time.monotonic()
+                        if self._safe and self._safe_reason in ("stream stalled", "no valid EEG"):
+                            self._clear_safe("valid EEG again")
+                silent_ms = (time.monotonic() - self._last_good) * 1e3
+                if silent_ms > cfg.safe_after_ms and not self._safe:
+                    stalled = self.source.seconds_since_last_sample() * 1e3 > cfg.safe_after_ms
+                    self.fault("stream" if stalled else "invalid",
+                               f"no {'EEG' if stalled else 'valid (finite, in-range) EEG'} for {silent_ms:.0f} ms")
+                    self.go_safe("stream stalled" if stalled else "no valid EEG")
+                if self._rest_pending and time.monotonic() - self._last_rest_try > 0.1:
+                    self._send_rest()
         finally:
-            self.go_safe("stopped")
+            self.go_safe("stopped", force=True)
             self._finish(t_start, first_ts, last_ts)
         return self.summary
 

@@ -74,7 +74,8 @@ def test_readers_and_filter_sections(bench):
     assert readers["rows"] > 0 and readers["neurogrip_s"] > 0 and readers["numpy_loadtxt_s"] > 0
     f = s["filter"]
     assert f["scipy_stream_samples_per_s"] > 0 and f["c_stream_ratio_vs_scipy"] > 0
-    assert len(f["snr_db"]) == 8 and isinstance(f["bit_exact_across_chunking"], bool)
+    assert len(f["snr_db"]) == 8 and f["bit_exact_across_chunking"] is True
+    assert min(f["snr_db"].values()) >= 90
 
 
 def test_inference_section_measures_each_bundle_and_names_skipped_peers(bench):
@@ -84,7 +85,6 @@ def test_inference_section_measures_each_bundle_and_names_skipped_peers(bench):
         assert b["model_bytes"] > 0 and b["bundle_bytes"] > b["model_bytes"] and b["windows"] > 0
         tr = b["interpreters"]["tflite_runtime"]
         _stats(tr["latency_ms"])
-        assert tr["ratio_vs_reference"] == pytest.approx(1.0)
         assert set(b["peers"]) == {"ai_edge_litert_int8", "float_tflite", "keras_call", "keras_predict_on_batch"}
         for name, p in b["peers"].items():
             if "skipped" in p:
@@ -149,6 +149,9 @@ def test_link_section_and_targets_table(bench):
     for t in report["targets"]:
         assert {"target", "goal", "op", "measured", "unit", "met", "note"} <= set(t)
         assert t["met"] in (True, False, None)
+        # targets that are not timings must hold even in a quick run on the fixture bundles
+        if t["area"] == "filter accuracy" or t["target"].startswith(("zero commands", "bundle")):
+            assert t["met"] is not False, t
     assert md.startswith("## neurogrip benchmark") and "Machine:" in md.splitlines()[2]
     for name in ("targets (design.md §3)", *SECTIONS):
         assert f"### {name}" in md

@@ -135,7 +135,8 @@ def test_replay_run_reports_stage_timings_and_logs_json_lines(gl, rec, tmp_path)
     events = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "summary" and "decision" in kinds
-    assert {"event": "safe_state", "reason": "stopped"}.items() <= events[-2].items()
+    assert {"event": "safe_state", "reason": "stopped"}.items() <= events[-3].items()
+    assert {"event": "rest", "result": "no arm"}.items() <= events[-2].items()
 
 
 def test_sustained_overload_puts_the_arm_in_its_safe_state(gl, rec):
@@ -206,9 +207,9 @@ def test_stream_loss_rests_the_arm_within_250_ms_and_resumes(gl, rec, arm, tmp_p
         th.join()
         stops.get("restart") and stops["restart"].stop()
         src.close()
-    rests = [t for t, a in sent if a == Action.REST]
-    assert rests, "no REST sent"
-    assert rests[0] - stops["t"] <= 0.25, f"REST sent {rests[0] - stops['t']:.3f} s after the stream stopped"
+    rests = [t for t, a in sent if a == Action.REST and t >= stops["t"]]
+    assert rests, "no REST sent after the stream stopped"
+    assert 0 <= rests[0] - stops["t"] <= 0.25, f"REST sent {rests[0] - stops['t']:.3f} s after the stream stopped"
     assert s.faults.get("stream", 0) >= 1
     assert s.safe_state_entries >= 2  # the stall, then the final stop
     log.close()
@@ -248,7 +249,8 @@ def test_run_command_stops_cleanly_on_sigterm_with_the_arm_at_rest(tmp_path):
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
     events = [json.loads(line) for line in Path(log).read_text().splitlines()]
-    assert any(e["event"] == "safe_state" and e["reason"] == "stopped" for e in events)
+    stop_at = next(i for i, e in enumerate(events) if e["event"] == "safe_state" and e["reason"] == "stopped")
+    assert {"event": "rest", "result": "acknowledged"}.items() <= events[stop_at + 1].items()
     assert "stage (ms)" in out and ("interpreter: tflite_runtime" in out or "interpreter: ai_edge_litert" in out)
 
 
@@ -283,3 +285,52 @@ def test_decisions_are_published_on_an_lsl_marker_stream(gl, rec):
             got.append(json.loads(sample[0]))
     assert s.decisions_fired > 0 and len(got) == s.decisions_fired
     assert {"label", "action", "probs"} <= set(got[0]) and got[0]["label"] in gl.labels
+
+
+def test_a_gap_inside_a_chunk_restarts_the_chain_at_the_gap(gl, rec):
+    """An LSL read can span a drop: the samples after the timestamp step start afresh."""
+    pipe = Pipeline(gl, rec.channels, rec.fs, drop_stale=False)
+    pipe.process(_chunk(rec.samples[:600], 0))
+    x = rec.samples[600:700]
+    ts = np.r_[np.arange(600, 650), np.arange(900, 950)] / rec.fs  # 250 samples lost at row 50
+    out = pipe.process(Chunk(x, ts, time.monotonic(), 600, True))
+    assert out == [] and pipe.buf.count == 25  # only the 50 samples after the gap (decimated by 2)
+    assert pipe._reset_index == 650
+
+
+def test_bad_samples_do_not_re_arm_a_command_in_its_refractory_time(gl, rec):
+    def fired(with_nans):
+        pipe = Pipeline(gl, rec.channels, rec.fs, drop_stale=False)
+        pol = DecisionPolicy(labels=tuple(gl.labels), thresholds=0.02, hysteresis=0.01, min_dwell_ms=0,
+                             refractory_ms=60_000)
+        pipe.decider = Decider(pol)
+        x = rec.samples[:20_000].copy()
+        if with_nans:
+            x[700::700, 3] = np.nan
+        n = 0
+        for a in range(0, len(x), 10):
+            n += sum(r.decision.action is not None for r in pipe.process(_chunk(x[a:a + 10], a)))
+        return n, pipe.faults["nan"]
+
+    clean, _ = fired(False)
+    glitchy, nans = fired(True)
+    assert nans >= 15 and glitchy <= clean <= 6  # each label at most once in the refractory time
+
+
+def test_a_stream_of_nans_rests_the_arm(gl, rec):
+    r = grasp_lift_series(1, 7, seed=3, n_trials=3)
+    r.samples[5000:] = np.nan  # the cap came off: samples keep coming, none usable
+    src = ReplaySource(r, speed=1.0, chunk=10)
+    rt = Runtime(gl, src, None, RuntimeConfig(budget_ms=1000))
+    s = rt.run(max_seconds=10.8)
+    assert s.faults.get("invalid", 0) >= 1 and s.faults["nan"] > 0
+    assert rt._safe_reason == "no valid EEG" and s.safe_state_entries == 1
+
+
+def test_unacknowledged_rest_pauses_heartbeats_so_the_watchdog_rests_the_arm(gl, rec, arm):
+    link, sim = arm
+    rt = Runtime(gl, ReplaySource(rec, speed=0), link, RuntimeConfig(budget_ms=1000))
+    sim.stop()  # the arm stops answering
+    rt.go_safe("test")
+    assert rt._rest_pending and link._hb_paused.is_set()
+    assert rt.summary.faults["link"] == 1

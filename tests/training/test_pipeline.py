@@ -30,8 +30,9 @@ def test_quick_grasp_lift_bundle_is_valid_for_the_edge(gl_run):
 
 def test_report_has_float_int8_and_baseline_with_protocol(gl_run):
     proto = gl_run.report["protocols"][WITHIN]
-    for kind in ("float", "int8", "baseline"):
-        assert 0.0 <= proto[kind]["auc"] <= 1.0
+    # the synthetic labels are learnable (tests/training/test_synthetic_learnability.py): the
+    # baseline, fitted in the same run, must see it
+    assert proto["baseline"]["auc"] > 0.5
     # int8 through the edge path stays near the float model (the goal is 0.005 on real data;
     # a 2-epoch model on tiny synthetic data gets a looser bound)
     assert abs(proto["int8_minus_float"]) < 0.02
@@ -55,7 +56,8 @@ def test_quick_emotion_bundle_classifies_states(tmp_path):
     assert b.task == "emotion" and b.manifest["model"]["activation"] == "softmax"
     assert b.manifest["decision"]["mode"] == "multiclass" and b.manifest["decision"]["commands"] == {}
     r = run.report["protocols"][BLOCKS]
-    assert set(r) >= {"float", "int8", "baseline"} and 0 <= r["int8"]["macro_f1"] <= 1
+    assert set(r) >= {"float", "int8", "baseline"}
+    assert r["int8"]["accuracy"] > 1 / 3 and r["baseline"]["accuracy"] > 1 / 3  # better than chance
     assert (run.report_dir / "confusion.png").exists()
 
 
