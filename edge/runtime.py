@@ -179,7 +179,7 @@ class Pipeline:
         peak = np.abs(xs).max(initial=0.0)
         if np.isfinite(peak) and peak < self.input_limit:
             self.valid_samples += b - a
-            return self._run(chunk, xs, a, t0)
+            return self._run(chunk, xs, t0)
         bad = ~np.isfinite(xs).all(axis=1)
         finite = np.where(bad[:, None], 0.0, xs)
         bad |= (np.abs(finite) >= self.input_limit).any(axis=1)
@@ -190,12 +190,15 @@ class Pipeline:
         if int(bad.sum()) - n_nan:
             self.faults["saturated"] += int(bad.sum()) - n_nan
         self.valid_samples += first + (len(bad) - 1 - last)
-        results = self._run(chunk, xs[:first], a, t0)
+        results = self._run(chunk, xs[:first], t0)
         self.reset(chunk.first_index + a + last + 1)
-        results += self._run(chunk, xs[last + 1:], a + last + 1, time.perf_counter())
+        results += self._run(chunk, xs[last + 1:], time.perf_counter())
         return results
 
-    def _run(self, chunk, x, offset: int, t0: float) -> list[WindowResult]:
+    def _run(self, chunk, x, t0: float) -> list[WindowResult]:
+        """Filter, window, infer and decide on contiguous valid rows ``x`` of ``chunk``.
+
+        Window positions come from ``_reset_index``, the source index of the last restart."""
         if x.shape[0] == 0:
             return []
         y = self.chain.process(x)

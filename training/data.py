@@ -200,14 +200,6 @@ def build_windows(recordings, config: TaskConfig, label_names, *, train: bool = 
 _SUBJ = re.compile(r"subj(\d+)_series(\d+)")
 
 
-def series_number(rec: Recording) -> int:
-    """The Kaggle series number of a grasp-lift recording (from ``session`` or the file name)."""
-    m = _SUBJ.search(Path(rec.source).name)
-    if m:
-        return int(m.group(2))
-    return int(re.sub(r"\D", "", str(rec.session)) or 0)
-
-
 def load_grasp_lift(data: str | Path, *, subjects=None, quick: bool = False, seed: int = 0) -> list[Recording]:
     """Grasp-lift recordings from a Kaggle-layout folder, or synthetic ones for ``data='synthetic'``."""
     if str(data) == "synthetic":

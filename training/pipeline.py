@@ -323,10 +323,10 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     manifest = _manifest(task, kind, cfg, chain, ws, labels, main, report, data, seed)
     out = Path(out)
     path = write_bundle(out, manifest, main["export"].tflite)
-    load_bundle(path)  # the edge's own validation, including the model's tensors
+    exported = load_bundle(path)  # the edge's own validation, including the model's tensors
     report_dir = out.parent / (out.name + ".report")
     report_dir.mkdir(parents=True, exist_ok=True)
-    report["bundle"] = {"path": str(path), "content_hash": manifest_hash(path),
+    report["bundle"] = {"path": str(path), "content_hash": exported.content_hash,
                         "model_bytes": len(main["export"].tflite)}
     # The float peers the benchmarks compare the int8 bundle with (workstation only; not in the bundle).
     from training.convert import to_float_tflite
@@ -343,10 +343,6 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     _log(progress, f"[train] bundle {path} ({len(main['export'].tflite)} bytes model); report {report_dir}; "
                    f"{report['train_seconds']} s")
     return RunResult(path, report, report_dir, main["history"])
-
-
-def manifest_hash(path) -> str:
-    return load_bundle(path, check_model=False).content_hash
 
 
 def _manifest(task, kind, cfg, chain: SignalChain, ws: WindowSet, labels, main, report, data, seed) -> dict:
