@@ -56,8 +56,12 @@ def test_quick_emotion_bundle_classifies_states(tmp_path):
     assert b.task == "emotion" and b.manifest["model"]["activation"] == "softmax"
     assert b.manifest["decision"]["mode"] == "multiclass" and b.manifest["decision"]["commands"] == {}
     r = run.report["protocols"][BLOCKS]
-    assert set(r) >= {"float", "int8", "baseline"}
+    assert set(r) >= {"float", "int8", "baseline", "logreg_int8"}
     assert r["int8"]["accuracy"] > 1 / 3 and r["baseline"]["accuracy"] > 1 / 3  # better than chance
+    # the bundle carries the GRU or the int8 logistic regression, whichever won the tune block
+    run_main = run.report["runs"][0]
+    winner = "logreg" if run_main["tune"]["logreg"] >= run_main["tune"]["gru"] else "gru"
+    assert run.report["exported"] == winner == b.manifest["model"]["architecture"]
     assert (run.report_dir / "confusion.png").exists()
 
 
