@@ -164,22 +164,17 @@ def int8_windows(bundle, recording, n_max: int) -> np.ndarray:
     """Up to ``n_max`` int8 model inputs from a recording, exactly as the live pipeline builds them
     (fixed-point chain per segment → windows → the bundle's model input → quantise), spread over
     the recording."""
-    from edge.chain import window_ends
+    from edge.chain import segment_windows
     from edge.inference import quantise
     from edge.sources import channel_map
 
     idx = channel_map(list(recording.channels), bundle.channels)
     chain = bundle.signal_chain()
     L, S = int(bundle.window["length"]), int(bundle.window["stride"])
-    out = []
-    for start, stop in recording.segments.tolist():
-        chain.reset()
-        y = chain.process(recording.samples[start:stop][:, idx]).astype(np.float32)
-        for e in window_ends(len(y), L, S):
-            out.append(y[e - L + 1:e + 1])
-    if not out:
+    w = np.concatenate([segment_windows(chain, recording.samples[start:stop][:, idx], L, S)[0]
+                        for start, stop in recording.segments.tolist()])
+    if not len(w):
         raise ValueError(f"{recording.source}: no complete window (segments shorter than the window)")
-    w = np.stack(out)
     if len(w) > n_max:
         w = w[np.linspace(0, len(w) - 1, n_max).round().astype(int)]
     return quantise(bundle.model_input(w), *bundle.input_quant)

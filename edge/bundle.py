@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import EdgeError
+from edge.features import model_inputs, n_features
 
 SCHEMA = "neurogrip-bundle"
 SCHEMA_VERSION = 1
@@ -136,8 +137,6 @@ class Bundle:
     def model_input(self, windows):
         """Windows (k, length, C) → the float model input the manifest defines (see
         :func:`edge.features.model_inputs`): normalised windows, or standardised features."""
-        from edge.features import model_inputs
-
         return model_inputs(windows, self.window)
 
     def model(self, num_threads: int = 1, backend: str | None = None, reference_kernels: bool = False):
@@ -241,8 +240,6 @@ def validate_manifest(m: dict, path=".") -> None:
     feats = w.get("features")
     if feats is not None:
         try:
-            from edge.features import n_features
-
             n_feat = n_features(w["length"], len(ch), float(feats["fs"]), tuple(tuple(b) for b in feats["bands"]))
             ok = len(feats["center"]) == len(feats["scale"]) == n_feat and all(v > 0 for v in feats["scale"])
         except (KeyError, TypeError, ValueError):

@@ -137,6 +137,21 @@ def window_ends(n: int, length: int, stride: int) -> np.ndarray:
     return np.arange(length - 1, n, stride, dtype=np.int64)
 
 
+def segment_windows(chain: SignalChain, samples, length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every window :class:`WindowBuffer` would emit for one contiguous segment, computed at once.
+
+    The chain is reset first (as the runtime resets after a gap).  Returns ``(windows, ends)``:
+    float32 (k, length, C) and the index of each window's last sample in the chain's output.
+    """
+    chain.reset()
+    out = chain.process(samples).astype(np.float32)
+    ends = window_ends(out.shape[0], length, stride)
+    if not len(ends):
+        return np.zeros((0, length, out.shape[1]), np.float32), ends
+    view = np.lib.stride_tricks.sliding_window_view(out, length, axis=0)  # (n - length + 1, C, length)
+    return view[ends - length + 1].transpose(0, 2, 1), ends
+
+
 class WindowBuffer:
     """Preallocated ring buffer emitting (length, C) windows every ``stride`` samples.
 

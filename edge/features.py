@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.chain import normalise_windows
+
 DEFAULT_BANDS = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
 _EPS = 1e-6
 
@@ -57,8 +59,6 @@ def model_inputs(windows: np.ndarray, window_spec: dict) -> np.ndarray:
     (``window_spec["features"]``): the standardised window features (k, n_features).
     Training and the runtime both call this, so they feed the model identically.
     """
-    from edge.chain import normalise_windows
-
     x = normalise_windows(windows, window_spec["channel_scale"], window_spec.get("clip"))
     f = window_spec.get("features")
     if not f:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.inference import dequantise, quantise  # the same rounding the edge uses
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Ops that may legitimately touch float32 tensors (at the boundary of a float model).
@@ -57,10 +59,10 @@ class Int8Export:
         return len(self.tflite)
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        return _quantize(np.asarray(x, np.float32), self.input_scale, self.input_zero_point)
+        return quantise(x, self.input_scale, self.input_zero_point)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
-        return (np.asarray(q, np.float32) - self.output_zero_point) * np.float32(self.output_scale)
+        return dequantise(q, self.output_scale, self.output_zero_point)
 
 
 # --------------------------------------------------------------------------- conversion
@@ -252,10 +254,6 @@ def check_builtin_int8(tflite_bytes: bytes) -> None:
 # --------------------------------------------------------------------------- running
 
 
-def _quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return np.clip(np.round(x / np.float32(scale)) + zero_point, -128, 127).astype(np.int8)
-
-
 class _Runner:
     def __init__(self, tflite_bytes: bytes, num_threads: int = 1):
         self.interp = _interpreter(tflite_bytes, num_threads)
@@ -293,13 +291,13 @@ def run_tflite(tflite_bytes: bytes, x: np.ndarray, *, num_threads: int = 1) -> n
     x = r.windows(x)
     if r.inp["dtype"] == np.int8:
         scale, zp = r.inp["quantization"]
-        x = _quantize(x.astype(np.float32), scale, zp)
+        x = quantise(x, scale, zp)
     else:
         x = x.astype(r.inp["dtype"])
     y = r.run(x)
     if r.out["dtype"] == np.int8:
         scale, zp = r.out["quantization"]
-        return (y.astype(np.float32) - zp) * np.float32(scale)
+        return dequantise(y, scale, zp)
     return y.astype(np.float32)
 
 

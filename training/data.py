@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.chain import SignalChain, window_ends
+from edge.chain import SignalChain, segment_windows
 from edge.errors import RecordingError
 from edge.filter_design import FilterSpec
 from edge.recordings import (
@@ -146,13 +146,10 @@ def recording_windows(rec: Recording, chain: SignalChain, length: int, stride: i
     xs, ys, ts, segs = [], [], [], []
     sat0 = chain.saturations
     for k, (start, stop) in enumerate(rec.segments):
-        chain.reset()
-        out = chain.process(rec.samples[start:stop]).astype(np.float32)
-        ends = window_ends(out.shape[0], length, stride)
+        windows, ends = segment_windows(chain, rec.samples[start:stop], length, stride)
         if not len(ends):
             continue
-        view = np.lib.stride_tricks.sliding_window_view(out, length, axis=0)  # (n-L+1, C, L)
-        xs.append(view[ends - length + 1].transpose(0, 2, 1))
+        xs.append(windows)
         rows = start + ends * f + f - 1  # input row of each window's last sample
         if rec.labels is not None:
             ys.append(rec.labels[rows].astype(np.uint8))

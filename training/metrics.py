@@ -55,6 +55,11 @@ def baseline_features(X: np.ndarray, fs: float, channel_scale) -> np.ndarray:
     return window_features(normalise_windows(X, channel_scale), fs)
 
 
+def logistic_regression(C: float = 0.1):
+    """The baseline's classifier: standardisation + logistic regression (sklearn)."""
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=500))
+
+
 class Baseline:
     """Filter-bank log-variance + logistic regression (one per label for multi-label tasks)."""
 
@@ -63,7 +68,7 @@ class Baseline:
         self.models = []
 
     def _model(self):
-        return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=500))
+        return logistic_regression(self.C)
 
     def fit(self, X, y) -> Baseline:
         F = baseline_features(X, self.fs, self.channel_scale)
