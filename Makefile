@@ -26,7 +26,8 @@ system-deps:
 
 # The C filter kernel (firmware_bridge/firmware/dsp, shared with the firmware) is built into
 # edge/_ng_sos*.so for each environment; rebuilt whenever its sources change.
-KERNEL_SRC := firmware_bridge/firmware/dsp/ng_sos.c firmware_bridge/firmware/dsp/ng_sos.h edge/_ng_sos_module.c setup.py
+KERNEL_SRC := firmware_bridge/firmware/dsp/ng_sos.c firmware_bridge/firmware/dsp/ng_sos.h edge/_ng_chain.c \
+              edge/_ng_sos_module.c setup.py
 
 env-edge:
 	@tools/ensure-venv $(EDGE_VENV) $(EDGE_PY) edge,dev

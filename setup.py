@@ -1,4 +1,5 @@
-"""Builds the C filter kernel (shared with the firmware) as edge/_ng_sos, loaded with ctypes.
+"""Builds the C filter kernel (shared with the firmware) as edge/_ng_sos, loaded with ctypes,
+together with edge/_ng_chain.c, the runtime's one-call path for a chunk through the chain.
 
 optional=True: without a C compiler the install still succeeds and edge.dsp falls back to
 its bit-identical numpy kernel (slower), saying so in a log warning and `neurogrip doctor`.
@@ -10,9 +11,10 @@ setup(
     ext_modules=[
         Extension(
             "edge._ng_sos",
-            sources=["firmware_bridge/firmware/dsp/ng_sos.c", "edge/_ng_sos_module.c"],
+            sources=["firmware_bridge/firmware/dsp/ng_sos.c", "edge/_ng_chain.c", "edge/_ng_sos_module.c"],
             include_dirs=["firmware_bridge/firmware/dsp"],
             extra_compile_args=["-std=c99", "-O3"],
+            libraries=["m"],
             optional=True,
         )
     ]

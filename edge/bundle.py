@@ -139,6 +139,13 @@ class Bundle:
         :func:`edge.features.model_inputs`): normalised windows, or standardised features."""
         return model_inputs(windows, self.window)
 
+    def quantised_input(self):
+        """A :class:`edge.features.ModelInput` stage: windows → this bundle's int8 model input
+        (``quantise(model_input(windows), *input_quant)``, in one C call for raw-window bundles)."""
+        from edge.features import ModelInput
+
+        return ModelInput(self.window, self.input_quant)
+
     def model(self, num_threads: int = 1, backend: str | None = None, reference_kernels: bool = False):
         """An :class:`edge.inference.Int8Model` of the bundle's model."""
         from edge.inference import Int8Model

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge import dsp
 from edge.dsp import DEFAULT_INPUT_FRAC_BITS, FixedPointSOS
 
 _OUT_SCALE = 1.0 / (1 << 35)
+_BLOCK = 256  # rows per step of the C chain call (its int32/int64 scratch buffers)
 
 
 class SignalChain:
@@ -67,6 +69,16 @@ class SignalChain:
         self.lowpass_hz = lowpass_hz
         self.design = list(design or [])
         self._phase = 0
+        # process_valid(): buffers reused by every call (addresses looked up once) and grown only
+        # for a chunk larger than any before, so the hot path allocates nothing.
+        self._cap = 0
+        self._fast = dsp._C_KERNEL is not None and filt.backend == "c"
+        if self._fast:
+            c = filt.n_channels
+            self._scratch_in = np.empty((_BLOCK, c), np.int32)
+            self._scratch_out = np.empty((_BLOCK, c), np.int64)
+            self._ctr = np.zeros(2, np.uint32)  # decimation phase, saturations of the last call
+            self._ptrs = (self._ctr.ctypes.data, self._scratch_in.ctypes.data, self._scratch_out.ctypes.data)
 
     @property
     def n_channels(self) -> int:
@@ -79,6 +91,11 @@ class SignalChain:
     @property
     def saturations(self) -> int:
         return self.filt.saturations
+
+    @property
+    def input_limit(self) -> float:
+        """Largest input magnitude the int32 input format holds (µV): ``(2**31 − 1) / 2**input_frac_bits``."""
+        return (2**31 - 1) / 2**self.filt.input_frac_bits
 
     @classmethod
     def design_chain(cls, specs, fs: float, n_channels: int, factor: int = 1,
@@ -111,6 +128,60 @@ class SignalChain:
     def process(self, x) -> np.ndarray:
         """Float µV chunk (n, C) → decimated float64 µV chunk (the exact fixed-point values)."""
         return self.process_int(x) * _OUT_SCALE
+
+    def process_valid(self, x, limit: float | None = None) -> np.ndarray | None:
+        """The runtime's path: a float µV chunk → decimated float32 output, or None if a sample is bad.
+
+        Returns exactly ``self.process(x).astype(np.float32)`` when every ``|x| < limit``, in one
+        call of the C kernel (``edge/_ng_chain.c``) when it is built.  When any sample is NaN, inf
+        or ``>= limit`` it returns None and changes no state, so the caller can split the chunk
+        around the bad samples.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, C)
+        limit : float, optional
+            Valid magnitudes are below it; default and maximum :attr:`input_limit`.
+
+        Returns
+        -------
+        ndarray, float32, shape (k, C), or None
+            A view of a buffer that the next call overwrites: copy it to keep it.
+        """
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise ValueError(f"x must have shape (n_samples, {self.n_channels}), got {x.shape}")
+        top = self.input_limit
+        limit = top if limit is None else float(limit)
+        if not 0.0 < limit <= top:
+            raise ValueError(f"limit must be in (0, {top:g}], got {limit!r}")
+        if not self._fast:
+            if not np.abs(x).max(initial=0.0) < limit:  # NaN fails the comparison too
+                return None
+            return self.process(x).astype(np.float32)
+        n = x.shape[0]
+        if n > self._cap:
+            self._grow(n)
+        np.copyto(self._in[:n], x)
+        ctr = self._ctr
+        ctr[0] = self._phase
+        rows = dsp._C_KERNEL.ng_chain_run_f64(*self.filt._c_args, self._in_ptr, self._out_ptr, n,
+                                              self.n_channels, self.filt.input_frac_bits, limit, self.factor,
+                                              self._ptrs[0], self._ptrs[1], self._ptrs[2], _BLOCK,
+                                              self._ptrs[0] + 4)
+        if rows < 0:
+            return None
+        self._phase = int(ctr[0])
+        if ctr[1]:
+            self.filt.saturations += int(ctr[1])
+            ctr[1] = 0
+        return self._out[:rows]
+
+    def _grow(self, n: int) -> None:
+        self._cap = n
+        self._in = np.empty((n, self.n_channels), np.float64)
+        self._out = np.empty((-(-n // self.factor), self.n_channels), np.float32)
+        self._in_ptr, self._out_ptr = self._in.ctypes.data, self._out.ctypes.data
 
     def to_manifest(self) -> dict:
         return {"fs": self.fs, "factor": self.factor, "fs_out": self.fs_out, "lowpass_hz": self.lowpass_hz,
@@ -153,12 +224,13 @@ def segment_windows(chain: SignalChain, samples, length: int, stride: int) -> tu
 
 
 class WindowBuffer:
-    """Preallocated ring buffer emitting (length, C) windows every ``stride`` samples.
+    """Preallocated buffer emitting (length, C) windows every ``stride`` samples.
 
     ``process(chunk)`` returns ``(windows, ends)``: a (k, length, C) float32 array and the
     index since reset of each window's last sample, following :func:`window_ends`.
-    Nothing grows: the buffer holds ``length + max_chunk`` samples and a chunk larger than
-    ``max_chunk`` is split.
+    Nothing grows: the buffer holds ``length + max_chunk`` samples, appends until the next
+    chunk would not fit, then moves the last ``length − 1`` samples to the front; a chunk larger
+    than ``max_chunk`` is split.
     """
 
     def __init__(self, length: int, n_channels: int, stride: int, max_chunk: int = 1024):
@@ -169,12 +241,15 @@ class WindowBuffer:
         self.length, self.n_channels, self.stride = int(length), int(n_channels), int(stride)
         self.max_chunk = int(max_chunk)
         self._buf = np.zeros((self.length + self.max_chunk, self.n_channels), np.float32)
-        self._fill = 0   # valid samples at the end of the linearised buffer
-        self._count = 0  # samples seen since reset
+        self._none = (np.zeros((0, self.length, self.n_channels), np.float32), np.zeros(0, np.int64))
+        for a in self._none:
+            a.flags.writeable = False
+        self.reset()
 
     def reset(self) -> None:
-        self._fill = 0
-        self._count = 0
+        self._fill = 0                    # samples held, at the start of the buffer
+        self._count = 0                   # samples seen since reset
+        self._next_end = self.length - 1  # index since reset of the next window's last sample
 
     @property
     def count(self) -> int:
@@ -184,6 +259,8 @@ class WindowBuffer:
         chunk = np.asarray(chunk)
         if chunk.ndim != 2 or chunk.shape[1] != self.n_channels:
             raise ValueError(f"chunk must have shape (n, {self.n_channels}), got {chunk.shape}")
+        if chunk.shape[0] <= self.max_chunk:
+            return self._process(chunk)
         outs, ends = [], []
         for start in range(0, chunk.shape[0], self.max_chunk):
             w, e = self._process(chunk[start:start + self.max_chunk])
@@ -191,28 +268,28 @@ class WindowBuffer:
                 outs.append(w)
                 ends.append(e)
         if not ends:
-            return np.zeros((0, self.length, self.n_channels), np.float32), np.zeros(0, np.int64)
+            return self._none
         return (outs[0], ends[0]) if len(outs) == 1 else (np.concatenate(outs), np.concatenate(ends))
 
     def _process(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m = chunk.shape[0]
-        keep = min(self._fill, self.length - 1)
         buf = self._buf
-        if keep:
+        if self._fill + m > buf.shape[0]:
+            keep = min(self._fill, self.length - 1)
             buf[:keep] = buf[self._fill - keep:self._fill]
-        buf[keep:keep + m] = chunk
-        self._fill = keep + m
-        first = self._count
+            self._fill = keep
+        buf[self._fill:self._fill + m] = chunk
+        self._fill += m
         self._count += m
-        # window ends with index (since reset) in [first, first + m)
-        lo = max(first, self.length - 1)
-        k0 = -(-(lo - (self.length - 1)) // self.stride)
-        e = np.arange(self.length - 1 + k0 * self.stride, self._count, self.stride, dtype=np.int64)
-        if not len(e):
-            return buf[:0, None, :].reshape(0, self.length, self.n_channels), e
-        base = first - keep  # index since reset of buf[0]
-        pos = e - base - self.length + 1
-        idx = pos[:, None] + np.arange(self.length)[None, :]
+        if self._count <= self._next_end:  # most chunks complete no window
+            return self._none
+        k = (self._count - 1 - self._next_end) // self.stride + 1
+        e = np.arange(self._next_end, self._next_end + k * self.stride, self.stride, dtype=np.int64)
+        self._next_end += k * self.stride
+        start = int(e[0]) - (self._count - self._fill) - self.length + 1  # buf row of the first window's start
+        if k == 1:
+            return buf[None, start:start + self.length].copy(), e
+        idx = (start + self.stride * np.arange(k))[:, None] + np.arange(self.length)[None, :]
         return buf[idx], e
 
 
@@ -225,8 +302,18 @@ def normalise_windows(windows: np.ndarray, channel_scale, clip: float | None = N
     and leave ordinary EEG one or two quantisation steps wide.
     """
     w = np.asarray(windows, np.float32)
-    scale = np.asarray(channel_scale, np.float32)
-    out = (w - w.mean(axis=1, keepdims=True)) / scale
+    if w.ndim != 3 or w.shape[1] < 1:
+        raise ValueError(f"windows must have shape (k, length, C), got {w.shape}")
+    # The mean is a sequential float32 sum over the window's samples, written out rather than
+    # w.mean(axis=1): numpy sums pairwise or sequentially depending on memory layout, and the
+    # runtime's C path (edge/_ng_chain.c, ng_windows_int8) must give the same bits.  For windows
+    # of two or more channels in the (k, length, C) layout it is exactly what w.mean did.
+    mean = w[:, :1].copy()
+    for r in range(1, w.shape[1]):
+        mean += w[:, r:r + 1]
+    mean /= np.float32(w.shape[1])
+    out = np.subtract(w, mean)
+    out /= np.asarray(channel_scale, np.float32)
     if clip is not None:
         np.clip(out, -clip, clip, out=out)
     return out

@@ -340,18 +340,22 @@ class Decider:
             raise TypeError(f"policy must be a DecisionPolicy, got {type(policy).__name__}")
         self.policy = policy
         self._n = len(policy.labels)
-        self._on = np.asarray(policy.thresholds)
-        self._off = np.asarray(policy.off_thresholds)
+        # Plain Python lists and floats: with a handful of labels per window, numpy's per-call
+        # overhead would cost more than the decisions themselves (this runs every 48 ms).
+        self._on = [float(v) for v in policy.thresholds]
+        self._off = [float(v) for v in policy.off_thresholds]
         self._actions = [policy.commands.get(lab) for lab in policy.labels]
+        self._need = policy.vote // 2 + 1
+        self._step = self._step_multilabel if policy.mode == "multilabel" else self._step_multiclass
         self.reset()
 
     def reset(self) -> None:
         """Forget everything (hysteresis, votes, dwell, latches, refractory, published state)."""
         n, v = self._n, self.policy.vote
-        self._active = np.zeros(n, bool)
+        self._active = [False] * n
         self._votes = [deque(maxlen=v) for _ in range(n)]
         self._since: list[float | None] = [None] * n
-        self._latched = np.zeros(n, bool)
+        self._latched = [False] * n
         self._last_fired: dict[Action, float] = {}
         self._last_t: float | None = None
         # multi-class
@@ -381,34 +385,65 @@ class Decider:
         -------
         list of Decision, one per window.
         """
-        p = np.asarray(probs, dtype=np.float64)
+        p = np.array(probs, dtype=np.float64)  # a copy: each Decision keeps a row of it
         if p.ndim == 1 and self._n > 0 and p.size == self._n:
             p = p[None, :]
         if p.ndim != 2 or p.shape[1] != self._n:
             raise DecisionError(f"probs must have shape (n_windows, {self._n}) for labels "
                                 f"{', '.join(self.policy.labels)}; got {np.shape(probs)}")
+        k = p.shape[0]
         t = np.asarray(t_ms, dtype=np.float64).reshape(-1)
-        if t.shape != (p.shape[0],):
-            raise DecisionError(f"t_ms must have one timestamp per window ({p.shape[0]}), got shape {np.shape(t_ms)}")
-        if not np.all(np.isfinite(t)):
-            raise DecisionError("t_ms contains NaN or inf: pass the windows' sample timestamps in ms")
+        if t.shape != (k,):
+            raise DecisionError(f"t_ms must have one timestamp per window ({k}), got shape {np.shape(t_ms)}")
+        ts = t.tolist()
         if valid is None:
-            ok = np.ones(p.shape[0], bool)
+            ok = [True] * k
         else:
-            ok = np.asarray(valid)
-            if ok.dtype != bool or ok.shape != (p.shape[0],):
-                raise DecisionError(f"valid must be a bool array of shape ({p.shape[0]},), "
-                                    f"got {ok.dtype} {ok.shape}")
+            v = np.asarray(valid)
+            if v.dtype != bool or v.shape != (k,):
+                raise DecisionError(f"valid must be a bool array of shape ({k},), got {v.dtype} {v.shape}")
+            ok = v.tolist()
         prev = self._last_t
-        if t.size and ((prev is not None and t[0] < prev) or np.any(np.diff(t) < 0)):
-            raise DecisionError("t_ms must be non-decreasing within and across calls; call reset() after a "
-                                "stream restart")
-        ok = ok & np.all(np.isfinite(p), axis=1)
-        step = self._step_multilabel if self.policy.mode == "multilabel" else self._step_multiclass
-        out = [step(p[i], float(t[i]), bool(ok[i])) for i in range(p.shape[0])]
-        if t.size:
-            self._last_t = float(t[-1])
+        for tt in ts:
+            if not math.isfinite(tt):
+                raise DecisionError("t_ms contains NaN or inf: pass the windows' sample timestamps in ms")
+            if prev is not None and tt < prev:
+                raise DecisionError("t_ms must be non-decreasing within and across calls; call reset() after a "
+                                    "stream restart")
+            prev = tt
+        rows = p.tolist()
+        out = []
+        for i in range(k):
+            r = rows[i]
+            out.append(self._step(r, p[i], ts[i], ok[i] and all(map(math.isfinite, r))))
+        if k:
+            self._last_t = ts[-1]
         return out
+
+    def step(self, probs, t_ms: float, valid: bool = True) -> Decision:
+        """Decide on one window: ``process(probs[None], [t_ms], [valid])[0]`` with less overhead
+        (the runtime calls this every decision interval).
+
+        Parameters
+        ----------
+        probs : array, shape (n_labels,)
+        t_ms : float
+            Non-decreasing across calls.
+        valid : bool
+        """
+        p = np.array(probs, dtype=np.float64)  # a copy: the Decision keeps it
+        if p.shape != (self._n,):
+            raise DecisionError(f"probs must have shape ({self._n},) for labels {', '.join(self.policy.labels)}; "
+                                f"got {np.shape(probs)}")
+        t = float(t_ms)
+        if not math.isfinite(t):
+            raise DecisionError("t_ms is NaN or inf: pass the window's sample timestamp in ms")
+        if self._last_t is not None and t < self._last_t:
+            raise DecisionError("t_ms must be non-decreasing across calls; call reset() after a stream restart")
+        r = p.tolist()
+        d = self._step(r, p, t, bool(valid) and all(map(math.isfinite, r)))
+        self._last_t = t
+        return d
 
     # ------------------------------------------------------------------ multi-label
     def interrupt(self) -> None:
@@ -419,7 +454,7 @@ class Decider:
         self._candidate = self._cand_since = None
 
     def _clear_dwell(self) -> None:
-        self._active[:] = False
+        self._active = [False] * self._n
         for q in self._votes:
             q.clear()
         self._since = [None] * self._n
@@ -427,27 +462,35 @@ class Decider:
     def _decision(self, t, label_i, reason, p, action=None) -> Decision:
         label = None if label_i is None else self.policy.labels[label_i]
         tgt, spd = self.policy.targets[action] if action is not None else (None, None)
-        return Decision(t, label, action, tgt, spd, p.copy(), reason)
+        return Decision(t, label, action, tgt, spd, p, reason)
 
-    def _step_multilabel(self, p: np.ndarray, t: float, ok: bool) -> Decision:
+    def _step_multilabel(self, r: list, p: np.ndarray, t: float, ok: bool) -> Decision:
+        """One window: ``r`` its probabilities as floats, ``p`` the same as the array the Decision keeps."""
         pol = self.policy
         if not ok:
             self._clear_dwell()
             return self._decision(t, None, "invalid", p)
-        self._active = np.where(self._active, p >= self._off, p >= self._on)
-        need = pol.vote // 2 + 1
-        voted = np.zeros(self._n, bool)
-        for i in range(self._n):
-            self._votes[i].append(bool(self._active[i]))
-            voted[i] = sum(self._votes[i]) >= need
+        n, need, active, since, latched = self._n, self._need, self._active, self._since, self._latched
+        voted = [False] * n
+        for i in range(n):
+            on = r[i] >= (self._off[i] if active[i] else self._on[i])
+            active[i] = on
+            q = self._votes[i]
+            q.append(on)
+            voted[i] = on if need == 1 else sum(q) >= need
             if not voted[i]:
-                self._since[i] = None
-                self._latched[i] = False
-            elif self._since[i] is None:
-                self._since[i] = t
-        ready = [i for i in range(self._n)
-                 if voted[i] and not self._latched[i] and t - self._since[i] >= pol.min_dwell_ms]
-        order = sorted(ready, key=lambda i: (-p[i], i))
+                since[i] = None
+                latched[i] = False
+            elif since[i] is None:
+                since[i] = t
+        ready = [i for i in range(n) if voted[i] and not latched[i] and t - since[i] >= pol.min_dwell_ms]
+        if not ready:
+            on = [i for i in range(n) if voted[i]]
+            if not on:
+                return self._decision(t, None, "idle", p)
+            lead = max(on, key=lambda i: (r[i], -i))
+            return self._decision(t, lead, "latched" if latched[lead] else "dwell", p)
+        order = sorted(ready, key=lambda i: (-r[i], i))
         consumed: list[tuple[int, str]] = []
         eligible = []
         for i in order:
@@ -459,34 +502,28 @@ class Decider:
             else:
                 eligible.append(i)
         for i, _ in consumed:
-            self._latched[i] = True
+            latched[i] = True
         if eligible:
             win = eligible[0]
             act = self._actions[win]
-            self._latched[win] = True
+            latched[win] = True
             self._last_fired[act] = t
             for i in eligible[1:]:
                 if _JOINTS[self._actions[i]] & _JOINTS[act]:
-                    self._latched[i] = True  # same joint: duplicate or conflicting command
+                    latched[i] = True  # same joint: duplicate or conflicting command
             return self._decision(t, win, "fired", p, act)
-        if consumed:
-            i, why = consumed[0]
-            return self._decision(t, i, why, p)
-        on = [i for i in range(self._n) if voted[i]]
-        if not on:
-            return self._decision(t, None, "idle", p)
-        lead = max(on, key=lambda i: (p[i], -i))
-        return self._decision(t, lead, "latched" if self._latched[lead] else "dwell", p)
+        i, why = consumed[0]
+        return self._decision(t, i, why, p)
 
     # ------------------------------------------------------------------ multi-class
-    def _step_multiclass(self, p: np.ndarray, t: float, ok: bool) -> Decision:
+    def _step_multiclass(self, r: list, p: np.ndarray, t: float, ok: bool) -> Decision:
         pol = self.policy
         if not ok:
             self._mc_votes.clear()
             self._candidate = self._cand_since = None
-            return Decision(t, self.state, None, None, None, p.copy(), "invalid")
-        top = int(np.argmax(p))
-        raw = top if p[top] >= pol.reject_below else None
+            return Decision(t, self.state, None, None, None, p, "invalid")
+        top = max(range(self._n), key=r.__getitem__)  # the first of equal maxima, as np.argmax
+        raw = top if r[top] >= pol.reject_below else None
         self._mc_votes.append(raw)
         counts: dict[int | None, int] = {}
         for r in self._mc_votes:
@@ -508,7 +545,7 @@ class Decider:
                 reason = "changed"
             else:
                 reason = "dwell"
-        return Decision(t, self.state, None, None, None, p.copy(), reason)
+        return Decision(t, self.state, None, None, None, p, reason)
 
 
 # ---------------------------------------------------------------------- threshold choice

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import importlib.machinery
 import logging
 import os
 from pathlib import Path
@@ -231,7 +232,11 @@ def _load_c_kernel():
     if os.environ.get("NEUROGRIP_DSP_BACKEND") == "numpy":
         return None
     here = Path(__file__).resolve().parent
-    for path in sorted(glob.glob(str(here / "_ng_sos*.so")) + glob.glob(str(here / "_ng_sos*.pyd"))):
+    # This interpreter's own build first: an in-place build for another Python (two venvs share
+    # one work tree) may be older.
+    own = [str(here / f"_ng_sos{suffix}") for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    found = sorted(glob.glob(str(here / "_ng_sos*.so")) + glob.glob(str(here / "_ng_sos*.pyd")))
+    for path in [p for p in own if p in found] + [p for p in found if p not in own]:
         try:
             lib = ctypes.CDLL(path)
         except OSError as exc:
@@ -242,6 +247,18 @@ def _load_c_kernel():
         lib.ng_sos_run.restype = ctypes.c_uint32
         lib.ng_sos_run64.argtypes = [p, ctypes.c_uint16, p, p, p, ctypes.c_uint32, ctypes.c_uint16]
         lib.ng_sos_run64.restype = ctypes.c_uint32
+        if not (hasattr(lib, "ng_chain_run_f64") and hasattr(lib, "ng_windows_int8")):
+            log.warning("the C filter kernel %s is a stale build (no edge/_ng_chain.c); using the slower numpy "
+                        "kernel: rebuild it with `python setup.py build_ext --inplace` or reinstall neurogrip",
+                        path)
+            return None
+        u32, u16 = ctypes.c_uint32, ctypes.c_uint16
+        lib.ng_chain_run_f64.argtypes = [p, u16, p, p, p, u32, u16, ctypes.c_uint8, ctypes.c_double, u32, p,
+                                         p, p, u32, p]
+        lib.ng_chain_run_f64.restype = ctypes.c_int32
+        f32 = ctypes.c_float
+        lib.ng_windows_int8.argtypes = [p, u32, u32, u16, p, f32, f32, ctypes.c_int32, p, p]
+        lib.ng_windows_int8.restype = None
         return lib
     log.warning("the C filter kernel edge/_ng_sos is not built (no C compiler at install?); "
                 "using the numpy kernel, ~100x slower: reinstall neurogrip with gcc available")
@@ -309,6 +326,9 @@ class FixedPointSOS:
         self._sections["pre_shift"] = self.pre_shift
         self._sections["fb_shift"] = self.fb_shift
         self._state = np.zeros((self.coeffs.shape[0], 4, self.n_channels), np.int64)
+        # Both arrays live as long as the filter (reset() zeroes in place), so their addresses are
+        # looked up once: numpy's .ctypes.data costs ~3 µs a call, more than filtering a chunk.
+        self._c_args = (self._sections.ctypes.data, self.n_sections, self._state.ctypes.data)
         self.saturations = 0
 
     @property
@@ -366,12 +386,10 @@ class FixedPointSOS:
         if n == 0:
             return out
         if x32 is not None:
-            sat = _C_KERNEL.ng_sos_run(self._sections.ctypes.data, self.n_sections, self._state.ctypes.data,
-                                       x32.ctypes.data, out.ctypes.data, n, self.n_channels,
+            sat = _C_KERNEL.ng_sos_run(*self._c_args, x32.ctypes.data, out.ctypes.data, n, self.n_channels,
                                        self.input_frac_bits)
         else:
-            sat = _C_KERNEL.ng_sos_run64(self._sections.ctypes.data, self.n_sections, self._state.ctypes.data,
-                                         x64.ctypes.data, out.ctypes.data, n, self.n_channels)
+            sat = _C_KERNEL.ng_sos_run64(*self._c_args, x64.ctypes.data, out.ctypes.data, n, self.n_channels)
         self.saturations += int(sat)
         return out
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge import dsp
 from edge.chain import normalise_windows
+from edge.inference import quantise
 
 DEFAULT_BANDS = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
 _EPS = 1e-6
@@ -65,3 +67,52 @@ def model_inputs(windows: np.ndarray, window_spec: dict) -> np.ndarray:
         return x
     feats = window_features(x, float(f["fs"]), tuple(tuple(b) for b in f["bands"]))
     return standardise(feats, f["center"], f["scale"], f.get("clip"))
+
+
+class ModelInput:
+    """Stateful stage: windows → a bundle's int8 model input, ``quantise(model_inputs(windows, spec))``.
+
+    Raw-window bundles take one call of the C kernel (``ng_windows_int8`` in ``edge/_ng_chain.c``,
+    bit-identical to the numpy functions) when it is built; feature bundles and builds without
+    the kernel run the numpy functions.
+
+    Parameters
+    ----------
+    window_spec : dict
+        The bundle's ``window`` section (see :func:`model_inputs`).
+    input_quant : (float, int)
+        The model input's ``(scale, zero_point)``.
+    """
+
+    def __init__(self, window_spec: dict, input_quant):
+        self.spec = window_spec
+        self.scale, self.zero_point = float(input_quant[0]), int(input_quant[1])
+        clip = window_spec.get("clip")
+        self._fast = (dsp._C_KERNEL is not None and not window_spec.get("features")
+                      and (clip is None or float(clip) > 0))
+        if self._fast:
+            self._clip = 0.0 if clip is None else float(clip)  # the kernel reads 0 as "no clip"
+            self._channel_scale = np.ascontiguousarray(window_spec["channel_scale"], np.float32)
+            self._mean = np.empty(len(self._channel_scale), np.float32)
+            self._ptrs = (self._channel_scale.ctypes.data, self._mean.ctypes.data)
+            self._cap = 0
+            self._out = np.empty((0, 0, 0), np.int8)
+
+    def process(self, windows) -> np.ndarray:
+        """(k, length, C) windows → int8 model input; on the C path a view of a buffer the next
+        call overwrites (feed it to the model before processing more windows)."""
+        if not self._fast:
+            return quantise(model_inputs(windows, self.spec), self.scale, self.zero_point)
+        w = windows
+        if not (isinstance(w, np.ndarray) and w.dtype == np.float32 and w.flags.c_contiguous):
+            w = np.ascontiguousarray(w, np.float32)
+        if w.ndim != 3 or w.shape[2] != len(self._channel_scale) or w.shape[1] < 1:
+            raise ValueError(f"windows must have shape (k, length, {len(self._channel_scale)}), got {w.shape}")
+        k = w.shape[0]
+        if k > self._cap or w.shape[1:] != self._out.shape[1:]:
+            self._cap = max(k, 1)
+            self._out = np.empty((self._cap, *w.shape[1:]), np.int8)
+            self._out_ptr = self._out.ctypes.data
+        dsp._C_KERNEL.ng_windows_int8(w.__array_interface__["data"][0], k, w.shape[1], w.shape[2], self._ptrs[0],
+                                      self._clip, self.scale, self.zero_point, self._ptrs[1], self._out_ptr)
+        return self._out[:k]

@@ -52,13 +52,19 @@ def interpreter_backend(prefer: str | None = None) -> tuple[str, str, type]:
 
 def quantise(x, scale: float, zero_point: int) -> np.ndarray:
     """float → int8: ``round(x / scale) + zero_point`` (round half to even), saturated to int8."""
-    q = np.round(np.asarray(x, np.float32) / np.float32(scale)) + zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
+    q = np.asarray(x, np.float32) / np.float32(scale)
+    np.rint(q, out=q)  # np.round without its Python wrapper: half to even
+    q += np.float32(zero_point)
+    np.maximum(q, -128, out=q)
+    np.minimum(q, 127, out=q)
+    return q.astype(np.int8)
 
 
 def dequantise(q, scale: float, zero_point: int) -> np.ndarray:
     """int8 → float32, ``scale · (q − zero_point)``."""
-    return (np.asarray(q, np.float32) - np.float32(zero_point)) * np.float32(scale)
+    out = np.subtract(q, np.float32(zero_point), dtype=np.float32)
+    out *= np.float32(scale)
+    return out
 
 
 class Int8Model:

@@ -38,7 +38,7 @@ import numpy as np
 from edge.bundle import Bundle
 from edge.decision import Decider
 from edge.errors import EdgeError
-from edge.inference import dequantise, quantise
+from edge.inference import dequantise
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +124,15 @@ class Pipeline:
         self._identity = bool(np.array_equal(self.idx, np.arange(len(source_channels))))
         self.chain = bundle.signal_chain()
         self.buf = bundle.window_buffer()
+        self.model_input = bundle.quantised_input()
         self.model = bundle.model(num_threads=num_threads, reference_kernels=reference_kernels)
         self.decider = Decider(bundle.decision_policy())
-        self.in_q, self.out_q = bundle.input_quant, bundle.output_quant
+        # int8 → probability as a 256-entry table (indexed by the byte): the same numbers as
+        # dequantise(), without its per-call overhead.
+        self._dequantise = dequantise(np.arange(256, dtype=np.uint8).view(np.int8), *bundle.output_quant)
         self.factor = self.chain.factor
         self.drop_stale = drop_stale
-        frac = self.chain.filt.input_frac_bits
-        self.input_limit = (2**31 - 1) / 2**frac  # beyond this the fixed-point input saturates
+        self.input_limit = self.chain.input_limit  # beyond this the fixed-point input saturates
         self.faults: Counter = Counter()
         self.dropped_windows = 0
         self.windows = 0
@@ -155,18 +157,26 @@ class Pipeline:
         t0 = time.perf_counter()
         x = chunk.samples if self._identity else chunk.samples[:, self.idx]
         n = chunk.n
-        pieces = ((0, n),)
         if chunk.discontinuity or (self._next_index is not None and chunk.first_index != self._next_index):
-            self.faults["discontinuity"] += 1
-            self.reset(chunk.first_index)
-            # Samples may be missing inside the chunk too (an LSL read that spans a drop): restart
-            # at every timestamp step as well, so no window or filter state bridges a gap.
-            cuts = np.flatnonzero(np.diff(chunk.timestamps) > self._max_step) + 1
-            bounds = [0, *cuts.tolist(), n]
-            pieces = tuple(itertools.pairwise(bounds))
+            self._next_index = chunk.first_index + n
+            return self._after_gap(chunk, x, t0)
         self._next_index = chunk.first_index + n
+        # The usual case, one C call: validate, quantise, filter, decimate (None: a bad sample).
+        y = self.chain.process_valid(x, self.input_limit)
+        if y is None:
+            return self._clean(chunk, x, 0, n, t0)
+        self.valid_samples += n
+        return self._windows(chunk, y, t0)
+
+    def _after_gap(self, chunk, x, t0: float) -> list[WindowResult]:
+        self.faults["discontinuity"] += 1
+        self.reset(chunk.first_index)
+        # Samples may be missing inside the chunk too (an LSL read that spans a drop): restart
+        # at every timestamp step as well, so no window or filter state bridges a gap.
+        cuts = np.flatnonzero(np.diff(chunk.timestamps) > self._max_step) + 1
+        bounds = [0, *cuts.tolist(), chunk.n]
         results: list[WindowResult] = []
-        for k, (a, b) in enumerate(pieces):
+        for k, (a, b) in enumerate(itertools.pairwise(bounds)):
             if k:
                 self.reset(chunk.first_index + a)
             results += self._clean(chunk, x, a, b, t0 if k == 0 else time.perf_counter())
@@ -175,11 +185,10 @@ class Pipeline:
     def _clean(self, chunk, x, a: int, b: int, t0: float) -> list[WindowResult]:
         """Rows a..b of a chunk: valid samples run, NaN/inf/out-of-range ones restart the chain."""
         xs = x[a:b]
-        # One reduction on the hot path: NaN propagates into the max, so a clean chunk costs one pass.
-        peak = np.abs(xs).max(initial=0.0)
-        if np.isfinite(peak) and peak < self.input_limit:
+        y = self.chain.process_valid(xs, self.input_limit)
+        if y is not None:
             self.valid_samples += b - a
-            return self._run(chunk, xs, t0)
+            return self._windows(chunk, y, t0)
         bad = ~np.isfinite(xs).all(axis=1)
         finite = np.where(bad[:, None], 0.0, xs)
         bad |= (np.abs(finite) >= self.input_limit).any(axis=1)
@@ -196,12 +205,18 @@ class Pipeline:
         return results
 
     def _run(self, chunk, x, t0: float) -> list[WindowResult]:
-        """Filter, window, infer and decide on contiguous valid rows ``x`` of ``chunk``.
-
-        Window positions come from ``_reset_index``, the source index of the last restart."""
+        """Filter, window, infer and decide on contiguous valid rows ``x`` of ``chunk``."""
         if x.shape[0] == 0:
             return []
-        y = self.chain.process(x)
+        y = self.chain.process_valid(x, self.input_limit)
+        if y is None:  # _clean() checked these rows; reaching here is a bug, not bad input
+            raise RunError("internal: rows checked as valid were refused by the signal chain")
+        return self._windows(chunk, y, t0)
+
+    def _windows(self, chunk, y, t0: float) -> list[WindowResult]:
+        """Window the chain's output ``y`` (float32, decimated), infer and decide.
+
+        Window positions come from ``_reset_index``, the source index of the last restart."""
         t1 = time.perf_counter()
         windows, ends = self.buf.process(y)
         if not len(ends):
@@ -209,22 +224,24 @@ class Pipeline:
         if self.drop_stale and len(ends) > 1:
             self.dropped_windows += len(ends) - 1
             windows, ends = windows[-1:], ends[-1:]
-        xq = quantise(self.bundle.model_input(windows), *self.in_q)
+        xq = self.model_input.process(windows)
         outs = self.model.run_batch_int8(xq)
-        probs = dequantise(outs, *self.out_q)
+        probs = self._dequantise[outs.view(np.uint8)]
         t2 = time.perf_counter()
-        index_end = self._reset_index + ends * self.factor + self.factor - 1
-        rel = index_end - chunk.first_index
-        t_end = chunk.timestamps[rel]
-        decisions = self.decider.process(probs, t_end * 1000.0)
-        t3 = time.perf_counter()
-        self.windows += len(ends)
-        filt_ms, infer_ms, dec_ms = (t1 - t0) * 1e3, (t2 - t1) * 1e3 / len(ends), (t3 - t2) * 1e3 / len(ends)
+        k = len(ends)
         res = []
-        for i in range(len(ends)):
-            res.append(WindowResult(float(t_end[i]), int(index_end[i]), chunk.t_received, outs[i], probs[i],
-                                    decisions[i], {"filter": filt_ms, "infer": infer_ms, "decide": dec_ms},
-                                    None if chunk.labels is None else chunk.labels[rel[i]].copy()))
+        for i, e in enumerate(ends.tolist()):
+            index_end = self._reset_index + e * self.factor + self.factor - 1
+            rel = index_end - chunk.first_index
+            t_end = float(chunk.timestamps[rel])
+            res.append(WindowResult(t_end, index_end, chunk.t_received, outs[i], probs[i],
+                                    self.decider.step(probs[i], t_end * 1000.0), None,
+                                    None if chunk.labels is None else chunk.labels[rel].copy()))
+        t3 = time.perf_counter()
+        self.windows += k
+        stages = {"filter": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3 / k, "decide": (t3 - t2) * 1e3 / k}
+        for r in res:
+            r.stages_ms = stages
         return res
 
 

@@ -54,38 +54,47 @@ static int64_t rounded_dot(const int32_t *c, const int64_t *v, int n, int shift)
     return a * ((int64_t)1 << (unsigned)(-shift)) + floor_shift(b, (unsigned)(NG_SOS_COEF_FRAC + shift));
 }
 
-static int64_t section_step(const ng_sos_section *s, int64_t *st, uint16_t n_channels,
-                            int64_t x, uint32_t *sat)
+static void cascade(const ng_sos_section *sections, uint16_t n_sections, int64_t *state,
+                    int64_t *row, uint16_t n_channels, uint32_t *sat)
 {
-    /* st points at this section's x1 for this channel; x2, y1, y2 follow at stride n_channels. */
-    int64_t xv[3], yv[2], y;
-    xv[0] = pre_scale(x, s->pre_shift, sat);
-    xv[1] = st[0];
-    xv[2] = st[n_channels];
-    yv[0] = st[2 * n_channels];
-    yv[1] = st[3 * n_channels];
-    y = 2 * yv[0] - yv[1] + rounded_dot(s->c, xv, 3, 0) + rounded_dot(s->c + 3, yv, 2, s->fb_shift);
-    y = saturate(y, sat);
-    st[n_channels] = xv[1];
-    st[0] = xv[0];
-    st[3 * n_channels] = yv[0];
-    st[2 * n_channels] = y;
-    return y;
+    /* One sample of every channel (row, in place) through the sections.  Sections outside,
+     * channels inside: each section's coefficients and shifts are fixed over the inner loop and
+     * its state rows x1, x2, y1, y2 are contiguous in the channel, so the loop body is the same
+     * straight-line code for every channel.  The order of operations per channel is unchanged. */
+    uint16_t k, c;
+    for (k = 0; k < n_sections; ++k) {
+        const ng_sos_section *s = &sections[k];
+        int64_t *x1 = state + (uint32_t)k * 4u * n_channels;
+        int64_t *x2 = x1 + n_channels, *y1 = x2 + n_channels, *y2 = y1 + n_channels;
+        for (c = 0; c < n_channels; ++c) {
+            int64_t xv[3], yv[2], y;
+            xv[0] = pre_scale(row[c], s->pre_shift, sat);
+            xv[1] = x1[c];
+            xv[2] = x2[c];
+            yv[0] = y1[c];
+            yv[1] = y2[c];
+            y = 2 * yv[0] - yv[1] + rounded_dot(s->c, xv, 3, 0) + rounded_dot(s->c + 3, yv, 2, s->fb_shift);
+            y = saturate(y, sat);
+            x2[c] = xv[1];
+            x1[c] = xv[0];
+            y2[c] = yv[0];
+            y1[c] = y;
+            row[c] = y;
+        }
+    }
 }
 
 uint32_t ng_sos_run64(const ng_sos_section *sections, uint16_t n_sections, int64_t *state,
                       const int64_t *in, int64_t *out, uint32_t n_samples, uint16_t n_channels)
 {
     uint32_t sat = 0, t;
-    uint16_t c, k;
+    uint16_t c;
     for (t = 0; t < n_samples; ++t) {
+        int64_t *row = out + t * (uint32_t)n_channels;
         for (c = 0; c < n_channels; ++c) {
-            int64_t x = saturate(in[(uint32_t)t * n_channels + c], &sat);
-            for (k = 0; k < n_sections; ++k) {
-                x = section_step(&sections[k], state + (uint32_t)k * 4u * n_channels + c, n_channels, x, &sat);
-            }
-            out[(uint32_t)t * n_channels + c] = x;
+            row[c] = saturate(in[t * (uint32_t)n_channels + c], &sat);
         }
+        cascade(sections, n_sections, state, row, n_channels, &sat);
     }
     return sat;
 }
@@ -95,17 +104,15 @@ uint32_t ng_sos_run(const ng_sos_section *sections, uint16_t n_sections, int64_t
                     uint8_t input_frac)
 {
     uint32_t sat = 0, t;
-    uint16_t c, k;
+    uint16_t c;
     /* Widening is a saturating left shift, so any input_frac (0..35) is safe. */
     int8_t widen = (int8_t)-(NG_SOS_STATE_FRAC - (input_frac > NG_SOS_STATE_FRAC ? NG_SOS_STATE_FRAC : input_frac));
     for (t = 0; t < n_samples; ++t) {
+        int64_t *row = out + t * (uint32_t)n_channels;
         for (c = 0; c < n_channels; ++c) {
-            int64_t x = pre_scale((int64_t)in[(uint32_t)t * n_channels + c], widen, &sat);
-            for (k = 0; k < n_sections; ++k) {
-                x = section_step(&sections[k], state + (uint32_t)k * 4u * n_channels + c, n_channels, x, &sat);
-            }
-            out[(uint32_t)t * n_channels + c] = x;
+            row[c] = pre_scale((int64_t)in[t * (uint32_t)n_channels + c], widen, &sat);
         }
+        cascade(sections, n_sections, state, row, n_channels, &sat);
     }
     return sat;
 }
