@@ -59,7 +59,10 @@ lint: env-edge
 	$(EDGE_VENV)/bin/python -m ruff check edge firmware_bridge training benchmarks tests
 
 # The full benchmark (about 5 minutes): uses build/bundles/* (make bundles) when present.
+# The training environment, when it exists, runs the peers and the replay under ai_edge_litert:
+# its C kernel is rebuilt first if its sources changed.
 bench: env-edge
+	@if [ -x $(TRAIN_VENV)/bin/python ]; then $(MAKE) --no-print-directory env-train; fi
 	@mkdir -p reports
 	$(EDGE_VENV)/bin/neurogrip bench --json reports/bench.json --markdown reports/bench.md --plots reports/plots
 

@@ -47,7 +47,8 @@ def latency_cdf(report: dict, out: Path) -> Path | None:
         _cdf(ax, run["chunk_ms"], "whole chunk (Pipeline.process)", color="k", lw=2)
         ax.axvline(e2e["goals"]["chunk_p99_ms"], color="r", ls="--", lw=1, label="goal: chunk p99 ≤ 2 ms")
     ax.set(xscale="log", xlabel="ms (log)", ylabel="fraction ≤ x",
-           title="Replay, 10-sample chunks: per-stage latency CDF")
+           title="Replay, 10-sample chunks: per-stage latency CDF"
+           + (f" ({run.get('interpreter', '?').split()[0]})" if run is not None else ""))
     ax.axhline(0.99, color="grey", lw=0.5)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -93,7 +94,8 @@ def throughput(report: dict, out: Path) -> Path | None:
         ax.grid(True, axis="y", which="both", alpha=0.3)
     if replay:
         ax = axes.pop(0)
-        names = [f"{x['label'].split(' (')[0]}\nchunk {x['chunk']}" for x in replay]
+        names = [f"{x['label'].split(' (')[0]}\n{x.get('interpreter', '?').split()[0]}\nchunk {x['chunk']}"
+                 for x in replay]
         vals = [x["realtime_factor"] for x in replay]
         bars = ax.bar(range(len(vals)), vals, color=["C0" if "continuous" in x["label"] else "C2" for x in replay])
         ax.set_xticks(range(len(vals)), names, fontsize=8)

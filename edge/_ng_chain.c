@@ -1,25 +1,15 @@
 /*
- * The runtime's hot path in C: one call per chunk (ng_chain_run_f64) and one per window
- * (ng_windows_int8), instead of a dozen numpy calls each, whose fixed overhead would cost more
- * than the arithmetic on chunks of a few samples.  Each function equals its numpy reference in
- * edge/ bit for bit (tests check this).
+ * The runtime's hot path in C: one call per chunk (ng_chain_run) and one per window
+ * (ng_windows_int8) instead of a dozen numpy calls each, whose fixed overhead would cost more
+ * than the arithmetic on chunks of a few samples.  Each equals its numpy reference in edge/ bit
+ * for bit (tests check this).
  *
- * ng_chain_run_f64 — one float64 chunk through a SignalChain (edge/chain.py).
- *
- * This is host-side glue around the firmware's portable kernel (firmware_bridge/firmware/dsp/ng_sos.c),
- * built into edge/_ng_sos with it and called from edge/chain.py through ctypes.  It does what
- * SignalChain.process() does in numpy, bit for bit, without numpy's per-call overhead:
- *
- *   1. validate: every |x| < limit (NaN and inf fail); on failure return -1 and change nothing,
- *      so the caller can split the chunk around the bad samples;
- *   2. quantise: q = round-half-to-even(x * 2^input_frac) as int32 (numpy's np.round);
- *   3. filter: ng_sos_run, state carried across calls;
- *   4. decimate: keep output t when (phase + t) % factor == factor - 1, advance phase;
- *   5. convert: (float)((double)y * 2^-35), what numpy's `y * 2**-35` then `.astype(float32)` give.
- *
- * limit must be at most (2^31 - 1) / 2^input_frac, so a valid sample always fits in int32.
- * The input is processed in blocks of `block` rows through caller-owned scratch buffers
- * (int32 and int64, block * n_channels each), so nothing is allocated here.
+ * Host-side glue around the firmware's portable kernel (firmware_bridge/firmware/dsp/ng_sos.c),
+ * built into edge/_ng_sos with it and called through ctypes.  The fixed arguments of each
+ * function live in a struct that Python fills once (edge/chain.py and edge/features.py mirror
+ * the layouts as ctypes Structures): converting a dozen ctypes arguments costs more per call
+ * than filtering ten samples.  Compiled without -ffast-math, so every float step is one IEEE
+ * operation, as in numpy.
  */
 #include <math.h>
 #include <stddef.h>
@@ -27,72 +17,112 @@
 
 #include "ng_sos.h"
 
-int32_t ng_chain_run_f64(const ng_sos_section *sections, uint16_t n_sections, int64_t *state,
-                         const double *in, float *out, uint32_t n_samples, uint16_t n_channels,
-                         uint8_t input_frac, double limit, uint32_t factor, uint32_t *phase,
-                         int32_t *scratch_in, int64_t *scratch_out, uint32_t block, uint32_t *saturations)
+/* Mirrored by edge.chain._ChainArgs: keep the two in the same order. */
+typedef struct {
+    const ng_sos_section *sections;
+    int64_t *state;        /* the FixedPointSOS state, [section][x1,x2,y1,y2][channel] */
+    const double *in;      /* n_samples x n_channels float64, row-major */
+    float *out;            /* up to ceil(n_samples / factor) rows of n_channels */
+    int32_t *scratch_in;   /* block x n_channels */
+    int64_t *scratch_out;  /* block x n_channels */
+    double limit;          /* valid samples have |x| < limit <= (2^31 - 1) / 2^input_frac */
+    uint32_t factor;       /* decimation factor >= 1 */
+    uint32_t phase;        /* decimation phase in [0, factor), carried across calls */
+    uint32_t block;        /* rows of the scratch buffers */
+    uint32_t saturations;  /* incremented by the kernel's saturation count */
+    uint16_t n_sections;
+    uint16_t n_channels;
+    uint8_t input_frac;
+} ng_chain_args;
+
+/*
+ * ng_chain_run — one float64 chunk through a SignalChain (edge/chain.py), what
+ * SignalChain.process(x).astype(float32) computes in numpy:
+ *
+ *   1. validate: every |x| < limit (NaN and inf fail); on failure return -1 and change nothing,
+ *      so the caller can split the chunk around the bad samples;
+ *   2. quantise: q = round-half-to-even(x * 2^input_frac) as int32 (numpy's np.round);
+ *   3. filter: ng_sos_run, state carried across calls;
+ *   4. decimate: keep output t when (phase + t) % factor == factor - 1, advance phase;
+ *   5. convert: (float)((double)y * 2^-35), as numpy's `y * 2**-35` then `.astype(float32)`.
+ *
+ * The input goes through the scratch buffers `block` rows at a time, so nothing is allocated.
+ * Returns the number of rows written to out, -1 for an invalid sample, -2 for bad arguments.
+ */
+int32_t ng_chain_run(ng_chain_args *a, uint32_t n_samples)
 {
-    const uint32_t total = n_samples * (uint32_t)n_channels;
-    const double scale = ldexp(1.0, input_frac);
+    const uint32_t n_channels = a->n_channels;
+    const uint32_t total = n_samples * n_channels;
+    const double scale = ldexp(1.0, a->input_frac);
     const double out_scale = ldexp(1.0, -NG_SOS_STATE_FRAC);
     uint32_t i, t0, rows = 0;
 
-    if (factor == 0 || block == 0 || *phase >= factor) {
+    if (a->factor == 0 || a->block == 0 || a->phase >= a->factor) {
         return -2;
     }
     for (i = 0; i < total; ++i) {
-        if (!(fabs(in[i]) < limit)) {
+        if (!(fabs(a->in[i]) < a->limit)) {
             return -1;
         }
     }
-    for (t0 = 0; t0 < n_samples; t0 += block) {
-        uint32_t m = n_samples - t0 < block ? n_samples - t0 : block, t;
-        const double *src = in + t0 * (uint32_t)n_channels;
-        for (i = 0; i < m * (uint32_t)n_channels; ++i) {
-            scratch_in[i] = (int32_t)nearbyint(src[i] * scale);
+    for (t0 = 0; t0 < n_samples; t0 += a->block) {
+        uint32_t m = n_samples - t0 < a->block ? n_samples - t0 : a->block, t;
+        const double *src = a->in + (size_t)t0 * n_channels;
+        for (i = 0; i < m * n_channels; ++i) {
+            a->scratch_in[i] = (int32_t)rint(src[i] * scale);
         }
-        *saturations += ng_sos_run(sections, n_sections, state, scratch_in, scratch_out, m, n_channels,
-                                   input_frac);
+        a->saturations += ng_sos_run(a->sections, a->n_sections, a->state, a->scratch_in, a->scratch_out, m,
+                                     a->n_channels, a->input_frac);
         for (t = 0; t < m; ++t) {
-            if (++*phase == factor) {
-                const int64_t *y = scratch_out + t * (uint32_t)n_channels;
-                float *dst = out + rows * (uint32_t)n_channels;
-                uint16_t c;
+            if (++a->phase == a->factor) {
+                const int64_t *y = a->scratch_out + (size_t)t * n_channels;
+                float *dst = a->out + (size_t)rows * n_channels;
+                uint32_t c;
                 for (c = 0; c < n_channels; ++c) {
                     dst[c] = (float)((double)y[c] * out_scale);
                 }
                 ++rows;
-                *phase = 0;
+                a->phase = 0;
             }
         }
     }
     return (int32_t)rows;
 }
 
+/* Mirrored by edge.features._WindowArgs: keep the two in the same order. */
+typedef struct {
+    const float *win;            /* n_windows x length x n_channels float32, row-major */
+    int8_t *out;                 /* the same count of int8 */
+    const float *channel_scale;  /* n_channels */
+    float *mean;                 /* n_channels of scratch */
+    float clip;                  /* > 0: clamp the normalised value to [-clip, clip]; 0: no clamp */
+    float in_scale;              /* the model input's quantisation */
+    int32_t zero_point;
+    uint32_t length;
+    uint16_t n_channels;
+} ng_window_args;
+
 /*
- * ng_windows_int8 — edge.features.quantised_inputs for raw-window bundles: normalise
- * (edge.chain.normalise_windows) then quantise (edge.inference.quantise), in float32 as numpy does:
+ * ng_windows_int8 — a raw-window bundle's int8 model input (edge.features.ModelInput): normalise
+ * (edge.chain.normalise_windows) then quantise (edge.inference.quantise), in float32 as numpy:
  *
  *   mean[c] = (sequential float32 sum of the window's rows) / length
  *   v       = (w - mean[c]) / channel_scale[c], then clamped to [-clip, clip] when clip > 0
  *   q       = round-half-to-even(v / in_scale) + zero_point, clamped to [-128, 127]
- *
- * win: n_windows x length x n_channels float32, row-major; out: the same count of int8.
- * mean: n_channels floats of scratch.  Compiled without -ffast-math, so every step is one IEEE
- * single-precision operation, as in numpy.
  */
-void ng_windows_int8(const float *win, uint32_t n_windows, uint32_t length, uint16_t n_channels,
-                     const float *channel_scale, float clip, float in_scale, int32_t zero_point,
-                     float *mean, int8_t *out)
+void ng_windows_int8(const ng_window_args *a, uint32_t n_windows)
 {
-    const float zp = (float)zero_point;
-    const float n = (float)length;
-    uint32_t k, r;
-    uint16_t c;
+    /* Everything in locals: a store through the int8 output may alias anything, so fields read
+     * through `a` would be reloaded for every element. */
+    const float zp = (float)a->zero_point, n = (float)a->length, clip = a->clip, in_scale = a->in_scale;
+    const float *scale = a->channel_scale;
+    const uint32_t length = a->length, n_channels = a->n_channels;
+    float *mean = a->mean;
+    uint32_t k, r, c;
 
     for (k = 0; k < n_windows; ++k) {
-        const float *w = win + (size_t)k * length * n_channels;
-        int8_t *o = out + (size_t)k * length * n_channels;
+        const float *w = a->win + (size_t)k * length * n_channels;
+        int8_t *o = a->out + (size_t)k * length * n_channels;
         for (c = 0; c < n_channels; ++c) {
             mean[c] = w[c];
         }
@@ -107,7 +137,7 @@ void ng_windows_int8(const float *win, uint32_t n_windows, uint32_t length, uint
         for (r = 0; r < length; ++r) {
             for (c = 0; c < n_channels; ++c) {
                 size_t i = (size_t)r * n_channels + c;
-                float v = (w[i] - mean[c]) / channel_scale[c];
+                float v = (w[i] - mean[c]) / scale[c];
                 float q;
                 if (clip > 0.0f) {
                     v = v < -clip ? -clip : v;

@@ -22,6 +22,8 @@ Stages
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from edge import dsp
@@ -29,6 +31,16 @@ from edge.dsp import DEFAULT_INPUT_FRAC_BITS, FixedPointSOS
 
 _OUT_SCALE = 1.0 / (1 << 35)
 _BLOCK = 256  # rows per step of the C chain call (its int32/int64 scratch buffers)
+
+
+class _ChainArgs(ctypes.Structure):
+    """``ng_chain_args`` of edge/_ng_chain.c, field for field."""
+
+    _fields_ = [("sections", ctypes.c_void_p), ("state", ctypes.c_void_p), ("inp", ctypes.c_void_p),
+                ("out", ctypes.c_void_p), ("scratch_in", ctypes.c_void_p), ("scratch_out", ctypes.c_void_p),
+                ("limit", ctypes.c_double), ("factor", ctypes.c_uint32), ("phase", ctypes.c_uint32),
+                ("block", ctypes.c_uint32), ("saturations", ctypes.c_uint32), ("n_sections", ctypes.c_uint16),
+                ("n_channels", ctypes.c_uint16), ("input_frac", ctypes.c_uint8)]
 
 
 class SignalChain:
@@ -77,8 +89,12 @@ class SignalChain:
             c = filt.n_channels
             self._scratch_in = np.empty((_BLOCK, c), np.int32)
             self._scratch_out = np.empty((_BLOCK, c), np.int64)
-            self._ctr = np.zeros(2, np.uint32)  # decimation phase, saturations of the last call
-            self._ptrs = (self._ctr.ctypes.data, self._scratch_in.ctypes.data, self._scratch_out.ctypes.data)
+            sections, n_sections, state = filt._c_args
+            self._args = _ChainArgs(sections=sections, state=state, scratch_in=self._scratch_in.ctypes.data,
+                                    scratch_out=self._scratch_out.ctypes.data, limit=self.input_limit,
+                                    factor=self.factor, block=_BLOCK, n_sections=n_sections, n_channels=c,
+                                    input_frac=filt.input_frac_bits)
+            self._args_ptr = ctypes.addressof(self._args)
 
     @property
     def n_channels(self) -> int:
@@ -129,19 +145,17 @@ class SignalChain:
         """Float µV chunk (n, C) → decimated float64 µV chunk (the exact fixed-point values)."""
         return self.process_int(x) * _OUT_SCALE
 
-    def process_valid(self, x, limit: float | None = None) -> np.ndarray | None:
+    def process_valid(self, x) -> np.ndarray | None:
         """The runtime's path: a float µV chunk → decimated float32 output, or None if a sample is bad.
 
-        Returns exactly ``self.process(x).astype(np.float32)`` when every ``|x| < limit``, in one
-        call of the C kernel (``edge/_ng_chain.c``) when it is built.  When any sample is NaN, inf
-        or ``>= limit`` it returns None and changes no state, so the caller can split the chunk
-        around the bad samples.
+        Returns exactly ``self.process(x).astype(np.float32)`` when every ``|x|`` is below
+        :attr:`input_limit`, in one call of the C kernel (``edge/_ng_chain.c``) when it is built.
+        When any sample is NaN, inf or out of range it returns None and changes no state, so the
+        caller can split the chunk around the bad samples.
 
         Parameters
         ----------
         x : array_like, shape (n, C)
-        limit : float, optional
-            Valid magnitudes are below it; default and maximum :attr:`input_limit`.
 
         Returns
         -------
@@ -151,37 +165,30 @@ class SignalChain:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.n_channels:
             raise ValueError(f"x must have shape (n_samples, {self.n_channels}), got {x.shape}")
-        top = self.input_limit
-        limit = top if limit is None else float(limit)
-        if not 0.0 < limit <= top:
-            raise ValueError(f"limit must be in (0, {top:g}], got {limit!r}")
         if not self._fast:
-            if not np.abs(x).max(initial=0.0) < limit:  # NaN fails the comparison too
+            if not np.abs(x).max(initial=0.0) < self.input_limit:  # NaN fails the comparison too
                 return None
             return self.process(x).astype(np.float32)
         n = x.shape[0]
         if n > self._cap:
             self._grow(n)
         np.copyto(self._in[:n], x)
-        ctr = self._ctr
-        ctr[0] = self._phase
-        rows = dsp._C_KERNEL.ng_chain_run_f64(*self.filt._c_args, self._in_ptr, self._out_ptr, n,
-                                              self.n_channels, self.filt.input_frac_bits, limit, self.factor,
-                                              self._ptrs[0], self._ptrs[1], self._ptrs[2], _BLOCK,
-                                              self._ptrs[0] + 4)
+        args = self._args
+        args.phase = self._phase
+        rows = dsp._C_KERNEL.ng_chain_run(self._args_ptr, n)
         if rows < 0:
             return None
-        self._phase = int(ctr[0])
-        if ctr[1]:
-            self.filt.saturations += int(ctr[1])
-            ctr[1] = 0
+        self._phase = args.phase
+        if args.saturations:
+            self.filt.saturations += args.saturations
+            args.saturations = 0
         return self._out[:rows]
 
     def _grow(self, n: int) -> None:
         self._cap = n
         self._in = np.empty((n, self.n_channels), np.float64)
         self._out = np.empty((-(-n // self.factor), self.n_channels), np.float32)
-        self._in_ptr, self._out_ptr = self._in.ctypes.data, self._out.ctypes.data
+        self._args.inp, self._args.out = self._in.ctypes.data, self._out.ctypes.data
 
     def to_manifest(self) -> dict:
         return {"fs": self.fs, "factor": self.factor, "fs_out": self.fs_out, "lowpass_hz": self.lowpass_hz,

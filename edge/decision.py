@@ -526,8 +526,8 @@ class Decider:
         raw = top if r[top] >= pol.reject_below else None
         self._mc_votes.append(raw)
         counts: dict[int | None, int] = {}
-        for r in self._mc_votes:
-            counts[r] = counts.get(r, 0) + 1
+        for vote in self._mc_votes:
+            counts[vote] = counts.get(vote, 0) + 1
         best = max(counts, key=lambda k: counts[k])
         voted = best if counts[best] >= pol.vote // 2 + 1 else None
         if voted is None:

@@ -227,11 +227,11 @@ def _numpy_run64(coeffs, shifts, fb_shifts, state, x, counter) -> np.ndarray:
     return y
 
 
-def _load_c_kernel():
-    """The C kernel built by setup.py as ``edge/_ng_sos*.so``, or None (numpy reference is used)."""
+def _load_c_kernel(here: Path | None = None):
+    """The C kernel built by setup.py as ``edge/_ng_sos*.so`` (or in ``here``), or None (numpy reference is used)."""
     if os.environ.get("NEUROGRIP_DSP_BACKEND") == "numpy":
         return None
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent if here is None else Path(here)
     # This interpreter's own build first: an in-place build for another Python (two venvs share
     # one work tree) may be older.
     own = [str(here / f"_ng_sos{suffix}") for suffix in importlib.machinery.EXTENSION_SUFFIXES]
@@ -247,17 +247,15 @@ def _load_c_kernel():
         lib.ng_sos_run.restype = ctypes.c_uint32
         lib.ng_sos_run64.argtypes = [p, ctypes.c_uint16, p, p, p, ctypes.c_uint32, ctypes.c_uint16]
         lib.ng_sos_run64.restype = ctypes.c_uint32
-        if not (hasattr(lib, "ng_chain_run_f64") and hasattr(lib, "ng_windows_int8")):
+        if not (hasattr(lib, "ng_chain_run") and hasattr(lib, "ng_windows_int8")):
             log.warning("the C filter kernel %s is a stale build (no edge/_ng_chain.c); using the slower numpy "
                         "kernel: rebuild it with `python setup.py build_ext --inplace` or reinstall neurogrip",
                         path)
             return None
-        u32, u16 = ctypes.c_uint32, ctypes.c_uint16
-        lib.ng_chain_run_f64.argtypes = [p, u16, p, p, p, u32, u16, ctypes.c_uint8, ctypes.c_double, u32, p,
-                                         p, p, u32, p]
-        lib.ng_chain_run_f64.restype = ctypes.c_int32
-        f32 = ctypes.c_float
-        lib.ng_windows_int8.argtypes = [p, u32, u32, u16, p, f32, f32, ctypes.c_int32, p, p]
+        # Their arguments are a struct (edge.chain._ChainArgs, edge.features._WindowArgs) and a count.
+        lib.ng_chain_run.argtypes = [p, ctypes.c_uint32]
+        lib.ng_chain_run.restype = ctypes.c_int32
+        lib.ng_windows_int8.argtypes = [p, ctypes.c_uint32]
         lib.ng_windows_int8.restype = None
         return lib
     log.warning("the C filter kernel edge/_ng_sos is not built (no C compiler at install?); "

@@ -10,6 +10,8 @@ quarter.  Both use only the window's own samples, so they are as causal as the w
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from edge import dsp
@@ -69,6 +71,14 @@ def model_inputs(windows: np.ndarray, window_spec: dict) -> np.ndarray:
     return standardise(feats, f["center"], f["scale"], f.get("clip"))
 
 
+class _WindowArgs(ctypes.Structure):
+    """``ng_window_args`` of edge/_ng_chain.c, field for field."""
+
+    _fields_ = [("win", ctypes.c_void_p), ("out", ctypes.c_void_p), ("channel_scale", ctypes.c_void_p),
+                ("mean", ctypes.c_void_p), ("clip", ctypes.c_float), ("in_scale", ctypes.c_float),
+                ("zero_point", ctypes.c_int32), ("length", ctypes.c_uint32), ("n_channels", ctypes.c_uint16)]
+
+
 class ModelInput:
     """Stateful stage: windows → a bundle's int8 model input, ``quantise(model_inputs(windows, spec))``.
 
@@ -91,28 +101,31 @@ class ModelInput:
         self._fast = (dsp._C_KERNEL is not None and not window_spec.get("features")
                       and (clip is None or float(clip) > 0))
         if self._fast:
-            self._clip = 0.0 if clip is None else float(clip)  # the kernel reads 0 as "no clip"
             self._channel_scale = np.ascontiguousarray(window_spec["channel_scale"], np.float32)
             self._mean = np.empty(len(self._channel_scale), np.float32)
-            self._ptrs = (self._channel_scale.ctypes.data, self._mean.ctypes.data)
-            self._cap = 0
-            self._out = np.empty((0, 0, 0), np.int8)
+            # The windows are copied into _in so that the kernel's pointers stay fixed (reading a
+            # new array's address costs more than the copy); both grow to the largest k seen.
+            self._in = np.empty((0, 0, 0), np.float32)
+            self._args = _WindowArgs(channel_scale=self._channel_scale.ctypes.data, mean=self._mean.ctypes.data,
+                                     clip=0.0 if clip is None else float(clip),  # the kernel reads 0 as "no clip"
+                                     in_scale=self.scale, zero_point=self.zero_point,
+                                     n_channels=len(self._channel_scale))
+            self._args_ptr = ctypes.addressof(self._args)
 
     def process(self, windows) -> np.ndarray:
         """(k, length, C) windows → int8 model input; on the C path a view of a buffer the next
         call overwrites (feed it to the model before processing more windows)."""
         if not self._fast:
             return quantise(model_inputs(windows, self.spec), self.scale, self.zero_point)
-        w = windows
-        if not (isinstance(w, np.ndarray) and w.dtype == np.float32 and w.flags.c_contiguous):
-            w = np.ascontiguousarray(w, np.float32)
+        w = np.asarray(windows)
         if w.ndim != 3 or w.shape[2] != len(self._channel_scale) or w.shape[1] < 1:
             raise ValueError(f"windows must have shape (k, length, {len(self._channel_scale)}), got {w.shape}")
         k = w.shape[0]
-        if k > self._cap or w.shape[1:] != self._out.shape[1:]:
-            self._cap = max(k, 1)
-            self._out = np.empty((self._cap, *w.shape[1:]), np.int8)
-            self._out_ptr = self._out.ctypes.data
-        dsp._C_KERNEL.ng_windows_int8(w.__array_interface__["data"][0], k, w.shape[1], w.shape[2], self._ptrs[0],
-                                      self._clip, self.scale, self.zero_point, self._ptrs[1], self._out_ptr)
+        if k > self._in.shape[0] or w.shape[1:] != self._in.shape[1:]:
+            self._in = np.empty((max(k, 1), *w.shape[1:]), np.float32)
+            self._out = np.empty(self._in.shape, np.int8)
+            self._args.win, self._args.out = self._in.ctypes.data, self._out.ctypes.data
+            self._args.length = w.shape[1]
+        np.copyto(self._in[:k], w)
+        dsp._C_KERNEL.ng_windows_int8(self._args_ptr, k)
         return self._out[:k]

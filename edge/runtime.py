@@ -93,6 +93,8 @@ class WindowResult:
     outputs: np.ndarray          # raw int8 model outputs
     probs: np.ndarray            # dequantised
     decision: object             # edge.decision.Decision
+    # filter: the chunk through the chain and the window buffer; infer: model input, invoke and
+    # dequantisation; decide: the decision policy (infer and decide per window of the chunk).
     stages_ms: dict = field(default_factory=dict)
     labels: np.ndarray | None = None  # truth at the last sample when replaying a labelled recording
 
@@ -162,7 +164,7 @@ class Pipeline:
             return self._after_gap(chunk, x, t0)
         self._next_index = chunk.first_index + n
         # The usual case, one C call: validate, quantise, filter, decimate (None: a bad sample).
-        y = self.chain.process_valid(x, self.input_limit)
+        y = self.chain.process_valid(x)
         if y is None:
             return self._clean(chunk, x, 0, n, t0)
         self.valid_samples += n
@@ -185,7 +187,7 @@ class Pipeline:
     def _clean(self, chunk, x, a: int, b: int, t0: float) -> list[WindowResult]:
         """Rows a..b of a chunk: valid samples run, NaN/inf/out-of-range ones restart the chain."""
         xs = x[a:b]
-        y = self.chain.process_valid(xs, self.input_limit)
+        y = self.chain.process_valid(xs)
         if y is not None:
             self.valid_samples += b - a
             return self._windows(chunk, y, t0)
@@ -208,7 +210,7 @@ class Pipeline:
         """Filter, window, infer and decide on contiguous valid rows ``x`` of ``chunk``."""
         if x.shape[0] == 0:
             return []
-        y = self.chain.process_valid(x, self.input_limit)
+        y = self.chain.process_valid(x)
         if y is None:  # _clean() checked these rows; reaching here is a bug, not bad input
             raise RunError("internal: rows checked as valid were refused by the signal chain")
         return self._windows(chunk, y, t0)
@@ -217,10 +219,10 @@ class Pipeline:
         """Window the chain's output ``y`` (float32, decimated), infer and decide.
 
         Window positions come from ``_reset_index``, the source index of the last restart."""
-        t1 = time.perf_counter()
         windows, ends = self.buf.process(y)
         if not len(ends):
             return []
+        t1 = time.perf_counter()
         if self.drop_stale and len(ends) > 1:
             self.dropped_windows += len(ends) - 1
             windows, ends = windows[-1:], ends[-1:]

@@ -131,6 +131,8 @@ def _check_stall_timeout(value) -> float:
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
+    if not a.flags.writeable:  # e.g. a slice of a replay's read-only arrays: nothing to do
+        return a
     v = a.view()
     v.flags.writeable = False
     return v
@@ -284,9 +286,12 @@ class ReplaySource(Source):
         self.chunk = max(1, round(self.fs * DEFAULT_CHUNK_SECONDS)) if chunk is None else int(chunk)
         self.label_names = tuple(recording.label_names)
         if recording.timestamps is not None:
-            self._timestamps = np.asarray(recording.timestamps, dtype=np.float64)
+            self._timestamps = _read_only(np.asarray(recording.timestamps, dtype=np.float64))
         else:
-            self._timestamps = recording.sample_index.astype(np.float64) / self.fs
+            self._timestamps = _read_only(recording.sample_index.astype(np.float64) / self.fs)
+        # Read-only views once, so that every chunk (a slice of them) already is one.
+        self._samples = _read_only(recording.samples)
+        self._labels = None if recording.labels is None else _read_only(recording.labels)
         # (start, stop, discontinuity) of every chunk, in order.
         plan = []
         for k, (start, stop) in enumerate(recording.segments.tolist()):
@@ -320,9 +325,8 @@ class ReplaySource(Source):
         self._next += 1
         if self._next >= len(self._plan):
             self.exhausted = True
-        rec = self.recording
-        return self._deliver(rec.samples[a:b], self._timestamps[a:b], gap,
-                             None if rec.labels is None else rec.labels[a:b])
+        return self._deliver(self._samples[a:b], self._timestamps[a:b], gap,
+                             None if self._labels is None else self._labels[a:b])
 
     def __repr__(self) -> str:
         speed = "max" if self.speed == 0 else f"{self.speed:g}x"

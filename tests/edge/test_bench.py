@@ -103,6 +103,7 @@ def test_e2e_section_replay_live_and_footprint(bench):
     assert {x["chunk"] for x in e["replay"]} == {10, 25}
     for x in e["replay"]:
         assert x["realtime_factor"] > 0 and x["windows"] > 0
+        assert x["interpreter"].split()[0] in ("tflite_runtime", "ai_edge_litert") and x["c_kernel"]
         _stats(x["chunk_ms"], cdf=True)
         for k in ("filter", "infer", "decide"):
             _stats(x["stages_ms"][k], cdf=True)
@@ -116,6 +117,21 @@ def test_e2e_section_replay_live_and_footprint(bench):
     for v in e["footprint"].values():
         assert v["peak_rss_mb"] > 0 and v["startup_s"] > 0 and v["process_startup_s"] >= v["startup_s"]
         assert v["realtime_factor"] > 0
+
+
+def test_replay_in_another_environment_returns_its_runs_or_says_why_not(tmp_path):
+    """The full bench replays again in the training environment (ai_edge_litert); the plumbing is
+    the same whatever the Python, so it is tested here with this one."""
+    import sys
+
+    from benchmarks.e2e import replay_elsewhere
+
+    runs = replay_elsewhere(sys.executable, GL, True, tmp_path)
+    assert [x["chunk"] for x in runs] == [10, 25]
+    assert all(x["label"] == "synthetic continuous" and x["python"] and x["windows"] > 0 for x in runs)
+    assert "skipped" in replay_elsewhere(None, GL, True, tmp_path)
+    broken = replay_elsewhere(sys.executable, tmp_path / "no-such-bundle", True, tmp_path)
+    assert "failed" in broken["skipped"]
 
 
 def test_decoding_section_roc_detection_and_false_activations(bench):

@@ -87,6 +87,18 @@ def test_reset_restarts_windows_after_a_gap():
     assert len(e) == 0
 
 
+def test_windows_are_copies_not_views_of_the_buffer():
+    buf = WindowBuffer(4, 1, 2, max_chunk=3)
+    w1, _ = buf.process(np.arange(4, dtype=np.float32)[:, None])
+    keep = w1.copy()
+    for i in range(10):  # wraps the buffer several times
+        buf.process(np.full((3, 1), 100.0 + i, np.float32))
+    np.testing.assert_array_equal(w1, keep)
+    w1[:] = -1  # and writing to a window does not change later ones
+    buf.process(np.zeros((1, 1), np.float32))
+    assert buf._buf.min() >= 0
+
+
 def test_window_buffer_rejects_wrong_shape():
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         WindowBuffer(10, 2, 5).process(np.ones((4, 3)))

@@ -229,6 +229,41 @@ def test_chunking_does_not_change_decisions():
     assert fired(whole)  # the sequence does exercise firing
 
 
+@pytest.mark.parametrize("mode", ["multilabel", "multiclass"])
+def test_one_window_step_equals_process(mode):
+    rng = np.random.default_rng(1)
+    n = 300
+    labels = GAL if mode == "multilabel" else EMO
+    p = np.clip(rng.normal(0.3, 0.3, (n, len(labels))).cumsum(0) * 0.02 + rng.random((n, len(labels))) * 0.4, 0, 1)
+    p[17, 1] = np.nan
+    t = np.arange(n) * 20.0
+    valid = rng.random(n) > 0.03
+    pol = (DecisionPolicy(GAL, min_dwell_ms=40, refractory_ms=300, vote=3) if mode == "multilabel"
+           else DecisionPolicy(EMO, mode="multiclass", commands={}, vote=3, min_dwell_ms=40))
+    whole = Decider(pol).process(p, t, valid=valid)
+    dec = Decider(pol)
+    steps = [dec.step(p[i], t[i], bool(valid[i])) for i in range(n)]
+    key = [(d.t_ms, d.label, d.action, d.reason) for d in whole]
+    assert key == [(d.t_ms, d.label, d.action, d.reason) for d in steps]
+    assert len({d.reason for d in steps}) >= 4  # the stream exercises the policy
+    np.testing.assert_array_equal(np.array([d.probs for d in steps]), np.array([d.probs for d in whole]))
+
+
+def test_step_checks_its_input():
+    dec = Decider(DecisionPolicy(GAL))
+    with pytest.raises(DecisionError, match=r"shape \(6,\)"):
+        dec.step(np.zeros(5), 0.0)
+    with pytest.raises(DecisionError, match="NaN or inf"):
+        dec.step(np.zeros(6), float("nan"))
+    dec.step(np.zeros(6), 100.0)
+    with pytest.raises(DecisionError, match="reset"):
+        dec.step(np.zeros(6), 50.0)
+    p = np.full(6, 0.9)
+    d = dec.step(p, 150.0)
+    p[:] = 0.0
+    assert d.probs[0] == 0.9  # the Decision keeps its own copy
+
+
 def test_reset_forgets_latches_and_refractory():
     dec = Decider(DecisionPolicy(GAL, min_dwell_ms=0))
     assert fired(dec.process(*windows([{"LiftOff": 0.9}])))

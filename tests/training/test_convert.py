@@ -24,8 +24,8 @@ from training import convert, models
 from training.convert import ConversionError, Int8Export
 
 # The builtin kernels these models may use; anything else (Flex*, custom) fails the export.
-BUILTIN_OPS = {"ADD", "CONCATENATION", "CONV_2D", "FULLY_CONNECTED", "LOGISTIC", "MEAN", "MUL", "PAD",
-               "RESHAPE", "SOFTMAX", "STRIDED_SLICE", "SUB", "TANH"}
+BUILTIN_OPS = {"ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "FULLY_CONNECTED", "LOGISTIC", "MEAN", "MUL",
+               "PAD", "RESHAPE", "SOFTMAX", "STRIDED_SLICE", "SUB", "TANH"}
 
 
 def _eeg_like(n, window, channels, seed=0):
@@ -59,6 +59,20 @@ def test_default_cnn_200x32_is_builtin_int8_and_fits_the_bundle():
     assert export.size_bytes <= 256 * 1024
     assert export.output_scale == pytest.approx(1 / 256) and export.output_zero_point == -128
     _assert_builtin_int8(export, (1, 200, 32), (1, 6))
+
+
+def test_cnn_head_exports_its_time_averages_as_average_pool_not_mean():
+    """tflite-runtime 2.14 runs int8 MEAN through a slow generic kernel (a quarter of the CNN's
+    invoke time): the export computes GlobalAveragePooling1D as AVERAGE_POOL_2D, the same function."""
+    keras.utils.set_random_seed(0)
+    model = models.build_cnn(50, 8, 3, spatial_filters=8, filters=(8, 8), dilations=(1, 2))
+    export = convert.to_int8_tflite(model, _eeg_like(64, 50, 8))
+    assert "AVERAGE_POOL_2D" in export.ops and "MEAN" not in export.ops, export.ops
+    x = _eeg_like(4, 50, 8, seed=3)
+    same = convert.export_graph(model)
+    assert same is not model and same.count_params() == model.count_params()
+    np.testing.assert_allclose(same(x, training=False).numpy(), model(x, training=False).numpy(), rtol=1e-5, atol=1e-7)
+    assert any(isinstance(layer, keras.layers.GlobalAveragePooling1D) for layer in model.layers)  # training: untouched
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

@@ -3,7 +3,7 @@
     make_tiny_model.py OUT.tflite
 
 The model has the layer structure of training.models.build_cnn (so the op types of the
-real bundles: CONV_2D, PAD, STRIDED_SLICE, MEAN, CONCATENATION, FULLY_CONNECTED, LOGISTIC),
+real bundles: CONV_2D, PAD, STRIDED_SLICE, AVERAGE_POOL_2D, CONCATENATION, FULLY_CONNECTED, LOGISTIC),
 fully quantised to int8 with int8 input and output, so the self-check exercises the same integer
 kernels (and their aarch64 code paths) as the real model.  Its weights are random but
 seeded; the file is generated once and the very same bytes are run on both architectures,
@@ -23,7 +23,7 @@ WINDOW, CHANNELS, OUTPUTS = 64, 32, 6
 
 def build(rng: np.random.Generator) -> tf.keras.Model:
     """The shape of training.models.build_cnn, small: spatial 1x1 conv, causal conv blocks with
-    (random, non-trivial) batch norm, mean-pooled heads, concatenation, dense + sigmoid."""
+    (random, non-trivial) batch norm, average-pooled heads, concatenation, dense + sigmoid."""
     L = tf.keras.layers
     inp = tf.keras.Input((WINDOW, CHANNELS), batch_size=1, name="eeg")
     x = L.Conv1D(16, 1, name="spatial")(inp)
@@ -31,8 +31,8 @@ def build(rng: np.random.Generator) -> tf.keras.Model:
         x = L.Conv1D(f, 5, padding="causal", dilation_rate=d, use_bias=False, name=f"conv{i}")(x)
         x = L.BatchNormalization(name=f"bn{i}")(x)
         x = L.ReLU(name=f"relu{i}")(x)
-    last = L.GlobalAveragePooling1D(name="pool_last")(L.Cropping1D((WINDOW - 8, 0))(x))
-    x = L.Concatenate()([last, L.GlobalAveragePooling1D(name="pool_window")(x)])
+    last = L.Flatten(name="pool_last")(L.AveragePooling1D(8)(L.Cropping1D((WINDOW - 8, 0))(x)))
+    x = L.Concatenate()([last, L.Flatten(name="pool_window")(L.AveragePooling1D(WINDOW)(x))])
     head = L.Dense(OUTPUTS, activation="sigmoid", name="probabilities",  # small: outputs off the rails
                    kernel_initializer=tf.keras.initializers.RandomNormal(0.0, 0.02))
     model = tf.keras.Model(inp, head(x))
