@@ -113,7 +113,7 @@ def continuous_replays(bundle_path, quick: bool) -> list[dict]:
     from edge.bundle import load_bundle
 
     bundle, cont = load_bundle(bundle_path), continuous_grasp_lift(quick)
-    return [replay(bundle, cont, c, 1 if quick else 3, "synthetic continuous") for c in CHUNKS]
+    return [replay(bundle, cont, c, 1 if quick else 5, "synthetic continuous") for c in CHUNKS]
 
 
 def replay_elsewhere(python, bundle_path, quick: bool, tmp) -> list[dict] | dict:

@@ -11,6 +11,7 @@
  * than filtering ten samples.  Compiled without -ffast-math, so every float step is one IEEE
  * operation, as in numpy.
  */
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +90,22 @@ int32_t ng_chain_run(ng_chain_args *a, uint32_t n_samples)
     return (int32_t)rows;
 }
 
+/* rintf(v) (round half to even) where |rintf(v)| <= 2^22 matters, else a value at least as large.
+ * Adding 1.5 * 2^23 leaves no fractional bits, so the FPU's round-to-nearest-even does the
+ * rounding and the subtraction is exact; unlike rintf this vectorises on baseline SSE2.  It needs
+ * single-precision evaluation (FLT_EVAL_METHOD 0: x86-64 SSE, aarch64) and no -ffast-math. */
+static float round_half_even(float v)
+{
+#if FLT_EVAL_METHOD == 0
+    const float magic = 12582912.0f, big = 4194304.0f; /* 1.5 * 2^23, 2^22 */
+    v = v < -big ? -big : v;
+    v = v > big ? big : v;
+    return (v + magic) - magic;
+#else
+    return rintf(v);
+#endif
+}
+
 /* Mirrored by edge.features._WindowArgs: keep the two in the same order. */
 typedef struct {
     const float *win;            /* n_windows x length x n_channels float32, row-major */
@@ -114,7 +131,8 @@ void ng_windows_int8(const ng_window_args *a, uint32_t n_windows)
 {
     /* Everything in locals: a store through the int8 output may alias anything, so fields read
      * through `a` would be reloaded for every element. */
-    const float zp = (float)a->zero_point, n = (float)a->length, clip = a->clip, in_scale = a->in_scale;
+    const float zp = (float)a->zero_point, n = (float)a->length, in_scale = a->in_scale;
+    const float clip = a->clip > 0.0f ? a->clip : INFINITY; /* no clip: clamping to +-inf changes nothing */
     const float *scale = a->channel_scale;
     const uint32_t length = a->length, n_channels = a->n_channels;
     float *mean = a->mean;
@@ -139,11 +157,9 @@ void ng_windows_int8(const ng_window_args *a, uint32_t n_windows)
                 size_t i = (size_t)r * n_channels + c;
                 float v = (w[i] - mean[c]) / scale[c];
                 float q;
-                if (clip > 0.0f) {
-                    v = v < -clip ? -clip : v;
-                    v = v > clip ? clip : v;
-                }
-                q = rintf(v / in_scale) + zp;
+                v = v < -clip ? -clip : v;
+                v = v > clip ? clip : v;
+                q = round_half_even(v / in_scale) + zp; /* beyond 2^22 the clamp below decides */
                 q = q >= -128.0f ? q : -128.0f; /* also maps NaN, which finite windows never give */
                 q = q <= 127.0f ? q : 127.0f;
                 o[i] = (int8_t)q;

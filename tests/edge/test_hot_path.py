@@ -108,6 +108,20 @@ def test_window_input_in_one_call_equals_numpy(k, length, n_ch, clip, seed):
     np.testing.assert_array_equal(stage.process(w64), quantise(model_inputs(w64, spec), *q))
 
 
+@pytest.mark.parametrize("zero_point", [-128, -3, 0, 5, 127])
+def test_window_input_rounds_half_to_even_and_saturates_like_numpy(zero_point):
+    # Windows [x, -x] have mean exactly 0, so the value quantised is x itself: exact halves
+    # (ties go to even), values near and far beyond the int8 range, and beyond 2^22 (where the
+    # C path clamps before rounding).
+    xs = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.5, -128.5, -127.5, 3e6, 4194304.5, 5e6, 1e30,
+                   -1e30, 2.0**22, -(2.0**22) - 1, 1e-30], np.float32)
+    w = np.stack([np.stack([xs, -xs]), np.stack([-xs, xs])]).astype(np.float32)  # (2, 2, len(xs))
+    spec = {"channel_scale": [1.0] * len(xs), "clip": None}
+    for scale in (1.0, 0.5):
+        want = quantise(model_inputs(w, spec), scale, zero_point)
+        np.testing.assert_array_equal(ModelInput(spec, (scale, zero_point)).process(w), want)
+
+
 def test_window_mean_is_the_sequential_sum_even_for_one_channel():
     # numpy's w.mean(axis=1) sums a single channel pairwise (the axis is contiguous); the
     # definition, shared with the C path, is the sequential float32 sum.
