@@ -94,8 +94,8 @@ def throughput(report: dict, out: Path) -> Path | None:
         ax.grid(True, axis="y", which="both", alpha=0.3)
     if replay:
         ax = axes.pop(0)
-        names = [f"{x['label'].split(' (')[0]}\n{x.get('interpreter', '?').split()[0]}\nchunk {x['chunk']}"
-                 for x in replay]
+        names = [f"{'continuous' if 'continuous' in x['label'] else 'real, gapped'}\n"
+                 f"{x.get('interpreter', '?').split()[0]}\nchunk {x['chunk']}" for x in replay]
         vals = [x["realtime_factor"] for x in replay]
         bars = ax.bar(range(len(vals)), vals, color=["C0" if "continuous" in x["label"] else "C2" for x in replay])
         ax.set_xticks(range(len(vals)), names, fontsize=8)
