@@ -5,6 +5,8 @@ optional=True: without a C compiler the install still succeeds and edge.dsp fall
 its bit-identical numpy kernel (slower), saying so in a log warning and `neurogrip doctor`.
 """
 
+import sys
+
 from setuptools import Extension, setup
 
 setup(
@@ -16,7 +18,7 @@ setup(
             # -fno-trapping-math: nothing here reads floating-point exception flags; it lets GCC
             # vectorise the window loop of _ng_chain.c (values are IEEE-identical either way).
             extra_compile_args=["-std=c99", "-O3", "-fno-trapping-math"],
-            libraries=["m"],
+            libraries=[] if sys.platform == "win32" else ["m"],  # MSVC has no separate libm
             optional=True,
         )
     ]

@@ -81,20 +81,34 @@ class SignalChain:
         self.lowpass_hz = lowpass_hz
         self.design = list(design or [])
         self._phase = 0
-        # process_valid(): buffers reused by every call (addresses looked up once) and grown only
-        # for a chunk larger than any before, so the hot path allocates nothing.
-        self._cap = 0
-        self._fast = dsp._C_KERNEL is not None and filt.backend == "c"
-        if self._fast:
-            c = filt.n_channels
-            self._scratch_in = np.empty((_BLOCK, c), np.int32)
-            self._scratch_out = np.empty((_BLOCK, c), np.int64)
-            sections, n_sections, state = filt._c_args
-            self._args = _ChainArgs(sections=sections, state=state, scratch_in=self._scratch_in.ctypes.data,
-                                    scratch_out=self._scratch_out.ctypes.data, limit=self.input_limit,
-                                    factor=self.factor, block=_BLOCK, n_sections=n_sections, n_channels=c,
-                                    input_frac=filt.input_frac_bits)
-            self._args_ptr = ctypes.addressof(self._args)
+        self._bind()
+
+    # process_valid(): buffers reused by every call, their addresses in an argument struct filled
+    # once, grown only for a chunk larger than any before, so the hot path allocates nothing.
+    _C_STATE = ("_fast", "_cap", "_scratch_in", "_scratch_out", "_args", "_args_ptr", "_in", "_out")
+
+    def _bind(self) -> None:
+        self._fast = dsp._C_KERNEL is not None and self.filt.backend == "c"
+        if not self._fast:
+            return
+        c = self.filt.n_channels
+        self._scratch_in = np.empty((_BLOCK, c), np.int32)
+        self._scratch_out = np.empty((_BLOCK, c), np.int64)
+        sections, n_sections, state = self.filt._c_args
+        self._args = _ChainArgs(sections=sections, state=state, scratch_in=self._scratch_in.ctypes.data,
+                                scratch_out=self._scratch_out.ctypes.data, limit=self.input_limit,
+                                factor=self.factor, block=_BLOCK, n_sections=n_sections, n_channels=c,
+                                input_frac=self.filt.input_frac_bits)
+        self._args_ptr = ctypes.addressof(self._args)
+        self._grow(_BLOCK)
+
+    def __getstate__(self) -> dict:
+        # Copies and unpickled chains get buffers and addresses of their own (see _bind).
+        return {k: v for k, v in self.__dict__.items() if k not in self._C_STATE}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     @property
     def n_channels(self) -> int:
@@ -171,13 +185,19 @@ class SignalChain:
             return self.process(x).astype(np.float32)
         n = x.shape[0]
         if n > self._cap:
+            if n * self.n_channels >= 2**31:  # the kernel counts values in 32 bits
+                raise ValueError(f"a chunk of {n} samples x {self.n_channels} channels is too large; "
+                                 "pass it in pieces")
             self._grow(n)
         np.copyto(self._in[:n], x)
         args = self._args
         args.phase = self._phase
         rows = dsp._C_KERNEL.ng_chain_run(self._args_ptr, n)
-        if rows < 0:
+        if rows == -1:
             return None
+        if rows < 0:  # not bad input: the argument struct is inconsistent (a bug)
+            raise RuntimeError(f"ng_chain_run refused its arguments (code {rows}): phase {self._phase}, "
+                               f"factor {self.factor}")
         self._phase = args.phase
         if args.saturations:
             self.filt.saturations += args.saturations

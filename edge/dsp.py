@@ -324,10 +324,21 @@ class FixedPointSOS:
         self._sections["pre_shift"] = self.pre_shift
         self._sections["fb_shift"] = self.fb_shift
         self._state = np.zeros((self.coeffs.shape[0], 4, self.n_channels), np.int64)
+        self._bind()
+        self.saturations = 0
+
+    def _bind(self) -> None:
         # Both arrays live as long as the filter (reset() zeroes in place), so their addresses are
         # looked up once: numpy's .ctypes.data costs ~3 µs a call, more than filtering a chunk.
         self._c_args = (self._sections.ctypes.data, self.n_sections, self._state.ctypes.data)
-        self.saturations = 0
+
+    def __getstate__(self) -> dict:
+        # A copy or an unpickled filter has arrays of its own: never carry the raw addresses over.
+        return {k: v for k, v in self.__dict__.items() if k != "_c_args"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     @property
     def n_sections(self) -> int:

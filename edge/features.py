@@ -98,19 +98,34 @@ class ModelInput:
         self.spec = window_spec
         self.scale, self.zero_point = float(input_quant[0]), int(input_quant[1])
         clip = window_spec.get("clip")
+        # The kernel reads a clip of 0 as "no clip": a clip that is 0 in float32 stays with numpy.
         self._fast = (dsp._C_KERNEL is not None and not window_spec.get("features")
-                      and (clip is None or float(clip) > 0))
-        if self._fast:
-            self._channel_scale = np.ascontiguousarray(window_spec["channel_scale"], np.float32)
-            self._mean = np.empty(len(self._channel_scale), np.float32)
-            # The windows are copied into _in so that the kernel's pointers stay fixed (reading a
-            # new array's address costs more than the copy); both grow to the largest k seen.
-            self._in = np.empty((0, 0, 0), np.float32)
-            self._args = _WindowArgs(channel_scale=self._channel_scale.ctypes.data, mean=self._mean.ctypes.data,
-                                     clip=0.0 if clip is None else float(clip),  # the kernel reads 0 as "no clip"
-                                     in_scale=self.scale, zero_point=self.zero_point,
-                                     n_channels=len(self._channel_scale))
-            self._args_ptr = ctypes.addressof(self._args)
+                      and (clip is None or np.float32(clip) > 0))
+        self._bind()
+
+    _C_STATE = ("_channel_scale", "_mean", "_in", "_out", "_args", "_args_ptr")
+
+    def _bind(self) -> None:
+        if not self._fast:
+            return
+        clip = self.spec.get("clip")
+        self._channel_scale = np.ascontiguousarray(self.spec["channel_scale"], np.float32)
+        self._mean = np.empty(len(self._channel_scale), np.float32)
+        # The windows are copied into _in so that the kernel's pointers stay fixed (reading a
+        # new array's address costs more than the copy); both grow to the largest k seen.
+        self._in = np.empty((0, 0, 0), np.float32)
+        self._args = _WindowArgs(channel_scale=self._channel_scale.ctypes.data, mean=self._mean.ctypes.data,
+                                 clip=0.0 if clip is None else float(clip), in_scale=self.scale,
+                                 zero_point=self.zero_point, n_channels=len(self._channel_scale))
+        self._args_ptr = ctypes.addressof(self._args)
+
+    def __getstate__(self) -> dict:
+        # Copies and unpickled stages get buffers and addresses of their own (see _bind).
+        return {k: v for k, v in self.__dict__.items() if k not in self._C_STATE}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     def process(self, windows) -> np.ndarray:
         """(k, length, C) windows → int8 model input; on the C path a view of a buffer the next

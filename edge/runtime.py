@@ -231,20 +231,18 @@ class Pipeline:
         probs = self._dequantise[outs.view(np.uint8)]
         t2 = time.perf_counter()
         k = len(ends)
-        res = []
-        for i, e in enumerate(ends.tolist()):
-            index_end = self._reset_index + e * self.factor + self.factor - 1
-            rel = index_end - chunk.first_index
-            t_end = float(chunk.timestamps[rel])
-            res.append(WindowResult(t_end, index_end, chunk.t_received, outs[i], probs[i],
-                                    self.decider.step(probs[i], t_end * 1000.0), None,
-                                    None if chunk.labels is None else chunk.labels[rel].copy()))
+        index_end = [self._reset_index + e * self.factor + self.factor - 1 for e in ends.tolist()]
+        rel = [i - chunk.first_index for i in index_end]
+        t_end = [float(chunk.timestamps[r]) for r in rel]
+        if k == 1:  # the live case: one window per chunk
+            decisions = [self.decider.step(probs[0], t_end[0] * 1000.0)]
+        else:  # all timestamps checked before any decision changes state
+            decisions = self.decider.process(probs, np.array(t_end) * 1000.0)
         t3 = time.perf_counter()
         self.windows += k
         stages = {"filter": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3 / k, "decide": (t3 - t2) * 1e3 / k}
-        for r in res:
-            r.stages_ms = stages
-        return res
+        return [WindowResult(t_end[i], index_end[i], chunk.t_received, outs[i], probs[i], decisions[i], stages,
+                             None if chunk.labels is None else chunk.labels[rel[i]].copy()) for i in range(k)]
 
 
 def replay_outputs(bundle: Bundle, recording, chunk: int | None = None,

@@ -146,8 +146,8 @@ def test_feature_bundles_take_the_numpy_path(bundles):
 
 
 def test_pipeline_outputs_do_not_depend_on_the_c_path(bundles):
-    """A Pipeline on the C path and one on the numpy functions: the same windows, outputs and
-    decisions, through gaps, NaN and out-of-range samples."""
+    """A Pipeline on the C path and one on the numpy kernel and functions: the same windows,
+    outputs and decisions, through gaps, NaN and out-of-range samples."""
     from edge.runtime import Pipeline
     from edge.sources import ReplaySource
     from edge.synthetic import grasp_lift_series
@@ -163,7 +163,9 @@ def test_pipeline_outputs_do_not_depend_on_the_c_path(bundles):
         src = ReplaySource(rec, speed=0, chunk=17)
         pipe = Pipeline(b, src.channels, src.fs, drop_stale=False)
         if not fast:
-            pipe.chain._fast = pipe.model_input._fast = False
+            pipe.chain = b.signal_chain(backend="numpy")
+            pipe.model_input._fast = False
+        assert pipe.chain._fast == fast and pipe.model_input._fast == fast
         got = []
         while (c := src.read()) is not None:
             got += [(r.index_end, r.outputs.tobytes(), r.decision.reason) for r in pipe.process(c)]
@@ -171,6 +173,56 @@ def test_pipeline_outputs_do_not_depend_on_the_c_path(bundles):
     assert runs[0] == runs[1]
     assert runs[0][1].get("nan") and runs[0][1].get("saturated")
     assert len(runs[0][0]) > 100
+
+
+GOLDEN = REPO / "tests" / "fixtures" / "golden" / "pipeline-grasp-lift.npz"
+
+
+@pytest.mark.parametrize("chunk", [7, 10, 333])
+def test_pipeline_reproduces_the_code_before_the_hot_path(bundles, chunk):
+    """Every window, output and decision of a replay with a gap, NaNs and a saturated sample, as
+    the runtime before the C hot path computed them (tests/fixtures/golden, written by commit
+    57c77a5's code with make_pipeline_golden.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN.with_name("make_pipeline_golden.py"))
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    golden = np.load(GOLDEN)
+    want = {k.rsplit("_", 1)[0]: golden[k] for k in golden.files if k.endswith(f"_{chunk}")}
+    if str(want["content_hash"]) != bundles["grasp-lift"].content_hash:
+        pytest.fail("the grasp-lift fixture bundle changed: regenerate the golden file with "
+                    "tests/fixtures/golden/make_pipeline_golden.py (and check why its outputs moved)")
+    got = make.replay(chunk)
+    for key, value in want.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+    assert (want["action"] != "").sum() > 50 and len(set(want["reason"].tolist())) >= 5
+
+
+def test_copies_get_their_own_buffers_and_state():
+    import copy
+    import pickle
+
+    fast, _ = _chains()
+    x = _eeg(300)
+    fast.process_valid(x[:100])
+    for twin in (copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
+        state = fast.filt._state.copy()
+        assert twin.filt._c_args[2] == twin.filt._state.ctypes.data != fast.filt._state.ctypes.data
+        got = twin.process_valid(x[100:])
+        np.testing.assert_array_equal(fast.filt._state, state)  # the original is untouched
+        np.testing.assert_array_equal(got, copy.deepcopy(fast).process_valid(x[100:]))
+    stage = ModelInput({"channel_scale": [1.0] * 4, "clip": 8.0}, (0.05, 0))
+    w = _eeg(50)[None].astype(np.float32)
+    np.testing.assert_array_equal(copy.deepcopy(stage).process(w), stage.process(w))
+
+
+def test_empty_and_oversized_chunks():
+    fast, _ = _chains()
+    assert fast.process_valid(np.zeros((0, 4))).shape == (0, 4)  # also as the very first call
+    huge = np.broadcast_to(np.zeros(4), (2**31 // 4, 4))  # no memory: a zero-stride view
+    with pytest.raises(ValueError, match="too large"):
+        fast.process_valid(huge)
 
 
 # --------------------------------------------------------------------------- building and loading
