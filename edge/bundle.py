@@ -139,7 +139,7 @@ class Bundle:
         :func:`edge.features.model_inputs`): normalised windows, or standardised features."""
         return model_inputs(windows, self.window)
 
-    def quantised_input(self):
+    def model_input_stage(self):
         """A :class:`edge.features.ModelInput` stage: windows → this bundle's int8 model input
         (``quantise(model_input(windows), *input_quant)``, in one C call for raw-window bundles)."""
         from edge.features import ModelInput

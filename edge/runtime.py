@@ -126,7 +126,7 @@ class Pipeline:
         self._identity = bool(np.array_equal(self.idx, np.arange(len(source_channels))))
         self.chain = bundle.signal_chain()
         self.buf = bundle.window_buffer()
-        self.model_input = bundle.quantised_input()
+        self.model_input = bundle.model_input_stage()
         self.model = bundle.model(num_threads=num_threads, reference_kernels=reference_kernels)
         self.decider = Decider(bundle.decision_policy())
         # int8 → probability as a 256-entry table (indexed by the byte): the same numbers as

@@ -139,7 +139,7 @@ def test_window_mean_is_the_sequential_sum_even_for_one_channel():
 def test_feature_bundles_take_the_numpy_path(bundles):
     b = bundles["emotion"]
     assert b.window.get("features")
-    stage = b.quantised_input()
+    stage = b.model_input_stage()
     assert not stage._fast
     w = np.random.default_rng(0).normal(0, 20, (3, b.window["length"], len(b.channels))).astype(np.float32)
     np.testing.assert_array_equal(stage.process(w), quantise(b.model_input(w), *b.input_quant))
