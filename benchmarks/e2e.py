@@ -108,11 +108,8 @@ def replay(bundle, rec, chunk: int, repeats: int, label: str) -> dict:
             "stages_ms": {k: stats_ms(v, cdf=True) for k, v in stages.items()}}
 
 
-def continuous_replays(bundle_path, quick: bool) -> list[dict]:
-    """The judged replays: the continuous series at every chunking, in this environment."""
-    from edge.bundle import load_bundle
-
-    bundle, cont = load_bundle(bundle_path), continuous_grasp_lift(quick)
+def continuous_replays(bundle, cont, quick: bool) -> list[dict]:
+    """The judged replays: the continuous series ``cont`` at every chunking, in this environment."""
     return [replay(bundle, cont, c, 1 if quick else 5, "synthetic continuous") for c in CHUNKS]
 
 
@@ -142,7 +139,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", required=True, metavar="OUT")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
-    Path(args.json).write_text(json.dumps({"replay": continuous_replays(args.replay, args.quick)}))
+    from edge.bundle import load_bundle
+
+    runs = continuous_replays(load_bundle(args.replay), continuous_grasp_lift(args.quick), args.quick)
+    Path(args.json).write_text(json.dumps({"replay": runs}))
     return 0
 
 
@@ -298,7 +298,7 @@ def run(quick: bool = False, ctx=None) -> dict:
         out["bundle"] = str(ref.path)
         cont = continuous_grasp_lift(quick)
         repeats = 1 if quick else 3
-        runs = continuous_replays(ref.path, quick)
+        runs = continuous_replays(bundle, cont, quick)
         if not quick:  # the other interpreter, in the training environment (a TensorFlow start-up: not in --quick)
             other = replay_elsewhere(ctx.train_python, ref.path, quick, ctx.tmp)
             if isinstance(other, list):

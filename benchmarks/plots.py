@@ -23,6 +23,14 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write and close a figure; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
 def _cdf(ax, stats: dict, label: str, **kw) -> None:
     c = stats.get("cdf") if isinstance(stats, dict) else None
     if not c:
@@ -62,11 +70,7 @@ def latency_cdf(report: dict, out: Path) -> Path | None:
     ax.axhline(0.99, color="grey", lw=0.5)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = out / "latency_cdf.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "latency_cdf.png")
 
 
 def throughput(report: dict, out: Path) -> Path | None:
@@ -106,11 +110,7 @@ def throughput(report: dict, out: Path) -> Path | None:
         ax.set(ylabel="× real time", title="Replay through the whole edge chain (32 ch @ 500 Hz)")
         ax.legend(fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = out / "throughput.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "throughput.png")
 
 
 def inference(report: dict, out: Path) -> Path | None:
@@ -146,11 +146,7 @@ def inference(report: dict, out: Path) -> Path | None:
                title=f"{name}: {b['model_bytes']:,}-byte int8 model")
         ax.legend(fontsize=8)
         ax.grid(True, axis="y", which="both", alpha=0.3)
-    fig.tight_layout()
-    path = out / "inference.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "inference.png")
 
 
 def roc(report: dict, out: Path) -> list[Path]:
@@ -174,11 +170,7 @@ def roc(report: dict, out: Path) -> list[Path]:
         ax.set_aspect("equal")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        path = out / f"roc_{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, out / f"roc_{name}.png"))
     return paths
 
 

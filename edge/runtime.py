@@ -134,7 +134,6 @@ class Pipeline:
         self._dequantise = dequantise(np.arange(256, dtype=np.uint8).view(np.int8), *bundle.output_quant)
         self.factor = self.chain.factor
         self.drop_stale = drop_stale
-        self.input_limit = self.chain.input_limit  # beyond this the fixed-point input saturates
         self.faults: Counter = Counter()
         self.dropped_windows = 0
         self.windows = 0
@@ -193,7 +192,7 @@ class Pipeline:
             return self._windows(chunk, y, t0)
         bad = ~np.isfinite(xs).all(axis=1)
         finite = np.where(bad[:, None], 0.0, xs)
-        bad |= (np.abs(finite) >= self.input_limit).any(axis=1)
+        bad |= (np.abs(finite) >= self.chain.input_limit).any(axis=1)  # the int32 input would saturate
         first, last = int(np.argmax(bad)), int(len(bad) - 1 - np.argmax(bad[::-1]))
         n_nan = int((~np.isfinite(xs[bad])).any(axis=1).sum())
         if n_nan:

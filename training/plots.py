@@ -24,6 +24,14 @@ def write_plots(report_dir: Path, task: str, labels, main: dict, ws=None) -> lis
     return written
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write and close a figure; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _curves(path: Path, history: dict) -> Path:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for key in ("loss", "val_loss"):
@@ -33,10 +41,7 @@ def _curves(path: Path, history: dict) -> Path:
     ax.set_ylabel("loss")
     ax.set_title("training curves (val = tune block)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _roc(path: Path, labels, y, int8_scores, float_scores) -> Path:
@@ -52,10 +57,7 @@ def _roc(path: Path, labels, y, int8_scores, float_scores) -> Path:
     fig.supxlabel("false positive rate")
     fig.supylabel("true positive rate")
     fig.suptitle("ROC per event, held-out series 7-8")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _confusion(path: Path, labels, y, scores) -> Path:
@@ -70,7 +72,4 @@ def _confusion(path: Path, labels, y, scores) -> Path:
     ax.set_xlabel("predicted (int8, edge path)")
     ax.set_ylabel("true")
     ax.set_title("confusion matrix, test blocks")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
