@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import BundleError
 from edge.features import model_inputs, n_features
 
 SCHEMA = "neurogrip-bundle"
@@ -51,21 +51,6 @@ _REQUIRED = {
 }
 
 
-class BundleError(EdgeError, ValueError):
-    """A bundle the edge cannot trust or does not understand.
-
-    Attributes
-    ----------
-    path : Path
-    problem : str
-        What is wrong, e.g. "content hash mismatch".
-    """
-
-    def __init__(self, path, problem: str, fix: str):
-        self.path = Path(path)
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{self.path}: {problem}; {fix}")
 
 
 def canonical_json(obj) -> bytes:

@@ -54,12 +54,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import DecisionError
 from firmware_bridge.protocol import ANGLE_MAX_DDEG, SPEED_MAX_DDEG_S, Action
 
 
-class DecisionError(EdgeError, ValueError):
-    """A decision policy or the input of a :class:`Decider` is invalid; the message names the fix."""
 
 
 MODES = ("multilabel", "multiclass")

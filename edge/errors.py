@@ -1,4 +1,4 @@
-"""Exception hierarchy of the ``edge`` package.
+"""Exception hierarchy of the ``edge`` package: every exception class of ``edge`` lives here.
 
 Every error the edge raises on bad input derives from :class:`EdgeError`, so a
 caller (the runtime, the CLI) can catch one type and move the arm to its safe
@@ -39,3 +39,50 @@ class RecordingError(EdgeError, ValueError):
         self.expected = expected
         where = f"{self.path}" if line is None else f"{self.path}, line {line}"
         super().__init__(f"{where}: {problem}; expected {expected}")
+
+
+class BundleError(EdgeError, ValueError):
+    """A bundle the edge cannot trust or does not understand.
+
+    Attributes
+    ----------
+    path : Path
+    problem : str
+        What is wrong, e.g. "content hash mismatch".
+    fix : str
+        What to do about it.
+    """
+
+    def __init__(self, path, problem: str, fix: str):
+        self.path = Path(path)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{self.path}: {problem}; {fix}")
+
+
+class InferenceError(EdgeError, RuntimeError):
+    """No interpreter installed, or a model the interpreter cannot load or run."""
+
+
+class DecisionError(EdgeError, ValueError):
+    """A decision policy or the input of a :class:`~edge.decision.Decider` is invalid; the message names the fix."""
+
+
+class SourceError(EdgeError):
+    """A signal source cannot be opened or used; the message says how to fix it."""
+
+
+class SourceSpecError(SourceError, ValueError):
+    """A source spec string (or argument) is malformed."""
+
+
+class RunError(EdgeError, RuntimeError):
+    """The runtime cannot start or go on (bundle/stream mismatch, arm unavailable...)."""
+
+
+class NativeError(EdgeError, RuntimeError):
+    """The C kernel library does not match this Python code (struct layout, missing symbol)."""
+
+
+class TaskError(EdgeError, ValueError):
+    """A task name or task section that the registry (:mod:`edge.tasks`) does not know."""

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import InferenceError
 
 _BACKENDS = (("tflite_runtime", "tflite_runtime.interpreter"), ("ai_edge_litert", "ai_edge_litert.interpreter"))
 
 
-class InferenceError(EdgeError, RuntimeError):
-    """No interpreter installed, or a model the interpreter cannot load or run."""
 
 
 def interpreter_backend(prefer: str | None = None) -> tuple[str, str, type]:

@@ -37,7 +37,7 @@ import numpy as np
 
 from edge.bundle import Bundle
 from edge.decision import Decider
-from edge.errors import EdgeError
+from edge.errors import RunError
 from edge.inference import dequantise
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ log = logging.getLogger(__name__)
 STAGES = ("acquire", "filter", "infer", "decide", "send")
 
 
-class RunError(EdgeError, RuntimeError):
-    """The runtime cannot start or go on (bundle/stream mismatch, arm unavailable...)."""
 
 
 @dataclass

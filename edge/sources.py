@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from edge.errors import EdgeError
+from edge.errors import SourceError, SourceSpecError
 from edge.recordings import Recording, read_recording
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,6 @@ LIBLSL_FIX = ("on a 64-bit Raspberry Pi `pip install pylsl` brings no liblsl: in
               "PYLSL_LIB=/path/to/liblsl.so")
 
 
-class SourceError(EdgeError):
-    """An EEG source cannot be opened or used; the message says how to fix it."""
-
-
-class SourceSpecError(SourceError, ValueError):
-    """A source spec string (or argument) is malformed."""
 
 
 @dataclass(frozen=True)
