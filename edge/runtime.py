@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import Bundle
+from edge.config import RuntimeConfig
 from edge.decision import Decider
 from edge.errors import RunError
 from edge.inference import dequantise
@@ -45,40 +46,6 @@ log = logging.getLogger(__name__)
 STAGES = ("acquire", "filter", "infer", "decide", "send")
 
 
-
-
-@dataclass
-class RuntimeConfig:
-    """Numbers that define the runtime's behaviour (defaults from design.md §3).
-
-    Attributes
-    ----------
-    budget_ms : float
-        Per-decision processing budget (chunk received → command sent).
-    safe_after_ms : float
-        Stream silent this long → arm to its safe pose.  200 ms leaves the loop's read timeout
-        and the REST round trip inside design.md's 250 ms.
-    overload_limit : int
-        Consecutive deadline misses that count as sustained overload → safe state.
-    read_timeout_s : float
-        Longest wait for a chunk in one loop turn (bounds the reaction to a stall).
-    command_max_age_ms : float
-        A command not sent within this time of its window's arrival is dropped.
-    """
-
-    budget_ms: float = 10.0
-    safe_after_ms: float = 200.0
-    overload_limit: int = 5
-    read_timeout_s: float = 0.01
-    command_max_age_ms: float = 50.0
-
-    def __post_init__(self):
-        for name in ("budget_ms", "safe_after_ms", "read_timeout_s", "command_max_age_ms"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
-        if not (isinstance(self.overload_limit, int) and self.overload_limit >= 1):
-            raise ValueError(f"overload_limit must be an int >= 1, got {self.overload_limit!r}")
 
 
 @dataclass

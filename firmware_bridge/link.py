@@ -40,6 +40,7 @@ try:
 except ImportError:  # Windows
     termios = None
 
+from firmware_bridge import config as C
 from firmware_bridge import protocol as P
 from firmware_bridge.errors import AckTimeout, DeadlineExpired, Disconnected, LinkError, Nacked, ProtocolError
 
@@ -105,10 +106,11 @@ class ArmLink:
         ``backoff_max`` seconds) after it disappears.
     """
 
-    def __init__(self, url: str, *, baudrate: int = 115200, ack_timeout: float = 0.05, retries: int = 3,
-                 heartbeat_period: float | None = 0.05, command_max_age: float = 0.2,
-                 boot_timeout: float = 2.0, reconnect: bool = True, backoff_initial: float = 0.05,
-                 backoff_max: float = 2.0):
+    def __init__(self, url: str, *, baudrate: int = C.BAUDRATE, ack_timeout: float = C.ACK_TIMEOUT_S,
+                 retries: int = C.RETRIES, heartbeat_period: float | None = C.HEARTBEAT_PERIOD_S,
+                 command_max_age: float = C.DEFAULT_COMMAND_MAX_AGE_S, boot_timeout: float = C.BOOT_TIMEOUT_S,
+                 reconnect: bool = True, backoff_initial: float = C.BACKOFF_INITIAL_S,
+                 backoff_max: float = C.BACKOFF_MAX_S):
         if not isinstance(url, str) or not url:
             raise TypeError(f"url must be a non-empty str such as '/dev/ttyACM0' or 'loop://', got {url!r}")
         for name, v in (("ack_timeout", ack_timeout), ("command_max_age", command_max_age),
