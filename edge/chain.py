@@ -27,7 +27,7 @@ import ctypes
 import numpy as np
 
 from edge import dsp
-from edge.dsp import DEFAULT_INPUT_FRAC_BITS, FixedPointSOS
+from edge.dsp import FixedPointSOS
 
 _OUT_SCALE = 1.0 / (1 << 35)
 _BLOCK = 256  # rows per step of the C chain call (its int32/int64 scratch buffers)
@@ -126,20 +126,6 @@ class SignalChain:
     def input_limit(self) -> float:
         """Largest input magnitude the int32 input format holds (µV): ``(2**31 − 1) / 2**input_frac_bits``."""
         return (2**31 - 1) / 2**self.filt.input_frac_bits
-
-    @classmethod
-    def design_chain(cls, specs, fs: float, n_channels: int, factor: int = 1,
-                     input_frac_bits: int = DEFAULT_INPUT_FRAC_BITS) -> SignalChain:
-        """Design a chain with scipy (workstation only) from :class:`edge.filter_design.FilterSpec` s."""
-        from dataclasses import asdict
-
-        from edge.filter_design import design_chain
-
-        specs = list(specs)
-        lows = [s.freqs[0] for s in specs if s.kind == "lowpass"]
-        filt = FixedPointSOS(design_chain(specs, fs), n_channels, input_frac_bits)
-        design = [dict(asdict(s), freqs=list(s.freqs)) for s in specs]
-        return cls(filt, fs, factor, min(lows) if lows else None, design)
 
     def reset(self) -> None:
         """Forget the past (after a gap or a dropped stream): filter state and decimation phase."""

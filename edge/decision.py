@@ -57,9 +57,6 @@ import numpy as np
 from edge.errors import DecisionError
 from firmware_bridge.protocol import ANGLE_MAX_DDEG, SPEED_MAX_DDEG_S, Action
 
-
-
-
 MODES = ("multilabel", "multiclass")
 
 #: design.md §2: grasp-lift events → arm actions.

@@ -108,12 +108,6 @@ class Recording:
     def n_samples(self) -> int:
         return int(self.samples.shape[0])
 
-    def segment_arrays(self):
-        """Yield ``(samples, labels_or_None)`` for each contiguous segment."""
-        for start, stop in self.segments:
-            labels = None if self.labels is None else self.labels[start:stop]
-            yield self.samples[start:stop], labels
-
 
 @dataclass
 class FeatureTable:

@@ -20,7 +20,6 @@ import numpy as np
 
 from edge.chain import SignalChain, segment_windows
 from edge.errors import RecordingError
-from edge.filter_design import FilterSpec
 from edge.recordings import (
     GRASP_LIFT_EVENTS,
     MUSE_EEG_CHANNELS,
@@ -31,6 +30,7 @@ from edge.recordings import (
     read_grasp_lift,
     read_muse,
 )
+from training.filter_design import FilterSpec, design_signal_chain
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def build_windows(recordings, config: TaskConfig, label_names, *, train: bool = 
         raise ValueError("recordings: nothing to window")
     first = recordings[0]
     if chain is None:
-        chain = SignalChain.design_chain(config.filters, first.fs, len(first.channels), config.factor_for(first.fs))
+        chain = design_signal_chain(config.filters, first.fs, len(first.channels), config.factor_for(first.fs))
     length, stride = config.window_samples(first.fs), config.stride_samples(first.fs, train)
     sets, offset = [], 0
     for rec in recordings:

@@ -6,11 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.chain import SignalChain, WindowBuffer, normalise_windows, window_ends
-from edge.filter_design import FilterSpec
+from training.filter_design import FilterSpec, design_signal_chain
 
 
 def _chain(n_ch=3, factor=2):
-    return SignalChain.design_chain([FilterSpec("lowpass", (30.0,), 4)], 500.0, n_ch, factor)
+    return design_signal_chain([FilterSpec("lowpass", (30.0,), 4)], 500.0, n_ch, factor)
 
 
 def _signal(n=1200, n_ch=3, seed=0):
@@ -53,9 +53,9 @@ def test_decimated_sample_k_is_filtered_input_k_times_factor_plus_factor_minus_o
 
 def test_decimation_without_antialiasing_lowpass_is_refused():
     with pytest.raises(ValueError, match="anti-aliasing"):
-        SignalChain.design_chain([FilterSpec("highpass", (0.5,), 2)], 500.0, 2, factor=5)
+        design_signal_chain([FilterSpec("highpass", (0.5,), 2)], 500.0, 2, factor=5)
     with pytest.raises(ValueError, match="anti-aliasing"):
-        SignalChain.design_chain([FilterSpec("lowpass", (45.0,), 4)], 500.0, 2, factor=5)
+        design_signal_chain([FilterSpec("lowpass", (45.0,), 4)], 500.0, 2, factor=5)
 
 
 def test_manifest_round_trip_gives_identical_output():

@@ -16,8 +16,8 @@ from edge.dsp import (
     available_backends,
     quantise_sos,
 )
-from edge.filter_design import FilterSpec, chain_manifest, decimation_filter, design_chain, design_sos
 from edge.recordings import read_grasp_lift, read_muse
+from training.filter_design import FilterSpec, chain_manifest, decimation_filter, design_chain, design_sos
 
 SNR_GOAL_DB = 90.0
 

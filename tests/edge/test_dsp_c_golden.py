@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.dsp import FixedPointSOS
-from edge.filter_design import FilterSpec, decimation_filter, design_chain
+from training.filter_design import FilterSpec, decimation_filter, design_chain
 
 DSP = Path(__file__).resolve().parents[2] / "firmware_bridge" / "firmware" / "dsp"
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]

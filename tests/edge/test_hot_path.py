@@ -21,8 +21,8 @@ from edge import dsp
 from edge.chain import SignalChain
 from edge.dsp import FixedPointSOS
 from edge.features import ModelInput, model_inputs
-from edge.filter_design import FilterSpec, design_chain
 from edge.inference import quantise
+from training.filter_design import FilterSpec, design_chain
 
 REPO = Path(__file__).resolve().parents[2]
 DSP = REPO / "firmware_bridge" / "firmware" / "dsp"

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import signal
 
+from edge.chain import SignalChain
 from edge.dsp import DEFAULT_INPUT_FRAC_BITS, STATE_FRAC_BITS, STATE_LIMIT, FixedPointSOS, sos_from_integers
 
 KINDS = ("highpass", "lowpass", "bandpass", "notch")
@@ -116,3 +117,17 @@ def chain_manifest(specs, fs: float, n_channels: int,
                      "bits_to_spare": float(np.log2(STATE_LIMIT / worst))},
     })
     return entry
+
+
+def design_signal_chain(specs, fs: float, n_channels: int, factor: int = 1,
+                        input_frac_bits: int = DEFAULT_INPUT_FRAC_BITS) -> SignalChain:
+    """Design a :class:`edge.chain.SignalChain` with scipy (workstation only) from :class:`FilterSpec` s.
+
+    The chain's anti-aliasing corner is the lowest low-pass of ``specs``; the edge only ever
+    rebuilds chains from a manifest's integers (:meth:`SignalChain.from_manifest`).
+    """
+    specs = list(specs)
+    lows = [s.freqs[0] for s in specs if s.kind == "lowpass"]
+    filt = FixedPointSOS(design_chain(specs, fs), n_channels, input_frac_bits)
+    design = [dict(asdict(s), freqs=list(s.freqs)) for s in specs]
+    return SignalChain(filt, fs, factor, min(lows) if lows else None, design)
