@@ -27,6 +27,7 @@ import ctypes
 import numpy as np
 
 from edge import dsp
+from edge._checks import check_int, check_positive
 from edge.dsp import FixedPointSOS
 
 _OUT_SCALE = 1.0 / (1 << 35)
@@ -66,10 +67,8 @@ class SignalChain:
                  design: list | None = None):
         if not isinstance(filt, FixedPointSOS):
             raise TypeError(f"filt must be a FixedPointSOS, got {type(filt).__name__}")
-        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-            raise ValueError(f"factor must be an int >= 1, got {factor!r}")
-        if not (isinstance(fs, (int, float)) and fs > 0):
-            raise ValueError(f"fs must be a positive number, got {fs!r}")
+        factor = check_int(factor, "factor", lo=1)
+        fs = check_positive(fs, "fs")
         if factor > 1:
             limit = 0.8 * fs / (2 * factor)
             if lowpass_hz is None or lowpass_hz > limit + 1e-9:

@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
+from edge.chain import SignalChain
 from edge.dsp import (
-    STATE_FRAC_BITS,
-    Decimator,
     FixedPointSOS,
     available_backends,
     quantise_sos,
@@ -178,20 +177,20 @@ def test_manifest_refuses_unknown_formats():
 
 
 def test_decimation_keeps_phase_across_chunks_and_rejects_aliases():
+    # Decimation is the signal chain's (edge.chain.SignalChain, the one decimating stage).
     fs, q = 500.0, 4
     aa = decimation_filter(q, fs)
     t = np.arange(8000) / fs
     x = np.column_stack([50 * np.sin(2 * np.pi * 10 * t), 50 * np.sin(2 * np.pi * 110 * t)])
-    whole = Decimator(q, FixedPointSOS(aa, 2))
-    pre = FixedPointSOS(aa, 2)
-    xi = pre.quantise_input(x).astype(np.int64) << (STATE_FRAC_BITS - pre.input_frac_bits)
-    y = whole.process(xi)
+    corner = 0.8 * fs / (2 * q)
+    whole = SignalChain(FixedPointSOS(aa, 2), fs, q, corner)
+    y = whole.process(x)
     assert y.shape == (2000, 2)
-    chunked = Decimator(q, FixedPointSOS(aa, 2))
+    chunked = SignalChain(FixedPointSOS(aa, 2), fs, q, corner)
     bounds = [0, 3, 10, 11, 999, 4001, 8000]
-    y2 = np.concatenate([chunked.process(xi[a:b]) for a, b in itertools.pairwise(bounds)])
+    y2 = np.concatenate([chunked.process(x[a:b]) for a, b in itertools.pairwise(bounds)])
     assert np.array_equal(y, y2)
-    out = y[500:] / 2.0**STATE_FRAC_BITS
+    out = y[500:]
     assert np.sqrt(2) * out[:, 0].std() == pytest.approx(50, rel=0.02)  # 10 Hz passes
     assert np.sqrt(2) * out[:, 1].std() < 0.5  # 110 Hz would alias to 15 Hz: removed
 
@@ -226,4 +225,4 @@ def test_invalid_arguments_name_the_argument():
     with pytest.raises(ValueError, match="freqs"):
         design_sos(FilterSpec("lowpass", (300.0,)), 500.0)
     with pytest.raises(TypeError, match="factor"):
-        Decimator(2.5, f)
+        SignalChain(f, 500.0, 2.5)
