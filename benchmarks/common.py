@@ -165,7 +165,7 @@ def int8_windows(bundle, recording, n_max: int) -> np.ndarray:
     (fixed-point chain per segment → windows → the bundle's model input → quantise), spread over
     the recording."""
     from edge.chain import segment_windows
-    from edge.inference import quantise
+    from edge.model_input import quantise
     from edge.sources import channel_map
 
     idx = channel_map(list(recording.channels), bundle.channels)

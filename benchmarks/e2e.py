@@ -64,7 +64,7 @@ CHUNKS = (10, 25)
 
 
 def replay(bundle, rec, chunk: int, repeats: int, label: str) -> dict:
-    from edge import dsp
+    from edge import native
     from edge.runtime import Pipeline
     from edge.sources import ReplaySource
 
@@ -98,7 +98,7 @@ def replay(bundle, rec, chunk: int, repeats: int, label: str) -> dict:
                 values.append(r.stages_ms[k])
         windows = pipe.windows
     return {"label": label, "chunk": chunk, "interpreter": f"{pipe.model.backend} {pipe.model.backend_version}",
-            "python": platform.python_version(), "numpy": np.__version__, "c_kernel": dsp._C_KERNEL is not None,
+            "python": platform.python_version(), "numpy": np.__version__, "c_kernel": native.available(),
             "samples": int(rec.n_samples), "segments": len(rec.segments),
             "stream_s": stream_s, "windows": int(windows), "repeats": repeats,
             "wall_s": float(np.median(walls)), "realtime_factor": float(np.median(factors)),

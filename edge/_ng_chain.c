@@ -6,9 +6,9 @@
  *
  * Host-side glue around the firmware's portable kernel (firmware_bridge/firmware/dsp/ng_sos.c),
  * built into edge/_ng_sos with it and called through ctypes.  The fixed arguments of each
- * function live in a struct that Python fills once (edge/chain.py and edge/features.py mirror
- * the layouts as ctypes Structures): converting a dozen ctypes arguments costs more per call
- * than filtering ten samples.  Compiled without -ffast-math, so every float step is one IEEE
+ * function live in a struct that Python fills once (edge/native.py mirrors the layouts as ctypes
+ * Structures and checks them against ng_layout() when it loads the library): converting a dozen
+ * ctypes arguments costs more per call than filtering ten samples.  Compiled without -ffast-math, so every float step is one IEEE
  * operation, as in numpy.
  */
 #include <float.h>
@@ -18,7 +18,7 @@
 
 #include "ng_sos.h"
 
-/* Mirrored by edge.chain._ChainArgs: keep the two in the same order. */
+/* Mirrored by edge.native.ChainArgs (checked against ng_layout() at load). */
 typedef struct {
     const ng_sos_section *sections;
     int64_t *state;        /* the FixedPointSOS state, [section][x1,x2,y1,y2][channel] */
@@ -106,7 +106,7 @@ static float round_half_even(float v)
 #endif
 }
 
-/* Mirrored by edge.features._WindowArgs: keep the two in the same order. */
+/* Mirrored by edge.native.WindowArgs (checked against ng_layout() at load). */
 typedef struct {
     const float *win;            /* n_windows x length x n_channels float32, row-major */
     int8_t *out;                 /* the same count of int8 */
@@ -120,8 +120,8 @@ typedef struct {
 } ng_window_args;
 
 /*
- * ng_windows_int8 — a raw-window bundle's int8 model input (edge.features.ModelInput): normalise
- * (edge.chain.normalise_windows) then quantise (edge.inference.quantise), in float32 as numpy:
+ * ng_windows_int8 — a raw-window bundle's int8 model input (edge.model_input.ModelInput): normalise
+ * (edge.model_input.normalise_windows) then quantise (edge.model_input.quantise), in float32 as numpy:
  *
  *   mean[c] = (sequential float32 sum of the window's rows) / length
  *   v       = (w - mean[c]) / channel_scale[c], then clamped to [-clip, clip] when clip > 0
@@ -167,3 +167,44 @@ void ng_windows_int8(const ng_window_args *a, uint32_t n_windows)
         }
     }
 }
+
+/*
+ * ng_layout — the structs above as this compiler laid them out, so that edge/native.py can check
+ * its ctypes mirrors before the first call (a mismatch would read and write the wrong memory):
+ * out[0] = sizeof, then offsetof of each field in declaration order.  which: 0 ng_chain_args,
+ * 1 ng_window_args, 2 ng_sos_section.  Returns the number of values written (0: unknown struct
+ * or cap too small).
+ */
+#define NG_PUT(v) do { if (n >= cap) return 0; out[n++] = (uint32_t)(v); } while (0)
+uint32_t ng_layout(uint32_t which, uint32_t *out, uint32_t cap)
+{
+    uint32_t n = 0;
+    switch (which) {
+    case 0:
+        NG_PUT(sizeof(ng_chain_args));
+        NG_PUT(offsetof(ng_chain_args, sections)); NG_PUT(offsetof(ng_chain_args, state));
+        NG_PUT(offsetof(ng_chain_args, in)); NG_PUT(offsetof(ng_chain_args, out));
+        NG_PUT(offsetof(ng_chain_args, scratch_in)); NG_PUT(offsetof(ng_chain_args, scratch_out));
+        NG_PUT(offsetof(ng_chain_args, limit)); NG_PUT(offsetof(ng_chain_args, factor));
+        NG_PUT(offsetof(ng_chain_args, phase)); NG_PUT(offsetof(ng_chain_args, block));
+        NG_PUT(offsetof(ng_chain_args, saturations)); NG_PUT(offsetof(ng_chain_args, n_sections));
+        NG_PUT(offsetof(ng_chain_args, n_channels)); NG_PUT(offsetof(ng_chain_args, input_frac));
+        return n;
+    case 1:
+        NG_PUT(sizeof(ng_window_args));
+        NG_PUT(offsetof(ng_window_args, win)); NG_PUT(offsetof(ng_window_args, out));
+        NG_PUT(offsetof(ng_window_args, channel_scale)); NG_PUT(offsetof(ng_window_args, mean));
+        NG_PUT(offsetof(ng_window_args, clip)); NG_PUT(offsetof(ng_window_args, in_scale));
+        NG_PUT(offsetof(ng_window_args, zero_point)); NG_PUT(offsetof(ng_window_args, length));
+        NG_PUT(offsetof(ng_window_args, n_channels));
+        return n;
+    case 2:
+        NG_PUT(sizeof(ng_sos_section));
+        NG_PUT(offsetof(ng_sos_section, c)); NG_PUT(offsetof(ng_sos_section, pre_shift));
+        NG_PUT(offsetof(ng_sos_section, fb_shift));
+        return n;
+    default:
+        return 0;
+    }
+}
+#undef NG_PUT

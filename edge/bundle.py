@@ -10,7 +10,7 @@ model without TensorFlow or scipy::
     window     {length, stride (output-rate samples), channel_scale [per channel],
                 clip (bound of the normalised input), normalisation "demean-scale-clip",
                 features (optional) {kind "bandpower", fs, bands, center, scale, clip}:
-                the model then takes edge.features.window_features, standardised}
+                the model then takes edge.model_input.window_features, standardised}
     model      {file, bytes, sha256, architecture, activation "sigmoid" | "softmax",
                 input {shape, dtype "int8", scale, zero_point}, output {...}}
     labels     [names of the model's outputs]
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import BundleError
-from edge.features import model_inputs, n_features
+from edge.model_input import model_inputs, n_features
 
 SCHEMA = "neurogrip-bundle"
 SCHEMA_VERSION = 1
@@ -121,13 +121,13 @@ class Bundle:
 
     def model_input(self, windows):
         """Windows (k, length, C) → the float model input the manifest defines (see
-        :func:`edge.features.model_inputs`): normalised windows, or standardised features."""
+        :func:`edge.model_input.model_inputs`): normalised windows, or standardised features."""
         return model_inputs(windows, self.window)
 
     def model_input_stage(self):
-        """A :class:`edge.features.ModelInput` stage: windows → this bundle's int8 model input
+        """A :class:`edge.model_input.ModelInput` stage: windows → this bundle's int8 model input
         (``quantise(model_input(windows), *input_quant)``, in one C call for raw-window bundles)."""
-        from edge.features import ModelInput
+        from edge.model_input import ModelInput
 
         return ModelInput(self.window, self.input_quant)
 

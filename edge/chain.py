@@ -14,10 +14,8 @@ Stages
    every ``stride``-th output sample once ``length`` samples have been seen since the
    last reset.  Window positions are a pure function of the sample count since reset
    (:func:`window_ends`), so offline windowing gives the same windows.
-3. :func:`normalise_windows` — per-window, per-channel mean removal, a fixed per-channel
-   scale from the manifest and clipping to ±``clip``.  Mean removal uses only the window's own
-   (past) samples, so it is causal; it makes the model blind to electrode offsets,
-   which differ between sessions and would otherwise dominate a short window.
+
+What a window becomes for the model (normalisation, features, int8) is :mod:`edge.model_input`.
 """
 
 from __future__ import annotations
@@ -26,22 +24,12 @@ import ctypes
 
 import numpy as np
 
-from edge import dsp
+from edge import native
 from edge._checks import check_int, check_positive
-from edge.dsp import FixedPointSOS
+from edge.dsp import STATE_FRAC_BITS, FixedPointSOS
 
-_OUT_SCALE = 1.0 / (1 << 35)
+_OUT_SCALE = 1.0 / (1 << STATE_FRAC_BITS)  # int64 state format → input units
 _BLOCK = 256  # rows per step of the C chain call (its int32/int64 scratch buffers)
-
-
-class _ChainArgs(ctypes.Structure):
-    """``ng_chain_args`` of edge/_ng_chain.c, field for field."""
-
-    _fields_ = [("sections", ctypes.c_void_p), ("state", ctypes.c_void_p), ("inp", ctypes.c_void_p),
-                ("out", ctypes.c_void_p), ("scratch_in", ctypes.c_void_p), ("scratch_out", ctypes.c_void_p),
-                ("limit", ctypes.c_double), ("factor", ctypes.c_uint32), ("phase", ctypes.c_uint32),
-                ("block", ctypes.c_uint32), ("saturations", ctypes.c_uint32), ("n_sections", ctypes.c_uint16),
-                ("n_channels", ctypes.c_uint16), ("input_frac", ctypes.c_uint8)]
 
 
 class SignalChain:
@@ -87,14 +75,14 @@ class SignalChain:
     _C_STATE = ("_fast", "_cap", "_scratch_in", "_scratch_out", "_args", "_args_ptr", "_in", "_out")
 
     def _bind(self) -> None:
-        self._fast = dsp._C_KERNEL is not None and self.filt.backend == "c"
+        self._fast = native.LIB is not None and self.filt.backend == "c"
         if not self._fast:
             return
         c = self.filt.n_channels
         self._scratch_in = np.empty((_BLOCK, c), np.int32)
         self._scratch_out = np.empty((_BLOCK, c), np.int64)
         sections, n_sections, state = self.filt._c_args
-        self._args = _ChainArgs(sections=sections, state=state, scratch_in=self._scratch_in.ctypes.data,
+        self._args = native.ChainArgs(sections=sections, state=state, scratch_in=self._scratch_in.ctypes.data,
                                 scratch_out=self._scratch_out.ctypes.data, limit=self.input_limit,
                                 factor=self.factor, block=_BLOCK, n_sections=n_sections, n_channels=c,
                                 input_frac=self.filt.input_frac_bits)
@@ -177,7 +165,7 @@ class SignalChain:
         np.copyto(self._in[:n], x)
         args = self._args
         args.phase = self._phase
-        rows = dsp._C_KERNEL.ng_chain_run(self._args_ptr, n)
+        rows = native.LIB.ng_chain_run(self._args_ptr, n)
         if rows == -1:
             return None
         if rows < 0:  # not bad input: the argument struct is inconsistent (a bug)
@@ -304,28 +292,3 @@ class WindowBuffer:
         idx = (start + self.stride * np.arange(k))[:, None] + np.arange(self.length)[None, :]
         return buf[idx], e
 
-
-def normalise_windows(windows: np.ndarray, channel_scale, clip: float | None = None) -> np.ndarray:
-    """Remove each window's per-channel mean, divide by the manifest's per-channel scale, clip.
-
-    ``windows`` is (k, length, C); returns float32 of the same shape.  Causal: a window's
-    mean is taken over its own samples only.  ``clip`` bounds the result to ±clip: a movement
-    artefact of a hundred times the usual amplitude would otherwise set the int8 input scale
-    and leave ordinary EEG one or two quantisation steps wide.
-    """
-    w = np.asarray(windows, np.float32)
-    if w.ndim != 3 or w.shape[1] < 1:
-        raise ValueError(f"windows must have shape (k, length, C), got {w.shape}")
-    # The mean is a sequential float32 sum over the window's samples, written out rather than
-    # w.mean(axis=1): numpy sums pairwise or sequentially depending on memory layout, and the
-    # runtime's C path (edge/_ng_chain.c, ng_windows_int8) must give the same bits.  For windows
-    # of two or more channels in the (k, length, C) layout it is exactly what w.mean did.
-    mean = w[:, :1].copy()
-    for r in range(1, w.shape[1]):
-        mean += w[:, r:r + 1]
-    mean /= np.float32(w.shape[1])
-    out = np.subtract(w, mean)
-    out /= np.asarray(channel_scale, np.float32)
-    if clip is not None:
-        np.clip(out, -clip, clip, out=out)
-    return out

@@ -28,22 +28,15 @@ to the unit circle (0.1–1 Hz corners at 500 Hz):
   runtime's evidence if something is out of range anyway.
 
 The same arithmetic lives in C (``firmware_bridge/firmware/dsp/ng_sos.c``), built
-into ``edge._ng_sos`` at install time and loaded with ctypes; the numpy kernel here
+into ``edge._ng_sos`` at install time and loaded with ctypes by :mod:`edge.native`; the numpy kernel here
 is the always-available reference and the two are bit-exact (tests check this).
 """
 
 from __future__ import annotations
 
-import ctypes
-import glob
-import importlib.machinery
-import logging
-import os
-from pathlib import Path
-
 import numpy as np
 
-log = logging.getLogger(__name__)
+from edge import native
 
 COEF_FRAC_BITS = 30
 STATE_FRAC_BITS = 35
@@ -51,7 +44,6 @@ STATE_LIMIT = (1 << 55) - 1
 DEFAULT_INPUT_FRAC_BITS = 14  # int32 input: ±131 072 µV at 6.1e-5 µV resolution
 FORMAT_NAME = "ng-sos-df1-q30x64-fb"
 
-_SECTION_DTYPE = np.dtype([("c", "<i4", (5,)), ("pre_shift", "i1"), ("fb_shift", "i1")], align=True)
 FB_SHIFT_RANGE = (-2, 40)
 _INT32_MAX = float(2**31 - 1)
 _OUT_SCALE = 1.0 / (1 << STATE_FRAC_BITS)
@@ -227,48 +219,11 @@ def _numpy_run64(coeffs, shifts, fb_shifts, state, x, counter) -> np.ndarray:
     return y
 
 
-def _load_c_kernel(here: Path | None = None):
-    """The C kernel built by setup.py as ``edge/_ng_sos*.so`` (or in ``here``), or None (numpy reference is used)."""
-    if os.environ.get("NEUROGRIP_DSP_BACKEND") == "numpy":
-        return None
-    here = Path(__file__).resolve().parent if here is None else Path(here)
-    # This interpreter's own build first: an in-place build for another Python (two venvs share
-    # one work tree) may be older.
-    own = [str(here / f"_ng_sos{suffix}") for suffix in importlib.machinery.EXTENSION_SUFFIXES]
-    found = sorted(glob.glob(str(here / "_ng_sos*.so")) + glob.glob(str(here / "_ng_sos*.pyd")))
-    for path in [p for p in own if p in found] + [p for p in found if p not in own]:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError as exc:
-            log.warning("cannot load the C filter kernel %s (%s); using the slower numpy kernel", path, exc)
-            return None
-        p = ctypes.c_void_p
-        lib.ng_sos_run.argtypes = [p, ctypes.c_uint16, p, p, p, ctypes.c_uint32, ctypes.c_uint16, ctypes.c_uint8]
-        lib.ng_sos_run.restype = ctypes.c_uint32
-        lib.ng_sos_run64.argtypes = [p, ctypes.c_uint16, p, p, p, ctypes.c_uint32, ctypes.c_uint16]
-        lib.ng_sos_run64.restype = ctypes.c_uint32
-        if not (hasattr(lib, "ng_chain_run") and hasattr(lib, "ng_windows_int8")):
-            log.warning("the C filter kernel %s is a stale build (no edge/_ng_chain.c); using the slower numpy "
-                        "kernel: rebuild it with `python setup.py build_ext --inplace` or reinstall neurogrip",
-                        path)
-            return None
-        # Their arguments are a struct (edge.chain._ChainArgs, edge.features._WindowArgs) and a count.
-        lib.ng_chain_run.argtypes = [p, ctypes.c_uint32]
-        lib.ng_chain_run.restype = ctypes.c_int32
-        lib.ng_windows_int8.argtypes = [p, ctypes.c_uint32]
-        lib.ng_windows_int8.restype = None
-        return lib
-    log.warning("the C filter kernel edge/_ng_sos is not built (no C compiler at install?); "
-                "using the numpy kernel, ~100x slower: reinstall neurogrip with gcc available")
-    return None
-
-
-_C_KERNEL = _load_c_kernel()
 
 
 def available_backends() -> tuple[str, ...]:
     """Kernel backends usable here: always ``"numpy"``, plus ``"c"`` when the C kernel is built."""
-    return ("c", "numpy") if _C_KERNEL is not None else ("numpy",)
+    return ("c", "numpy") if native.LIB is not None else ("numpy",)
 
 
 # --------------------------------------------------------------------------- streaming stages
@@ -308,10 +263,10 @@ class FixedPointSOS:
             raise ValueError(f"input_frac_bits must be in 0..{STATE_FRAC_BITS}, got {input_frac_bits}")
         if backend not in ("auto", "c", "numpy"):
             raise ValueError(f"backend must be 'auto', 'c' or 'numpy', got {backend!r}")
-        if backend == "c" and _C_KERNEL is None:
+        if backend == "c" and native.LIB is None:
             raise ValueError("backend='c' but the C kernel is not built; reinstall neurogrip with a C compiler")
         if backend == "auto":
-            backend = "c" if _C_KERNEL is not None else "numpy"
+            backend = "c" if native.LIB is not None else "numpy"
         self.backend = backend
         if _quantised is None:
             self.coeffs, self.pre_shift, self.fb_shift = quantise_sos(sos)
@@ -319,7 +274,7 @@ class FixedPointSOS:
             self.coeffs, self.pre_shift, self.fb_shift = _quantised
         self.n_channels = int(n_channels)
         self.input_frac_bits = int(input_frac_bits)
-        self._sections = np.zeros(self.coeffs.shape[0], _SECTION_DTYPE)
+        self._sections = np.zeros(self.coeffs.shape[0], native.SECTION_DTYPE)
         self._sections["c"] = self.coeffs
         self._sections["pre_shift"] = self.pre_shift
         self._sections["fb_shift"] = self.fb_shift
@@ -395,10 +350,10 @@ class FixedPointSOS:
         if n == 0:
             return out
         if x32 is not None:
-            sat = _C_KERNEL.ng_sos_run(*self._c_args, x32.ctypes.data, out.ctypes.data, n, self.n_channels,
+            sat = native.LIB.ng_sos_run(*self._c_args, x32.ctypes.data, out.ctypes.data, n, self.n_channels,
                                        self.input_frac_bits)
         else:
-            sat = _C_KERNEL.ng_sos_run64(*self._c_args, x64.ctypes.data, out.ctypes.data, n, self.n_channels)
+            sat = native.LIB.ng_sos_run64(*self._c_args, x64.ctypes.data, out.ctypes.data, n, self.n_channels)
         self.saturations += int(sat)
         return out
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import InferenceError
+from edge.model_input import quantise
 
 _BACKENDS = (("tflite_runtime", "tflite_runtime.interpreter"), ("ai_edge_litert", "ai_edge_litert.interpreter"))
 
@@ -46,16 +47,6 @@ def interpreter_backend(prefer: str | None = None) -> tuple[str, str, type]:
         return name, str(version), mod.Interpreter
     raise InferenceError("no TFLite interpreter is installed (" + "; ".join(errors) + "); "
                          "install one with: pip install 'neurogrip[edge]'")
-
-
-def quantise(x, scale: float, zero_point: int) -> np.ndarray:
-    """float → int8: ``round(x / scale) + zero_point`` (round half to even), saturated to int8."""
-    q = np.asarray(x, np.float32) / np.float32(scale)
-    np.rint(q, out=q)  # np.round without its Python wrapper: half to even
-    q += np.float32(zero_point)
-    np.maximum(q, -128, out=q)
-    np.minimum(q, 127, out=q)
-    return q.astype(np.int8)
 
 
 def dequantise(q, scale: float, zero_point: int) -> np.ndarray:

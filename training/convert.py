@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.inference import dequantise, quantise  # the same rounding the edge uses
+from edge.inference import dequantise
+from edge.model_input import quantise  # the same rounding the edge uses
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -48,8 +48,8 @@ class TaskConfig:
     window_ms: float
     stride_ms: float
     train_stride_ms: float
-    clip: float | None = 8.0  # normalised input bound (≈ 8 σ): see edge.chain.normalise_windows
-    features: bool = False    # model input = edge.features window features instead of raw windows
+    clip: float | None = 8.0  # normalised input bound (≈ 8 σ): see edge.model_input.normalise_windows
+    features: bool = False    # model input = edge.model_input window features instead of raw windows
 
     def factor_for(self, fs: float) -> int:
         """The decimation factor for input rate ``fs``: at most ``factor``, and never so large that
@@ -70,7 +70,7 @@ class TaskConfig:
 # Grasp-lift: 200 ms windows (150–250 ms is the optimal controller window, Smith et al. 2011) fit
 # inside the real shared segments (300–600 ms), low-pass at 30 Hz doubles as the anti-aliasing
 # filter for 500 → 250 Hz.  No high-pass: a 0.1–1 Hz high-pass restarted at every short segment
-# would ring for seconds; per-window mean removal (edge.chain.normalise_windows) removes offsets.
+# would ring for seconds; per-window mean removal (edge.model_input.normalise_windows) removes offsets.
 # A decision every 48 ms (12 samples at 250 Hz; design.md §3 asks for one at least every 50 ms).
 GRASP_LIFT = TaskConfig("grasp-lift", (FilterSpec("lowpass", (30.0,), 4),), factor=2,
                         window_ms=200.0, stride_ms=48.0, train_stride_ms=48.0)

@@ -1,7 +1,7 @@
 """Evaluation metrics (sklearn) and the window-level baseline every run is compared with.
 
 The baseline is filter-bank log-variance (plus the slow trend) per channel, from
-:mod:`edge.features`, and a logistic regression (one per label for multi-label tasks).
+:mod:`edge.model_input`, and a logistic regression (one per label for multi-label tasks).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from edge.chain import normalise_windows
-from edge.features import window_features
+from edge.model_input import normalise_windows, window_features
 
 
 def mean_columnwise_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -51,7 +50,7 @@ def task_metrics(task: str, y_true, scores, n_labels: int) -> dict:
 # --------------------------------------------------------------------------- baseline
 
 def baseline_features(X: np.ndarray, fs: float, channel_scale) -> np.ndarray:
-    """The baseline's inputs: :func:`edge.features.window_features` of the normalised windows."""
+    """The baseline's inputs: :func:`edge.model_input.window_features` of the normalised windows."""
     return window_features(normalise_windows(X, channel_scale), fs)
 
 

@@ -15,7 +15,7 @@ emotion
     Metrics: accuracy, macro-F1, confusion matrix.
 
 Every protocol reports the float Keras model, the int8 model run through the edge path
-(:class:`edge.chain.SignalChain` windows → :func:`edge.inference.quantise` →
+(:class:`edge.chain.SignalChain` windows → :func:`edge.model_input.quantise` →
 :class:`edge.inference.Int8Model`), and the filter-bank baseline fitted on the same split.
 """
 
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import load_bundle, write_bundle
-from edge.chain import SignalChain, normalise_windows
+from edge.chain import SignalChain
 from edge.decision import DecisionPolicy, choose_thresholds
-from edge.features import model_inputs
 from edge.inference import Int8Model
+from edge.model_input import model_inputs, normalise_windows
 from training.data import (
     GRASP_LIFT_LABELS,
     TASKS,
@@ -182,7 +182,7 @@ def window_spec(X_fit: np.ndarray, fs_out: float, clip: float | None, features: 
     """The manifest's normalisation parameters, estimated on the fit windows only."""
     spec = {"channel_scale": channel_scale_of(X_fit), "clip": clip}
     if features:
-        from edge.features import DEFAULT_BANDS, window_features
+        from edge.model_input import DEFAULT_BANDS, window_features
 
         f = window_features(normalise_windows(X_fit, spec["channel_scale"], clip), fs_out)
         spec["features"] = {"kind": "bandpower", "fs": fs_out, "bands": [list(b) for b in DEFAULT_BANDS],

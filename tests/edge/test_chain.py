@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.chain import SignalChain, WindowBuffer, normalise_windows, window_ends
+from edge.chain import SignalChain, WindowBuffer, window_ends
+from edge.model_input import normalise_windows
 from training.filter_design import FilterSpec, design_signal_chain
 
 

@@ -1,7 +1,7 @@
 """The runtime's C hot path (edge/_ng_chain.c) gives the very bits of its numpy reference.
 
 One call per chunk (:meth:`SignalChain.process_valid`: validate, quantise, filter, decimate) and
-one per window (:class:`edge.features.ModelInput`: normalise, quantise); a Pipeline running them
+one per window (:class:`edge.model_input.ModelInput`: normalise, quantise); a Pipeline running them
 must produce exactly the outputs of one running the numpy functions.
 """
 
@@ -17,18 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge import dsp
+from edge import native
 from edge.chain import SignalChain
 from edge.dsp import FixedPointSOS
-from edge.features import ModelInput, model_inputs
-from edge.inference import quantise
+from edge.model_input import ModelInput, model_inputs, quantise
 from training.filter_design import FilterSpec, design_chain
 
 REPO = Path(__file__).resolve().parents[2]
 DSP = REPO / "firmware_bridge" / "firmware" / "dsp"
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
-pytestmark = pytest.mark.skipif(dsp._C_KERNEL is None, reason="the C kernel is not built (make env-edge builds it)")
+pytestmark = pytest.mark.skipif(native.LIB is None, reason="the C kernel is not built (make env-edge builds it)")
 
 
 @pytest.fixture(scope="module")
@@ -246,8 +245,8 @@ def _build(tmp_path, name, sources):
 
 def test_a_stale_build_without_the_hot_path_falls_back_with_a_warning(tmp_path, caplog):
     _build(tmp_path, f"_ng_sos{importlib.machinery.EXTENSION_SUFFIXES[0]}", [DSP / "ng_sos.c"])
-    with caplog.at_level(logging.WARNING, logger="edge.dsp"):
-        assert dsp._load_c_kernel(tmp_path) is None
+    with caplog.at_level(logging.WARNING, logger="edge.native"):
+        assert native.load_library(tmp_path) is None
     assert "stale build" in caplog.text and "build_ext --inplace" in caplog.text
 
 
@@ -256,5 +255,5 @@ def test_this_interpreters_build_is_preferred(tmp_path):
     _build(tmp_path, "_ng_sos.cpython-00-stale.so", [DSP / "ng_sos.c"])
     own = _build(tmp_path, f"_ng_sos{importlib.machinery.EXTENSION_SUFFIXES[0]}",
                  [DSP / "ng_sos.c", REPO / "edge" / "_ng_chain.c"])
-    lib = dsp._load_c_kernel(tmp_path)
+    lib = native.load_library(tmp_path)
     assert lib is not None and Path(lib._name) == own

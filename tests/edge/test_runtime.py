@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from edge.bundle import load_bundle
-from edge.chain import normalise_windows, window_ends
+from edge.chain import window_ends
 from edge.decision import Decider, DecisionPolicy
-from edge.inference import quantise
+from edge.model_input import normalise_windows, quantise
 from edge.runtime import JsonLog, Pipeline, RunError, Runtime, RuntimeConfig, replay_outputs
 from edge.sources import Chunk, ReplaySource, SourceError
 from edge.synthetic import grasp_lift_series, muse_recording

@@ -1,7 +1,18 @@
-"""Window features: filter-bank log band power and slow trend, per channel (numpy only).
+"""Window → int8 model input: the one home of everything between a window and the model.
 
-One implementation serves three users: the runtime (bundles whose model takes features instead
-of raw windows), training (the same bundles), and the baseline every model is compared with.
+A bundle's ``window`` section defines the model input, and training, the runtime and the
+baseline all compute it here, so they feed the model identically:
+
+1. :func:`normalise_windows` — per-window, per-channel mean removal, a fixed per-channel scale
+   from the manifest and clipping to ±``clip``.  Mean removal uses only the window's own (past)
+   samples, so it is causal; it makes the model blind to electrode offsets, which differ between
+   sessions and would otherwise dominate a short window.
+2. For feature bundles, :func:`window_features` (filter-bank log band power and slow trend per
+   channel) and :func:`standardise`.
+3. :func:`quantise` to the model's int8 input.
+
+:class:`ModelInput` is the streaming stage doing all of it in one C call per window when the
+kernel is built (``ng_windows_int8`` through :mod:`edge.native`).
 
 The filter bank is the FFT of the Hann-tapered window summed over each band — the band-limited
 variance of the window — and the trend is the mean of the window's last quarter minus its first
@@ -14,12 +25,46 @@ import ctypes
 
 import numpy as np
 
-from edge import dsp
-from edge.chain import normalise_windows
-from edge.inference import quantise
+from edge import native
 
 DEFAULT_BANDS = ((1.0, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 45.0))
 _EPS = 1e-6
+
+
+def normalise_windows(windows: np.ndarray, channel_scale, clip: float | None = None) -> np.ndarray:
+    """Remove each window's per-channel mean, divide by the manifest's per-channel scale, clip.
+
+    ``windows`` is (k, length, C); returns float32 of the same shape.  Causal: a window's
+    mean is taken over its own samples only.  ``clip`` bounds the result to ±clip: a movement
+    artefact of a hundred times the usual amplitude would otherwise set the int8 input scale
+    and leave ordinary EEG one or two quantisation steps wide.
+    """
+    w = np.asarray(windows, np.float32)
+    if w.ndim != 3 or w.shape[1] < 1:
+        raise ValueError(f"windows must have shape (k, length, C), got {w.shape}")
+    # The mean is a sequential float32 sum over the window's samples, written out rather than
+    # w.mean(axis=1): numpy sums pairwise or sequentially depending on memory layout, and the
+    # runtime's C path (edge/_ng_chain.c, ng_windows_int8) must give the same bits.  For windows
+    # of two or more channels in the (k, length, C) layout it is exactly what w.mean did.
+    mean = w[:, :1].copy()
+    for r in range(1, w.shape[1]):
+        mean += w[:, r:r + 1]
+    mean /= np.float32(w.shape[1])
+    out = np.subtract(w, mean)
+    out /= np.asarray(channel_scale, np.float32)
+    if clip is not None:
+        np.clip(out, -clip, clip, out=out)
+    return out
+
+
+def quantise(x, scale: float, zero_point: int) -> np.ndarray:
+    """float → int8: ``round(x / scale) + zero_point`` (round half to even), saturated to int8."""
+    q = np.asarray(x, np.float32) / np.float32(scale)
+    np.rint(q, out=q)  # np.round without its Python wrapper: half to even
+    q += np.float32(zero_point)
+    np.maximum(q, -128, out=q)
+    np.minimum(q, 127, out=q)
+    return q.astype(np.int8)
 
 
 def window_features(windows: np.ndarray, fs: float, bands=DEFAULT_BANDS) -> np.ndarray:
@@ -71,14 +116,6 @@ def model_inputs(windows: np.ndarray, window_spec: dict) -> np.ndarray:
     return standardise(feats, f["center"], f["scale"], f.get("clip"))
 
 
-class _WindowArgs(ctypes.Structure):
-    """``ng_window_args`` of edge/_ng_chain.c, field for field."""
-
-    _fields_ = [("win", ctypes.c_void_p), ("out", ctypes.c_void_p), ("channel_scale", ctypes.c_void_p),
-                ("mean", ctypes.c_void_p), ("clip", ctypes.c_float), ("in_scale", ctypes.c_float),
-                ("zero_point", ctypes.c_int32), ("length", ctypes.c_uint32), ("n_channels", ctypes.c_uint16)]
-
-
 class ModelInput:
     """Stateful stage: windows → a bundle's int8 model input, ``quantise(model_inputs(windows, spec))``.
 
@@ -99,7 +136,7 @@ class ModelInput:
         self.scale, self.zero_point = float(input_quant[0]), int(input_quant[1])
         clip = window_spec.get("clip")
         # The kernel reads a clip of 0 as "no clip": a clip that is 0 in float32 stays with numpy.
-        self._fast = (dsp._C_KERNEL is not None and not window_spec.get("features")
+        self._fast = (native.LIB is not None and not window_spec.get("features")
                       and (clip is None or np.float32(clip) > 0))
         self._bind()
 
@@ -114,7 +151,7 @@ class ModelInput:
         # The windows are copied into _in so that the kernel's pointers stay fixed (reading a
         # new array's address costs more than the copy); both grow to the largest k seen.
         self._in = np.empty((0, 0, 0), np.float32)
-        self._args = _WindowArgs(channel_scale=self._channel_scale.ctypes.data, mean=self._mean.ctypes.data,
+        self._args = native.WindowArgs(channel_scale=self._channel_scale.ctypes.data, mean=self._mean.ctypes.data,
                                  clip=0.0 if clip is None else float(clip), in_scale=self.scale,
                                  zero_point=self.zero_point, n_channels=len(self._channel_scale))
         self._args_ptr = ctypes.addressof(self._args)
@@ -142,5 +179,5 @@ class ModelInput:
             self._args.win, self._args.out = self._in.ctypes.data, self._out.ctypes.data
             self._args.length = w.shape[1]
         np.copyto(self._in[:k], w)
-        dsp._C_KERNEL.ng_windows_int8(self._args_ptr, k)
+        native.LIB.ng_windows_int8(self._args_ptr, k)
         return self._out[:k]
