@@ -1,0 +1,282 @@
+"""Runtime: the live loop at the edges, with the safety rules.
+
+Reads a :mod:`edge.sources` source, runs each chunk through :class:`~edge.runtime.pipeline.Pipeline`,
+sends commands over a :class:`firmware_bridge.link.ArmLink`, publishes decisions
+(:mod:`edge.runtime.outputs`), and enforces the safety rules (numbers in :mod:`edge.config`):
+
+- stream stalled or lost for ``safe_after_ms`` (default 200 ms) → arm to its safe pose (REST),
+  resume when valid data returns;
+- a window with NaN/inf or out-of-range samples never produces a command (counted as a fault);
+- processing later than ``budget_ms`` is a deadline miss; a chunk that yields several windows
+  because processing fell behind runs only the newest (stale ones are dropped and counted, never
+  queued); ``overload_limit`` consecutive misses → safe state;
+- the serial link lost → the link reconnects with backoff by itself; commands that could not be
+  sent are dropped (their deadline passes), never replayed late;
+- stop (Ctrl-C, SIGTERM, end of a replay) → REST, then close.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from edge import config as C
+from edge.bundle import Bundle
+from edge.config import RuntimeConfig
+from edge.runtime.outputs import JsonLog, MarkerOutlet
+from edge.runtime.pipeline import Pipeline
+from edge.runtime.report import STAGES, RunSummary, Timings, peak_rss_mb, percentiles
+from edge.sources import import_pylsl
+from firmware_bridge.errors import LinkError, Nacked
+from firmware_bridge.protocol import Action, Fault, Reason
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The live loop.  ``arm`` is an open :class:`firmware_bridge.link.ArmLink` or None.
+
+    The safe pose is the firmware's REST (every joint to its configured safe angle).
+    """
+
+    def __init__(self, bundle: Bundle, source, arm=None, config: RuntimeConfig | None = None,
+                 json_log: JsonLog | None = None, markers: MarkerOutlet | None = None):
+        self.t_created = time.monotonic()
+        self.bundle, self.source, self.arm = bundle, source, arm
+        self.config = config or RuntimeConfig()
+        # Stale windows exist only against a clock: a live stream or a paced replay.  A replay
+        # "as fast as possible" has no deadline, so every window runs.
+        live = getattr(source, "kind", "") == "lsl" or getattr(source, "speed", 1.0) > 0
+        self.pipeline = Pipeline(bundle, source.channels, source.fs, drop_stale=live)
+        self.json_log, self.markers = json_log, markers
+        self.summary = RunSummary(interpreter=f"{self.pipeline.model.backend} {self.pipeline.model.backend_version}")
+        self._timings = Timings()
+        self._safe = False
+        self._safe_reason = ""
+        self._rest_pending = False
+        self._in_watchdog_retry = False
+        self._last_rest_try = 0.0
+        self._last_good = time.monotonic()
+        self._fault_logged: dict[str, float] = {}
+        self._consecutive_misses = 0
+        self._stop = False
+        self._lsl_clock = None
+        if getattr(source, "kind", "") == "lsl":
+            self._lsl_clock = import_pylsl().local_clock
+        self._log("start", bundle=str(bundle.path), content_hash=bundle.content_hash, task=bundle.task,
+                  source=repr(source), interpreter=self.summary.interpreter,
+                  arm=None if arm is None else getattr(arm, "url", "arm"))
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _log(self, event: str, **fields) -> None:
+        if self.json_log is not None:
+            self.json_log.write(event, **fields)
+
+    def fault(self, kind: str, detail: str) -> None:
+        """Count a fault; log it at most once a second per kind (a NaN flood must not flood the log)."""
+        self.summary.faults[kind] = self.summary.faults.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self._fault_logged.get(kind, -1e9) >= C.FAULT_LOG_INTERVAL_S:
+            self._fault_logged[kind] = now
+            log.warning("fault %s: %s", kind, detail)
+            self._log("fault", kind=kind, detail=detail, count=self.summary.faults[kind])
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe to call from a signal handler)."""
+        self._stop = True
+
+    def go_safe(self, reason: str, *, force: bool = False) -> None:
+        """Send the arm to its safe pose (REST); decisions are held until the cause clears.
+
+        Once per episode, unless ``force`` (the final stop always sends REST).
+        """
+        if self._safe and not force:
+            return
+        if not self._safe:
+            self._safe, self._safe_reason = True, reason
+            self.summary.safe_state_entries += 1
+            self.pipeline.decider.reset()
+            self._log("safe_state", reason=reason)
+            log.warning("safe state: %s", reason)
+        self._send_rest()
+
+    def _send_rest(self) -> bool:
+        """REST until acknowledged.  While it is not, heartbeats are paused so the firmware's own
+        watchdog rests the arm (the link's heartbeat thread would otherwise keep feeding it), and
+        the loop retries every 100 ms."""
+        if self.arm is None:
+            self._log("rest", result="no arm")
+            return True
+        self._last_rest_try = time.monotonic()
+        try:
+            self.arm.command(Action.REST, C.REST_TARGET_DDEG, C.REST_SPEED_DDEG_S,
+                             deadline=time.monotonic() + C.REST_DEADLINE_S)
+        except Nacked as exc:
+            # Refused because the arm is already safe: the watchdog rested it (clear the latch so
+            # the firmware takes commands again, then REST explicitly), or the e-stop froze it.
+            if exc.reason == Reason.ESTOPPED:
+                self._log("rest", result="e-stop latched: the arm is frozen until cleared")
+                return True
+            if exc.reason == Reason.WATCHDOG and not self._in_watchdog_retry:
+                self.arm.resume_heartbeat()
+                self._rest_pending = False
+                self._in_watchdog_retry = True
+                try:
+                    self.arm.clear(Fault.WATCHDOG)
+                    return self._send_rest()
+                except LinkError:
+                    pass
+                finally:
+                    self._in_watchdog_retry = False
+            return self._rest_failed(exc)
+        except LinkError as exc:
+            return self._rest_failed(exc)
+        if self._rest_pending:  # back in control: feed the watchdog again and clear its latch
+            self._rest_pending = False
+            self.arm.resume_heartbeat()
+            try:
+                self.arm.clear(Fault.WATCHDOG)
+            except LinkError as exc:
+                self.fault("link", f"could not clear the watchdog fault ({exc})")
+        self._log("rest", result="acknowledged")
+        return True
+
+    def _rest_failed(self, exc) -> bool:
+        if not self._rest_pending:
+            self.fault("link", f"REST not acknowledged ({type(exc).__name__}: {exc}); heartbeats paused "
+                               "so the firmware watchdog rests the arm; retrying")
+        self._rest_pending = True
+        self.arm.pause_heartbeat()
+        self._log("rest", result="failed", detail=str(exc))
+        return False
+
+    def _clear_safe(self, why: str) -> None:
+        if self._safe:
+            self._safe = False
+            self._log("resume", after=self._safe_reason, why=why)
+            log.info("resumed after %s: %s", self._safe_reason, why)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, max_seconds: float | None = None) -> RunSummary:
+        """Run until the source ends, :meth:`stop` is called, or ``max_seconds`` pass.
+
+        The arm goes to REST when no valid EEG sample (finite, in range) has arrived for
+        ``safe_after_ms`` — a silent stream and a stream of NaNs alike — and control resumes when
+        valid samples flow again.
+        """
+        cfg = self.config
+        t_start = time.monotonic()
+        self._last_good = t_start
+        first_ts = last_ts = None
+        try:
+            while not self._stop:
+                if max_seconds is not None and time.monotonic() - t_start > max_seconds:
+                    break
+                t_read = time.perf_counter()
+                chunk = self.source.read(timeout=cfg.read_timeout_s)
+                read_ms = (time.perf_counter() - t_read) * 1e3
+                if chunk is None and getattr(self.source, "exhausted", False):
+                    break
+                if chunk is not None:
+                    first_ts = chunk.timestamps[0] if first_ts is None else first_ts
+                    last_ts = chunk.timestamps[-1]
+                    good = self.pipeline.valid_samples
+                    self._handle(chunk, read_ms)
+                    if self.pipeline.valid_samples > good:
+                        self._last_good = time.monotonic()
+                        if self._safe and self._safe_reason in ("stream stalled", "no valid EEG"):
+                            self._clear_safe("valid EEG again")
+                silent_ms = (time.monotonic() - self._last_good) * 1e3
+                if silent_ms > cfg.safe_after_ms and not self._safe:
+                    stalled = self.source.seconds_since_last_sample() * 1e3 > cfg.safe_after_ms
+                    self.fault("stream" if stalled else "invalid",
+                               f"no {'EEG' if stalled else 'valid (finite, in-range) EEG'} for {silent_ms:.0f} ms")
+                    self.go_safe("stream stalled" if stalled else "no valid EEG")
+                if self._rest_pending and time.monotonic() - self._last_rest_try > C.REST_RETRY_S:
+                    self._send_rest()
+        finally:
+            self.go_safe("stopped", force=True)
+            self._finish(t_start, first_ts, last_ts)
+        return self.summary
+
+    def _handle(self, chunk, read_ms: float) -> None:
+        cfg, pipe = self.config, self.pipeline
+        before = dict(pipe.faults)
+        results = pipe.process(chunk)
+        for kind, n in pipe.faults.items():
+            if n > before.get(kind, 0) and kind != "discontinuity":
+                self.fault(kind, f"{n - before.get(kind, 0)} bad samples near index {chunk.first_index}; "
+                                 "windows containing them are not used")
+        if not results:
+            return
+        if self.summary.startup_seconds is None:
+            self.summary.startup_seconds = time.monotonic() - self.t_created
+        # acquire: for LSL, the transport delay of the chunk's newest sample (pushed → received);
+        # for a replay, the time read() took.  Samples that waited inside the sender's chunk before
+        # it was pushed are, like the filter's group delay, a property of the headset, not ours.
+        acquire = read_ms
+        if self._lsl_clock is not None:
+            received_lsl = self._lsl_clock() - (time.monotonic() - chunk.t_received)
+            acquire = max(0.0, (received_lsl - float(chunk.timestamps[-1])) * 1e3)
+        for r in results:
+            d = r.decision
+            send_ms = 0.0
+            if d.action is not None and not self._safe:
+                self.summary.decisions_fired += 1
+                t_send = time.perf_counter()
+                self._send(d, r.t_received + cfg.command_max_age_ms / 1e3)
+                send_ms = (time.perf_counter() - t_send) * 1e3
+                self.summary.fired.append((r.t_end, d.label, d.action.name, r.labels))
+                if self.markers is not None:
+                    self.markers.push({"label": d.label, "action": d.action.name, "probs": r.probs.round(3).tolist()})
+                self._log("decision", t_end=r.t_end, label=d.label, action=d.action.name,
+                          probs=r.probs.round(3), stages_ms=r.stages_ms)
+            elif d.reason == "changed":  # multi-class state published
+                if self.markers is not None:
+                    self.markers.push({"state": d.label, "probs": r.probs.round(3).tolist()})
+                self._log("state", t_end=r.t_end, state=d.label, probs=r.probs.round(3))
+            stages = dict(r.stages_ms, acquire=acquire, send=send_ms)
+            processing = (time.monotonic() - r.t_received) * 1e3
+            for k in STAGES:
+                self._timings.add(k, stages[k])
+            self._timings.add("processing", processing)
+            if d.action is not None:
+                self._timings.add("latency", acquire + processing)
+            if processing > cfg.budget_ms:
+                self.summary.deadline_misses += 1
+                self._consecutive_misses += 1
+                if self._consecutive_misses >= cfg.overload_limit and not self._safe:
+                    self.fault("overload", f"{self._consecutive_misses} consecutive windows over the "
+                                           f"{cfg.budget_ms:g} ms budget")
+                    self.go_safe("overload")
+            else:
+                self._consecutive_misses = 0
+                if self._safe and self._safe_reason == "overload":
+                    self._clear_safe("back within budget")
+
+    def _send(self, d, deadline: float) -> None:
+        if self.arm is None:
+            return
+        try:
+            self.arm.command(d.action, d.target_ddeg, d.speed_ddeg_s, deadline=deadline)
+            self.summary.commands_sent += 1
+        except LinkError as exc:
+            self.summary.commands_failed += 1
+            self.fault("link", f"{d.action.name} not delivered ({type(exc).__name__}: {exc}); dropped, "
+                               "not replayed")
+
+    def _finish(self, t_start, first_ts, last_ts) -> None:
+        s, pipe = self.summary, self.pipeline
+        s.windows = pipe.windows
+        s.dropped_windows = pipe.dropped_windows
+        s.wall_seconds = time.monotonic() - t_start
+        if first_ts is not None:
+            # EEG actually processed, not timestamp span: a gapped recording's gaps are no work
+            s.stream_seconds = self.source.counters.samples / self.source.fs
+        s.stages_ms = {k: percentiles(self._timings.values(k)) for k in STAGES}
+        s.latency_ms = percentiles(self._timings.values("latency"))
+        s.processing_ms = percentiles(self._timings.values("processing"))
+        s.peak_rss_mb = peak_rss_mb()
+        self._log("summary", **s.to_dict())

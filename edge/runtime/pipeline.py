@@ -1,0 +1,203 @@
+"""Pipeline: one chunk through the bundle's processing, with no I/O and no threads.
+
+Channel mapping by name, sample validation, :class:`edge.chain.SignalChain`,
+:class:`edge.chain.WindowBuffer`, the model input (:mod:`edge.model_input`),
+:class:`edge.inference.Int8Model` and :class:`edge.decision.Decider`.  Each window's stage times
+are recorded.  Tests feed it chunks and assert on what comes out; the live loop
+(:mod:`edge.runtime.loop`) and offline evaluation both run it.
+
+A window with NaN/inf or out-of-range samples never produces a command: the chain and window
+buffer restart after such samples, as after a gap, and the fault is counted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.bundle import Bundle
+from edge.decision import Decider
+from edge.errors import RunError
+from edge.inference import dequantise
+from edge.sources import ReplaySource, channel_map
+
+
+@dataclass
+class WindowResult:
+    """One window through the pipeline."""
+
+    t_end: float                 # stream timestamp (s) of the window's last sample
+    index_end: int               # source sample index of the window's last sample
+    t_received: float            # time.monotonic() when its last chunk arrived
+    outputs: np.ndarray          # raw int8 model outputs
+    probs: np.ndarray            # dequantised
+    decision: object             # edge.decision.Decision
+    # filter: the chunk through the chain and the window buffer; infer: model input, invoke and
+    # dequantisation; decide: the decision policy (infer and decide per window of the chunk).
+    stages_ms: dict = field(default_factory=dict)
+    labels: np.ndarray | None = None  # truth at the last sample when replaying a labelled recording
+
+
+class Pipeline:
+    """Bundle-driven processing of chunks (no I/O).
+
+    Parameters
+    ----------
+    bundle : Bundle
+    source_channels : sequence of str
+        The stream's channel names; the bundle's channels are picked by name.
+    fs : float
+        The stream's nominal rate; must equal the bundle's.
+    drop_stale : bool
+        When a chunk yields several windows, run only the newest (the live rule).  Offline
+        evaluation turns this off to get every window.
+    """
+
+    def __init__(self, bundle: Bundle, source_channels, fs: float, *, drop_stale: bool = True,
+                 num_threads: int = 1, reference_kernels: bool = False):
+        if abs(float(fs) - bundle.fs) > 1e-6 * bundle.fs:
+            raise RunError(f"the stream runs at {fs:g} Hz but the bundle expects {bundle.fs:g} Hz; "
+                                "use a bundle trained for this headset or resample upstream")
+        self.bundle = bundle
+        self.idx = channel_map(list(source_channels), bundle.channels)
+        self._identity = bool(np.array_equal(self.idx, np.arange(len(source_channels))))
+        self.chain = bundle.signal_chain()
+        self.buf = bundle.window_buffer()
+        self.model_input = bundle.model_input_stage()
+        self.model = bundle.model(num_threads=num_threads, reference_kernels=reference_kernels)
+        self.decider = Decider(bundle.decision_policy())
+        # int8 → probability as a 256-entry table (indexed by the byte): the same numbers as
+        # dequantise(), without its per-call overhead.
+        self._dequantise = dequantise(np.arange(256, dtype=np.uint8).view(np.int8), *bundle.output_quant)
+        self.factor = self.chain.factor
+        self.drop_stale = drop_stale
+        self.faults: Counter = Counter()
+        self.dropped_windows = 0
+        self.windows = 0
+        self._reset_index = 0  # source sample index where the chain was last reset
+        self._next_index = None
+        self._max_step = 1.5 / bundle.fs  # a larger timestamp step inside a chunk is a gap
+        self.valid_samples = 0  # finite, in-range samples seen (the runtime's "EEG is flowing" clock)
+
+    def reset(self, at_index: int) -> None:
+        """Restart chain and windows after a gap or bad samples.
+
+        The decision stage only loses its hysteresis, votes and dwell (:meth:`Decider.interrupt`):
+        latches and refractory times survive, so a glitchy electrode cannot re-arm a command.
+        """
+        self.chain.reset()
+        self.buf.reset()
+        self.decider.interrupt()
+        self._reset_index = at_index
+
+    def process(self, chunk) -> list[WindowResult]:
+        """Run one source chunk; returns the windows it completed (with decisions)."""
+        t0 = time.perf_counter()
+        x = chunk.samples if self._identity else chunk.samples[:, self.idx]
+        n = chunk.n
+        if chunk.discontinuity or (self._next_index is not None and chunk.first_index != self._next_index):
+            self._next_index = chunk.first_index + n
+            return self._after_gap(chunk, x, t0)
+        self._next_index = chunk.first_index + n
+        # The usual case, one C call: validate, quantise, filter, decimate (None: a bad sample).
+        y = self.chain.process_valid(x)
+        if y is None:
+            return self._clean(chunk, x, 0, n, t0)
+        self.valid_samples += n
+        return self._windows(chunk, y, t0)
+
+    def _after_gap(self, chunk, x, t0: float) -> list[WindowResult]:
+        self.faults["discontinuity"] += 1
+        self.reset(chunk.first_index)
+        # Samples may be missing inside the chunk too (an LSL read that spans a drop): restart
+        # at every timestamp step as well, so no window or filter state bridges a gap.
+        cuts = np.flatnonzero(np.diff(chunk.timestamps) > self._max_step) + 1
+        bounds = [0, *cuts.tolist(), chunk.n]
+        results: list[WindowResult] = []
+        for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+            if k:
+                self.reset(chunk.first_index + a)
+            results += self._clean(chunk, x, a, b, t0 if k == 0 else time.perf_counter())
+        return results
+
+    def _clean(self, chunk, x, a: int, b: int, t0: float) -> list[WindowResult]:
+        """Rows a..b of a chunk: valid samples run, NaN/inf/out-of-range ones restart the chain."""
+        xs = x[a:b]
+        y = self.chain.process_valid(xs)
+        if y is not None:
+            self.valid_samples += b - a
+            return self._windows(chunk, y, t0)
+        bad = ~np.isfinite(xs).all(axis=1)
+        finite = np.where(bad[:, None], 0.0, xs)
+        bad |= (np.abs(finite) >= self.chain.input_limit).any(axis=1)  # the int32 input would saturate
+        first, last = int(np.argmax(bad)), int(len(bad) - 1 - np.argmax(bad[::-1]))
+        n_nan = int((~np.isfinite(xs[bad])).any(axis=1).sum())
+        if n_nan:
+            self.faults["nan"] += n_nan
+        if int(bad.sum()) - n_nan:
+            self.faults["saturated"] += int(bad.sum()) - n_nan
+        self.valid_samples += first + (len(bad) - 1 - last)
+        results = self._run(chunk, xs[:first], t0)
+        self.reset(chunk.first_index + a + last + 1)
+        results += self._run(chunk, xs[last + 1:], time.perf_counter())
+        return results
+
+    def _run(self, chunk, x, t0: float) -> list[WindowResult]:
+        """Filter, window, infer and decide on contiguous valid rows ``x`` of ``chunk``."""
+        if x.shape[0] == 0:
+            return []
+        y = self.chain.process_valid(x)
+        if y is None:  # _clean() checked these rows; reaching here is a bug, not bad input
+            raise RunError("internal: rows checked as valid were refused by the signal chain")
+        return self._windows(chunk, y, t0)
+
+    def _windows(self, chunk, y, t0: float) -> list[WindowResult]:
+        """Window the chain's output ``y`` (float32, decimated), infer and decide.
+
+        Window positions come from ``_reset_index``, the source index of the last restart."""
+        windows, ends = self.buf.process(y)
+        if not len(ends):
+            return []
+        t1 = time.perf_counter()
+        if self.drop_stale and len(ends) > 1:
+            self.dropped_windows += len(ends) - 1
+            windows, ends = windows[-1:], ends[-1:]
+        xq = self.model_input.process(windows)
+        outs = self.model.run_batch_int8(xq)
+        probs = self._dequantise[outs.view(np.uint8)]
+        t2 = time.perf_counter()
+        k = len(ends)
+        index_end = [self._reset_index + e * self.factor + self.factor - 1 for e in ends.tolist()]
+        rel = [i - chunk.first_index for i in index_end]
+        t_end = [float(chunk.timestamps[r]) for r in rel]
+        if k == 1:  # the live case: one window per chunk
+            decisions = [self.decider.step(probs[0], t_end[0] * 1000.0)]
+        else:  # all timestamps checked before any decision changes state
+            decisions = self.decider.process(probs, np.array(t_end) * 1000.0)
+        t3 = time.perf_counter()
+        self.windows += k
+        stages = {"filter": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3 / k, "decide": (t3 - t2) * 1e3 / k}
+        return [WindowResult(t_end[i], index_end[i], chunk.t_received, outs[i], probs[i], decisions[i], stages,
+                             None if chunk.labels is None else chunk.labels[rel[i]].copy()) for i in range(k)]
+
+
+def replay_outputs(bundle: Bundle, recording, chunk: int | None = None,
+                   reference_kernels: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of a recording through the live pipeline: (int8 outputs (n, k), sample index (n,)).
+
+    The chain is integer arithmetic and identical everywhere; with ``reference_kernels`` the model
+    is too, so the emulated Pi check compares these arrays between x86-64 and aarch64.
+    """
+    src = ReplaySource(recording, speed=0, chunk=chunk)
+    pipe = Pipeline(bundle, src.channels, src.fs, drop_stale=False, reference_kernels=reference_kernels)
+    outs, idx = [], []
+    while (c := src.read()) is not None:
+        for r in pipe.process(c):
+            outs.append(r.outputs)
+            idx.append(r.index_end)
+    n_out = len(bundle.labels)
+    return (np.array(outs, np.int8).reshape(-1, n_out), np.array(idx, np.int64))

@@ -1,0 +1,85 @@
+"""Wiring: load the bundle, open the source and the arm, run until stopped (the CLI's ``run``)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from edge.bundle import load_bundle
+from edge.config import RuntimeConfig
+from edge.errors import RunError
+from edge.runtime.loop import Runtime
+from edge.runtime.outputs import JsonLog, MarkerOutlet
+from edge.runtime.report import RunSummary
+from edge.sources import open_source
+from firmware_bridge.errors import LinkError
+from firmware_bridge.link import ArmLink
+
+
+def open_arm(spec: str | None):
+    """``none`` → (None, None); ``sim`` → start the simulated arm (simavr Uno, else the host build)
+    and open a link to its pty; anything else is a pyserial URL (``/dev/ttyACM0``, ``loop://``...).
+
+    Returns ``(link, simulator_process_or_None)``.
+    """
+    if spec in (None, "", "none"):
+        return None, None
+    sim = None
+    url = spec
+    if spec == "sim":
+        from firmware_bridge.sim import start
+
+        sim = start()
+        url = sim.pty
+    link = ArmLink(url)
+    try:
+        link.open()
+    except LinkError as exc:
+        if sim is not None:
+            sim.stop()
+        raise RunError(f"cannot talk to the arm at {url}: {exc}; check the cable and the port, "
+                       "'neurogrip doctor --port PORT' checks permissions") from None
+    return link, sim
+
+
+def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, config: RuntimeConfig | None = None,
+          log_path=None, markers: bool = False, duration: float | None = None, install_signals: bool = True,
+          on_ready=None) -> RunSummary:
+    """Load, validate, connect and run until the end, ``duration``, Ctrl-C or SIGTERM.
+
+    The arm is sent to REST before the function returns, whatever stopped the run.
+    ``on_ready(runtime)`` is called once everything is connected (tests and the demo use it).
+    """
+    t0 = time.monotonic()
+    bundle = load_bundle(bundle_path)
+    source = open_source(source_spec)
+    arm = sim = None
+    json_log = JsonLog(log_path) if log_path else None
+    try:
+        arm, sim = open_arm(arm_spec)
+        outlet = MarkerOutlet(f"neurogrip-{bundle.task}", f"neurogrip-{bundle.content_hash[7:19]}") if markers \
+            else None
+        rt = Runtime(bundle, source, arm, config, json_log, outlet)
+        rt.t_created = t0  # start-up is measured from the command, not from the loop
+        previous = None
+        if install_signals and threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: rt.stop())
+        if on_ready is not None:
+            on_ready(rt)
+        try:
+            summary = rt.run(max_seconds=duration)
+        except KeyboardInterrupt:
+            summary = rt.summary  # run()'s finally already rested the arm
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return summary
+    finally:
+        source.close()
+        if arm is not None:
+            arm.close()
+        if sim is not None:
+            sim.stop()
+        if json_log is not None:
+            json_log.close()
