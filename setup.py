@@ -1,5 +1,6 @@
-"""Builds the C filter kernel (shared with the firmware) as edge/_ng_sos, loaded with ctypes,
-together with edge/_ng_chain.c, the runtime's one-call path for a chunk through the chain.
+"""Builds the C filter kernel (firmware_bridge/firmware/dsp/ng_sos.c, portable C99; not linked into
+the arm firmware) as edge/_ng_sos, loaded with ctypes, together with edge/_ng_chain.c, the
+runtime's one-call path for a chunk through the chain.
 
 optional=True: without a C compiler the install still succeeds and edge.dsp falls back to
 its bit-identical numpy kernel (slower), saying so in a log warning and `neurogrip doctor`.

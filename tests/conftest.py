@@ -1,11 +1,118 @@
-"""Shared fixtures: where the real reference recordings live."""
+"""Shared fixtures: where the real reference recordings live; the policy for missing tools.
 
+A test that needs something this machine may lack (avr-gcc, simavr, the built C filter kernel)
+asks for it through :func:`require_tool` or :func:`require_c_kernel`.  When it is missing the
+test is skipped with a message naming the fix, unless the matching environment variable is set
+to 1, in which case it fails with that message: ``make test`` installs the tools first and sets
+``NEUROGRIP_REQUIRE_AVR=1 NEUROGRIP_REQUIRE_KERNEL=1``, so nothing skips silently there.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+REQUIRE_AVR = "NEUROGRIP_REQUIRE_AVR"
+REQUIRE_KERNEL = "NEUROGRIP_REQUIRE_KERNEL"
+
+_OR_MAKE = "or make system-deps"
+# name -> (is it here?, how to install it).  Anything else is looked up on PATH.
+_TOOLS = {
+    "avr-gcc": (None, f"apt-get install gcc-avr avr-libc, {_OR_MAKE}"),
+    "avr-g++": (None, f"apt-get install gcc-avr avr-libc, {_OR_MAKE}"),
+    # firmware_bridge/firmware/sim/arm_sim.c links Debian's libsimavr (its headers are the test)
+    "simavr": (lambda: Path("/usr/include/simavr/sim_avr.h").is_file()
+               and Path("/usr/include/simavr/parts/uart_pty.h").is_file(),
+               f"apt-get install simavr libsimavr-dev libelf-dev, {_OR_MAKE}"),
+    # clang's libFuzzer runtime (make -C firmware_bridge/firmware fuzz)
+    "libfuzzer": (lambda: shutil.which("clang") is not None
+                  and bool(glob.glob("/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a")),
+                  "apt-get install clang libclang-rt-14-dev, or firmware_bridge/firmware/install-deps.sh"),
+}
+
+
+def missing(message: str, env: str) -> None:
+    """Skip the running test with ``message``, or fail it with ``message`` when ``$env`` is 1."""
+    __tracebackhide__ = True  # report the caller's line
+    if os.environ.get(env) == "1":
+        pytest.fail(f"{message} ({env}=1: required here, not skipped)", pytrace=False)
+    pytest.skip(f"{message} (set {env}=1 to fail instead of skipping)")
+
+
+def require_tool(name: str, env: str = REQUIRE_AVR) -> str | None:
+    """Skip (or, with ``$env`` = 1, fail) the running test when tool ``name`` is not installed.
+
+    ``name`` is a program on PATH (``avr-gcc``, ``avr-g++``) or one of the probes above
+    (``simavr``: the simavr library the simulated Uno links; ``libfuzzer``).  Returns the
+    program's path (None for a probe) when it is there.
+    """
+    __tracebackhide__ = True  # report the caller's line
+    probe, fix = _TOOLS.get(name, (None, f"install {name}, {_OR_MAKE}"))
+    if probe is None:
+        path = shutil.which(name)
+        if path is None:
+            missing(f"{name} not found: {fix}", env)
+        return path
+    if not probe():
+        missing(f"{name} not found: {fix}", env)
+    return None
+
+
+KERNEL_FIX = ("build it: python setup.py build_ext --inplace (needs a C compiler: apt-get install gcc), "
+              "or make env-edge")
+
+
+def c_kernel_problem() -> str | None:
+    """Why the C filter kernel (edge/_ng_sos) cannot be used here, or None when it can."""
+    if os.environ.get("NEUROGRIP_DSP_BACKEND") == "numpy":
+        return "NEUROGRIP_DSP_BACKEND=numpy turns the C filter kernel off"
+    from edge.errors import NativeError
+
+    try:
+        from edge.dsp import available_backends
+    except NativeError as e:  # edge.native raises it at import under NEUROGRIP_REQUIRE_KERNEL=1
+        return f"the C filter kernel could not be loaded ({e}): {KERNEL_FIX}"
+    if "c" not in available_backends():
+        return f"the C filter kernel edge/_ng_sos is not built or not usable: {KERNEL_FIX}"
+    return None
+
+
+def require_c_kernel() -> None:
+    """Skip (or, with NEUROGRIP_REQUIRE_KERNEL=1, fail) the running test when the C kernel is missing.
+
+    Also usable as a marker, ``@pytest.mark.c_kernel`` (or ``pytestmark = pytest.mark.c_kernel``),
+    and a fixture, ``c_kernel``.  ``NEUROGRIP_DSP_BACKEND=numpy`` (the kernel turned off on purpose)
+    always skips.
+    """
+    __tracebackhide__ = True  # report the caller's line
+    problem = c_kernel_problem()
+    if problem is None:
+        return
+    if os.environ.get("NEUROGRIP_DSP_BACKEND") == "numpy":
+        pytest.skip(problem)
+    missing(problem, REQUIRE_KERNEL)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "c_kernel: needs the built C filter kernel (see tests/conftest.py)")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("c_kernel") is not None:
+        require_c_kernel()
+
+
+@pytest.fixture
+def c_kernel() -> None:
+    """Requests the C filter kernel: see :func:`require_c_kernel`."""
+    require_c_kernel()
 
 
 @pytest.fixture(scope="session")

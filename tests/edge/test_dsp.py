@@ -12,10 +12,10 @@ from scipy import signal
 from edge.chain import SignalChain
 from edge.dsp import (
     FixedPointSOS,
-    available_backends,
     quantise_sos,
 )
 from edge.recordings import read_grasp_lift, read_muse
+from tests.conftest import require_c_kernel
 from training.filter_design import FilterSpec, chain_manifest, decimation_filter, design_chain, design_sos
 
 SNR_GOAL_DB = 90.0
@@ -29,6 +29,14 @@ CHAINS = {
     "hp 0.5 + notch 50 + lp 40": [FilterSpec("highpass", (0.5,), 2), FilterSpec("notch", (50.0,)),
                                   FilterSpec("lowpass", (40.0,), 4)],
 }
+
+
+@pytest.fixture(scope="module", params=["c", "numpy"])
+def backend(request):
+    """Both kernels; the C one is required where make test runs (tests/conftest.py's policy)."""
+    if request.param == "c":
+        require_c_kernel()
+    return request.param
 
 
 def snr_db(ref, test):
@@ -50,7 +58,6 @@ def real_muse(shared_data):
     return rec.samples[:, :4], 256.0
 
 
-@pytest.mark.parametrize("backend", available_backends())
 @pytest.mark.parametrize("name", list(CHAINS))
 def test_snr_against_float64_on_real_grasp_lift(real_grasp_lift, name, backend):
     x, fs = real_grasp_lift
@@ -75,7 +82,7 @@ def test_notch_at_muse_rate(real_muse):
     assert snr_db(signal.sosfilt(sos, x, axis=0), FixedPointSOS(sos, 4).process(x)) >= SNR_GOAL_DB
 
 
-@pytest.mark.skipif("c" not in available_backends(), reason="C kernel not built")
+@pytest.mark.c_kernel
 def test_c_and_numpy_kernels_are_bit_exact(real_grasp_lift):
     x = real_grasp_lift[0][:3000]
     sos = design_chain(CHAINS["hp 0.5 + notch 50 + lp 40"], 500.0)
@@ -87,8 +94,7 @@ def test_c_and_numpy_kernels_are_bit_exact(real_grasp_lift):
 
 
 @settings(max_examples=40, deadline=None)
-@given(cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
-       backend=st.sampled_from(available_backends()))
+@given(cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12))
 def test_bit_exact_whatever_the_chunking(cuts, backend):
     rng = np.random.default_rng(1)
     x = rng.normal(300, 80, (400, 3)).cumsum(axis=0) * 0.05 + rng.normal(0, 20, (400, 3))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge.dsp import FixedPointSOS
+from tests.conftest import require_tool
 from training.filter_design import FilterSpec, decimation_filter, design_chain
 
 DSP = Path(__file__).resolve().parents[2] / "firmware_bridge" / "firmware" / "dsp"
@@ -67,8 +68,6 @@ def test_saturating_case_really_saturates():
 
 
 def test_kernel_builds_for_atmega328p_without_warnings(tmp_path):
-    avr = shutil.which("avr-gcc")
-    if avr is None:
-        pytest.fail("avr-gcc not found: install Debian's gcc-avr and avr-libc (tools/install-system-deps does)")
+    avr = require_tool("avr-gcc")
     subprocess.run([avr, "-mmcu=atmega328p", "-Os", *CFLAGS, "-c", str(DSP / "ng_sos.c"),
                     "-o", str(tmp_path / "ng_sos.o")], check=True, capture_output=True, text=True)

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 DSP = REPO / "firmware_bridge" / "firmware" / "dsp"
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
-pytestmark = pytest.mark.skipif(native.LIB is None, reason="the C kernel is not built (make env-edge builds it)")
+pytestmark = pytest.mark.c_kernel
 
 
 @pytest.fixture(scope="module")

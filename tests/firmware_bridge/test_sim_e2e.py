@@ -13,6 +13,7 @@ from firmware_bridge import protocol as P
 from firmware_bridge import sim
 from firmware_bridge.errors import Nacked
 from firmware_bridge.link import ArmLink
+from tests.conftest import REQUIRE_AVR, missing, require_tool
 
 SAFE_US = P.ddeg_to_pulse_us(400)
 
@@ -20,10 +21,12 @@ SAFE_US = P.ddeg_to_pulse_us(400)
 @pytest.fixture(params=["simavr", "host"])
 def arm(request, host_build):
     if request.param == "simavr":
+        require_tool("avr-gcc")
+        require_tool("simavr")
         try:
             proc = sim.start_simavr(trace_ms=50)
         except sim.SimError as e:
-            pytest.skip(f"simavr cannot run here ({e}); the [host] fallback variant ran instead")
+            missing(f"simavr cannot run here ({e}); the [host] fallback variant ran instead", REQUIRE_AVR)
     else:
         proc = sim.start_arm_host(host_build, trace_ms=50)
     assert proc.kind == request.param

@@ -10,7 +10,7 @@
 #define NG_ANGLE_MAX_DDEG 1800u    /* 180.0 deg: the servo's whole travel */
 #define NG_SPEED_MAX_DDEG_S 3000u  /* 300 deg/s */
 
-/* Watchdog: safe state <= 250 ms after heartbeats stop (design.md section 3). */
+/* Watchdog: safe state <= 250 ms after heartbeats stop (docs/design.md section 3). */
 #define NG_WATCHDOG_DEFAULT_MS 250u
 #define NG_WATCHDOG_MIN_MS 20u
 #define NG_WATCHDOG_MAX_MS 250u

@@ -2,6 +2,10 @@
  * ng_sos — neurogrip's fixed-point biquad cascade (Direct Form I, 32-bit coefficients,
  * 64-bit state).  Portable C99: the same arithmetic as edge/dsp.py, bit for bit.
  *
+ * Where it is built: for the Pi, as the edge's C filter kernel edge/_ng_sos (setup.py); for the
+ * ATmega328P only by the tests (tests/edge/test_dsp_c_golden.py), to prove it builds there
+ * warning-free.  It is not linked into the arm firmware (firmware_bridge/firmware/avr) yet.
+ *
  * Number formats
  *   numerator     int32, Q1.30: c[0..2] = b' = b * 2^pre_shift * 2^30, |b'| < 2^30.
  *   feedback      int32: c[3] = -(a1 + 2) * 2^(30+fb_shift), c[4] = -(a2 - 1) * 2^(30+fb_shift).

@@ -1,7 +1,8 @@
 // neurogrip arm firmware for the Arduino IDE (Uno / Nano, ATmega328P, 16 MHz).
 //
-// The same portable core as the make-built firmware (firmware_bridge/firmware/core), copied into
-// src/ by `make -C firmware_bridge/firmware arduino` (a test checks the copies are current).
+// The same portable core as the make-built firmware (firmware_bridge/firmware/core). src/ is not
+// committed: `make -C firmware_bridge/firmware arduino` generates it (a copy of core/); run it
+// before opening this sketch, and again after editing core/.
 // Here the Arduino core provides the serial port and millis(); Timer1 drives the two servos
 // directly (50 Hz, 1000-2000 us on pins 9 = gripper and 10 = lift), so do not use the Servo
 // library or analogWrite() on pins 9/10 in this sketch.
