@@ -113,7 +113,8 @@ def grasp_lift_file(ctx: Context, subject: int = 1, series: int = 8) -> tuple[Pa
     real = ctx.shared_data / "grasp_lift_segments" / f"subj{subject}_series{series}_data.csv.gz"
     if real.is_file():
         return real, "real"
-    from edge.synthetic import grasp_lift_series, write_grasp_lift
+    from edge.recordings import write_grasp_lift
+    from edge.synthetic import grasp_lift_series
 
     out = ctx.tmp / f"synthetic-gl-{subject}-{series}"
     data = out / f"subj{subject}_series{series}_data.csv.gz"
@@ -148,7 +149,8 @@ def emotion_file(ctx: Context) -> tuple[Path, str]:
     real = ctx.shared_data / "muse_mental_state" / "subjecta-neutral-1.csv"
     if real.is_file():
         return real, "real"
-    from edge.synthetic import muse_recording, write_muse
+    from edge.recordings import write_muse
+    from edge.synthetic import muse_recording
 
     out = ctx.tmp / "synthetic-muse-a-neutral.csv"
     if not out.is_file():

@@ -1,4 +1,4 @@
-"""The whole edge chain, end to end (design.md §3 "edge loop", "controller delay", "footprint", "safety").
+"""The whole edge chain, end to end (docs/design.md §3 "edge loop", "controller delay", "footprint", "safety").
 
 (a) ``replay``: a recording through :class:`edge.runtime.Pipeline` from a
     :class:`edge.sources.ReplaySource` at ``speed=0`` (as fast as it goes), chunks of 10 and 25

@@ -1,6 +1,6 @@
 """Fixed-point filter chain vs scipy.signal.sosfilt (float64), measured in the same run.
 
-Goal (design.md §3): streaming 32 channels in 10-sample chunks at >= 1x the throughput of
+Goal (docs/design.md §3): streaming 32 channels in 10-sample chunks at >= 1x the throughput of
 sosfilt with its state (zi) carried, same chunking and chain; SNR >= 90 dB vs float64.
 """
 

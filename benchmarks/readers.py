@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import median_time
-from edge.recordings import read_grasp_lift
-from edge.synthetic import grasp_lift_series, write_grasp_lift
+from edge.recordings import read_grasp_lift, write_grasp_lift
+from edge.synthetic import grasp_lift_series
 
 GOAL_S = 2.0
 

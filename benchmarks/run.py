@@ -1,7 +1,7 @@
 """`neurogrip bench`: run the benchmark sections, write JSON, Markdown and plots.
 
 Each section is a module ``benchmarks.<name>`` with ``run(quick, ctx) -> dict`` and
-``markdown(dict) -> str``, optionally ``targets(dict) -> list`` (its design.md §3 goals and the
+``markdown(dict) -> str``, optionally ``targets(dict) -> list`` (its docs/design.md §3 goals and the
 measured figure).  ``ctx`` is a :class:`benchmarks.common.Context`: the bundles to measure, the
 plots directory, the shared data, the training environment.  Timings are medians/percentiles
 over repeats; peers are measured in the same run.  See benchmarks/README.md for the JSON layout.
@@ -114,7 +114,7 @@ def to_markdown(report: dict) -> str:
         lines += ["Bundles: " + "; ".join(f"{b['name']} ({b['task']}, {b['origin']}, {b['bundle_bytes']:,} bytes, "
                                           f"{b['content_hash'][:19]})" for b in report["bundles"]), ""]
     if report.get("targets"):
-        lines += ["### targets (design.md §3)", "", targets_markdown(report), ""]
+        lines += ["### targets (docs/design.md §3)", "", targets_markdown(report), ""]
     for name, result in report["sections"].items():
         lines += [f"### {name}", ""]
         if "error" in result:

@@ -4,7 +4,7 @@ A bundle is a directory (or a ``.zip`` of one) holding ``model.tflite`` and ``ma
 The manifest (schema :data:`SCHEMA_VERSION`) carries everything the edge needs to run the
 model without TensorFlow or scipy::
 
-    schema, schema_version, task ("grasp-lift" | "emotion"), created
+    schema, schema_version, task (a name registered in :mod:`edge.tasks`), created
     signal     {channels [names, in model order], fs, units, chain {fs, factor, fs_out,
                 lowpass_hz, design, filter {format, coef/state/input frac bits, sections}}}
     window     {length, stride (output-rate samples), channel_scale [per channel],
@@ -37,12 +37,12 @@ import numpy as np
 
 from edge.errors import BundleError
 from edge.model_input import model_inputs, n_features
+from edge.tasks import get_task, task_names
 
 SCHEMA = "neurogrip-bundle"
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
-TASKS = ("grasp-lift", "emotion")
 
 _REQUIRED = {
     "signal": ("channels", "fs", "chain"),
@@ -76,6 +76,11 @@ class Bundle:
     @property
     def task(self) -> str:
         return self.manifest["task"]
+
+    @property
+    def task_spec(self):
+        """The task's registry entry (:class:`edge.tasks.Task`): mode, metric, default commands."""
+        return get_task(self.task)
 
     @property
     def channels(self) -> list[str]:
@@ -204,8 +209,9 @@ def validate_manifest(m: dict, path=".") -> None:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         _fail(path, f"unknown manifest schema_version {version!r} (this neurogrip reads {SCHEMA_VERSION})",
               "upgrade neurogrip on this machine" if newer else "re-export the bundle with this neurogrip version")
-    if m.get("task") not in TASKS:
-        _fail(path, f"task {m.get('task')!r} is not one of {TASKS}")
+    if m.get("task") not in task_names():
+        _fail(path, f"task {m.get('task')!r} is not one of {task_names()}",
+              "use a bundle made for a task this version of neurogrip knows, or upgrade neurogrip")
     for section, keys in _REQUIRED.items():
         if not isinstance(m.get(section), dict):
             _fail(path, f"manifest has no {section!r} section")

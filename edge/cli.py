@@ -1,16 +1,24 @@
 """The ``neurogrip`` command: one entry point, one sub-command per job.
 
-Sub-commands import their implementation lazily, so ``neurogrip --help`` and
-the edge commands work on a Raspberry Pi without the training extras; a
-sub-command whose extra is missing fails with one line naming the install fix.
+The top of the house: the only module of ``edge`` that imports ``training`` and ``benchmarks``
+(nothing below imports it).  Sub-commands import their implementation lazily, so
+``neurogrip --help`` and the edge commands work on a Raspberry Pi without the training extras;
+a sub-command whose extra is missing fails with one line naming the install fix, and every
+error of neurogrip's own (bad file, bundle, stream, port, training data) is one line with its
+fix, never a traceback.  Each option's default comes from the config object that owns it
+(:mod:`edge.config`, :mod:`edge.tasks`, the function it feeds).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
+from edge import config
 from edge.errors import EdgeError
+from edge.tasks import get_task, task_names
+from firmware_bridge.errors import LinkError
 
 # Top-level module of a missing dependency → the extra that provides it.
 EXTRA_FOR_MODULE = {
@@ -22,6 +30,19 @@ EXTRA_FOR_MODULE = {
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, with the fix, instead of argparse's usage dump
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input or a missing part, not a bug: reported in one line."""
+    errors: list[type[BaseException]] = [EdgeError, LinkError]
+    if "training.errors" in sys.modules:  # imported by a training sub-command that ran
+        errors.append(sys.modules["training.errors"].TrainingError)
+    return tuple(errors)
+
+
+def _default(fn, name: str):
+    """The default of parameter ``name`` of ``fn``: the function that uses a value owns its default."""
+    return inspect.signature(fn).parameters[name].default
 
 
 def _parse_int_list(text: str) -> list[int]:
@@ -50,7 +71,8 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    from edge.synthetic import TrialTiming, muse_recording, synthesize_grasp_lift, write_muse
+    from edge.recordings import write_muse
+    from edge.synthetic import TrialTiming, muse_recording, synthesize_grasp_lift
 
     if args.kind == "grasp-lift":
         timing = None
@@ -108,8 +130,8 @@ def _cmd_run(args) -> int:
 
     from edge.runtime import RuntimeConfig, format_report, serve
 
-    config = RuntimeConfig(budget_ms=args.budget_ms, safe_after_ms=args.safe_after_ms)
-    summary = serve(args.bundle, args.source, args.arm, config=config, log_path=args.log, markers=args.markers,
+    cfg = RuntimeConfig(budget_ms=args.budget_ms, safe_after_ms=args.safe_after_ms)
+    summary = serve(args.bundle, args.source, args.arm, config=cfg, log_path=args.log, markers=args.markers,
                     duration=args.duration)
     print(format_report(summary), flush=True)
     if args.summary:
@@ -161,6 +183,9 @@ def _cmd_arm_sim(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edge.config import RuntimeConfig
+    from edge.synthetic import grasp_lift_series, muse_recording
+
     parser = _Parser(prog="neurogrip", description="EEG in, arm motion out: neurogrip's command line.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -174,17 +199,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--subjects", type=_parse_int_list, default=[1], help="e.g. 1-3 (default 1)")
     p.add_argument("--series", type=_parse_int_list, default=list(range(1, 9)), help="grasp-lift series (1-8)")
-    p.add_argument("--trials", type=int, default=34, help="grasp-lift trials per series (default 34)")
-    p.add_argument("--duration", type=float, default=60.0, help="muse seconds per recording")
+    trials, duration = _default(grasp_lift_series, "n_trials"), _default(muse_recording, "duration_s")
+    p.add_argument("--trials", type=int, default=trials, help=f"grasp-lift trials per series (default {trials})")
+    p.add_argument("--duration", type=float, default=duration,
+                   help=f"muse seconds per recording (default {duration:g})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timing-from", metavar="DIR", help="draw trial timing from real Kaggle events files here")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("train", help="train a model, evaluate it honestly and export an int8 bundle")
-    p.add_argument("--task", required=True, choices=("grasp-lift", "emotion"))
+    p.add_argument("--task", required=True, choices=task_names(),
+                   help="; ".join(f"{t}: {get_task(t).description}" for t in task_names()))
     p.add_argument("--data", required=True, help="recordings folder, or 'synthetic'")
     p.add_argument("--out", required=True, help="bundle directory (or .zip) to write; report in <out>.report/")
-    p.add_argument("--model", choices=("cnn", "gru"), help="default: cnn for grasp-lift, gru for emotion")
+    p.add_argument("--model", choices=("cnn", "gru"), help="default: the task's own ("
+                   + ", ".join(f"{get_task(t).default_model} for {t}" for t in task_names()) + ")")
     p.add_argument("--quick", action="store_true", help="tiny data and 2 epochs: a smoke run (< 1 min)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="maximum epochs (early stopping on the tune block)")
@@ -203,8 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True,
                    help="lsl:name=X | lsl:type=EEG | replay:PATH[?speed=1] | synthetic:[?kind=grasp-lift]")
     p.add_argument("--arm", default="none", help="serial port or pyserial URL, 'sim' (simulated arm) or 'none'")
-    p.add_argument("--budget-ms", type=float, default=10.0, help="per-decision processing budget (default 10)")
-    p.add_argument("--safe-after-ms", type=float, default=200.0, help="stream silence before the safe pose")
+    defaults = RuntimeConfig()
+    p.add_argument("--budget-ms", type=float, default=defaults.budget_ms,
+                   help=f"per-decision processing budget (default {defaults.budget_ms:g})")
+    p.add_argument("--safe-after-ms", type=float, default=defaults.safe_after_ms,
+                   help=f"stream silence before the safe pose (default {defaults.safe_after_ms:g})")
     p.add_argument("--log", metavar="FILE", help="append decisions, faults and timings as JSON lines")
     p.add_argument("--markers", action="store_true", help="publish decisions on an LSL marker stream")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -217,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help=".npy file for the (n_windows, n_labels) int8 outputs")
     p.add_argument("--reference-out", metavar="FILE",
                    help="also the outputs with TFLite's reference kernels (bit-identical across CPUs)")
-    p.add_argument("--chunk", type=int, help="samples per chunk (default 20 ms)")
+    p.add_argument("--chunk", type=int, help=f"samples per chunk (default {config.REPLAY_CHUNK_S * 1e3:g} ms)")
     p.set_defaults(func=_cmd_replay_outputs)
 
     p = sub.add_parser("stream", help="publish a recording as a live LSL stream", add_help=False)
@@ -272,7 +304,9 @@ def main(argv=None) -> int:
         print(f"neurogrip {args.command}: needs the Python module '{root}'; "
               f"install it with: pip install 'neurogrip[{extra}]'", file=sys.stderr)
         return 3
-    except EdgeError as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         print(f"neurogrip {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

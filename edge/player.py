@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.config import PLAYER_MAX_GAP_S
 from edge.errors import EdgeError
 from edge.recordings import Recording, read_recording
 from edge.sources import import_pylsl
@@ -33,7 +34,6 @@ from edge.sources import import_pylsl
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "neurogrip-replay"
-DEFAULT_MAX_GAP = 0.05  # s; published pause for a gap in the recording (below the 0.1 s stall timeout)
 
 
 class Player:
@@ -64,7 +64,7 @@ class Player:
 
     def __init__(self, recording: Recording | str | Path, name: str = DEFAULT_NAME, stype: str = "EEG",
                  chunk_size: int = 10, speed: float = 1.0, loop: bool = False, source_id: str | None = None,
-                 max_gap: float = DEFAULT_MAX_GAP, wait_consumers: float = 0.0):
+                 max_gap: float = PLAYER_MAX_GAP_S, wait_consumers: float = 0.0):
         if isinstance(recording, (str, Path)):
             recording = read_recording(recording)
         if not isinstance(recording, Recording):

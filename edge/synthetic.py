@@ -1,4 +1,8 @@
-"""Synthetic EEG that looks like the real recordings, written in their file layouts.
+"""Synthetic EEG that looks like the real recordings: the generators (numpy).
+
+Writing a recording in a file layout is :mod:`edge.recordings`' job (:func:`~edge.recordings.write_grasp_lift`,
+:func:`~edge.recordings.write_muse`); :func:`synthesize_grasp_lift` uses the first to write a
+whole Kaggle-layout data set.
 
 Two generators, both deterministic from ``(seed, subject, series/state)``:
 
@@ -26,7 +30,6 @@ against them by ``tests/edge/test_synthetic.py``.
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,7 @@ from edge.recordings import (
     MUSE_FS,
     Recording,
     read_grasp_lift_events,
+    write_grasp_lift,
 )
 
 # Approximate 10-20 positions (x: left→right, y: back→front) on the unit disc.
@@ -379,33 +383,6 @@ def grasp_lift_series(subject: int, series: int, seed: int = 0, n_trials: int = 
     )
 
 
-def write_grasp_lift(recording: Recording, directory: str | Path, compress: bool = True) -> tuple[Path, Path]:
-    """Write a grasp-lift recording as Kaggle ``subjN_seriesM_{data,events}.csv[.gz]``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    suffix = ".csv.gz" if compress else ".csv"
-    stem = f"subj{recording.subject}_series{recording.session}"
-    ids = [f"{stem}_{i}" for i in recording.sample_index]
-    data_path = directory / f"{stem}_data{suffix}"
-    events_path = directory / f"{stem}_events{suffix}"
-    _write_table(data_path, ("id",) + tuple(recording.channels), ids,
-                 recording.samples.astype(np.int64), "%d")
-    if recording.labels is not None:
-        _write_table(events_path, ("id",) + tuple(recording.label_names), ids, recording.labels, "%d")
-    return data_path, events_path
-
-
-def _write_table(path: Path, header, first_col, values, fmt) -> None:
-    body = "\n".join(f"{a}," + ",".join(fmt % v for v in row) for a, row in zip(first_col, values.tolist()))
-    text = (",".join(header) + "\n" + body + "\n").encode()
-    if path.suffix == ".gz":
-        # mtime=0 keeps the file byte-identical for identical content.
-        with gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) as fh:
-            fh.write(text)
-    else:
-        path.write_bytes(text)
-
-
 def synthesize_grasp_lift(directory: str | Path, subjects=(1, 2), series=range(1, 9), seed: int = 0,
                           n_trials: int = 34, timing: TrialTiming | None = None) -> list[Path]:
     """Write a whole synthetic Kaggle-layout data set; returns the data files written."""
@@ -471,14 +448,3 @@ def muse_recording(subject: str = "a", state: str = "neutral", duration_s: float
         session="1",
         timestamps=np.round(t, 3),
     )
-
-
-def write_muse(recording: Recording, path: str | Path) -> Path:
-    """Write a Muse recording as ``timestamps,TP9,AF7,AF8,TP10,Right AUX`` CSV."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = np.column_stack([recording.timestamps, recording.samples])
-    lines = [",".join(MUSE_COLUMNS)]
-    lines += [f"{r[0]:.3f}," + ",".join(f"{v:.3f}" for v in r[1:]) for r in table.tolist()]
-    path.write_text("\n".join(lines) + "\n")
-    return path

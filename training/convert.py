@@ -26,16 +26,13 @@ import numpy as np
 
 from edge.inference import dequantise
 from edge.model_input import quantise  # the same rounding the edge uses
+from training.errors import ConversionError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Ops that may legitimately touch float32 tensors (at the boundary of a float model).
 _QUANT_OPS = {"QUANTIZE", "DEQUANTIZE"}
 _CUSTOM_CODE = 32  # BuiltinOperator.CUSTOM in the TFLite schema
-
-
-class ConversionError(RuntimeError):
-    """The model did not convert to a builtin-only, full-integer TFLite model."""
 
 
 @dataclass(frozen=True)

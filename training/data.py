@@ -30,6 +30,7 @@ from edge.recordings import (
     read_grasp_lift,
     read_muse,
 )
+from edge.tasks import Task, get_task
 from training.filter_design import FilterSpec, design_signal_chain
 
 
@@ -38,7 +39,7 @@ class TaskConfig:
     """What defines a task's inputs; stored in the bundle through the chain and window sections.
 
     ``window_ms`` and ``stride_ms`` are converted to output-rate samples.  ``eval_stride_ms`` is
-    the decision cadence the runtime uses (≤ 50 ms, design.md §3); training may subsample
+    the decision cadence the runtime uses (≤ 50 ms, docs/design.md §3); training may subsample
     windows more sparsely (``train_stride_ms``) since neighbours are near duplicates.
     """
 
@@ -50,6 +51,12 @@ class TaskConfig:
     train_stride_ms: float
     clip: float | None = 8.0  # normalised input bound (≈ 8 σ): see edge.model_input.normalise_windows
     features: bool = False    # model input = edge.model_input window features instead of raw windows
+
+    @classmethod
+    def of(cls, task: Task) -> TaskConfig:
+        """The training configuration of a registered task (:mod:`edge.tasks`)."""
+        return cls(task.name, tuple(FilterSpec(**dict(f)) for f in task.filters), task.factor, task.window_ms,
+                   task.stride_ms, task.train_stride_ms, task.clip, task.features)
 
     def factor_for(self, fs: float) -> int:
         """The decimation factor for input rate ``fs``: at most ``factor``, and never so large that
@@ -67,20 +74,11 @@ class TaskConfig:
         return max(1, round(ms * 1e-3 * fs / self.factor_for(fs)))
 
 
-# Grasp-lift: 200 ms windows (150–250 ms is the optimal controller window, Smith et al. 2011) fit
-# inside the real shared segments (300–600 ms), low-pass at 30 Hz doubles as the anti-aliasing
-# filter for 500 → 250 Hz.  No high-pass: a 0.1–1 Hz high-pass restarted at every short segment
-# would ring for seconds; per-window mean removal (edge.model_input.normalise_windows) removes offsets.
-# A decision every 48 ms (12 samples at 250 Hz; design.md §3 asks for one at least every 50 ms).
-GRASP_LIFT = TaskConfig("grasp-lift", (FilterSpec("lowpass", (30.0,), 4),), factor=2,
-                        window_ms=200.0, stride_ms=48.0, train_stride_ms=48.0)
-# Emotion / mental state: 2 s windows of the 1–40 Hz band at 128 Hz; a 50 Hz notch for mains.
-EMOTION = TaskConfig("emotion", (FilterSpec("highpass", (1.0,), 2), FilterSpec("notch", (50.0,), q=30),
-                                 FilterSpec("lowpass", (40.0,), 4)), factor=2,
-                     window_ms=2000.0, stride_ms=250.0, train_stride_ms=250.0,
-                     clip=20.0,  # mental states show in large eye/muscle activity: keep 20 σ of it
-                     features=True)  # band log-power per channel → the seed's feature GRU
-TASKS = {"grasp-lift": GRASP_LIFT, "emotion": EMOTION}
+# The tasks' chains and windows are data in the edge's task registry (edge/tasks.py, where the
+# reasons for each number are); training designs the filters with scipy.
+GRASP_LIFT = TaskConfig.of(get_task("grasp-lift"))
+EMOTION = TaskConfig.of(get_task("emotion"))
+TASKS = {cfg.task: cfg for cfg in (GRASP_LIFT, EMOTION)}
 
 
 @dataclass

@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from edge.model_input import normalise_windows, window_features
+from edge.tasks import get_task
 
 
 def mean_columnwise_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -41,8 +42,8 @@ def classification_metrics(y_true, y_pred, n_classes: int) -> dict:
 
 
 def task_metrics(task: str, y_true, scores, n_labels: int) -> dict:
-    """The task's headline metrics from scores (probabilities)."""
-    if task == "grasp-lift":
+    """The task's headline metrics from scores (probabilities), by its mode (:mod:`edge.tasks`)."""
+    if get_task(task).multilabel:
         return {"auc": mean_columnwise_auc(y_true, scores), "auc_per_label": columnwise_auc(y_true, scores)}
     return classification_metrics(y_true, np.argmax(scores, axis=1), n_labels)
 
@@ -64,6 +65,7 @@ class Baseline:
 
     def __init__(self, task: str, fs: float, channel_scale, C: float = 0.1):
         self.task, self.fs, self.channel_scale, self.C = task, fs, channel_scale, C
+        self.multilabel = get_task(task).multilabel
         self.models = []
 
     def _model(self):
@@ -71,7 +73,7 @@ class Baseline:
 
     def fit(self, X, y) -> Baseline:
         F = baseline_features(X, self.fs, self.channel_scale)
-        if self.task == "grasp-lift":
+        if self.multilabel:
             self.models = [self._model().fit(F, y[:, k]) for k in range(y.shape[1])]
         else:
             self.models = [self._model().fit(F, y)]
@@ -79,6 +81,6 @@ class Baseline:
 
     def predict(self, X) -> np.ndarray:
         F = baseline_features(X, self.fs, self.channel_scale)
-        if self.task == "grasp-lift":
+        if self.multilabel:
             return np.column_stack([m.predict_proba(F)[:, 1] for m in self.models])
         return self.models[0].predict_proba(F)

@@ -33,36 +33,16 @@ import numpy as np
 
 from edge.bundle import load_bundle, write_bundle
 from edge.chain import SignalChain
-from edge.decision import DecisionPolicy, choose_thresholds
+from edge.decision.policy import DEFAULTS as DECISION_DEFAULTS
+from edge.decision.policy import DecisionPolicy
 from edge.inference import Int8Model
 from edge.model_input import model_inputs, normalise_windows
-from training.data import (
-    GRASP_LIFT_LABELS,
-    TASKS,
-    WindowSet,
-    build_windows,
-    load_emotion,
-    load_grasp_lift,
-)
+from edge.tasks import get_task
+from training.data import TASKS, WindowSet, build_windows
+from training.errors import TrainingError
 from training.metrics import Baseline, logistic_regression, task_metrics
-
-WITHIN = "series 1-6 -> 7-8 (within subject)"
-LSO = "leave-subjects-out (series 7-8 of held-out subjects)"
-BLOCKS = "time blocks 60/20/20 (per recording)"
-LSO_EMO = "leave-subject-out (whole recordings of the held-out subject)"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (no data for a split, a model that does not convert...)."""
-
-
-@dataclass
-class Split:
-    fit: np.ndarray
-    tune: np.ndarray
-    test: np.ndarray
-    protocol: str
-    fold: str = ""
+from training.protocols import Split, is_table, protocol_for
+from training.thresholds import choose_thresholds
 
 
 @dataclass
@@ -76,42 +56,6 @@ class RunResult:
 def _log(progress, msg: str) -> None:
     if progress:
         progress(msg)
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def grasp_lift_splits(ws: WindowSet, lso_folds: int) -> list[Split]:
-    series = np.array([int(s) for s in ws.session])
-    fit, tune, test = series <= 5, series == 6, series >= 7
-    splits = [Split(fit, tune, test, WITHIN)]
-    subjects = sorted(set(ws.subject), key=lambda s: int(s) if str(s).isdigit() else s)
-    if lso_folds and len(subjects) >= 2:
-        groups = np.array_split(np.array(subjects, dtype=object), min(lso_folds, len(subjects)))
-        for g in groups:
-            held = np.isin(ws.subject, g)
-            splits.append(Split(fit & ~held, tune & ~held, test & held, LSO, ",".join(map(str, g))))
-    return splits
-
-
-def emotion_splits(ws: WindowSet, window_s: float, lso: bool) -> list[Split]:
-    fit = np.zeros(len(ws), bool)
-    tune, test = fit.copy(), fit.copy()
-    t_start = ws.t_end - window_s
-    rec_ids = np.array([f"{s}|{p}|{y}" for s, p, y in zip(ws.subject, ws.session, ws.y)])
-    for rid in np.unique(rec_ids):
-        m = rec_ids == rid
-        lo, hi = ws.t_end[m].min() - window_s, ws.t_end[m].max()
-        b1, b2 = lo + 0.6 * (hi - lo), lo + 0.8 * (hi - lo)
-        fit |= m & (ws.t_end <= b1)
-        tune |= m & (t_start >= b1) & (ws.t_end <= b2)
-        test |= m & (t_start >= b2)
-    splits = [Split(fit, tune, test, BLOCKS)]
-    if lso:
-        for s in sorted(set(ws.subject)):
-            held = ws.subject == s
-            splits.append(Split((fit | test) & ~held, tune & ~held, held, LSO_EMO, str(s)))
-    return splits
 
 
 # --------------------------------------------------------------------------- model fitting
@@ -135,7 +79,7 @@ def _configure_tf(seed: int):
 def _build(kind: str, task: str, input_shape: tuple, n_labels: int, n_channels: int):
     from training.models import build_cnn, build_feature_gru, build_gru
 
-    out = "sigmoid" if task == "grasp-lift" else "softmax"
+    out = get_task(task).activation
     if len(input_shape) == 1:  # window features: the seed's feature GRU, one step per band
         if kind != "gru":
             raise ValueError(f"a features bundle takes the feature GRU (--model gru), not {kind!r}")
@@ -156,7 +100,8 @@ def fit_model(kind, task, Xfit, yfit, Xtune, ytune, *, n_labels: int, n_channels
     """Fit a Keras model with early stopping on the tune block; returns (model, history dict)."""
     _tf, keras = _configure_tf(seed)
     model = _build(kind, task, Xfit.shape[1:], n_labels, n_channels)
-    loss = "binary_crossentropy" if task == "grasp-lift" else "sparse_categorical_crossentropy"
+    multilabel = get_task(task).multilabel
+    loss = "binary_crossentropy" if multilabel else "sparse_categorical_crossentropy"
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
     # Small feature models keep improving after a few flat epochs; window models on thousands of
     # windows do not need the patience.
@@ -165,8 +110,8 @@ def fit_model(kind, task, Xfit, yfit, Xtune, ytune, *, n_labels: int, n_channels
     if progress:
         cb.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: progress(
             f"    epoch {e + 1}/{epochs}: loss {logs['loss']:.4f}  val_loss {logs['val_loss']:.4f}")))
-    hist = model.fit(Xfit, yfit.astype(np.float32) if task == "grasp-lift" else yfit,
-                     validation_data=(Xtune, ytune.astype(np.float32) if task == "grasp-lift" else ytune),
+    hist = model.fit(Xfit, yfit.astype(np.float32) if multilabel else yfit,
+                     validation_data=(Xtune, ytune.astype(np.float32) if multilabel else ytune),
                      epochs=epochs, batch_size=128, shuffle=True, verbose=0, callbacks=cb)
     return model, {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 
@@ -228,7 +173,7 @@ def evaluate_split(task, kind, ws: WindowSet, split: Split, *, epochs, seed, fs_
            "int8": task_metrics(task, ys, int8_scores, n_labels),
            "baseline": task_metrics(task, ys, base_scores, n_labels),
            "fit_seconds": round(fit_s, 1), "epochs_run": len(history.get("loss", []))}
-    key = "auc" if task == "grasp-lift" else "accuracy"
+    key = get_task(task).metric
     res["int8_minus_float"] = res["int8"][key] - res["float"][key]
     tune_scores = _int8_scores(export, Xt)
     if features:
@@ -292,13 +237,17 @@ def _versions() -> dict:
 
 
 def _decision(task, labels, tune_y, tune_scores) -> dict:
-    if task == "grasp-lift":
+    """The bundle's decision section: the task's label → command map; thresholds chosen on the tune block."""
+    spec = get_task(task)
+    commands = {lab: spec.commands[lab] for lab in labels if lab in spec.commands}
+    if spec.multilabel:
         thr = choose_thresholds(tune_y.astype(bool), tune_scores)
-        # Hysteresis in proportion to the thresholds: a label tuned to fire at 0.03 must be able to
-        # switch off again.
-        return DecisionPolicy(labels=tuple(labels), mode="multilabel", thresholds=tuple(float(t) for t in thr),
-                              hysteresis=float(min(0.1, 0.5 * float(np.min(thr))))).to_manifest()
-    return DecisionPolicy(labels=tuple(labels), mode="multiclass").to_manifest()
+        # Hysteresis in proportion to the thresholds (at most the policy default): a label tuned to
+        # fire at 0.03 must be able to switch off again.
+        hysteresis = min(DECISION_DEFAULTS["hysteresis"], 0.5 * float(np.min(thr)))
+        return DecisionPolicy(labels=tuple(labels), mode=spec.mode, thresholds=tuple(float(t) for t in thr),
+                              hysteresis=float(hysteresis), commands=commands).to_manifest()
+    return DecisionPolicy(labels=tuple(labels), mode=spec.mode, commands=commands).to_manifest()
 
 
 def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = False, seed: int = 0,
@@ -307,35 +256,29 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
 
     Parameters
     ----------
-    task : {"grasp-lift", "emotion"}
+    task : str
+        A task of :mod:`edge.tasks` with a protocol in :mod:`training.protocols`.
     data : path or "synthetic"
     out : path of the bundle directory (or .zip) to write; the report and plots go to
         ``<out>.report/``.
-    model_kind : {"cnn", "gru"}, default cnn for grasp-lift and gru for emotion.
+    model_kind : {"cnn", "gru"}, default the task's ``default_model``.
     quick : bool
         Tiny data and few epochs: a smoke run (< 1 min) for tests and demos.
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
-    if task == "emotion" and Path(str(data)).is_file():
+    proto = protocol_for(task)
+    spec = get_task(task)
+    if spec.features and is_table(data):
         return train_feature_table(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress)
     cfg = TASKS[task]
-    kind = model_kind or ("cnn" if task == "grasp-lift" else "gru")
+    kind = model_kind or spec.default_model
     epochs = epochs or (2 if quick else (80 if cfg.features else 25))
     t_start = time.perf_counter()
     _log(progress, f"[train] {task}: loading {data}")
-    if task == "grasp-lift":
-        recs = load_grasp_lift(data, quick=quick, seed=seed)
-        labels = GRASP_LIFT_LABELS
-    else:
-        recs, labels = load_emotion(data, quick=quick, seed=seed)
+    recs, labels = proto.load(data, quick, seed)
     ws, chain = build_windows(recs, cfg, labels)
     _log(progress, f"[train] {len(recs)} recordings -> {len(ws)} windows of {ws.X.shape[1]} x {ws.X.shape[2]} "
                    f"at {chain.fs_out:g} Hz through the fixed-point chain ({ws.saturations} saturations)")
-    if task == "grasp-lift":
-        splits = grasp_lift_splits(ws, 0 if quick else (3 if lso_folds is None else lso_folds))
-    else:
-        splits = emotion_splits(ws, cfg.window_ms / 1000, lso=not quick)
+    splits = proto.splits(ws, cfg, quick, lso_folds)
     results, main = [], None
     for i, split in enumerate(splits):
         _log(progress, f"[train] {split.protocol}{' fold ' + split.fold if split.fold else ''}: fitting {kind} "
@@ -387,7 +330,7 @@ def _manifest(task, kind, cfg, chain: SignalChain, ws: WindowSet, labels, main, 
         "window": {"length": int(ws.X.shape[1]), "stride": cfg.stride_samples(chain.fs),
                    **main["spec"], "normalisation": "demean-scale-clip",
                    "length_ms": cfg.window_ms, "stride_ms": cfg.stride_ms},
-        "model": {"architecture": report.get("exported", kind), "activation": "sigmoid" if task == "grasp-lift" else "softmax",
+        "model": {"architecture": report.get("exported", kind), "activation": get_task(task).activation,
                   "ops": export.ops,
                   "input": {"shape": list(export.input_shape), "dtype": "int8", "scale": export.input_scale,
                             "zero_point": export.input_zero_point},
@@ -402,7 +345,7 @@ def _manifest(task, kind, cfg, chain: SignalChain, ws: WindowSet, labels, main, 
 
 
 def _summary_line(task, r) -> str:
-    if task == "grasp-lift":
+    if get_task(task).metric == "auc":
         return (f"AUC float {r['float']['auc']:.4f}  int8 {r['int8']['auc']:.4f}  "
                 f"baseline {r['baseline']['auc']:.4f}")
     line = (f"accuracy float {r['float']['accuracy']:.4f}  int8 {r['int8']['accuracy']:.4f}  "
@@ -415,7 +358,7 @@ def _summary_line(task, r) -> str:
 
 def _aggregate(task, results) -> dict:
     """Per protocol: the metric for float, int8 and baseline (mean over folds)."""
-    keys = ("auc",) if task == "grasp-lift" else ("accuracy", "macro_f1")
+    keys = get_task(task).metrics
     out = {}
     for proto in dict.fromkeys(r["protocol"] for r in results):
         rs = [r for r in results if r["protocol"] == proto]
@@ -428,7 +371,7 @@ def _aggregate(task, results) -> dict:
 
 def report_markdown(report) -> str:
     task = report["task"]
-    keys = ("auc",) if task == "grasp-lift" else ("accuracy", "macro_f1")
+    keys = get_task(task).metrics
     kinds = [m for m in ("float", "int8", "baseline", "logreg_int8") if m in next(iter(report["protocols"].values()))]
     lines = [f"### {task} ({report['model']}, data: {report['data']}; exported: {report.get('exported', report['model'])})",
              "", "| protocol | folds | " + " | ".join(f"{m} {k}" for k in keys for m in kinds) + " | int8 − float |",
@@ -445,15 +388,14 @@ def report_markdown(report) -> str:
 def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
     """Run a bundle through the edge path (fixed-point chain → int8 interpreter) on held-out data.
 
-    grasp-lift: series 7–8 of the recordings in ``data``; emotion: the last 20 % of each recording.
+    The held-out part is the task protocol's (:mod:`training.protocols`): grasp-lift, series 7–8 of
+    the recordings in ``data``; emotion, the last 20 % of each recording.
     """
     bundle = load_bundle(bundle_path)
     task = bundle.task
     cfg = TASKS[task]
-    if task == "grasp-lift":
-        recs = [r for r in load_grasp_lift(data, quick=quick) if int(r.session) >= 7]
-    else:
-        recs, _ = load_emotion(data, quick=quick)
+    proto = protocol_for(task)
+    recs = proto.held_out(proto.load(data, quick, 0)[0])
     chain = bundle.signal_chain()
     missing = [c for c in bundle.channels if c not in recs[0].channels]
     if missing:
@@ -463,12 +405,7 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
         r.samples = np.ascontiguousarray(r.samples[:, idx])
         r.channels = tuple(bundle.channels)
     ws, _ = build_windows(recs, cfg, bundle.labels, chain=chain)
-    if task == "emotion":
-        split = emotion_splits(ws, bundle.window["length"] / chain.fs_out, lso=False)[0]
-        ws = ws.take(split.test)
-        protocol = BLOCKS + ", test blocks"
-    else:
-        protocol = "series 7-8 of the given recordings"
+    ws, protocol = proto.held_out_windows(ws, bundle.window["length"] / chain.fs_out)
     model = bundle.model()
     scores = model.predict(bundle.model_input(ws.X))
     metrics = task_metrics(task, ws.y, scores, len(bundle.labels))
@@ -476,7 +413,7 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
               "protocol": protocol, "n_windows": len(ws), "interpreter": f"{model.backend} {model.backend_version}",
               "int8": metrics, "bundle_metrics": bundle.manifest.get("metrics")}
     _log(progress, f"[evaluate] {protocol}: {len(ws)} windows, {result['interpreter']}")
-    key = "auc" if task == "grasp-lift" else "accuracy"
+    key = get_task(task).metric
     _log(progress, f"[evaluate] int8 {key} {metrics[key]:.4f}")
     return result
 

@@ -11,12 +11,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_curve
 
+from edge.tasks import get_task
+
 
 def write_plots(report_dir: Path, task: str, labels, main: dict, ws=None) -> list[Path]:
     """Write the plots of the main (within-split) run; returns the files written."""
     report_dir = Path(report_dir)
     written = [_curves(report_dir / "training_curves.png", main["history"])]
-    if task == "grasp-lift":
+    if get_task(task).multilabel:  # independent events: ROC per event; classes: confusion matrix
         written.append(_roc(report_dir / "roc.png", labels, main["test_y"], main["test_scores"],
                             main["float_test_scores"]))
     else:

@@ -169,7 +169,7 @@ def test_link_section_and_targets_table(bench):
         if t["area"] == "filter accuracy" or t["target"].startswith(("zero commands", "bundle")):
             assert t["met"] is not False, t
     assert md.startswith("## neurogrip benchmark") and "Machine:" in md.splitlines()[2]
-    for name in ("targets (design.md §3)", *SECTIONS):
+    for name in ("targets (docs/design.md §3)", *SECTIONS):
         assert f"### {name}" in md
     assert "MET" in md
 

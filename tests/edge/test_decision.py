@@ -15,10 +15,10 @@ from edge.decision import (
     Decider,
     DecisionError,
     DecisionPolicy,
-    choose_thresholds,
 )
 from edge.errors import EdgeError
 from firmware_bridge.protocol import Action
+from training.thresholds import choose_thresholds
 
 REPO = Path(__file__).resolve().parents[2]
 GAL = ("HandStart", "FirstDigitTouch", "BothStartLoadPhase", "LiftOff", "Replace", "BothReleased")

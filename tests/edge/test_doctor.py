@@ -233,7 +233,6 @@ def test_bundle_support_missing(monkeypatch):
 
 
 def test_bundle_refused(tmp_path):
-    pytest.importorskip("edge.bundle")
     (tmp_path / "manifest.json").write_text(json.dumps({"schema": "something else"}))
     c = doctor.check_bundle(str(tmp_path))
     assert not c.ok and str(tmp_path) in c.detail and c.fix

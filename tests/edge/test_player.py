@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from edge.player import Player, main
-from edge.recordings import Recording
+from edge.recordings import Recording, write_grasp_lift
 from edge.sources import LSLSource, SourceSpecError, open_source
-from edge.synthetic import grasp_lift_series, write_grasp_lift
+from edge.synthetic import grasp_lift_series
 
 pylsl = pytest.importorskip("pylsl")
 

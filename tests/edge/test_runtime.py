@@ -235,7 +235,7 @@ def test_run_command_stops_cleanly_on_sigterm_with_the_arm_at_rest(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     log = tmp_path / "run.jsonl"
     recording = tmp_path / "rec"
-    from edge.synthetic import write_grasp_lift
+    from edge.recordings import write_grasp_lift
 
     data, _ = write_grasp_lift(grasp_lift_series(1, 1, seed=0, n_trials=2), recording)
     p = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--bundle", str(GL), "--source",

@@ -3,15 +3,17 @@
 LSL sources are exercised against a real loopback stream in ``test_player.py``.
 """
 
+import inspect
 import sys
 import time
 import uuid
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
 from edge.errors import EdgeError, RecordingError
-from edge.recordings import GRASP_LIFT_CHANNELS, GRASP_LIFT_EVENTS, MUSE_COLUMNS, Recording
+from edge.recordings import GRASP_LIFT_CHANNELS, GRASP_LIFT_EVENTS, MUSE_COLUMNS, Recording, write_grasp_lift
 from edge.sources import (
     Chunk,
     ReplaySource,
@@ -23,7 +25,9 @@ from edge.sources import (
     open_source,
     parse_spec,
 )
-from edge.synthetic import grasp_lift_series, write_grasp_lift
+from edge.sources.base import option_mismatches
+from edge.sources.spec import SCHEMES
+from edge.synthetic import grasp_lift_series
 
 N = 1500
 GAP_AT = 733  # deliberately not a multiple of the chunk size
@@ -152,7 +156,8 @@ def test_replay_stall_is_flagged_and_cleared_without_raising(base_recording):
 
 
 def test_replay_default_chunk_is_20_ms(tmp_path):
-    from edge.synthetic import muse_recording, write_muse
+    from edge.recordings import write_muse
+    from edge.synthetic import muse_recording
 
     path = write_muse(muse_recording(duration_s=1.0), tmp_path / "subjecta-relaxed-1.csv")
     src = open_source(f"replay:{path}?speed=max")
@@ -223,6 +228,51 @@ def test_bad_specs_raise_a_typed_error_naming_the_fix(spec, fix):
         open_source(spec)
     assert isinstance(info.value, SourceError) and isinstance(info.value, EdgeError)
     assert isinstance(info.value, ValueError)
+
+
+def _spec_with(scheme, key):
+    if scheme == "lsl":
+        return f"lsl:name=x&{key}=1" if key != "name" else "lsl:name=x"
+    if scheme == "replay":
+        return f"replay:x.csv?{key}=1"
+    kind = next((k for k, opts in SyntheticSource.KINDS.items() if key in opts), "grasp-lift")
+    return f"synthetic:?kind={kind}" + (f"&{key}=1" if key != "kind" else "")
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+def test_every_constructor_keyword_is_a_spec_option_or_excluded_with_a_reason(scheme):
+    cls = SCHEMES[scheme]
+    assert option_mismatches(cls) == []
+    keywords = [n for n, p in inspect.signature(cls.spec_factory()).parameters.items()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    assert keywords
+    for key in keywords:
+        if key in cls.NOT_IN_SPEC:
+            assert cls.NOT_IN_SPEC[key].strip(), key
+            continue
+        assert key in parse_spec(_spec_with(scheme, key))[2], key
+
+
+def test_a_source_whose_options_disagree_with_its_constructor_is_refused():
+    with pytest.raises(TypeError, match="'max_buflen'.*neither in OPTIONS"):
+        class _Bad(ReplaySource):
+            OPTIONS: ClassVar[dict] = {"speed": str}
+
+            def __init__(self, recording, speed=1.0, max_buflen=10):
+                super().__init__(recording, speed)
+
+
+def test_lsl_spec_sets_max_buflen():
+    pylsl = import_pylsl()
+    name = f"buflen-{uuid.uuid4().hex[:8]}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", 2, 500.0, pylsl.cf_float32, name))
+    with open_source(f"lsl:name={name}&max_buflen=5&timeout=5") as src:
+        assert src.max_buflen == 5 and src.channels == ["ch0", "ch1"]
+    del outlet
+    with pytest.raises(SourceSpecError, match="max_buflen='x'.*whole number"):
+        open_source("lsl:name=x&max_buflen=x")
+    with pytest.raises(SourceSpecError, match="max_buflen must be an int >= 1"):
+        open_source("lsl:name=x&max_buflen=0")
 
 
 def test_non_string_spec_is_a_type_error():

@@ -4,15 +4,8 @@ import numpy as np
 import pytest
 from scipy.signal import welch
 
-from edge.recordings import GRASP_LIFT_CHANNELS, read_grasp_lift, read_muse
-from edge.synthetic import (
-    CHANNEL_GROUPS,
-    TrialTiming,
-    grasp_lift_series,
-    muse_recording,
-    write_grasp_lift,
-    write_muse,
-)
+from edge.recordings import GRASP_LIFT_CHANNELS, read_grasp_lift, read_muse, write_grasp_lift, write_muse
+from edge.synthetic import CHANNEL_GROUPS, TrialTiming, grasp_lift_series, muse_recording
 
 # Stated tolerance of the realism check: the synthetic log10-PSD (µV²/Hz), averaged per channel
 # group over subjects, stays within these of the real segments' over 1–40 Hz.

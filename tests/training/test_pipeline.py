@@ -7,7 +7,8 @@ import pytest
 
 from edge.bundle import load_bundle
 from edge.recordings import EMOTION_LABELS
-from training.pipeline import BLOCKS, LSO, WITHIN, evaluate, train, train_feature_table
+from training.pipeline import evaluate, train, train_feature_table
+from training.protocols import BLOCKS, LSO, WITHIN
 
 
 @pytest.fixture(scope="module")

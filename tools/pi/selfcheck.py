@@ -82,8 +82,8 @@ def run(out: Path, model: Path | None) -> dict:
     import tflite_runtime.interpreter as tfl
 
     from edge.dsp import STATE_FRAC_BITS, FixedPointSOS
-    from edge.recordings import read_recording
-    from edge.synthetic import grasp_lift_series, write_grasp_lift
+    from edge.recordings import read_recording, write_grasp_lift
+    from edge.synthetic import grasp_lift_series
 
     info = describe()
 

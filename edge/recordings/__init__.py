@@ -1,0 +1,82 @@
+"""Readers and writers for the EEG recording layouts neurogrip trains on and replays.
+
+Everything here is numpy-only (the Pi replays recordings too).  One module per file format,
+its reader and (where neurogrip writes it) its writer side by side; all readers share one
+strict CSV engine (:mod:`edge.recordings._text`) and report every problem as one
+:class:`~edge.errors.RecordingError`.
+
+Layouts
+-------
+* Kaggle Grasp-and-Lift (:mod:`~edge.recordings.grasp_lift`): ``subjN_seriesM_data.csv[.gz]``
+  with its ``subjN_seriesM_events.csv[.gz]`` (:func:`read_grasp_lift`, :func:`write_grasp_lift`).
+  Ids may have gaps; the recording is then split into contiguous segments.
+* Muse raw CSV ``timestamps,TP9,AF7,AF8,TP10,Right AUX`` (:mod:`~edge.recordings.muse`:
+  :func:`read_muse`, :func:`write_muse`).
+* GAMEEMO ``SxxGyAllChannels.csv[.gz]`` (:mod:`~edge.recordings.gameemo`: :func:`read_gameemo`).
+* The ``emotions.csv`` feature table (:mod:`~edge.recordings.emotions_table`:
+  :func:`read_emotions_table`).
+
+:func:`read_recording` picks the reader from the file name, else from the header.  A new
+format is one new module here and one line in :func:`read_recording`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.errors import RecordingError
+from edge.recordings import gameemo, grasp_lift, muse
+from edge.recordings._text import _header_fields, _read_bytes, _split_header
+from edge.recordings.base import FeatureTable, Recording
+from edge.recordings.emotions_table import EMOTION_LABELS, read_emotions_table
+from edge.recordings.gameemo import GAMEEMO_CHANNELS, GAMEEMO_FS, GAMEEMO_GAMES, read_gameemo
+from edge.recordings.grasp_lift import (
+    GRASP_LIFT_CHANNELS,
+    GRASP_LIFT_EVENTS,
+    GRASP_LIFT_FS,
+    find_grasp_lift_series,
+    grasp_lift_paths,
+    read_grasp_lift,
+    read_grasp_lift_events,
+    write_grasp_lift,
+)
+from edge.recordings.muse import (
+    MUSE_COLUMNS,
+    MUSE_EEG_CHANNELS,
+    MUSE_FS,
+    MUSE_GAP_PERIODS,
+    MUSE_STATES,
+    read_muse,
+    write_muse,
+)
+
+
+def read_recording(path: str | Path) -> Recording:
+    """Read any supported recording, choosing the reader from the file name/header."""
+    path = Path(path)
+    name = path.name
+    if grasp_lift.FILE_NAME.match(name):
+        if "_events.csv" in name:
+            raise RecordingError(path, None, "an events file", "the matching _data.csv file")
+        return read_grasp_lift(path)
+    if gameemo.FILE_NAME.match(name):
+        return read_gameemo(path)
+    if muse.FILE_NAME.match(name):
+        return read_muse(path)
+    header, _ = _split_header(_read_bytes(path), path)
+    fields = _header_fields(header)
+    if tuple(fields) == MUSE_COLUMNS:
+        return read_muse(path)
+    if tuple(fields) == GAMEEMO_CHANNELS:
+        return read_gameemo(path)
+    raise RecordingError(path, 1, "unknown layout",
+                         "a Kaggle subjN_seriesM_data.csv, a Muse CSV or a GAMEEMO CSV")
+
+
+__all__ = [
+    "EMOTION_LABELS", "GAMEEMO_CHANNELS", "GAMEEMO_FS", "GAMEEMO_GAMES", "GRASP_LIFT_CHANNELS",
+    "GRASP_LIFT_EVENTS", "GRASP_LIFT_FS", "MUSE_COLUMNS", "MUSE_EEG_CHANNELS", "MUSE_FS", "MUSE_GAP_PERIODS",
+    "MUSE_STATES", "FeatureTable", "Recording", "find_grasp_lift_series", "grasp_lift_paths",
+    "read_emotions_table", "read_gameemo", "read_grasp_lift", "read_grasp_lift_events", "read_muse",
+    "read_recording", "write_grasp_lift", "write_muse",
+]

@@ -1,0 +1,42 @@
+"""The ``emotions.csv`` feature table: precomputed features per window, then a ``label`` column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import RecordingError
+from edge.recordings._text import _header_fields, _parse_numeric, _read_bytes, _split_header
+from edge.recordings.base import FeatureTable
+
+EMOTION_LABELS = ("NEGATIVE", "NEUTRAL", "POSITIVE")
+
+
+def read_emotions_table(path: str | Path) -> FeatureTable:
+    """Read the ``emotions.csv`` feature-table layout (features + ``label``).
+
+    The last column must be ``label`` with values NEGATIVE/NEUTRAL/POSITIVE;
+    every other column is a numeric feature.
+    """
+    path = Path(path)
+    header, body = _split_header(_read_bytes(path), path)
+    names = _header_fields(header)
+    if not names or names[-1] != "label" or len(names) < 2:
+        raise RecordingError(path, 1, f"last header column {names[-1] if names else ''!r}",
+                             "feature columns followed by a final 'label' column")
+    if names[0].startswith("#"):  # the published file's header starts with '# '
+        names[0] = names[0].lstrip("#").strip()
+    lines = body.split(b"\n")
+    feature_rows = []
+    labels = np.empty(len(lines), dtype=np.int64)
+    for i, line in enumerate(lines):
+        head, sep, label = line.rpartition(b",")
+        text = label.decode("utf-8", "replace").strip().strip('"')
+        if not sep or text not in EMOTION_LABELS:
+            raise RecordingError(path, 2 + i, f"label {text!r}", "one of " + "/".join(EMOTION_LABELS))
+        labels[i] = EMOTION_LABELS.index(text)
+        feature_rows.append(head)
+    features = _parse_numeric(b"\n".join(feature_rows), len(names) - 1, path)
+    return FeatureTable(features=features, feature_names=tuple(names[:-1]), labels=labels,
+                        label_names=EMOTION_LABELS, source=path)

@@ -1,0 +1,160 @@
+"""The Kaggle Grasp-and-Lift layout: ``subjN_seriesM_data.csv[.gz]`` with its
+``subjN_seriesM_events.csv[.gz]`` (32 channels at 500 Hz, 6 event labels), read and written.
+
+Ids may have gaps; the recording is then split into contiguous segments.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import RecordingError
+from edge.recordings._text import (
+    _check_header,
+    _check_ids,
+    _header_fields,
+    _parse_numeric,
+    _read_bytes,
+    _segments_from_gaps,
+    _split_header,
+    _write_table,
+)
+from edge.recordings.base import Recording
+
+GRASP_LIFT_FS = 500.0
+GRASP_LIFT_CHANNELS = (
+    "Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "FC5", "FC1", "FC2", "FC6", "T7", "C3", "Cz",
+    "C4", "T8", "TP9", "CP5", "CP1", "CP2", "CP6", "TP10", "P7", "P3", "Pz", "P4", "P8", "PO9",
+    "O1", "Oz", "O2", "PO10",
+)
+GRASP_LIFT_EVENTS = (
+    "HandStart", "FirstDigitTouch", "BothStartLoadPhase", "LiftOff", "Replace", "BothReleased",
+)
+
+FILE_NAME = re.compile(r"^subj(\d+)_series(\d+)_(data|events)\.csv(\.gz)?$")
+
+
+def grasp_lift_paths(data_path: str | Path) -> tuple[Path, Path, str, str]:
+    """Return ``(data_file, events_file, subject, series)`` for a Kaggle data file name."""
+    data_path = Path(data_path)
+    match = FILE_NAME.match(data_path.name)
+    if match is None or match.group(3) != "data":
+        raise RecordingError(data_path, None, "unexpected file name",
+                             "a Kaggle name like subj1_series1_data.csv or .csv.gz")
+    subject, series = match.group(1), match.group(2)
+    events = data_path.with_name(data_path.name.replace("_data.csv", "_events.csv"))
+    return data_path, events, subject, series
+
+
+def read_grasp_lift(data_path: str | Path, events: bool = True) -> Recording:
+    """Read one Kaggle Grasp-and-Lift series (data + events).
+
+    Parameters
+    ----------
+    data_path : str or Path
+        ``subjN_seriesM_data.csv`` or ``.csv.gz``; the events file is found next
+        to it with the same compression.
+    events : bool
+        Read the events file too (the Kaggle *test* series have none).
+
+    Returns
+    -------
+    Recording
+        ``samples`` in µV as in the file, 32 channels at 500 Hz, ``labels`` of
+        shape (n, 6) and contiguous ``segments`` (split wherever ids jump).
+
+    Raises
+    ------
+    RecordingError
+        Missing file, wrong or reordered header, non-numeric or non-finite cell,
+        duplicated or decreasing ids, or data/events rows that do not match.
+    """
+    data_file, events_file, subject, series = grasp_lift_paths(data_path)
+    prefix = f"subj{subject}_series{series}_".encode()
+
+    header, body = _split_header(_read_bytes(data_file), data_file)
+    _check_header(_header_fields(header), ("id",) + GRASP_LIFT_CHANNELS, data_file)
+    table = _parse_numeric(body, 1 + len(GRASP_LIFT_CHANNELS), data_file, id_prefix=prefix)
+    ids = table[:, 0]
+    _check_ids(ids, data_file)
+    index = ids.astype(np.int64)
+
+    labels = None
+    if events:
+        ev_header, ev_body = _split_header(_read_bytes(events_file), events_file)
+        _check_header(_header_fields(ev_header), ("id",) + GRASP_LIFT_EVENTS, events_file)
+        ev = _parse_numeric(ev_body, 1 + len(GRASP_LIFT_EVENTS), events_file, id_prefix=prefix)
+        if ev.shape[0] != table.shape[0]:
+            line = 2 + min(ev.shape[0], table.shape[0])
+            raise RecordingError(events_file, line, f"{ev.shape[0]} event rows for {table.shape[0]} data rows",
+                                 f"one events row per row of {data_file.name}")
+        mismatch = np.flatnonzero(ev[:, 0] != ids)
+        if mismatch.size:
+            row = int(mismatch[0])
+            raise RecordingError(events_file, 2 + row, f"id {prefix.decode()}{int(ev[row, 0])}",
+                                 f"the id of the same row in {data_file.name}: {prefix.decode()}{int(ids[row])}")
+        flags = ev[:, 1:]
+        bad = np.flatnonzero(~np.isin(flags, (0.0, 1.0)).all(axis=1))
+        if bad.size:
+            raise RecordingError(events_file, 2 + int(bad[0]), "an event value other than 0/1", "0 or 1")
+        labels = flags.astype(np.uint8)
+
+    return Recording(
+        samples=np.ascontiguousarray(table[:, 1:]),
+        channels=GRASP_LIFT_CHANNELS,
+        fs=GRASP_LIFT_FS,
+        segments=_segments_from_gaps(np.diff(index) != 1),
+        sample_index=index,
+        labels=labels,
+        label_names=GRASP_LIFT_EVENTS,
+        subject=subject,
+        session=series,
+        source=data_file,
+    )
+
+
+def read_grasp_lift_events(events_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a Kaggle events file alone; returns ``(sample_index, labels)``."""
+    events_path = Path(events_path)
+    match = FILE_NAME.match(events_path.name)
+    if match is None or match.group(3) != "events":
+        raise RecordingError(events_path, None, "unexpected file name",
+                             "a Kaggle name like subj1_series1_events.csv or .csv.gz")
+    prefix = f"subj{match.group(1)}_series{match.group(2)}_".encode()
+    header, body = _split_header(_read_bytes(events_path), events_path)
+    _check_header(_header_fields(header), ("id",) + GRASP_LIFT_EVENTS, events_path)
+    ev = _parse_numeric(body, 1 + len(GRASP_LIFT_EVENTS), events_path, id_prefix=prefix)
+    _check_ids(ev[:, 0], events_path)
+    return ev[:, 0].astype(np.int64), ev[:, 1:].astype(np.uint8)
+
+
+def find_grasp_lift_series(directory: str | Path) -> list[Path]:
+    """All ``subj*_series*_data.csv[.gz]`` files in ``directory``, sorted by subject and series."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RecordingError(directory, None, "not a directory", "a folder of Kaggle-layout files")
+    found = []
+    for p in directory.iterdir():
+        m = FILE_NAME.match(p.name)
+        if m and m.group(3) == "data":
+            found.append((int(m.group(1)), int(m.group(2)), p))
+    return [p for _, _, p in sorted(found)]
+
+
+def write_grasp_lift(recording: Recording, directory: str | Path, compress: bool = True) -> tuple[Path, Path]:
+    """Write a grasp-lift recording as Kaggle ``subjN_seriesM_{data,events}.csv[.gz]``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = ".csv.gz" if compress else ".csv"
+    stem = f"subj{recording.subject}_series{recording.session}"
+    ids = [f"{stem}_{i}" for i in recording.sample_index]
+    data_path = directory / f"{stem}_data{suffix}"
+    events_path = directory / f"{stem}_events{suffix}"
+    _write_table(data_path, ("id",) + tuple(recording.channels), ids,
+                 recording.samples.astype(np.int64), "%d")
+    if recording.labels is not None:
+        _write_table(events_path, ("id",) + tuple(recording.label_names), ids, recording.labels, "%d")
+    return data_path, events_path

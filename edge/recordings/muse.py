@@ -1,0 +1,83 @@
+"""Muse raw CSV: ``timestamps,TP9,AF7,AF8,TP10,Right AUX`` at ~256 Hz, read and written.
+
+File names like ``subjecta-relaxed-1.csv`` carry the subject, the mental state and the session.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import RecordingError
+from edge.recordings._text import (
+    _check_header,
+    _header_fields,
+    _parse_numeric,
+    _read_bytes,
+    _segments_from_gaps,
+    _split_header,
+)
+from edge.recordings.base import Recording
+
+MUSE_FS = 256.0
+MUSE_COLUMNS = ("timestamps", "TP9", "AF7", "AF8", "TP10", "Right AUX")
+MUSE_EEG_CHANNELS = ("TP9", "AF7", "AF8", "TP10")
+MUSE_STATES = ("concentrating", "neutral", "relaxed")
+# A Muse timestamp step larger than this many nominal sample periods is a gap
+# (Bluetooth drop-outs); the shared recordings step by 3-4 ms at 256 Hz.
+MUSE_GAP_PERIODS = 3.0
+
+FILE_NAME = re.compile(r"^subject([^-]+)-([a-z]+)-(\d+)\.csv(\.gz)?$")
+
+
+def read_muse(path: str | Path, state: str | None = None) -> Recording:
+    """Read a raw Muse CSV (``timestamps,TP9,AF7,AF8,TP10,Right AUX``, ~256 Hz).
+
+    Gaps are detected from the timestamps: a step longer than
+    ``MUSE_GAP_PERIODS`` nominal sample periods starts a new segment.  The
+    state label is taken from ``state`` or from a file name like
+    ``subjecta-relaxed-1.csv``.
+    """
+    path = Path(path)
+    header, body = _split_header(_read_bytes(path), path)
+    _check_header(_header_fields(header), MUSE_COLUMNS, path)
+    table = _parse_numeric(body, len(MUSE_COLUMNS), path)
+    t = table[:, 0]
+    step = np.diff(t)
+    if np.any(step <= 0):
+        bad = int(np.flatnonzero(step <= 0)[0]) + 1
+        kind = "duplicated" if step[bad - 1] == 0 else "decreasing"
+        raise RecordingError(path, 2 + bad, f"{kind} timestamp {t[bad]!r} after {t[bad - 1]!r}",
+                             "strictly increasing timestamps")
+    match = FILE_NAME.match(path.name)
+    subject = session = ""
+    if match:
+        subject, session = match.group(1), match.group(3)
+        if state is None and match.group(2) in MUSE_STATES:
+            state = match.group(2)
+    return Recording(
+        samples=np.ascontiguousarray(table[:, 1:]),
+        channels=MUSE_COLUMNS[1:],
+        fs=MUSE_FS,
+        segments=_segments_from_gaps(step > MUSE_GAP_PERIODS / MUSE_FS),
+        sample_index=np.round((t - t[0]) * MUSE_FS).astype(np.int64),
+        label_names=MUSE_STATES,
+        state=state,
+        subject=subject,
+        session=session,
+        timestamps=t,
+        source=path,
+    )
+
+
+def write_muse(recording: Recording, path: str | Path) -> Path:
+    """Write a Muse recording as ``timestamps,TP9,AF7,AF8,TP10,Right AUX`` CSV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = np.column_stack([recording.timestamps, recording.samples])
+    lines = [",".join(MUSE_COLUMNS)]
+    lines += [f"{r[0]:.3f}," + ",".join(f"{v:.3f}" for v in r[1:]) for r in table.tolist()]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,104 @@
+"""Source spec strings: one URL-like string chooses a source (as pyserial chooses a transport)::
+
+    lsl:type=EEG                          first LSL stream of type EEG (resolve timeout 5 s)
+    lsl:name=Muse&type=EEG&timeout=10     keys combine with '&'
+    replay:rec/subj1_series7_data.csv.gz?speed=1&chunk=10
+    synthetic:?kind=grasp-lift&subject=1&seed=0&speed=max
+    synthetic:muse?state=relaxed&duration=30
+
+The scheme picks the source class (:data:`SCHEMES`); the options a spec may set are the ones
+that class declares (its ``OPTIONS``: ``name, type, source_id, timeout, stall_timeout,
+drop_tolerance, max_chunk, max_buflen`` for ``lsl:``; ``speed, chunk, stall_timeout`` for
+``replay:``; those and each kind's generator options for ``synthetic:``), cast from text by the
+cast it declares, and passed to its constructor as keywords.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from edge.errors import SourceSpecError
+from edge.sources.base import Source
+from edge.sources.lsl import LSLSource
+from edge.sources.replay import ReplaySource, SyntheticSource
+
+SCHEMES: dict[str, type[Source]] = {"lsl": LSLSource, "replay": ReplaySource, "synthetic": SyntheticSource}
+SPEC_EXAMPLES = "lsl:type=EEG, lsl:name=neurogrip-replay, replay:FILE?speed=1, synthetic:?kind=grasp-lift"
+
+
+def _parse_query(query: str, spec: str, allowed) -> dict[str, str]:
+    if not query:
+        return {}
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise SourceSpecError(f"malformed query {query!r} in source {spec!r}; write key=value pairs "
+                              "joined by '&' (e.g. speed=1&chunk=10)") from None
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in allowed:
+            raise SourceSpecError(f"unknown option {key!r} in source {spec!r}; allowed: {', '.join(allowed)}")
+        if key in out:
+            raise SourceSpecError(f"option {key!r} given twice in source {spec!r}")
+        if value == "":
+            raise SourceSpecError(f"option {key!r} has no value in source {spec!r}; write {key}=VALUE")
+        out[key] = value
+    return out
+
+
+def _cast(options: dict, casts: dict, spec: str) -> dict:
+    """The options with each text value converted by its declared cast."""
+    out = dict(options)
+    for key, value in options.items():
+        cast = casts.get(key)
+        if cast is None or not isinstance(value, str):
+            continue
+        try:
+            out[key] = cast(value)
+        except (TypeError, ValueError):
+            want = "a whole number" if cast is int else "a number"
+            raise SourceSpecError(f"{key}={value!r} in source {spec!r} is not {want}") from None
+    return out
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """Split a source spec into ``(scheme, target, options)`` (options as strings)."""
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str like {SPEC_EXAMPLES}; got {type(spec).__name__}")
+    scheme, sep, rest = spec.partition(":")
+    scheme = scheme.strip().lower()
+    if not sep or scheme not in SCHEMES:
+        raise SourceSpecError(f"unknown source {spec!r}: the scheme must be one of {', '.join(SCHEMES)} "
+                              f"(e.g. {SPEC_EXAMPLES})")
+    cls = SCHEMES[scheme]
+    if scheme == "lsl":  # no target: "lsl:type=EEG" or "lsl:?type=EEG"
+        target, query = "", rest.removeprefix("?")
+    else:
+        target, _, query = rest.partition("?")
+        if scheme == "synthetic" and "=" in target and not query:  # "synthetic:kind=muse"
+            target, query = "", target
+    params = _parse_query(query, spec, tuple(cls.OPTIONS))
+    target, params = cls.check_spec(target, params, spec)
+    return scheme, target, params
+
+
+def open_source(spec: str, **kw) -> Source:
+    """Open the source a spec string names (see the module docstring).
+
+    Keyword arguments give defaults for options the spec does not set (e.g.
+    ``stall_timeout`` from the runtime's configuration); options in the spec
+    win.
+
+    Raises
+    ------
+    SourceSpecError
+        Unknown scheme, malformed query, unknown option or bad value.
+    SourceError
+        No LSL stream found in time, pylsl/liblsl missing.
+    RecordingError
+        The replay file is missing or malformed.
+    """
+    scheme, target, params = parse_spec(spec)
+    cls = SCHEMES[scheme]
+    options = _cast({**kw, **params}, cls.spec_casts(params), spec)
+    return cls.from_spec(target, options, spec)

@@ -1,0 +1,166 @@
+"""The task registry: a task is data, not branches.
+
+A task says what a bundle decodes and how its outputs are read: the modality and signal unit,
+the label names, whether labels are independent events (``multilabel``: one sigmoid per label,
+ROC AUC) or exclusive classes (``multiclass``: softmax, accuracy), the default label → arm
+command map, the default signal chain and window, and the default model.  Training reads the
+chain/window defaults from here to build a bundle; the bundle's manifest then carries every
+value the edge needs (channels, rate, chain, window, model input, labels, decision policy), and
+the runtime runs any bundle whose task is registered without knowing which task it is.
+
+Adding a task is one :func:`register` call here (plus a reader in :mod:`edge.recordings` and
+its loader in ``training``), not a branch in the runtime.  Filter steps are plain data
+(``{"kind", "freqs", "order", "q"}``, as :class:`training.filter_design.FilterSpec` takes them):
+designing them needs scipy, which the edge never imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from edge._checks import check_option
+from edge.errors import TaskError
+
+MODES = ("multilabel", "multiclass")
+MODALITIES = ("eeg", "emg")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One decoding task.
+
+    Attributes
+    ----------
+    name : str
+        The manifest's ``task`` value.
+    modality : {"eeg", "emg"}
+    unit : str
+        The signal unit the chain's input format is designed for (``"uV"``).
+    mode : {"multilabel", "multiclass"}
+        Independent events (sigmoid outputs, columnwise ROC AUC) or exclusive classes (softmax,
+        accuracy and macro-F1).  Also the decision policy's mode.
+    labels : tuple of str
+        Default label names in model output order (a dataset may bring its own, e.g. Muse mental
+        states; the bundle manifest's labels rule at run time).
+    commands : mapping label → arm action name (or None)
+        The default label → command map written into a new bundle's decision section.
+    filters : tuple of dict
+        The default filter chain at the input rate (high-pass, notch, low-pass...).
+    factor : int
+        The largest decimation factor (a lower input rate decimates less; see training).
+    window_ms, stride_ms : float
+        Window length and the decision cadence at run time (≤ 50 ms, docs/design.md § 3).
+    train_stride_ms : float
+        Stride of training windows (neighbours are near duplicates; may be sparser).
+    clip : float or None
+        Bound of the normalised input, in channel scales (≈ σ).
+    features : bool
+        The model takes band-power window features instead of the raw window.
+    default_model : str
+        The architecture trained when none is asked for.
+    description : str
+        One line for help texts.
+    """
+
+    name: str
+    modality: str
+    mode: str
+    labels: tuple[str, ...]
+    commands: Mapping[str, str | None] = field(default_factory=dict)
+    filters: tuple[Mapping, ...] = ()
+    factor: int = 1
+    window_ms: float = 200.0
+    stride_ms: float = 48.0
+    train_stride_ms: float = 48.0
+    clip: float | None = 8.0
+    features: bool = False
+    default_model: str = "cnn"
+    unit: str = "uV"
+    description: str = ""
+
+    def __post_init__(self):
+        check_option(self.mode, f"task {self.name!r}: mode", MODES, exc=TaskError)
+        check_option(self.modality, f"task {self.name!r}: modality", MODALITIES, exc=TaskError)
+        unknown = sorted(set(self.commands) - set(self.labels))
+        if unknown:
+            raise TaskError(f"task {self.name!r}: commands name unknown labels {unknown}")
+        object.__setattr__(self, "commands", MappingProxyType(dict(self.commands)))
+        object.__setattr__(self, "filters", tuple(MappingProxyType(dict(f)) for f in self.filters))
+
+    @property
+    def multilabel(self) -> bool:
+        return self.mode == "multilabel"
+
+    @property
+    def activation(self) -> str:
+        """The model's output activation: ``sigmoid`` per event or ``softmax`` over classes."""
+        return "sigmoid" if self.multilabel else "softmax"
+
+    @property
+    def metric(self) -> str:
+        """The headline metric: ``auc`` (mean columnwise ROC AUC) or ``accuracy``."""
+        return "auc" if self.multilabel else "accuracy"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every scalar metric reported for the task."""
+        return ("auc",) if self.multilabel else ("accuracy", "macro_f1")
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    """Add a task to the registry (a name is registered once)."""
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be an edge.tasks.Task, got {type(task).__name__}")
+    if task.name in _REGISTRY:
+        raise TaskError(f"task {task.name!r} is already registered")
+    _REGISTRY[task.name] = task
+    return task
+
+
+def get_task(name) -> Task:
+    """The registered task called ``name``; :class:`TaskError` listing the known ones otherwise."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise TaskError(f"unknown task {name!r}; this version of neurogrip knows {', '.join(task_names())}: "
+                        "upgrade neurogrip or use a bundle made for one of these") from None
+
+
+def task_names() -> tuple[str, ...]:
+    """Names of the registered tasks, in registration order."""
+    return tuple(_REGISTRY)
+
+
+GRASP_LIFT_EVENTS = ("HandStart", "FirstDigitTouch", "BothStartLoadPhase", "LiftOff", "Replace", "BothReleased")
+EMOTION_LABELS = ("NEGATIVE", "NEUTRAL", "POSITIVE")
+
+# Grasp-lift (Kaggle WAY-EEG-GAL, 32 ch at 500 Hz): 200 ms windows (150–250 ms is the optimal
+# controller window, Smith et al. 2011) fit inside the real shared segments (300–600 ms); the
+# 30 Hz low-pass doubles as the anti-aliasing filter for 500 → 250 Hz.  No high-pass: a
+# 0.1–1 Hz high-pass restarted at every short segment would ring for seconds; per-window mean
+# removal (edge.model_input.normalise_windows) removes offsets.  A decision every 48 ms.
+register(Task(
+    name="grasp-lift", modality="eeg", mode="multilabel", labels=GRASP_LIFT_EVENTS,
+    # docs/design.md § 2: each event moves the arm a step through the grasp-and-lift sequence
+    commands={"HandStart": "OPEN", "FirstDigitTouch": "GRASP", "BothStartLoadPhase": "GRASP",
+              "LiftOff": "LIFT", "Replace": "LOWER", "BothReleased": "RELEASE"},
+    filters=({"kind": "lowpass", "freqs": (30.0,), "order": 4},), factor=2,
+    window_ms=200.0, stride_ms=48.0, train_stride_ms=48.0, clip=8.0, default_model="cnn",
+    description="6 overlapping grasp-and-lift events from 32-channel EEG (Kaggle WAY-EEG-GAL)"))
+
+# Emotion / mental state (Muse 4 ch at 256 Hz, GAMEEMO 14 ch at 128 Hz): 2 s windows of the
+# 1–40 Hz band at 128 Hz, a 50 Hz mains notch; band log-power per channel → the feature GRU.
+# Published as a state, never a command: the emotion output may gate behaviour, not move the arm.
+register(Task(
+    name="emotion", modality="eeg", mode="multiclass", labels=EMOTION_LABELS, commands={},
+    filters=({"kind": "highpass", "freqs": (1.0,), "order": 2}, {"kind": "notch", "freqs": (50.0,), "q": 30.0},
+             {"kind": "lowpass", "freqs": (40.0,), "order": 4}), factor=2,
+    window_ms=2000.0, stride_ms=250.0, train_stride_ms=250.0,
+    clip=20.0,  # mental states show in large eye/muscle activity: keep 20 σ of it
+    features=True, default_model="gru",
+    description="NEGATIVE / NEUTRAL / POSITIVE state from a Muse headband or GAMEEMO"))

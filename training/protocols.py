@@ -1,0 +1,121 @@
+"""Per task, how training gets its data and evaluates honestly: loaders, splits, held-out sets.
+
+This is the training side of the task registry (:mod:`edge.tasks`): one :class:`TaskProtocol`
+per task, so ``training.pipeline`` has no per-task branches.  A new task adds one entry.
+Every split keeps test data out of fitting and out of every choice (model, threshold, epoch):
+the tune block chooses, the test block only reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.recordings import Recording
+from training.data import GRASP_LIFT_LABELS, TaskConfig, WindowSet, load_emotion, load_grasp_lift
+
+WITHIN = "series 1-6 -> 7-8 (within subject)"
+LSO = "leave-subjects-out (series 7-8 of held-out subjects)"
+BLOCKS = "time blocks 60/20/20 (per recording)"
+LSO_EMO = "leave-subject-out (whole recordings of the held-out subject)"
+
+
+@dataclass
+class Split:
+    fit: np.ndarray
+    tune: np.ndarray
+    test: np.ndarray
+    protocol: str
+    fold: str = ""
+
+
+def grasp_lift_splits(ws: WindowSet, lso_folds: int) -> list[Split]:
+    series = np.array([int(s) for s in ws.session])
+    fit, tune, test = series <= 5, series == 6, series >= 7
+    splits = [Split(fit, tune, test, WITHIN)]
+    subjects = sorted(set(ws.subject), key=lambda s: int(s) if str(s).isdigit() else s)
+    if lso_folds and len(subjects) >= 2:
+        groups = np.array_split(np.array(subjects, dtype=object), min(lso_folds, len(subjects)))
+        for g in groups:
+            held = np.isin(ws.subject, g)
+            splits.append(Split(fit & ~held, tune & ~held, test & held, LSO, ",".join(map(str, g))))
+    return splits
+
+
+def emotion_splits(ws: WindowSet, window_s: float, lso: bool) -> list[Split]:
+    fit = np.zeros(len(ws), bool)
+    tune, test = fit.copy(), fit.copy()
+    t_start = ws.t_end - window_s
+    rec_ids = np.array([f"{s}|{p}|{y}" for s, p, y in zip(ws.subject, ws.session, ws.y)])
+    for rid in np.unique(rec_ids):
+        m = rec_ids == rid
+        lo, hi = ws.t_end[m].min() - window_s, ws.t_end[m].max()
+        b1, b2 = lo + 0.6 * (hi - lo), lo + 0.8 * (hi - lo)
+        fit |= m & (ws.t_end <= b1)
+        tune |= m & (t_start >= b1) & (ws.t_end <= b2)
+        test |= m & (t_start >= b2)
+    splits = [Split(fit, tune, test, BLOCKS)]
+    if lso:
+        for s in sorted(set(ws.subject)):
+            held = ws.subject == s
+            splits.append(Split((fit | test) & ~held, tune & ~held, held, LSO_EMO, str(s)))
+    return splits
+
+
+@dataclass(frozen=True)
+class TaskProtocol:
+    """How one task is trained and evaluated.
+
+    Attributes
+    ----------
+    load : callable (data, quick, seed) -> (recordings, label names)
+    splits : callable (windows, task config, quick, lso_folds) -> list of Split; the first is the
+        main (exported) split
+    held_out : callable (recordings, quick) -> recordings; what ``evaluate`` reads of a folder
+        before :attr:`held_out_windows` (grasp-lift: series 7–8)
+    held_out_windows : callable (windows, window seconds) -> (windows, protocol name)
+    """
+
+    load: Callable[..., tuple[list[Recording], tuple[str, ...]]]
+    splits: Callable[..., list[Split]]
+    held_out: Callable[[list[Recording]], list[Recording]]
+    held_out_windows: Callable[[WindowSet, float], tuple[WindowSet, str]]
+
+
+def _emotion_test_blocks(ws: WindowSet, window_s: float) -> tuple[WindowSet, str]:
+    return ws.take(emotion_splits(ws, window_s, lso=False)[0].test), BLOCKS + ", test blocks"
+
+
+PROTOCOLS: dict[str, TaskProtocol] = {
+    "grasp-lift": TaskProtocol(
+        load=lambda data, quick, seed: (load_grasp_lift(data, quick=quick, seed=seed), GRASP_LIFT_LABELS),
+        splits=lambda ws, cfg, quick, lso_folds: grasp_lift_splits(
+            ws, 0 if quick else (3 if lso_folds is None else lso_folds)),
+        held_out=lambda recs: [r for r in recs if int(r.session) >= 7],
+        held_out_windows=lambda ws, window_s: (ws, "series 7-8 of the given recordings")),
+    "emotion": TaskProtocol(
+        load=lambda data, quick, seed: load_emotion(data, quick=quick, seed=seed),
+        splits=lambda ws, cfg, quick, lso_folds: emotion_splits(ws, cfg.window_ms / 1000, lso=not quick),
+        held_out=lambda recs: recs,
+        held_out_windows=_emotion_test_blocks),
+}
+
+
+def protocol_for(task: str) -> TaskProtocol:
+    """The training protocol of a registered task (ValueError naming the trainable ones)."""
+    try:
+        return PROTOCOLS[task]
+    except KeyError:
+        raise ValueError(f"task must be one of {sorted(PROTOCOLS)}, got {task!r}") from None
+
+
+def is_table(data) -> bool:
+    """A single file given as emotion data is the seed's ``emotions.csv`` feature table."""
+    return Path(str(data)).is_file()
+
+
+__all__ = ["BLOCKS", "LSO", "LSO_EMO", "PROTOCOLS", "WITHIN", "Split", "TaskConfig", "TaskProtocol",
+           "emotion_splits", "grasp_lift_splits", "is_table", "protocol_for"]
