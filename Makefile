@@ -95,9 +95,10 @@ pi-check: env-edge
 		$(EDGE_VENV)/bin/neurogrip synth grasp-lift --out build/pi-check --subjects 1 --series 1 --trials 4 >/dev/null; fi
 	tools/pi-check --bundle tests/fixtures/bundles/grasp-lift --recording $(PI_RECORDING)
 
-# Regenerate the small int8 bundles the edge tests read (tests/fixtures/bundles).
+# Regenerate the small int8 bundles the edge tests read (tests/fixtures/bundles); TASKS="gesture" for one.
+TASKS ?=
 fixtures: env-train
-	tools/make-fixtures
+	tools/make-fixtures $(TASKS)
 
 clean:
 	$(MAKE) -C firmware_bridge/firmware clean

@@ -249,6 +249,13 @@ def validate_manifest(m: dict, path=".") -> None:
     if (model["activation"], mode) not in (("sigmoid", "multilabel"), ("softmax", "multiclass")):
         _fail(path, f"model.activation {model['activation']!r} does not fit decision mode {mode!r} "
                     "(sigmoid goes with multilabel, softmax with multiclass)")
+    task = get_task(m["task"])
+    if mode != task.mode:
+        _fail(path, f"decision mode {mode!r} does not fit task {task.name!r} ({task.mode})")
+    if isinstance(m["decision"], dict) and m["decision"].get("moves_arm") and not task.moves_arm:
+        _fail(path, f"decision.moves_arm is set but task {task.name!r} never moves the arm "
+                    "(docs/design.md §2: its output is published, it may gate behaviour, never command)",
+              "remove moves_arm and the commands from the bundle's decision section")
     expect_in = [1, n_feat] if feats is not None else [1, w["length"], len(ch)]
     expect_out = [1, len(labels)]
     for side, expect in (("input", expect_in), ("output", expect_out)):

@@ -87,6 +87,27 @@ def window_features(windows: np.ndarray, fs: float, bands=DEFAULT_BANDS) -> np.n
     return np.concatenate(feats, axis=1).astype(np.float32)
 
 
+def td_features(windows: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Hudgins' time-domain EMG features per channel: (k, length, C) → (k, 4·C) float32.
+
+    Mean absolute value, waveform length (sum of |Δx|), zero crossings and slope sign changes
+    (Hudgins, Parker & Scott, IEEE TBME 1993), the classic features of myoelectric pattern
+    recognition and the baseline every EMG model is compared with (LDA on them).  A crossing or
+    slope change counts only when the step around it is at least ``threshold`` (noise rejection,
+    in the window's units).  Only the window's own samples: as causal as the window.
+    """
+    w = np.asarray(windows, np.float32)
+    if w.ndim != 3 or w.shape[1] < 3:
+        raise ValueError(f"windows must have shape (k, length >= 3, C), got {w.shape}")
+    d = np.diff(w, axis=1)
+    mav = np.abs(w).mean(axis=1)
+    wl = np.abs(d).sum(axis=1)
+    zc = ((w[:, :-1] * w[:, 1:] < 0) & (np.abs(d) >= threshold)).sum(axis=1)
+    ssc = ((d[:, :-1] * d[:, 1:] < 0) & ((np.abs(d[:, :-1]) >= threshold) | (np.abs(d[:, 1:]) >= threshold))
+           ).sum(axis=1)
+    return np.concatenate([mav, wl, zc, ssc], axis=1).astype(np.float32)
+
+
 def n_features(length: int, n_channels: int, fs: float, bands=DEFAULT_BANDS) -> int:
     freqs = np.fft.rfftfreq(length, 1.0 / fs)
     used = sum(bool(((freqs >= lo) & (freqs < hi)).any()) for lo, hi in bands)

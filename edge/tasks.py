@@ -94,6 +94,11 @@ class Task:
         return self.mode == "multilabel"
 
     @property
+    def moves_arm(self) -> bool:
+        """Whether the task's decisions may command the arm (some label maps to an action)."""
+        return any(a is not None for a in self.commands.values())
+
+    @property
     def activation(self) -> str:
         """The model's output activation: ``sigmoid`` per event or ``softmax`` over classes."""
         return "sigmoid" if self.multilabel else "softmax"
@@ -164,3 +169,25 @@ register(Task(
     clip=20.0,  # mental states show in large eye/muscle activity: keep 20 σ of it
     features=True, default_model="gru",
     description="NEGATIVE / NEUTRAL / POSITIVE state from a Muse headband or GAMEEMO"))
+
+GESTURES = ("neutral", "radial_deviation", "wrist_flexion", "ulnar_deviation", "wrist_extension", "hand_close",
+            "hand_open")
+
+# Gesture (surface EMG; the Myo armband of Côté-Allard et al. 2019, 8 ch at 200 Hz): a 260 ms
+# causal window (the paper's 52 samples; 150–250 ms is the optimal controller window, Smith et al.
+# 2011) and a decision every 50 ms.  The band: a 20 Hz high-pass (4th order) removes DC, electrode
+# offsets and motion artefact, whose power lies below 10–20 Hz (De Luca et al. 2010 recommend a
+# 20 Hz corner), while EMG power lies between 20 and 150 Hz; the Myo's 200 Hz sampling ends the
+# band at 100 Hz, so there is no low-pass and no decimation.  Mains (60 Hz where the dataset was
+# recorded, Québec) lies inside the band at 200 Hz: a notch there.  A 50 Hz country changes that
+# one number (the chain is data and travels in the bundle).  Hand close/open drive the gripper,
+# wrist flexion/extension the second joint; neutral holds; radial/ulnar deviation map to nothing.
+register(Task(
+    name="gesture", modality="emg", mode="multiclass", labels=GESTURES,
+    commands={"neutral": None, "radial_deviation": None, "wrist_flexion": "LOWER", "ulnar_deviation": None,
+              "wrist_extension": "LIFT", "hand_close": "GRASP", "hand_open": "OPEN"},
+    filters=({"kind": "highpass", "freqs": (20.0,), "order": 4}, {"kind": "notch", "freqs": (60.0,), "q": 30.0}),
+    factor=1, window_ms=260.0, stride_ms=50.0, train_stride_ms=50.0,
+    clip=10.0,  # a strong contraction is several times the typical one: keep 10 σ of it
+    default_model="cnn", unit="myo",  # the Myo's own 8-bit EMG units
+    description="7 hand/wrist gestures from 8-channel forearm EMG (Myo armband, Côté-Allard et al. 2019)"))

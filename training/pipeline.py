@@ -267,6 +267,8 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     """
     proto = protocol_for(task)
     spec = get_task(task)
+    if proto.train is not None:
+        return proto.train(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress)
     if spec.features and is_table(data):
         return train_feature_table(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress)
     cfg = TASKS[task]
@@ -320,28 +322,36 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     return RunResult(path, report, report_dir, main["history"])
 
 
-def _manifest(task, kind, cfg, chain: SignalChain, ws: WindowSet, labels, main, report, data, seed) -> dict:
-    export = main["export"]
-    within = report["protocols"]
+def make_manifest(task, *, architecture: str, cfg, chain: SignalChain, channels, window_length: int, spec: dict,
+                  export, labels, decision: dict, metrics: dict, provenance: dict) -> dict:
+    """A bundle manifest (docs/design.md §1.1) from what training produced; ``write_bundle`` seals it."""
     return {
         "task": task,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "signal": {"channels": list(ws.channels), "fs": chain.fs, "units": "uV", "chain": chain.to_manifest()},
-        "window": {"length": int(ws.X.shape[1]), "stride": cfg.stride_samples(chain.fs),
-                   **main["spec"], "normalisation": "demean-scale-clip",
+        "signal": {"channels": list(channels), "fs": chain.fs, "units": get_task(task).unit,
+                   "chain": chain.to_manifest()},
+        "window": {"length": int(window_length), "stride": cfg.stride_samples(chain.fs),
+                   **spec, "normalisation": "demean-scale-clip",
                    "length_ms": cfg.window_ms, "stride_ms": cfg.stride_ms},
-        "model": {"architecture": report.get("exported", kind), "activation": get_task(task).activation,
+        "model": {"architecture": architecture, "activation": get_task(task).activation,
                   "ops": export.ops,
                   "input": {"shape": list(export.input_shape), "dtype": "int8", "scale": export.input_scale,
                             "zero_point": export.input_zero_point},
                   "output": {"shape": list(export.output_shape), "dtype": "int8", "scale": export.output_scale,
                              "zero_point": export.output_zero_point}},
         "labels": list(labels),
-        "decision": _decision(task, labels, main["tune_y"], main["tune_scores"]),
-        "metrics": within,
-        "provenance": {"data": str(data), "n_recordings": len(ws.sources), "seed": seed,
-                       "code_version": _code_version(), **_versions()},
+        "decision": decision,
+        "metrics": metrics,
+        "provenance": {**provenance, "code_version": _code_version(), **_versions()},
     }
+
+
+def _manifest(task, kind, cfg, chain: SignalChain, ws: WindowSet, labels, main, report, data, seed) -> dict:
+    return make_manifest(task, architecture=report.get("exported", kind), cfg=cfg, chain=chain, channels=ws.channels,
+                         window_length=ws.X.shape[1], spec=main["spec"], export=main["export"], labels=labels,
+                         decision=_decision(task, labels, main["tune_y"], main["tune_scores"]),
+                         metrics=report["protocols"],
+                         provenance={"data": str(data), "n_recordings": len(ws.sources), "seed": seed})
 
 
 def _summary_line(task, r) -> str:
@@ -393,8 +403,10 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
     """
     bundle = load_bundle(bundle_path)
     task = bundle.task
-    cfg = TASKS[task]
     proto = protocol_for(task)
+    if proto.evaluate is not None:
+        return proto.evaluate(bundle_path, data, quick=quick, progress=progress)
+    cfg = TASKS[task]
     recs = proto.held_out(proto.load(data, quick, 0)[0])
     chain = bundle.signal_chain()
     missing = [c for c in bundle.channels if c not in recs[0].channels]

@@ -77,12 +77,18 @@ class TaskProtocol:
     held_out : callable (recordings, quick) -> recordings; what ``evaluate`` reads of a folder
         before :attr:`held_out_windows` (grasp-lift: series 7–8)
     held_out_windows : callable (windows, window seconds) -> (windows, protocol name)
+    train, evaluate : callable, optional
+        A task whose protocol is not "one split, one model" (EMG gestures: pre-train on other
+        people, calibrate per person) brings its own ``train(data, out, **options)`` and
+        ``evaluate(bundle_path, data, **options)``; the generic ones are used otherwise.
     """
 
-    load: Callable[..., tuple[list[Recording], tuple[str, ...]]]
-    splits: Callable[..., list[Split]]
-    held_out: Callable[[list[Recording]], list[Recording]]
-    held_out_windows: Callable[[WindowSet, float], tuple[WindowSet, str]]
+    load: Callable[..., tuple[list[Recording], tuple[str, ...]]] | None = None
+    splits: Callable[..., list[Split]] | None = None
+    held_out: Callable[[list[Recording]], list[Recording]] | None = None
+    held_out_windows: Callable[[WindowSet, float], tuple[WindowSet, str]] | None = None
+    train: Callable[..., object] | None = None
+    evaluate: Callable[..., dict] | None = None
 
 
 def _emotion_test_blocks(ws: WindowSet, window_s: float) -> tuple[WindowSet, str]:
@@ -101,7 +107,16 @@ PROTOCOLS: dict[str, TaskProtocol] = {
         splits=lambda ws, cfg, quick, lso_folds: emotion_splits(ws, cfg.window_ms / 1000, lso=not quick),
         held_out=lambda recs: recs,
         held_out_windows=_emotion_test_blocks),
+    "gesture": TaskProtocol(
+        train=lambda data, out, **kw: _gesture().train_gesture(data, out, **kw),
+        evaluate=lambda bundle, data, **kw: _gesture().evaluate_gesture(bundle, data, **kw)),
 }
+
+
+def _gesture():
+    from training import gesture  # imports the runtime's pipeline: only when the task is used
+
+    return gesture
 
 
 def protocol_for(task: str) -> TaskProtocol:

@@ -28,14 +28,17 @@ Multi-label tasks (``grasp-lift``), per label and per window
    * a label without a command, or whose command was issued less than ``refractory_ms`` ago, is
      consumed without firing (reason ``"no-command"`` / ``"refractory"``).
 
-Multi-class tasks (``muse-emotion``)
-------------------------------------
-The Decider publishes a *state* (a label), never an arm command: ``Decision.action`` is always
-``None`` (design §2: emotion never moves the arm).  Per window the candidate is the most probable
-class if its probability is at least ``reject_below`` (otherwise the window is ``"rejected"`` and
-the published state is held), optionally majority-voted over ``vote`` windows; the published
-state changes after the candidate has persisted ``min_dwell_ms``.  ``thresholds``, ``hysteresis``,
-``refractory_ms`` and ``commands`` do not apply (``commands`` must be empty).
+Multi-class tasks (``emotion``, ``gesture``)
+--------------------------------------------
+The Decider publishes a *state* (a label).  Per window the candidate is the most probable class
+if its probability is at least ``reject_below`` (otherwise the window is ``"rejected"`` and the
+published state is held: confidence rejection), optionally majority-voted over ``vote`` windows;
+the published state changes after the candidate has persisted ``min_dwell_ms``.  ``thresholds``
+and ``hysteresis`` do not apply.  Without ``moves_arm`` (emotion) ``Decision.action`` is always
+``None`` (docs/design.md §2: emotion never moves the arm).  With ``moves_arm`` (EMG gestures) a
+change of state to a class that has a command fires that command (reason ``"fired"``), unless
+the same action was issued less than ``refractory_ms`` ago (``"refractory"``); a change to a
+class without a command (neutral) holds the arm where it is.
 
 Invalid windows
 ---------------
@@ -271,6 +274,12 @@ class Decider:
             if t - self._cand_since >= pol.min_dwell_ms:
                 self._state = voted
                 self._candidate = self._cand_since = None
+                act = self._actions[voted]
+                if act is not None:  # only with moves_arm (the policy refuses commands otherwise)
+                    if act in self._last_fired and t - self._last_fired[act] < pol.refractory_ms:
+                        return self._decision(t, voted, "refractory", p)
+                    self._last_fired[act] = t
+                    return self._decision(t, voted, "fired", p, act)
                 reason = "changed"
             else:
                 reason = "dwell"

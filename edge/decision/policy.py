@@ -60,7 +60,7 @@ DEFAULTS = {
     "reject_below": 0.5,
 }
 _KEYS = ("mode", "thresholds", "hysteresis", "min_dwell_ms", "refractory_ms", "vote", "reject_below",
-         "commands", "targets")
+         "commands", "targets", "moves_arm", "objective")
 
 
 def _key(key: str) -> str:
@@ -90,7 +90,8 @@ class DecisionPolicy:
         The model's output labels, in output order (the bundle manifest's label names).
     mode : {"multilabel", "multiclass"}
         ``"multilabel"``: independent per-label (sigmoid) probabilities, drives the arm.
-        ``"multiclass"``: one softmax distribution, publishes a state, never moves the arm.
+        ``"multiclass"``: one softmax distribution; publishes a state and never moves the arm
+        unless ``moves_arm`` (EMG gestures: a class change to a commanded class fires its command).
     thresholds : float or sequence of float, optional
         Per-label "on" threshold in (0, 1]; one number applies to every label.  Default 0.5
         (training stores the values of :func:`training.thresholds.choose_thresholds`).  Multi-label only.
@@ -107,9 +108,18 @@ class DecisionPolicy:
     commands : mapping label -> action name or None, optional
         Arm action per label.  Default for multi-label: docs/design.md §2 (HandStart→OPEN,
         FirstDigitTouch/BothStartLoadPhase→GRASP, LiftOff→LIFT, Replace→LOWER,
-        BothReleased→RELEASE) for the labels present; must be empty for multi-class.
+        BothReleased→RELEASE) for the labels present; multi-class: none, and any must come with
+        ``moves_arm``.
     targets : mapping action name -> (target_ddeg, speed_ddeg_s), optional
         Merged over :data:`DEFAULT_TARGETS`.  The firmware clamps targets to its joint limits.
+    moves_arm : bool, optional
+        Whether decisions may command the arm.  Default: True for multi-label, False for
+        multi-class, where it must be stated explicitly: an emotion bundle with a stray command
+        map must not move the arm (the task registry, :mod:`edge.tasks`, says which tasks may).
+    objective : mapping, optional
+        How the parameters were chosen (e.g. ``{"maximise": "detected gestures", "subject_to":
+        "<= 1 false activation/min", "data": "calibration session"}``), kept for the report;
+        informative, never used to decide.
     """
 
     labels: tuple[str, ...]
@@ -122,6 +132,8 @@ class DecisionPolicy:
     reject_below: float = DEFAULTS["reject_below"]
     commands: Mapping[str, Action | None] | None = None
     targets: Mapping[Action, tuple[int, int]] | None = None
+    moves_arm: bool | None = None
+    objective: Mapping | None = None
 
     def __post_init__(self):
         put = object.__setattr__
@@ -164,6 +176,13 @@ class DecisionPolicy:
         put(self, "vote", check_int(self.vote, _key("vote"), lo=1, hi=99, exc=DecisionError, fix="1 = no voting"))
         put(self, "reject_below", check_number(self.reject_below, _key("reject_below"), lo=0.0, hi=1.0,
                                                exc=DecisionError))
+        if self.moves_arm is None:
+            put(self, "moves_arm", self.mode == "multilabel")
+        check_type(self.moves_arm, bool, _key("moves_arm"), exc=DecisionError, fix="true or false")
+        if self.objective is not None:
+            check_type(self.objective, Mapping, _key("objective"), exc=DecisionError,
+                       fix="an object describing how the parameters were chosen")
+            put(self, "objective", dict(self.objective))
         put(self, "commands", self._commands(labels))
         put(self, "targets", self._targets())
 
@@ -180,9 +199,11 @@ class DecisionPolicy:
                 raise DecisionError(f"{_key('commands')} names label {lab!r}, which the model does not "
                                     f"have; labels are {', '.join(labels)}")
             out[lab] = None if act is None else _action(f"commands.{lab}", act)
-        if self.mode == "multiclass" and any(a is not None for a in out.values()):
-            raise DecisionError(f"{_key('commands')} must be empty for mode 'multiclass': a multi-class "
-                                "(emotion) model publishes a state and never moves the arm (design §2)")
+        if not self.moves_arm and any(a is not None for a in out.values()):
+            raise DecisionError(f"{_key('commands')} must be empty for mode 'multiclass' without moves_arm: "
+                                "a multi-class state (emotion) is published and never moves the arm "
+                                "(docs/design.md §2); a task that drives the arm by class (EMG gestures) "
+                                "says moves_arm: true")
         return out
 
     def _targets(self) -> dict[Action, tuple[int, int]]:
@@ -222,6 +243,8 @@ class DecisionPolicy:
             "reject_below": self.reject_below,
             "commands": {lab: (None if a is None else a.name) for lab, a in self.commands.items()},
             "targets": {a.name: {"target_ddeg": t, "speed_ddeg_s": s} for a, (t, s) in self.targets.items()},
+            "moves_arm": self.moves_arm,
+            **({"objective": self.objective} if self.objective is not None else {}),
         }
 
     @classmethod
@@ -258,11 +281,13 @@ class Decision:
 
     ``action`` is ``None`` unless a command fired; then the runtime sends
     ``link.command(action, target_ddeg, speed_ddeg_s, deadline=...)``.  For multi-class policies
-    ``label`` is the published state (``None`` until the first one) and ``action`` is always None.
+    ``label`` is the published state (``None`` until the first one); ``action`` is None unless the
+    policy ``moves_arm`` and the state just changed to a class with a command.
 
     ``reason`` is one of ``"fired"``, ``"idle"`` (nothing on), ``"dwell"`` (on, waiting for the
     dwell time), ``"latched"`` (on, already fired this episode), ``"refractory"``, ``"no-command"``,
-    ``"invalid"``; multi-class: ``"changed"``, ``"steady"``, ``"dwell"``, ``"rejected"``, ``"invalid"``.
+    ``"invalid"``; multi-class: ``"changed"``, ``"steady"``, ``"dwell"``, ``"rejected"``, ``"invalid"``,
+    and with ``moves_arm`` ``"fired"`` (the state changed to a commanded class) or ``"refractory"``.
     """
 
     t_ms: float

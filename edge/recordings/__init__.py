@@ -1,4 +1,4 @@
-"""Readers and writers for the EEG recording layouts neurogrip trains on and replays.
+"""Readers and writers for the EEG/EMG recording layouts neurogrip trains on and replays.
 
 Everything here is numpy-only (the Pi replays recordings too).  One module per file format,
 its reader and (where neurogrip writes it) its writer side by side; all readers share one
@@ -15,9 +15,12 @@ Layouts
 * GAMEEMO ``SxxGyAllChannels.csv[.gz]`` (:mod:`~edge.recordings.gameemo`: :func:`read_gameemo`).
 * The ``emotions.csv`` feature table (:mod:`~edge.recordings.emotions_table`:
   :func:`read_emotions_table`).
+* The Myo armband EMG dataset (:mod:`~edge.recordings.myo`): folders of ``classe_K.dat``
+  (:func:`read_myo`, :func:`read_myo_session`, :func:`read_myo_file`, :func:`find_myo_sessions`).
 
-:func:`read_recording` picks the reader from the file name, else from the header.  A new
-format is one new module here and one line in :func:`read_recording`.
+:func:`read_recording` picks the reader from the file name, else from the header; a directory
+is read as a Myo armband session, participant or dataset folder.  A new format is one new module
+here and one line in :func:`read_recording`.
 """
 
 from __future__ import annotations
@@ -49,11 +52,29 @@ from edge.recordings.muse import (
     read_muse,
     write_muse,
 )
+from edge.recordings.myo import (
+    GESTURES,
+    MAX_FILE_BYTES,
+    MYO_CHANNELS,
+    MYO_FS,
+    N_CYCLES,
+    N_FILES,
+    find_myo_sessions,
+    read_myo,
+    read_myo_file,
+    read_myo_session,
+)
 
 
 def read_recording(path: str | Path) -> Recording:
-    """Read any supported recording, choosing the reader from the file name/header."""
+    """Read any supported recording, choosing the reader from the file name/header.
+
+    A directory is a Myo armband folder (:func:`read_myo`: a session, a participant, a dataset
+    half or the dataset root).
+    """
     path = Path(path)
+    if path.is_dir():
+        return read_myo(path)
     name = path.name
     if grasp_lift.FILE_NAME.match(name):
         if "_events.csv" in name:
@@ -74,9 +95,10 @@ def read_recording(path: str | Path) -> Recording:
 
 
 __all__ = [
-    "EMOTION_LABELS", "GAMEEMO_CHANNELS", "GAMEEMO_FS", "GAMEEMO_GAMES", "GRASP_LIFT_CHANNELS",
-    "GRASP_LIFT_EVENTS", "GRASP_LIFT_FS", "MUSE_COLUMNS", "MUSE_EEG_CHANNELS", "MUSE_FS", "MUSE_GAP_PERIODS",
-    "MUSE_STATES", "FeatureTable", "Recording", "find_grasp_lift_series", "grasp_lift_paths",
-    "read_emotions_table", "read_gameemo", "read_grasp_lift", "read_grasp_lift_events", "read_muse",
-    "read_recording", "write_grasp_lift", "write_muse",
+    "EMOTION_LABELS", "GAMEEMO_CHANNELS", "GAMEEMO_FS", "GAMEEMO_GAMES", "GESTURES", "GRASP_LIFT_CHANNELS",
+    "GRASP_LIFT_EVENTS", "GRASP_LIFT_FS", "MAX_FILE_BYTES", "MUSE_COLUMNS", "MUSE_EEG_CHANNELS", "MUSE_FS",
+    "MUSE_GAP_PERIODS", "MUSE_STATES", "MYO_CHANNELS", "MYO_FS", "N_CYCLES", "N_FILES", "FeatureTable",
+    "Recording", "find_grasp_lift_series", "find_myo_sessions", "grasp_lift_paths", "read_emotions_table",
+    "read_gameemo", "read_grasp_lift", "read_grasp_lift_events", "read_muse", "read_myo", "read_myo_file",
+    "read_myo_session", "read_recording", "write_grasp_lift", "write_muse",
 ]
