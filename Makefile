@@ -80,12 +80,13 @@ fuzz:
 firmware:
 	$(MAKE) -C firmware_bridge/firmware avr sim
 
-# The default bundles, trained on the shared real data (about 10 minutes here); the benchmarks
+# The default bundles, trained on the shared real data (about 15 minutes here); the benchmarks
 # and the README's metrics table use them.
 SHARED_DATA ?= ../shared/data
 bundles: env-train
 	$(TRAIN_VENV)/bin/neurogrip train --task grasp-lift --data $(SHARED_DATA)/grasp_lift_segments --out build/bundles/grasp-lift
 	$(TRAIN_VENV)/bin/neurogrip train --task emotion --data $(SHARED_DATA)/muse_mental_state --out build/bundles/emotion
+	$(TRAIN_VENV)/bin/neurogrip train --task gesture --data $(SHARED_DATA)/myo_armband --out build/bundles/gesture
 
 # The emulated Raspberry Pi check (docs/pi-check.md): an arm64 Debian bookworm userland under
 # qemu-user runs the edge on a recording; its int8 outputs must equal this machine's.

@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks.common import Context
 from benchmarks.machine import describe
 
-SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "link")
+SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "link")
 SCHEMA_VERSION = 1
 
 
@@ -29,7 +29,7 @@ def _met(t: dict):
     m, g = t["measured"], t["goal"]
     if m is None or (isinstance(m, float) and not math.isfinite(m)):
         return None
-    return {">=": m >= g, "<=": m <= g, "==": m == g}[t["op"]]
+    return {">=": m >= g, ">": m > g, "<=": m <= g, "==": m == g}[t["op"]]
 
 
 def _progress(msg: str) -> None:

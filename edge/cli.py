@@ -109,7 +109,8 @@ def _cmd_train(args) -> int:
     from training.pipeline import train
 
     train(args.task, args.data, args.out, model_kind=args.model, quick=args.quick, seed=args.seed,
-          epochs=args.epochs, lso_folds=args.lso_folds, progress=lambda m: print(m, flush=True))
+          epochs=args.epochs, lso_folds=args.lso_folds, participants=args.participants,
+          progress=lambda m: print(m, flush=True))
     return 0
 
 
@@ -218,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="maximum epochs (early stopping on the tune block)")
     p.add_argument("--lso-folds", type=int, help="grasp-lift leave-subjects-out folds (default 3, 0 = skip)")
+    p.add_argument("--participants", type=lambda t: [x for x in t.split(",") if x], metavar="A,B",
+                   help="gesture: the evaluation participants to calibrate (default: all)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="run a bundle through the edge path on held-out data, print metrics")

@@ -56,6 +56,30 @@ def format_truth(t: dict) -> str:
     return "\n".join(lines)
 
 
+def continuous_use(bundle, recording, fired, rows) -> dict:
+    """Continuous-use scores of the live run (:mod:`edge.scoring`): the commands the arm received,
+    at the recording row of their window's last sample, against the class held at each sample."""
+    from edge.evaluation import command_map
+    from edge.scoring import score_continuous
+
+    commands = [(int(row), action) for (_, _, action, _), row in zip(fired, rows) if row >= 0]
+    s = score_continuous(recording.labels.argmax(axis=1), recording.fs, commands,
+                         command_map(bundle.decision_policy()),
+                         grace_s=bundle.window["length"] * bundle.signal_chain().factor / bundle.fs)
+    return {k: v for k, v in s.items() if k not in ("per_command", "delays_ms")}
+
+
+def format_continuous(s: dict) -> str:
+    d = s["delay_ms"]
+    delay = f"p50 {d['p50']:.0f} ms, p90 {d['p90']:.0f} ms" if d.get("n") else "n/a"
+    fa = "n/a" if s["false_activations_per_min"] is None else f"{s['false_activations_per_min']:.1f}/min"
+    return ("continuous use (as a user feels it)\n"
+            f"  gestures commanded     {s['detected']}/{s['gestures']}\n"
+            f"  delay from gesture start to its command: {delay}\n"
+            f"  false activations      {s['false_activations']} in {s['rest_minutes']:.2f} min of rest ({fa})\n"
+            f"  wrong commands         {s['wrong_commands']} ({s['wrong_per_min']:.1f}/min)")
+
+
 def run_demo(bundle_path, recording_path, *, arm: str = "sim", speed: float = 1.0, duration: float | None = None,
              log_path=None, report_path=None) -> dict:
     from edge.bundle import load_bundle
@@ -68,7 +92,8 @@ def run_demo(bundle_path, recording_path, *, arm: str = "sim", speed: float = 1.
     name = f"neurogrip-demo-{uuid.uuid4().hex[:6]}"
     player = Player(rec, name=name, speed=speed, wait_consumers=10.0)
     player.start()
-    print(f"[demo] streaming {rec.source.name} ({rec.n_samples / rec.fs:.0f} s of EEG, "
+    print(f"[demo] streaming {rec.source.name} ({rec.n_samples / rec.fs:.0f} s of "
+          f"{bundle.task_spec.modality.upper()}, "
           f"{len(rec.segments)} segment(s)) as LSL stream '{name}' at {speed:g}x", flush=True)
 
     def stop_when_done(rt):
@@ -93,6 +118,9 @@ def run_demo(bundle_path, recording_path, *, arm: str = "sim", speed: float = 1.
     print("\n" + format_truth(truth), flush=True)
     result = {"summary": summary.to_dict(), "truth": truth, "bundle": str(bundle_path),
               "recording": str(recording_path), "metrics_in_bundle": bundle.manifest.get("metrics")}
+    if bundle.task_spec.mode == "multiclass" and rec.labels is not None:  # one class per sample: continuous use
+        result["continuous"] = continuous_use(bundle, rec, summary.fired, rows)
+        print("\n" + format_continuous(result["continuous"]), flush=True)
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         Path(report_path).write_text(json.dumps(result, indent=1))
@@ -102,7 +130,8 @@ def run_demo(bundle_path, recording_path, *, arm: str = "sim", speed: float = 1.
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="neurogrip demo", description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", required=True)
-    ap.add_argument("--recording", required=True, help="a Kaggle-layout _data.csv[.gz] (or Muse/GAMEEMO) file")
+    ap.add_argument("--recording", required=True,
+                    help="a Kaggle-layout _data.csv[.gz] (or Muse/GAMEEMO) file, or a Myo armband session folder")
     ap.add_argument("--arm", default="sim", help="'sim' (default), a serial port, or 'none'")
     ap.add_argument("--speed", type=float, default=1.0, help="stream speed (1 = real time)")
     ap.add_argument("--duration", type=float, help="stop after this many seconds")

@@ -7,8 +7,9 @@ baseline beside it):
 
 1. **calibrated** — a causal CNN pre-trained on the PreTrainingDataset participants (cycles 0–2 fit,
    cycle 3 chooses the stopping epoch), then fine-tuned on one evaluation participant's
-   ``training0`` (cycles 0–2 fit, cycle 3 tunes: epoch and decision parameters), tested on their
-   ``Test0`` + ``Test1``; mean window accuracy over participants.  Baseline: LDA on Hudgins'
+   ``training0``: cycles 0–2 fit while cycle 3 chooses the epoch count and the decision parameters,
+   then the same epochs from the pre-trained model on all four cycles.  Tested on their ``Test0``
+   + ``Test1``; mean window accuracy over participants.  Baseline: LDA on Hudgins'
    time-domain features fitted on the same participant's ``training0``.
 2. **no calibration** — the pre-trained model alone on the same test sessions (baseline: an LDA
    fitted on the pre-training participants).
@@ -34,13 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import load_bundle, write_bundle
-from edge.decision import Decider, DecisionPolicy
+from edge.decision import DecisionPolicy
+from edge.evaluation import continuous_score, fired_commands, replay_probs, window_accuracy
 from edge.model_input import model_inputs, td_features
 from edge.recordings import Recording
 from edge.recordings.myo import find_myo_sessions, read_myo_session
-from edge.runtime import Pipeline
 from edge.scoring import combine, score_continuous, segments_of
-from edge.sources import ReplaySource
 from edge.tasks import get_task
 from training.data import TaskConfig, WindowSet, recording_windows
 from training.errors import TrainingError
@@ -193,27 +193,9 @@ def lda_baseline(ws_fit: WindowSet, ws_test: WindowSet) -> float:
 # --------------------------------------------------------------------------- decisions and replay
 
 
-def replay_probs(bundle, rec: Recording) -> tuple[np.ndarray, np.ndarray]:
-    """Every window of a continuous recording through the edge pipeline: (probabilities, last-sample index)."""
-    src = ReplaySource(rec, speed=0)
-    pipe = Pipeline(bundle, src.channels, src.fs, drop_stale=False)
-    probs, idx = [], []
-    while (c := src.read()) is not None:
-        for r in pipe.process(c):
-            probs.append(r.probs)
-            idx.append(r.index_end)
-    return np.array(probs, np.float32), np.array(idx, np.int64)
-
-
-def decide(policy: DecisionPolicy, probs: np.ndarray, idx: np.ndarray, fs: float) -> list[tuple[int, str]]:
-    """The commands a policy fires on a replay's probabilities: (window's last sample, action)."""
-    decisions = Decider(policy).process(probs, idx / fs * 1000.0)
-    return [(int(i), d.action.name) for i, d in zip(idx, decisions) if d.action is not None]
-
-
 def score(policy: DecisionPolicy, replays, command_of: dict, grace_s: float) -> dict:
     """Pooled continuous-use score of a policy over replays [(truth, fs, probs, idx)]."""
-    return combine([score_continuous(truth, fs, decide(policy, probs, idx, fs), command_of, grace_s=grace_s)
+    return combine([score_continuous(truth, fs, fired_commands(policy, probs, idx, fs), command_of, grace_s=grace_s)
                     for truth, fs, probs, idx in replays])
 
 
@@ -256,11 +238,12 @@ def chain_channels(chain) -> tuple[str, ...]:
 
 
 def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int | None = None, progress=print,
-                  **_ignored) -> dict:
+                  participants=None, lso_folds=None) -> dict:
     """Pre-train, calibrate per participant, evaluate the three protocols, export the base bundle.
 
-    Returns the report (also written to ``<out>.report/report.json``); calibrated bundles of the
-    evaluation participants go to ``<out>.report/calibrated/<participant>/``.
+    Returns a :class:`training.pipeline.RunResult`; the report is also written to
+    ``<out>.report/report.json`` and the calibrated bundles of the evaluation participants
+    (``participants``: a subset, default all) to ``<out>.report/calibrated/<participant>/``.
     """
     from training.pipeline import RunResult, window_spec
 
@@ -278,6 +261,11 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
     pre = _participant_sessions(root, "PreTrainingDataset")
     ev = _participant_sessions(root, "EvaluationDataset")
     leaks = exclude_leaks(pre, ev, progress)
+    if participants:
+        unknown = sorted(set(participants) - set(ev))
+        if unknown:
+            raise TrainingError(f"{root}/EvaluationDataset has no participant(s) {unknown}; it has {', '.join(ev)}")
+        ev = {n: ev[n] for n in participants}
     if quick:  # a smoke run: enough participants to exercise every step
         pre = dict(list(pre.items())[:3])
         ev = dict(list(ev.items())[:2])
@@ -287,11 +275,20 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
     _log(progress, f"[train] gesture: {len(pre)} pre-training and {len(ev)} evaluation participants from {root}")
 
     # ---- pre-training windows (per file), cycle 3 of each participant tunes the epoch
-    pre_ws = WindowSet.concat([session_windows(read_myo_session(s["training0"], continuous=False), chain, cfg,
-                                               train=True) for s in pre.values()])
+    # Each person's EMG amplitude differs (skin, fat, armband fit): every participant is normalised by
+    # their own channel scale, so the model learns shapes, not one person's gain; a calibration
+    # re-estimates the scale of the new person.  The base bundle (no calibration) carries the
+    # median scale of the pre-training participants.  (Chosen on pre-training participants held
+    # out as a development set, never on the evaluation participants: docs/design.md § 2.)
+    sets = [session_windows(read_myo_session(s["training0"], continuous=False), chain, cfg, train=True)
+            for s in pre.values()]
+    specs = [window_spec(w.X[_cycle(w) < TUNE_CYCLE], chain.fs_out, cfg.clip, False) for w in sets]
+    pre_ws = WindowSet.concat(sets)
     fit_m, tune_m = _cycle(pre_ws) < TUNE_CYCLE, _cycle(pre_ws) == TUNE_CYCLE
-    spec = window_spec(pre_ws.X[fit_m], chain.fs_out, cfg.clip, False)
-    Xf, Xt = model_inputs(pre_ws.X[fit_m], spec), model_inputs(pre_ws.X[tune_m], spec)
+    Xf = np.concatenate([model_inputs(w.X[_cycle(w) < TUNE_CYCLE], sp) for w, sp in zip(sets, specs)])
+    Xt = np.concatenate([model_inputs(w.X[_cycle(w) == TUNE_CYCLE], sp) for w, sp in zip(sets, specs)])
+    spec = {"channel_scale": [float(v) for v in np.median([sp["channel_scale"] for sp in specs], axis=0)],
+            "clip": cfg.clip}
     _log(progress, f"[train] pre-training: {fit_m.sum()} fit and {tune_m.sum()} tune windows of "
                    f"{pre_ws.X.shape[1]} x {pre_ws.X.shape[2]} at {chain.fs_out:g} Hz ({pre_ws.saturations} saturations)")
     _keras(seed)
@@ -328,29 +325,40 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
         test = WindowSet.concat([session_windows(read_myo_session(sessions[t], continuous=False), chain, cfg)
                                  for t in TEST_SESSIONS])
         cf, ct = _cycle(cal) < TUNE_CYCLE, _cycle(cal) == TUNE_CYCLE
-        Xcf, Xct, Xs = (model_inputs(w, spec) for w in (cal.X[cf], cal.X[ct], test.X))
+        own = window_spec(cal.X, chain.fs_out, cfg.clip, False)  # this person's scale, from calibration only
+        Xcf, Xct, Xs = (model_inputs(w, own) for w in (cal.X[cf], cal.X[ct], test.X))
+        Xs_base = model_inputs(test.X, spec)
+        # Fine-tune on cycles 0-2 with cycle 3 choosing the epoch (and, below, the decision
+        # parameters); then the same number of epochs from the base on all four cycles.
+        draft_model = _clone(base, seed)
+        ft_hist = fit(draft_model, Xcf, cal.y[cf], Xct, cal.y[ct], epochs=ft_epochs, lr=3e-4, patience=5, seed=seed)
+        best_epochs = int(np.argmin(ft_hist["val_loss"])) + 1
         model = _clone(base, seed)
-        ft_hist = fit(model, Xcf, cal.y[cf], Xct, cal.y[ct], epochs=ft_epochs, lr=3e-4, patience=5, seed=seed)
-        export = _export(model, Xcf, seed)
+        Xcal = np.concatenate([Xcf, Xct])
+        fit(model, Xcal, np.concatenate([cal.y[cf], cal.y[ct]]), Xct, cal.y[ct], epochs=best_epochs, lr=3e-4,
+            patience=best_epochs + 1, seed=seed)
+        export = _export(model, Xcal, seed)
+        draft_export = _export(draft_model, Xcf, seed)
         from edge.inference import Int8Model
 
         res = {"float": _accuracy(test.y, model.predict(Xs, batch_size=1024, verbose=0)),
                "int8": _accuracy(test.y, Int8Model(export.tflite).predict(Xs)),
-               "base_float": _accuracy(test.y, base.predict(Xs, batch_size=1024, verbose=0)),
-               "base_int8": _accuracy(test.y, Int8Model(base_export.tflite).predict(Xs)),
-               "lda": lda_baseline(cal, test), "epochs_run": len(ft_hist.get("loss", [])),
+               "base_float": _accuracy(test.y, base.predict(Xs_base, batch_size=1024, verbose=0)),
+               "base_int8": _accuracy(test.y, Int8Model(base_export.tflite).predict(Xs_base)),
+               "lda": lda_baseline(cal, test), "epochs": best_epochs,
                "n_windows": {"calibration": len(cal), "test": len(test)}}
         if lda_pooled is None:
             lda_pooled = _pooled_lda(pre_ws)
         res["lda_no_calibration"] = float(np.mean(lda_pooled.predict(td_features(test.X, TD_THRESHOLD)) == test.y))
         # decision parameters on training0 cycle 3, replayed continuously through this participant's bundle
-        draft = load_bundle(_bundle_for(scratch / name, model=model, export=export, cfg=cfg, chain=chain, spec=spec,
+        draft = load_bundle(_bundle_for(scratch / name, model=draft_model, export=draft_export, cfg=cfg, chain=chain,
+                                        spec=own,
                                         labels=labels, policy=base_policy, metrics={}, provenance=provenance))
         tune_rec = continuous_cycle(read_myo_session(sessions["training0"]), TUNE_CYCLE)
         policy, tune_score = choose_policy(labels, [(tune_rec.labels.argmax(axis=1), tune_rec.fs,
                                                       *replay_probs(draft, tune_rec))], command_of, grace_s)
         path = _bundle_for(report_dir / "calibrated" / name, model=model, export=export, cfg=cfg, chain=chain,
-                           spec=spec, labels=labels, policy=policy,
+                           spec=own, labels=labels, policy=policy,
                            metrics={"calibration": {"tune_cycle": TUNE_CYCLE, "decision_tune": _brief(tune_score)}},
                            provenance={**provenance, "participant": name, "parent": base_export_hash(base_export)})
         bundle = load_bundle(path)
@@ -360,10 +368,10 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
             rec = read_myo_session(sessions[t])
             truth = rec.labels.argmax(axis=1)
             probs, idx = replay_probs(bundle, rec)
-            cont.append(score_continuous(truth, rec.fs, decide(bundle.decision_policy(), probs, idx, rec.fs),
+            cont.append(score_continuous(truth, rec.fs, fired_commands(bundle.decision_policy(), probs, idx, rec.fs),
                                          command_of, grace_s=grace_s))
             bprobs, bidx = replay_probs(base_bundle_scratch, rec)
-            cont_base.append(score_continuous(truth, rec.fs, decide(base_policy, bprobs, bidx, rec.fs), command_of,
+            cont_base.append(score_continuous(truth, rec.fs, fired_commands(base_policy, bprobs, bidx, rec.fs), command_of,
                                               grace_s=grace_s))
         res["continuous"] = [_brief(c) for c in cont]
         res["continuous_base"] = [_brief(c) for c in cont_base]
@@ -481,31 +489,19 @@ def evaluate_gesture(bundle_path, data, *, quick: bool = False, progress=print) 
     if bundle.task != TASK:
         raise TrainingError(f"{bundle_path} is a {bundle.task!r} bundle, not a gesture bundle")
     sessions = find_myo_sessions(data)[: 2 if quick else None]
-    labels = tuple(bundle.labels)
-    policy = bundle.decision_policy()
-    command_of = {i: (None if policy.commands.get(lab) is None else policy.commands[lab].name)
-                  for i, lab in enumerate(labels)}
-    grace_s = bundle.window["length"] / bundle.fs
-    model, chain = bundle.model(), bundle.signal_chain()
     correct = total = 0
     scores, per_session = [], {}
     for s in sessions:
-        rec = read_myo_session(s, continuous=False)
-        chain.reset()
-        ws = recording_windows(rec, chain, bundle.window["length"], bundle.window["stride"], rec.label_names)
-        y = ws.y.argmax(axis=1)
-        pred = np.argmax(model.predict(bundle.model_input(ws.X)), axis=1)
-        correct, total = correct + int((pred == y).sum()), total + len(y)
-        cont = read_myo_session(s)
-        probs, idx = replay_probs(bundle, cont)
-        sc = score_continuous(cont.labels.argmax(axis=1), cont.fs, decide(policy, probs, idx, cont.fs), command_of,
-                              grace_s=grace_s)
+        c, n = window_accuracy(bundle, read_myo_session(s, continuous=False))
+        correct, total = correct + c, total + n
+        sc = continuous_score(bundle, read_myo_session(s))
         scores.append(sc)
         key = f"{s.parent.name}/{s.name}"
-        per_session[key] = {"accuracy": float((pred == y).mean()), "continuous": _brief(sc)}
-        _log(progress, f"[evaluate] {key}: int8 accuracy {per_session[key]['accuracy']:.4f}; {_one_line(sc)}")
+        per_session[key] = {"accuracy": c / n if n else None, "continuous": _brief(sc)}
+        _log(progress, f"[evaluate] {key}: int8 accuracy {c / max(n, 1):.4f}; {_one_line(sc)}")
     if not total:
         raise TrainingError(f"{data}: no windows to evaluate")
+    model = bundle.model()
     result = {"bundle": str(bundle_path), "content_hash": bundle.content_hash, "task": TASK,
               "protocol": "the given sessions: window accuracy per file; continuous use with the bundle's policy",
               "interpreter": f"{model.backend} {model.backend_version}", "n_windows": total,

@@ -251,7 +251,7 @@ def _decision(task, labels, tune_y, tune_scores) -> dict:
 
 
 def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = False, seed: int = 0,
-          epochs: int | None = None, lso_folds: int | None = None, progress=print) -> RunResult:
+          epochs: int | None = None, lso_folds: int | None = None, participants=None, progress=print) -> RunResult:
     """Train, evaluate every protocol, export the within-split model as a bundle.
 
     Parameters
@@ -264,11 +264,16 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     model_kind : {"cnn", "gru"}, default the task's ``default_model``.
     quick : bool
         Tiny data and few epochs: a smoke run (< 1 min) for tests and demos.
+    participants : list of str, optional
+        Tasks calibrated per person (gesture): the evaluation participants to calibrate.
     """
     proto = protocol_for(task)
     spec = get_task(task)
     if proto.train is not None:
-        return proto.train(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress)
+        return proto.train(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress,
+                           participants=participants, lso_folds=lso_folds)
+    if participants:
+        raise TrainingError(f"--participants applies to tasks calibrated per person; {task} is not")
     if spec.features and is_table(data):
         return train_feature_table(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress)
     cfg = TASKS[task]
