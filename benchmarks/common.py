@@ -123,15 +123,18 @@ def grasp_lift_file(ctx: Context, subject: int = 1, series: int = 8) -> tuple[Pa
     return data, "synthetic"
 
 
-def grasp_lift_heldout(ctx: Context, quick: bool) -> list[tuple[str, object, str]]:
-    """Held-out series 7–8: ``[(name, Recording, "real"|"synthetic")]`` (quick: one series)."""
+def grasp_lift_heldout(ctx: Context, quick: bool, synthetic: bool = False) -> list[tuple[str, object, str]]:
+    """Held-out series 7–8: ``[(name, Recording, "real"|"synthetic")]`` (quick: one series).
+
+    ``synthetic``: the continuous synthetic series (with rest between trials) even when the real
+    segments are there — for a bundle trained on synthetic data."""
     from edge.recordings import read_recording
     from edge.synthetic import grasp_lift_series
 
     pairs = GL_QUICK if quick else GL_HELDOUT
     root = ctx.shared_data / "grasp_lift_segments"
     real = [root / f"subj{s}_series{k}_data.csv.gz" for s, k in pairs]
-    if all(p.is_file() for p in real):
+    if not synthetic and all(p.is_file() for p in real):
         return [(p.name.replace("_data.csv.gz", ""), read_recording(p), "real") for p in real]
     pairs = GL_QUICK if quick else [(s, k) for s in (1, 2) for k in (7, 8)]
     return [(f"synthetic subj{s}_series{k}", grasp_lift_series(s, k, seed=0, n_trials=4 if quick else 34),

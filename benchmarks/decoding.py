@@ -60,12 +60,62 @@ def _events(labels: np.ndarray, segments) -> list[tuple[int, int]]:
     return out
 
 
+LEVELS = (0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)  # threshold levels of the trade-off curve
+
+
+def _order(policy, labels) -> list[str]:
+    """The actions of a full trial, in label order (OPEN, GRASP, LIFT, LOWER, RELEASE)."""
+    return list(dict.fromkeys(policy.commands[lab].name for lab in labels if policy.commands.get(lab)))
+
+
+def _sequence_scores(policy, labels, runs, thresholds=None) -> dict:
+    """Pooled sequence scores of ``policy`` (thresholds replaced when given) over replays
+    ``runs`` = [(rec, label columns, probs, rows)], decided offline exactly as the runtime does."""
+    from dataclasses import replace
+
+    from edge.evaluation import simulate_decisions
+    from edge.scoring import combine_sequences, score_sequence
+
+    if thresholds is not None:
+        hyst = min(policy.hysteresis, 0.5 * float(np.min(thresholds)))
+        policy = replace(policy, thresholds=tuple(float(t) for t in thresholds), hysteresis=hyst)
+    order = _order(policy, labels)
+    out = []
+    for rec, col, probs, rows in runs:
+        seg = np.searchsorted(np.asarray([a for a, _ in rec.segments]), rows, side="right") - 1
+        restart = np.r_[True, seg[1:] != seg[:-1]] if len(seg) else np.zeros(0, bool)
+        decisions = simulate_decisions(policy, probs, rec.sample_index[rows] / rec.fs * 1000.0, restart)
+        cmds = [(int(r), d.label, d.action.name) for r, d in zip(rows, decisions) if d.action is not None]
+        out.append(score_sequence(rec.labels[:, col].astype(bool), labels, rec.fs, cmds, order))
+    return combine_sequences(out)
+
+
+def tradeoff(bundle, runs) -> tuple[list, float | None]:
+    """Wrong-phase commands/min against trials fully commanded, over the threshold level (a multiple
+    of the Youden thresholds the bundle's were chosen from, everything else as in the bundle); the
+    bundle's own level (chosen on the tune block) is the operating point."""
+    policy = bundle.decision_policy()
+    chosen = ((policy.objective or {}).get("chosen") or {}).get("level")
+    if chosen is None:
+        return [], None
+    base = np.asarray(policy.thresholds) / chosen
+    curve = []
+    for level in sorted({*LEVELS, chosen}):
+        sc = _sequence_scores(policy, list(bundle.labels), runs, np.clip(base * level, 0.02, 0.98))
+        curve.append({"level": level, "wrong_phase_per_min": sc["wrong_phase_per_min"],
+                      "trials_complete_fraction": sc["trials_complete_fraction"], "commands": sc["commands"]})
+    return curve, chosen
+
+
 def grasp_lift_replay(bundle, recordings, chunk: int = 10) -> dict:
     from edge.runtime import Pipeline
+    from edge.scoring import combine_sequences, score_sequence
     from edge.sources import ReplaySource
 
     labels = list(bundle.labels)
     policy = bundle.decision_policy()
+    order = _order(policy, labels)
+    runs, seq, held = [], [], 0
     actions = {lab: (None if policy.commands.get(lab) is None else policy.commands[lab].name) for lab in labels}
     probs, truth = [], []
     ev = {lab: {"events": 0, "onset_ms": [], "by_action_onset_ms": []} for lab in labels}
@@ -78,13 +128,20 @@ def grasp_lift_replay(bundle, recordings, chunk: int = 10) -> dict:
         src = ReplaySource(rec, speed=0, chunk=chunk)
         pipe = Pipeline(bundle, src.channels, src.fs, drop_stale=False)
         fired = []  # (row, label index, action name)
+        rec_probs, rec_rows = [], []
         while (c := src.read()) is not None:
             for r in pipe.process(c):
                 probs.append(r.probs)
                 truth.append(r.labels[col])
+                rec_probs.append(r.probs)
+                rec_rows.append(r.index_end)
                 d = r.decision
                 if d.action is not None:
                     fired.append((r.index_end, labels.index(d.label), d.action.name))
+                held += d.reason == "held"
+        runs.append((rec, col, np.array(rec_probs), np.array(rec_rows, np.int64)))
+        seq.append(score_sequence(rec.labels[:, col].astype(bool), labels, rec.fs,
+                                  [(row, labels[k], act) for row, k, act in fired], order))
         stream_s += rec.n_samples / rec.fs
         y = rec.labels[:, col].astype(bool)
         for row, k, act in fired:
@@ -142,10 +199,13 @@ def grasp_lift_replay(bundle, recordings, chunk: int = 10) -> dict:
             "commands": commands, "commands_per_min": commands / minutes if minutes else None,
             "false_activations": wrong, "false_activations_per_min": wrong / minutes if minutes else None,
             "false_activations_by_action_per_min": wrong_action / minutes if minutes else None,
+            "sequence": combine_sequences(seq), "held": held,
+            "has_sequence_rules": policy.sequence is not None,
             "window_fill_ms": bundle.window["length"] * bundle.signal_chain().factor / bundle.fs * 1e3,
             "protocol": ("held-out series 7-8 replayed through the edge Pipeline (drop_stale=False, chunk "
-                         f"{chunk}) at the bundle's thresholds; the shared real data are event windows only "
-                         "(no rest), so false activations are commands for the wrong phase")}
+                         f"{chunk}) at the bundle's thresholds and arm-state rules; the shared real data are event "
+                         "windows only (no rest), so false activations are commands for the wrong phase"),
+            "_runs": runs}
 
 
 def lat_all(v) -> dict:
@@ -158,15 +218,23 @@ def lat_all(v) -> dict:
 
 def run(quick: bool = False, ctx=None) -> dict:
     from edge.bundle import load_bundle
+    from edge.evaluation import timeline
 
     out = {"bundles": {}}
-    recordings = None
+    recordings = {}
     for ref in ctx.bundles:
         bundle = load_bundle(ref.path)
         res = {"task": bundle.task, "origin": ref.origin, "manifest_metrics": bundle.manifest.get("metrics") or {}}
         if bundle.task == "grasp-lift":
-            recordings = recordings or grasp_lift_heldout(ctx, quick)
-            res["replay"] = grasp_lift_replay(bundle, recordings)
+            # a bundle trained on synthetic data is measured on held-out synthetic series, which have rest
+            synthetic = (bundle.manifest.get("provenance") or {}).get("data") == "synthetic"
+            if synthetic not in recordings:
+                recordings[synthetic] = grasp_lift_heldout(ctx, quick, synthetic=synthetic)
+            res["replay"] = grasp_lift_replay(bundle, recordings[synthetic])
+            runs = res["replay"].pop("_runs")
+            curve, chosen = tradeoff(bundle, runs)
+            res["replay"]["tradeoff"] = {"curve": curve, "chosen_level": chosen}
+            res["replay"]["timeline"] = timeline(bundle, recordings[synthetic][0][1], seconds=40.0)
         out["bundles"][ref.name] = res
     return out
 
@@ -181,6 +249,24 @@ def _lso(metrics: dict) -> tuple[str, dict] | None:
     return next(((k, v) for k, v in metrics.items() if "leave" in k.lower()), None)
 
 
+def _control_targets(name: str, rp: dict, fixture: str) -> list[dict]:
+    """docs/design.md §3 "control": the arm as a user feels it, on the held-out replay."""
+    sq = rp.get("sequence") or {}
+    rules = "" if rp.get("has_sequence_rules") else "; a bundle without arm-state rules (older training)"
+    where = f"{name}: held-out {rp['origin']} series 7–8 replayed through the edge{rules}{fixture}"
+    if rp["origin"] == "synthetic":  # continuous series with rest between trials
+        return [{"area": "control", "target": "grasp-lift commands during rest ≤ 1/min (synthetic continuous)",
+                 "measured": sq.get("rest_commands_per_min"), "unit": "/min", "goal": 1.0, "op": "<=",
+                 "note": f"{where}; rest = no event within 0.5 s; {fmt(sq.get('rest_minutes'), '.1f')} min of rest"}]
+    return [{"area": "control", "target": "grasp-lift wrong-phase commands ≤ 10/min (real replay; was 92.5)",
+             "measured": sq.get("wrong_phase_per_min"), "unit": "/min", "goal": 10.0, "op": "<=",
+             "note": f"{where}; a command is wrong-phase when its own event is not true at its window's end"},
+            {"area": "control", "target": "grasp-lift trials whose full sequence is commanded in order ≥ 50 %",
+             "measured": sq.get("trials_complete_fraction"), "unit": "", "goal": 0.5, "op": ">=",
+             "note": f"{where}; OPEN, GRASP, LIFT, LOWER, RELEASE between a trial's HandStart and the next; "
+                     f"{sq.get('trials_complete', 0)}/{sq.get('trials', 0)} trials"}]
+
+
 def targets(r: dict) -> list[dict]:
     t = []
     for name, b in r["bundles"].items():
@@ -190,6 +276,7 @@ def targets(r: dict) -> list[dict]:
         if b["task"] == "grasp-lift":
             if "replay" in b:
                 rp = b["replay"]
+                t += _control_targets(name, rp, fixture)
                 t.append({"area": "decoding", "target": "grasp-lift int8 AUC ≥ 0.95 on held-out series 7–8",
                           "measured": rp["mean_auc"], "unit": "AUC", "goal": 0.95, "op": ">=",
                           "note": f"{name}: mean column-wise AUC, int8 edge path, {rp['origin']} series 7–8, "
@@ -235,6 +322,15 @@ def markdown(r: dict) -> str:
                          f"{e['detected']} ({fmt(e['detection_rate'], '.0%')}) | {fmt(lo.get('p50'), '.0f')} / "
                          f"{fmt(lo.get('p90'), '.0f')} | {fmt(lc.get('p50'), '.0f')} | {ba['detected']} "
                          f"({fmt(ba['detection_rate'], '.0%')}) | {fmt(ba['latency_from_onset_ms'].get('p50'), '.0f')} |")
+        sq = rp.get("sequence") or {}
+        if sq:
+            lines += ["", (f"Control (arm-state rules {'on' if rp.get('has_sequence_rules') else 'absent'}): "
+                           f"{sq['commands']} commands sent, {rp.get('held', 0)} held as not valid in the arm's state; "
+                           f"wrong-phase {fmt(sq.get('wrong_phase_per_min'), '.1f')}/min; trials fully commanded in "
+                           f"order {sq.get('trials_complete', 0)}/{sq.get('trials', 0)} "
+                           f"({fmt(sq.get('trials_complete_fraction'), '.0%')}); commands during rest "
+                           f"{fmt(sq.get('rest_commands_per_min'), '.2f')}/min of {fmt(sq.get('rest_minutes'), '.1f')} "
+                           "min of rest.")]
         lo, lc = rp["detection_latency_from_onset_ms"], rp["detection_latency_from_centre_ms"]
         lines += ["", (f"All events: detection latency p50 {fmt(lo.get('p50'), '.0f')} ms from the labelled onset, "
                   f"{fmt(lc.get('p50'), '.0f')} ms from the event centre; {rp['commands']} commands "

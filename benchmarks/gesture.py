@@ -81,6 +81,10 @@ def run(quick: bool = False, ctx=None) -> dict:
             r[name] = c / n if n else None
             r["windows"] = n
         if calibrated is not None:
+            if "timeline" not in out:
+                from edge.evaluation import timeline
+
+                out["timeline"] = timeline(calibrated, read_myo_session(part / TEST_SESSIONS[0]), seconds=60.0)
             per = [continuous_score(calibrated, read_myo_session(part / sess)) for sess in TEST_SESSIONS]
             scores += per
             r["continuous"] = {k: v for k, v in combine(per).items()}

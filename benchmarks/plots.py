@@ -6,7 +6,11 @@
                          the 200× goal;
 * ``inference.png``      int8 latency per runtime and float peer, per bundle;
 * ``roc_<bundle>.png``   ROC curve per event of a grasp-lift bundle (int8, edge path), with the
-                         operating point of the bundle's thresholds.
+                         operating point of the bundle's thresholds;
+* ``timeline_<bundle>.png`` a replay as a user would see it: the true events, the probabilities, the
+                         commands (sent, and held by the arm's state) and the arm's state;
+* ``tradeoff_<bundle>.png`` commands for the wrong phase against trials fully commanded, over the
+                         decision threshold level, with the operating point chosen on the tune block.
 """
 
 from __future__ import annotations
@@ -174,8 +178,87 @@ def roc(report: dict, out: Path) -> list[Path]:
     return paths
 
 
+def timeline_png(tl: dict, path: Path, title: str = "") -> Path:
+    """A replay's timeline (:func:`edge.evaluation.timeline`): truth, probabilities, decisions, arm state."""
+    import numpy as np
+
+    plt = _plt()
+    t = np.asarray(tl["t_s"], float)
+    probs = np.asarray(tl["probs"], float)
+    labels = tl["labels"]
+    fig, axes = plt.subplots(3, 1, figsize=(13, 7.5), sharex=True, gridspec_kw={"height_ratios": [1.2, 2, 1.3]})
+    colors = plt.get_cmap("tab10").colors
+    ax = axes[0]
+    if tl.get("truth") is not None:
+        truth = np.asarray(tl["truth"], bool)
+        for k, lab in enumerate(labels):
+            ax.fill_between(t, k - 0.4, k + 0.4, where=truth[:, k], step="post", color=colors[k % 10], lw=0)
+    ax.set(yticks=range(len(labels)), yticklabels=labels, ylim=(-0.6, len(labels) - 0.4), title=title or tl["source"])
+    ax.set_ylabel("truth")
+    ax = axes[1]
+    for k, lab in enumerate(labels):
+        ax.plot(t, probs[:, k], color=colors[k % 10], lw=0.9, label=lab)
+        if tl.get("thresholds"):
+            ax.axhline(tl["thresholds"][k], color=colors[k % 10], lw=0.6, ls=":")
+    ax.set(ylabel="probability", ylim=(0, 1.02))
+    ax.legend(ncol=min(len(labels), 7), fontsize=7, loc="upper right")
+    ax = axes[2]
+    names = tl.get("state_names") or []
+    if names:
+        idx = [names.index(s) if s in names else np.nan for s in tl["states"]]
+        ax.step(t, idx, where="post", color="k", lw=1.2, label="arm state")
+        ax.set(yticks=range(len(names)), yticklabels=names)
+    for d in tl["decisions"]:
+        k = labels.index(d["label"]) if d["label"] in labels else 0
+        y = (names.index(tl["states"][int(np.searchsorted(t, d["t_s"]))]) if names and
+             int(np.searchsorted(t, d["t_s"])) < len(tl["states"]) and tl["states"][int(np.searchsorted(t, d["t_s"]))]
+             in names else 0)
+        if d["action"]:
+            ax.plot(d["t_s"], y, marker="^", ms=8, color=colors[k % 10], ls="")
+            ax.annotate(d["action"], (d["t_s"], y), xytext=(0, 7), textcoords="offset points", fontsize=6,
+                        ha="center")
+        else:
+            ax.plot(d["t_s"], y, marker="x", ms=7, color="grey", ls="")
+    ax.set(xlabel="stream time (s)", ylabel="commands (▲ sent, × held)")
+    return _save(fig, path)
+
+
+def tradeoff_png(curve: list, chosen: dict, path: Path, title: str) -> Path:
+    """Wrong-phase commands per minute against trials fully commanded, one point per threshold level."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    xs = [c["wrong_phase_per_min"] for c in curve]
+    ys = [100 * (c["trials_complete_fraction"] or 0) for c in curve]
+    ax.plot(xs, ys, marker="o", color="C0")
+    for c, x, y in zip(curve, xs, ys):
+        ax.annotate(f"×{c['level']:g}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    if chosen:
+        ax.plot(chosen["wrong_phase_per_min"], 100 * (chosen["trials_complete_fraction"] or 0), marker="*", ms=16,
+                color="C3", ls="", label="operating point (chosen on the tune block)")
+    ax.axvline(10, color="r", ls="--", lw=1, label="goal: ≤ 10 wrong-phase/min")
+    ax.axhline(50, color="g", ls="--", lw=1, label="goal: ≥ 50 % trials")
+    ax.set(xlabel="wrong-phase commands per minute", ylabel="trials fully commanded in order (%)", title=title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def write_plots(report: dict, out) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [latency_cdf(report, out), throughput(report, out), inference(report, out)] + roc(report, out)
+    for name, b in report["sections"].get("decoding", {}).get("bundles", {}).items():
+        rp = b.get("replay") or {}
+        if rp.get("timeline"):
+            paths.append(timeline_png(rp["timeline"], out / f"timeline_{name}.png",
+                                      f"{name}: held-out replay ({rp['origin']}), first 40 s"))
+        curve = (rp.get("tradeoff") or {}).get("curve")
+        if curve:
+            lvl = rp["tradeoff"]["chosen_level"]
+            chosen = next((c for c in curve if c["level"] == lvl), None)
+            paths.append(tradeoff_png(curve, chosen, out / f"tradeoff_{name}.png",
+                                      f"{name}: decision trade-off on the held-out replay"))
+    g = report["sections"].get("gesture", {})
+    if g.get("timeline"):
+        paths.append(timeline_png(g["timeline"], out / "timeline_gesture.png",
+                                  f"gesture: {g['timeline']['source']} (calibrated bundle), first 60 s"))
     return [p for p in paths if p is not None]

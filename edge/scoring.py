@@ -151,3 +151,80 @@ def combine(scores: Sequence[dict]) -> dict:
            "wrong_commands": wrong, "wrong_per_min": wrong / minutes if minutes else None}
     out["delay_ms"] = _percentiles(delays)
     return out
+
+
+
+def score_sequence(labels, label_names: Sequence[str], fs: float, commands: Sequence[tuple[int, str, str]],
+                   sequence: Sequence[str], *, rest_margin_s: float = 0.5) -> dict:
+    """Score a multi-label replay (grasp-and-lift) as a user feels it.
+
+    Parameters
+    ----------
+    labels : array (n, k) of bool
+        Per-row truth of each event label (rows: samples, or windows); column 0 starts a trial.
+    label_names : sequence of str
+        The names of the label columns.
+    fs : float
+        Rate of the rows of ``labels``.
+    commands : sequence of (row, label, action name)
+        Every command sent, at the row of its window's last sample, with the label that fired it.
+    sequence : sequence of action names
+        The actions a complete trial commands in this order (OPEN, GRASP, LIFT, LOWER, RELEASE).
+    rest_margin_s : float
+        Rows farther than this from any true label are rest.
+
+    Returns
+    -------
+    dict
+        ``commands``; ``wrong_phase`` (and per minute): commands whose own label is not true at
+        their row; ``trials`` (onsets of label column 0), ``trials_complete`` (the whole
+        ``sequence`` commanded in order from the trial's onset to the next trial's onset) and the
+        fraction; ``rest_minutes``, ``rest_commands`` and per minute of rest (None without rest).
+    """
+    y = np.asarray(labels, bool)
+    if y.ndim != 2 or y.shape[1] != len(label_names):
+        raise ValueError(f"labels must be (n, {len(label_names)}), got shape {y.shape}")
+    fs = check_number(fs, "fs", lo=0.0, lo_open=True)
+    n = len(y)
+    col = {lab: k for k, lab in enumerate(label_names)}
+    for row, label, _ in commands:
+        check_int(row, "command row", lo=0, hi=n - 1)
+        if label not in col:
+            raise ValueError(f"a command names label {label!r}, not one of {list(label_names)}")
+    wrong = sum(1 for row, label, _ in commands if not y[row, col[label]])
+    starts = np.flatnonzero(np.diff(np.r_[0, y[:, 0].astype(np.int8)]) == 1)
+    bounds = [*starts.tolist(), n]
+    complete = 0
+    for a, b in itertools.pairwise(bounds):
+        acts = [act for row, _, act in sorted(commands) if a <= row < b]
+        it = iter(acts)
+        if all(step in it for step in sequence):  # a subsequence, in order
+            complete += 1
+    margin = round(check_number(rest_margin_s, "rest_margin_s", lo=0.0) * fs)
+    active = y.any(axis=1).astype(np.int32)
+    near = np.convolve(active, np.ones(2 * margin + 1, np.int32), "same") > 0 if margin else active.astype(bool)
+    rest = ~near
+    rest_minutes = float(rest.sum()) / fs / 60.0
+    rest_cmds = sum(1 for row, _, _ in commands if rest[row])
+    minutes = n / fs / 60.0
+    trials = len(starts)
+    return {"minutes": minutes, "commands": len(commands), "wrong_phase": wrong,
+            "wrong_phase_per_min": wrong / minutes if minutes else None,
+            "trials": trials, "trials_complete": complete,
+            "trials_complete_fraction": complete / trials if trials else None,
+            "rest_minutes": rest_minutes, "rest_commands": rest_cmds,
+            "rest_commands_per_min": rest_cmds / rest_minutes if rest_minutes > 0 else None}
+
+
+def combine_sequences(scores: Sequence[dict]) -> dict:
+    """Pool several :func:`score_sequence` results (sums, rates over the pooled time)."""
+    scores = list(scores)
+    if not scores:
+        return {}
+    tot = {k: sum(s[k] for s in scores) for k in ("minutes", "commands", "wrong_phase", "trials", "trials_complete",
+                                                 "rest_minutes", "rest_commands")}
+    return {**tot, "replays": len(scores),
+            "wrong_phase_per_min": tot["wrong_phase"] / tot["minutes"] if tot["minutes"] else None,
+            "trials_complete_fraction": tot["trials_complete"] / tot["trials"] if tot["trials"] else None,
+            "rest_commands_per_min": tot["rest_commands"] / tot["rest_minutes"] if tot["rest_minutes"] > 0
+            else None}

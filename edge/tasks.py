@@ -60,6 +60,9 @@ class Task:
         The model takes band-power window features instead of the raw window.
     default_model : str
         The architecture trained when none is asked for.
+    sequence : mapping, optional
+        The arm-state rules written into new bundles (:class:`edge.decision.sequence.SequenceRules`):
+        which command is valid next in each state of the arm.
     description : str
         One line for help texts.
     """
@@ -79,6 +82,7 @@ class Task:
     default_model: str = "cnn"
     unit: str = "uV"
     description: str = ""
+    sequence: Mapping | None = None
 
     def __post_init__(self):
         check_option(self.mode, f"task {self.name!r}: mode", MODES, exc=TaskError)
@@ -88,6 +92,10 @@ class Task:
             raise TaskError(f"task {self.name!r}: commands name unknown labels {unknown}")
         object.__setattr__(self, "commands", MappingProxyType(dict(self.commands)))
         object.__setattr__(self, "filters", tuple(MappingProxyType(dict(f)) for f in self.filters))
+        if self.sequence is not None:
+            from edge.decision.sequence import SequenceRules
+
+            SequenceRules.from_manifest(self.sequence)  # refuse bad rules at registration
 
     @property
     def multilabel(self) -> bool:
@@ -156,6 +164,14 @@ register(Task(
               "LiftOff": "LIFT", "Replace": "LOWER", "BothReleased": "RELEASE"},
     filters=({"kind": "lowpass", "freqs": (30.0,), "order": 4},), factor=2,
     window_ms=200.0, stride_ms=48.0, train_stride_ms=48.0, clip=8.0, default_model="cnn",
+    # reach/open → grasp → lift → lower → release; from rest the half-open gripper may grasp
+    # directly; holding, it may put down (release) or re-open without lifting.
+    sequence={"initial": "ready",
+              "transitions": {"ready": {"OPEN": "open", "GRASP": "holding"},
+                              "open": {"GRASP": "holding"},
+                              "holding": {"LIFT": "lifted", "RELEASE": "ready", "OPEN": "open"},
+                              "lifted": {"LOWER": "lowered"},
+                              "lowered": {"RELEASE": "ready", "LIFT": "lifted"}}},
     description="6 overlapping grasp-and-lift events from 32-channel EEG (Kaggle WAY-EEG-GAL)"))
 
 # Emotion / mental state (Muse 4 ch at 256 Hz, GAMEEMO 14 ch at 128 Hz): 2 s windows of the
@@ -190,4 +206,10 @@ register(Task(
     factor=1, window_ms=260.0, stride_ms=50.0, train_stride_ms=50.0,
     clip=10.0,  # a strong contraction is several times the typical one: keep 10 σ of it
     default_model="cnn", unit="myo",  # the Myo's own 8-bit EMG units
+    # a hand that holds cannot grasp again (a repeated GRASP is held); opening is always allowed
+    # (the user opens on purpose); the second joint moves in either state, and a held grasp
+    # survives neutral (neutral commands nothing).
+    sequence={"initial": "empty",
+              "transitions": {"empty": {"GRASP": "holding", "OPEN": "empty", "LIFT": "empty", "LOWER": "empty"},
+                              "holding": {"OPEN": "empty", "LIFT": "holding", "LOWER": "holding"}}},
     description="7 hand/wrist gestures from 8-channel forearm EMG (Myo armband, Côté-Allard et al. 2019)"))

@@ -206,7 +206,8 @@ def choose_policy(labels, replays, command_of: dict, grace_s: float, max_fa_per_
     best = None
     for values in itertools.product(*GRID.values()):
         pol = DecisionPolicy(labels=tuple(labels), mode="multiclass", moves_arm=True, commands=commands,
-                             **dict(zip(GRID, values)), objective=OBJECTIVE)
+                             **dict(zip(GRID, values)), objective=OBJECTIVE, sequence=spec.sequence,
+                             refractory_scope="joint")
         s = score(pol, replays, command_of, grace_s)
         fa = s["false_activations_per_min"] or 0.0
         delay = s.get("delay_ms", {}).get("p50", 1e9)
@@ -305,7 +306,7 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
 
     # ---- the base bundle's decision parameters: chosen on the pre-training participants' cycle 3
     base_policy = DecisionPolicy(labels=labels, mode="multiclass", moves_arm=True,
-                                 commands=dict(task.commands))
+                                 commands=dict(task.commands), sequence=task.sequence, refractory_scope="joint")
     tmp = load_bundle(_bundle_for(scratch / "base", model=base, export=base_export, cfg=cfg, chain=chain,
                                   spec=spec, labels=labels, policy=base_policy, metrics={}, provenance=provenance))
     pre_replays = []

@@ -33,16 +33,15 @@ import numpy as np
 
 from edge.bundle import load_bundle, write_bundle
 from edge.chain import SignalChain
-from edge.decision.policy import DEFAULTS as DECISION_DEFAULTS
 from edge.decision.policy import DecisionPolicy
 from edge.inference import Int8Model
 from edge.model_input import model_inputs, normalise_windows
 from edge.tasks import get_task
+from training.control import tune_multilabel
 from training.data import TASKS, WindowSet, build_windows
 from training.errors import TrainingError
 from training.metrics import Baseline, logistic_regression, task_metrics
 from training.protocols import Split, is_table, protocol_for
-from training.thresholds import choose_thresholds
 
 
 @dataclass
@@ -197,6 +196,8 @@ def evaluate_split(task, kind, ws: WindowSet, split: Split, *, epochs, seed, fs_
     if keep_model:
         out.update(model=model, export=export, spec=spec, history=history,
                    tune_scores=tune_scores, tune_y=yt, test_scores=int8_scores, test_y=ys,
+                   tune_t=ws.t_end[split.tune], tune_segment=ws.segment[split.tune],
+                   tune_recording=np.array([f"{a}|{b}" for a, b in zip(ws.subject[split.tune], ws.session[split.tune])]),
                    float_test_scores=float_scores, baseline_test_scores=base_scores)
     return out
 
@@ -236,18 +237,18 @@ def _versions() -> dict:
             "keras": keras.__version__, "scikit-learn": sklearn.__version__}
 
 
-def _decision(task, labels, tune_y, tune_scores) -> dict:
-    """The bundle's decision section: the task's label → command map; thresholds chosen on the tune block."""
+def _decision(task, labels, main, stride_ms: float) -> tuple[dict, dict | None]:
+    """The bundle's decision section, chosen on the tune block (:mod:`training.control`): the task's
+    label → command map and arm-state rules; for multi-label tasks the thresholds, dwell and vote
+    by the control objective.  Returns ``(decision section, tuning report or None)``."""
     spec = get_task(task)
     commands = {lab: spec.commands[lab] for lab in labels if lab in spec.commands}
     if spec.multilabel:
-        thr = choose_thresholds(tune_y.astype(bool), tune_scores)
-        # Hysteresis in proportion to the thresholds (at most the policy default): a label tuned to
-        # fire at 0.03 must be able to switch off again.
-        hysteresis = min(DECISION_DEFAULTS["hysteresis"], 0.5 * float(np.min(thr)))
-        return DecisionPolicy(labels=tuple(labels), mode=spec.mode, thresholds=tuple(float(t) for t in thr),
-                              hysteresis=float(hysteresis), commands=commands).to_manifest()
-    return DecisionPolicy(labels=tuple(labels), mode=spec.mode, commands=commands).to_manifest()
+        policy, chosen, curve = tune_multilabel(task, labels, main["tune_y"], main["tune_scores"], main["tune_t"],
+                                                main["tune_segment"], main["tune_recording"], stride_ms)
+        return policy.to_manifest(), {"objective": policy.objective, "tune_score": chosen, "curve": curve}
+    return DecisionPolicy(labels=tuple(labels), mode=spec.mode, commands=commands,
+                          sequence=spec.sequence if spec.moves_arm else None).to_manifest(), None
 
 
 def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = False, seed: int = 0,
@@ -352,9 +353,12 @@ def make_manifest(task, *, architecture: str, cfg, chain: SignalChain, channels,
 
 
 def _manifest(task, kind, cfg, chain: SignalChain, ws: WindowSet, labels, main, report, data, seed) -> dict:
+    decision, tuning = _decision(task, labels, main, cfg.stride_ms)
+    if tuning is not None:
+        report["decision_tuning"] = tuning
     return make_manifest(task, architecture=report.get("exported", kind), cfg=cfg, chain=chain, channels=ws.channels,
                          window_length=ws.X.shape[1], spec=main["spec"], export=main["export"], labels=labels,
-                         decision=_decision(task, labels, main["tune_y"], main["tune_scores"]),
+                         decision=decision,
                          metrics=report["protocols"],
                          provenance={"data": str(data), "n_recordings": len(ws.sources), "seed": seed})
 

@@ -79,6 +79,7 @@ class Decider:
         self._actions = [policy.commands.get(lab) for lab in policy.labels]
         self._need = policy.vote // 2 + 1
         self._step = self._step_multilabel if policy.mode == "multilabel" else self._step_multiclass
+        self._scope_action = policy.refractory_scope == "action"
         self.reset()
 
     def reset(self) -> None:
@@ -88,7 +89,7 @@ class Decider:
         self._votes = [deque(maxlen=v) for _ in range(n)]
         self._since: list[float | None] = [None] * n
         self._latched = [False] * n
-        self._last_fired: dict[Action, float] = {}
+        self._last_fired: dict = {}  # action (or joint, scope "joint") → time of its last command
         self._last_t: float | None = None
         # multi-class
         self._mc_votes: deque = deque(maxlen=v)
@@ -185,6 +186,15 @@ class Decider:
         self._mc_votes.clear()
         self._candidate = self._cand_since = None
 
+    def _recent(self, act: Action, t: float) -> bool:
+        """Whether ``act`` falls in a refractory time: its own, or (scope "joint") its joints'."""
+        keys = (act,) if self._scope_action else JOINTS[act]
+        return any(k in self._last_fired and t - self._last_fired[k] < self.policy.refractory_ms for k in keys)
+
+    def _fired(self, act: Action, t: float) -> None:
+        for k in ((act,) if self._scope_action else JOINTS[act]):
+            self._last_fired[k] = t
+
     def _clear_dwell(self) -> None:
         self._active = [False] * self._n
         for q in self._votes:
@@ -229,7 +239,7 @@ class Decider:
             act = self._actions[i]
             if act is None:
                 consumed.append((i, "no-command"))
-            elif act in self._last_fired and t - self._last_fired[act] < pol.refractory_ms:
+            elif self._recent(act, t):
                 consumed.append((i, "refractory"))
             else:
                 eligible.append(i)
@@ -239,7 +249,7 @@ class Decider:
             win = eligible[0]
             act = self._actions[win]
             latched[win] = True
-            self._last_fired[act] = t
+            self._fired(act, t)
             for i in eligible[1:]:
                 if JOINTS[self._actions[i]] & JOINTS[act]:
                     latched[i] = True  # same joint: duplicate or conflicting command
@@ -276,9 +286,9 @@ class Decider:
                 self._candidate = self._cand_since = None
                 act = self._actions[voted]
                 if act is not None:  # only with moves_arm (the policy refuses commands otherwise)
-                    if act in self._last_fired and t - self._last_fired[act] < pol.refractory_ms:
+                    if self._recent(act, t):
                         return self._decision(t, voted, "refractory", p)
-                    self._last_fired[act] = t
+                    self._fired(act, t)
                     return self._decision(t, voted, "fired", p, act)
                 reason = "changed"
             else:

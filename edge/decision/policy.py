@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge._checks import check_int, check_number, check_option, check_type, is_number
+from edge.decision.sequence import SequenceRules
 from edge.errors import DecisionError
 from firmware_bridge.protocol import ANGLE_MAX_DDEG, SPEED_MAX_DDEG_S, Action
 
@@ -60,7 +61,8 @@ DEFAULTS = {
     "reject_below": 0.5,
 }
 _KEYS = ("mode", "thresholds", "hysteresis", "min_dwell_ms", "refractory_ms", "vote", "reject_below",
-         "commands", "targets", "moves_arm", "objective")
+         "commands", "targets", "moves_arm", "objective", "sequence", "refractory_scope")
+REFRACTORY_SCOPES = ("action", "joint")
 
 
 def _key(key: str) -> str:
@@ -116,6 +118,12 @@ class DecisionPolicy:
         Whether decisions may command the arm.  Default: True for multi-label, False for
         multi-class, where it must be stated explicitly: an emotion bundle with a stray command
         map must not move the arm (the task registry, :mod:`edge.tasks`, says which tasks may).
+    sequence : SequenceRules or mapping, optional
+        The arm-state rules (:mod:`edge.decision.sequence`): which command is valid next.  None:
+        every command is.
+    refractory_scope : {"action", "joint"}
+        ``"action"`` (default): after a command the same action is not issued again for
+        ``refractory_ms``; ``"joint"``: no command moving the same joint is.
     objective : mapping, optional
         How the parameters were chosen (e.g. ``{"maximise": "detected gestures", "subject_to":
         "<= 1 false activation/min", "data": "calibration session"}``), kept for the report;
@@ -134,6 +142,8 @@ class DecisionPolicy:
     targets: Mapping[Action, tuple[int, int]] | None = None
     moves_arm: bool | None = None
     objective: Mapping | None = None
+    sequence: SequenceRules | Mapping | None = None
+    refractory_scope: str = "action"
 
     def __post_init__(self):
         put = object.__setattr__
@@ -183,6 +193,9 @@ class DecisionPolicy:
             check_type(self.objective, Mapping, _key("objective"), exc=DecisionError,
                        fix="an object describing how the parameters were chosen")
             put(self, "objective", dict(self.objective))
+        if self.sequence is not None and not isinstance(self.sequence, SequenceRules):
+            put(self, "sequence", SequenceRules.from_manifest(self.sequence))
+        check_option(self.refractory_scope, _key("refractory_scope"), REFRACTORY_SCOPES, exc=DecisionError)
         put(self, "commands", self._commands(labels))
         put(self, "targets", self._targets())
 
@@ -245,6 +258,8 @@ class DecisionPolicy:
             "targets": {a.name: {"target_ddeg": t, "speed_ddeg_s": s} for a, (t, s) in self.targets.items()},
             "moves_arm": self.moves_arm,
             **({"objective": self.objective} if self.objective is not None else {}),
+            **({"sequence": self.sequence.to_manifest()} if self.sequence is not None else {}),
+            **({"refractory_scope": self.refractory_scope} if self.refractory_scope != "action" else {}),
         }
 
     @classmethod
@@ -288,6 +303,8 @@ class Decision:
     dwell time), ``"latched"`` (on, already fired this episode), ``"refractory"``, ``"no-command"``,
     ``"invalid"``; multi-class: ``"changed"``, ``"steady"``, ``"dwell"``, ``"rejected"``, ``"invalid"``,
     and with ``moves_arm`` ``"fired"`` (the state changed to a commanded class) or ``"refractory"``.
+    ``"held"``: a command that fired but is not valid in the arm's state (``detail`` says why;
+    :class:`edge.decision.sequence.ArmState`); it is not sent.
     """
 
     t_ms: float
@@ -297,6 +314,7 @@ class Decision:
     speed_ddeg_s: int | None
     probs: np.ndarray = field(repr=False)
     reason: str
+    detail: str | None = None  # why a command was held back ("held": not valid in the arm's state)
 
     @property
     def speed(self) -> int | None:

@@ -27,6 +27,7 @@ from edge.runtime.outputs import JsonLog, MarkerOutlet
 from edge.runtime.pipeline import Pipeline
 from edge.runtime.report import STAGES, RunSummary, Timings, peak_rss_mb, percentiles
 from edge.sources import import_pylsl
+from edge.sources.units import prepare_source
 from firmware_bridge.errors import LinkError, Nacked
 from firmware_bridge.protocol import Action, Fault, Reason
 
@@ -47,7 +48,12 @@ class Runtime:
         # Stale windows exist only against a clock: a live stream or a paced replay.  A replay
         # "as fast as possible" has no deadline, so every window runs.
         live = getattr(source, "kind", "") == "lsl" or getattr(source, "speed", 1.0) > 0
+        # Channel types, units → per-channel factor, amplitude check of undeclared units: before the
+        # loop, so no command can leave before the stream passed (edge/sources/units.py).
+        prepare_source(source, bundle)
         self.pipeline = Pipeline(bundle, source.channels, source.fs, drop_stale=live)
+        # The arm's state advances on the arm's acknowledgement, not on the decision (edge.decision.sequence).
+        self.pipeline.auto_confirm = arm is None
         self.json_log, self.markers = json_log, markers
         self.summary = RunSummary(interpreter=f"{self.pipeline.model.backend} {self.pipeline.model.backend_version}")
         self._timings = Timings()
@@ -97,6 +103,7 @@ class Runtime:
             self._safe, self._safe_reason = True, reason
             self.summary.safe_state_entries += 1
             self.pipeline.decider.reset()
+            self.pipeline.arm_state.reset()  # at its safe pose the arm holds nothing: the sequence restarts
             self._log("safe_state", reason=reason)
             log.warning("safe state: %s", reason)
         self._send_rest()
@@ -223,16 +230,20 @@ class Runtime:
         for r in results:
             d = r.decision
             send_ms = 0.0
+            sent = False
             if d.action is not None and not self._safe:
                 self.summary.decisions_fired += 1
                 t_send = time.perf_counter()
-                self._send(d, r.t_received + cfg.command_max_age_ms / 1e3)
+                sent = self._send(d, r.t_received + cfg.command_max_age_ms / 1e3)
                 send_ms = (time.perf_counter() - t_send) * 1e3
                 self.summary.fired.append((r.t_end, d.label, d.action.name, r.labels))
                 if self.markers is not None:
                     self.markers.push({"label": d.label, "action": d.action.name, "probs": r.probs.round(3).tolist()})
                 self._log("decision", t_end=r.t_end, label=d.label, action=d.action.name,
                           probs=r.probs.round(3), stages_ms=r.stages_ms)
+            elif d.reason == "held":  # fired, but not valid in the arm's state: counted, logged, not sent
+                self.summary.held[d.detail] = self.summary.held.get(d.detail, 0) + 1
+                self._log("held", t_end=r.t_end, label=d.label, why=d.detail, state=self.pipeline.arm_state.state)
             elif d.reason == "changed":  # multi-class state published
                 if self.markers is not None:
                     self.markers.push({"state": d.label, "probs": r.probs.round(3).tolist()})
@@ -242,7 +253,7 @@ class Runtime:
             for k in STAGES:
                 self._timings.add(k, stages[k])
             self._timings.add("processing", processing)
-            if d.action is not None:
+            if sent:  # sample in -> command acknowledged (or decided, without an arm); failures are not latency
                 self._timings.add("latency", acquire + processing)
             if processing > cfg.budget_ms:
                 self.summary.deadline_misses += 1
@@ -256,16 +267,20 @@ class Runtime:
                 if self._safe and self._safe_reason == "overload":
                     self._clear_safe("back within budget")
 
-    def _send(self, d, deadline: float) -> None:
+    def _send(self, d, deadline: float) -> bool:
+        """Send a command; True when the arm acknowledged it (or there is no arm)."""
         if self.arm is None:
-            return
+            return True
         try:
             self.arm.command(d.action, d.target_ddeg, d.speed_ddeg_s, deadline=deadline)
-            self.summary.commands_sent += 1
         except LinkError as exc:
             self.summary.commands_failed += 1
             self.fault("link", f"{d.action.name} not delivered ({type(exc).__name__}: {exc}); dropped, "
                                "not replayed")
+            return False
+        self.summary.commands_sent += 1
+        self.pipeline.arm_state.confirm(d.action)  # the arm did it: its state advances
+        return True
 
     def _finish(self, t_start, first_ts, last_ts) -> None:
         s, pipe = self.summary, self.pipeline

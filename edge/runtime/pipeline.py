@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.bundle import Bundle
-from edge.decision import Decider
+from edge.decision import ArmState, Decider, Decision
 from edge.errors import RunError
 from edge.inference import dequantise
 from edge.sources import ReplaySource, channel_map
@@ -69,7 +69,13 @@ class Pipeline:
         self.buf = bundle.window_buffer()
         self.model_input = bundle.model_input_stage()
         self.model = bundle.model(num_threads=num_threads, reference_kernels=reference_kernels)
-        self.decider = Decider(bundle.decision_policy())
+        policy = bundle.decision_policy()
+        self.decider = Decider(policy)
+        # The arm's state (edge.decision.sequence): a command not valid next is held, not sent.
+        # Without an arm (offline, or arm "none") a passed command counts as done at once; with one,
+        # the runtime confirms it when the arm acknowledged it (auto_confirm False).
+        self.arm_state = ArmState(policy.sequence)
+        self.auto_confirm = True
         # int8 → probability as a 256-entry table (indexed by the byte): the same numbers as
         # dequantise(), without its per-call overhead.
         self._dequantise = dequantise(np.arange(256, dtype=np.uint8).view(np.int8), *bundle.output_quant)
@@ -178,11 +184,25 @@ class Pipeline:
             decisions = [self.decider.step(probs[0], t_end[0] * 1000.0)]
         else:  # all timestamps checked before any decision changes state
             decisions = self.decider.process(probs, np.array(t_end) * 1000.0)
+        if self.arm_state.rules is not None:
+            decisions = [self._gate(d) for d in decisions]
         t3 = time.perf_counter()
         self.windows += k
         stages = {"filter": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3 / k, "decide": (t3 - t2) * 1e3 / k}
         return [WindowResult(t_end[i], index_end[i], chunk.t_received, outs[i], probs[i], decisions[i], stages,
                              None if chunk.labels is None else chunk.labels[rel[i]].copy()) for i in range(k)]
+
+    def _gate(self, d):
+        """A fired command the arm's state does not allow is held (reason "held", ``detail`` why)."""
+        if d.action is None:
+            return d
+        why = self.arm_state.check(d.action)
+        if why is not None:
+            self.arm_state.hold(d.action, why)
+            return Decision(d.t_ms, d.label, None, None, None, d.probs, "held", why)
+        if self.auto_confirm:
+            self.arm_state.confirm(d.action)
+        return d
 
 
 def replay_outputs(bundle: Bundle, recording, chunk: int | None = None,

@@ -23,6 +23,7 @@ class RunSummary:
     dropped_windows: int = 0
     safe_state_entries: int = 0
     faults: dict = field(default_factory=dict)
+    held: dict = field(default_factory=dict)  # commands held back by the arm's state, per reason
     stages_ms: dict = field(default_factory=dict)     # stage → {p50, p99, max}
     latency_ms: dict = field(default_factory=dict)    # sample in → command sent
     processing_ms: dict = field(default_factory=dict)  # chunk received → decided (every window)
@@ -93,6 +94,9 @@ def format_report(s: RunSummary) -> str:
              f"failed: {s.commands_failed}  dropped stale: {s.dropped_windows}"),
              (f"deadline misses: {s.deadline_misses}  safe-state entries: {s.safe_state_entries}  "
              f"faults: {s.faults or 'none'}"),
+             f"held (not valid in the arm's state): {sum(s.held.values())}" + (
+                 f"  ({'; '.join(f'{n}x {why}' for why, n in sorted(s.held.items(), key=lambda kv: -kv[1])[:3])})"
+                 if s.held else ""),
              f"stream {s.stream_seconds:.1f} s in {s.wall_seconds:.1f} s wall "
              f"({s.realtime_factor:.1f}x real time); start-up to first decision "
              + (f"{s.startup_seconds:.2f} s" if s.startup_seconds is not None else "n/a")
