@@ -87,6 +87,8 @@ bundles: env-train
 	$(TRAIN_VENV)/bin/neurogrip train --task grasp-lift --data $(SHARED_DATA)/grasp_lift_segments --out build/bundles/grasp-lift
 	$(TRAIN_VENV)/bin/neurogrip train --task emotion --data $(SHARED_DATA)/muse_mental_state --out build/bundles/emotion
 	$(TRAIN_VENV)/bin/neurogrip train --task gesture --data $(SHARED_DATA)/myo_armband --out build/bundles/gesture
+	@# continuous synthetic series have rest between trials: the bench measures commands during rest on it
+	$(TRAIN_VENV)/bin/neurogrip train --task grasp-lift --data synthetic --lso-folds 0 --out build/bundles/grasp-lift-synthetic
 
 # The emulated Raspberry Pi check (docs/pi-check.md): an arm64 Debian bookworm userland under
 # qemu-user runs the edge on a recording; its int8 outputs must equal this machine's.

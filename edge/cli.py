@@ -123,6 +123,17 @@ def _cmd_evaluate(args) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
+    if args.plot:
+        from benchmarks.plots import timeline_png
+        from edge.bundle import load_bundle
+        from edge.evaluation import timeline
+        from training.protocols import first_held_out
+
+        bundle = load_bundle(args.bundle)
+        rec = first_held_out(bundle.task, args.data)
+        tl = timeline(bundle, rec, seconds=args.plot_seconds)
+        path = timeline_png(tl, args.plot, f"{bundle.task}: {rec.source} (held out), first {args.plot_seconds:g} s")
+        print(f"[evaluate] timeline {path}", flush=True)
     return 0
 
 
@@ -228,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="recordings folder, or 'synthetic'")
     p.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--plot", metavar="PNG", help="a timeline of one held-out recording: truth, probabilities, "
+                                                 "commands sent and held, the arm's state")
+    p.add_argument("--plot-seconds", type=float, default=60.0, help="how much of it to draw (default 60)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("run", help="the edge runtime: EEG source -> int8 model -> arm commands")

@@ -81,6 +81,9 @@ class TaskProtocol:
         A task whose protocol is not "one split, one model" (EMG gestures: pre-train on other
         people, calibrate per person) brings its own ``train(data, out, **options)`` and
         ``evaluate(bundle_path, data, **options)``; the generic ones are used otherwise.
+    recordings : callable (data) -> recordings, optional
+        What ``evaluate`` reads of ``data``, as continuous recordings (for a timeline picture),
+        when the task has no ``load``.
     """
 
     load: Callable[..., tuple[list[Recording], tuple[str, ...]]] | None = None
@@ -89,6 +92,7 @@ class TaskProtocol:
     held_out_windows: Callable[[WindowSet, float], tuple[WindowSet, str]] | None = None
     train: Callable[..., object] | None = None
     evaluate: Callable[..., dict] | None = None
+    recordings: Callable[..., list[Recording]] | None = None
 
 
 def _emotion_test_blocks(ws: WindowSet, window_s: float) -> tuple[WindowSet, str]:
@@ -109,8 +113,15 @@ PROTOCOLS: dict[str, TaskProtocol] = {
         held_out_windows=_emotion_test_blocks),
     "gesture": TaskProtocol(
         train=lambda data, out, **kw: _gesture().train_gesture(data, out, **kw),
-        evaluate=lambda bundle, data, **kw: _gesture().evaluate_gesture(bundle, data, **kw)),
+        evaluate=lambda bundle, data, **kw: _gesture().evaluate_gesture(bundle, data, **kw),
+        recordings=lambda data: [_myo().read_myo_session(s) for s in _myo().find_myo_sessions(data)[:1]]),
 }
+
+
+def _myo():
+    from edge.recordings import myo
+
+    return myo
 
 
 def _gesture():
@@ -127,10 +138,19 @@ def protocol_for(task: str) -> TaskProtocol:
         raise ValueError(f"task must be one of {sorted(PROTOCOLS)}, got {task!r}") from None
 
 
+def first_held_out(task: str, data) -> Recording:
+    """One held-out recording of ``data`` for a picture: the first the task's evaluation uses."""
+    proto = protocol_for(task)
+    recs = proto.recordings(data) if proto.recordings else proto.held_out(proto.load(data, False, 0)[0])
+    if not recs:
+        raise ValueError(f"{data}: no held-out recording for {task}")
+    return recs[0]
+
+
 def is_table(data) -> bool:
     """A single file given as emotion data is the seed's ``emotions.csv`` feature table."""
     return Path(str(data)).is_file()
 
 
 __all__ = ["BLOCKS", "LSO", "LSO_EMO", "PROTOCOLS", "WITHIN", "Split", "TaskConfig", "TaskProtocol",
-           "emotion_splits", "grasp_lift_splits", "is_table", "protocol_for"]
+           "emotion_splits", "first_held_out", "grasp_lift_splits", "is_table", "protocol_for"]
