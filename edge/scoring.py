@@ -177,7 +177,7 @@ def score_sequence(labels, label_names: Sequence[str], fs: float, commands: Sequ
     -------
     dict
         ``commands``; ``wrong_phase`` (and per minute): commands whose own label is not true at
-        their row; ``trials`` (onsets of label column 0), ``trials_complete`` (the whole
+        their row, ``right_phase`` the others; ``trials`` (onsets of label column 0), ``trials_complete`` (the whole
         ``sequence`` commanded in order from the trial's onset to the next trial's onset) and the
         fraction; ``rest_minutes``, ``rest_commands`` and per minute of rest (None without rest).
     """
@@ -208,7 +208,7 @@ def score_sequence(labels, label_names: Sequence[str], fs: float, commands: Sequ
     rest_cmds = sum(1 for row, _, _ in commands if rest[row])
     minutes = n / fs / 60.0
     trials = len(starts)
-    return {"minutes": minutes, "commands": len(commands), "wrong_phase": wrong,
+    return {"minutes": minutes, "commands": len(commands), "wrong_phase": wrong, "right_phase": len(commands) - wrong,
             "wrong_phase_per_min": wrong / minutes if minutes else None,
             "trials": trials, "trials_complete": complete,
             "trials_complete_fraction": complete / trials if trials else None,
@@ -221,8 +221,8 @@ def combine_sequences(scores: Sequence[dict]) -> dict:
     scores = list(scores)
     if not scores:
         return {}
-    tot = {k: sum(s[k] for s in scores) for k in ("minutes", "commands", "wrong_phase", "trials", "trials_complete",
-                                                 "rest_minutes", "rest_commands")}
+    tot = {k: sum(s[k] for s in scores) for k in ("minutes", "commands", "wrong_phase", "right_phase", "trials",
+                                                 "trials_complete", "rest_minutes", "rest_commands")}
     return {**tot, "replays": len(scores),
             "wrong_phase_per_min": tot["wrong_phase"] / tot["minutes"] if tot["minutes"] else None,
             "trials_complete_fraction": tot["trials_complete"] / tot["trials"] if tot["trials"] else None,

@@ -7,7 +7,7 @@ thresholds' level (a multiple of the per-label Youden thresholds), the dwell tim
 scored as a user feels it (:func:`edge.scoring.score_sequence`) and the point chosen by
 :data:`OBJECTIVE`: the most trials whose whole sequence is commanded in order, subject to at most
 10 wrong-phase commands a minute (and 1 command a minute of rest where the data have rest),
-then the fewest wrong-phase commands.  The objective and the chosen point travel in the manifest;
+then the most right-phase commands, then the fewest wrong-phase ones.  The objective and the chosen point travel in the manifest;
 the curve (every grid point) goes to the training report.
 """
 
@@ -29,7 +29,8 @@ MAX_REST_COMMANDS_PER_MIN = 1.0
 OBJECTIVE = {"maximise": "trials whose full sequence is commanded in order",
              "subject_to": [f"<= {MAX_WRONG_PHASE_PER_MIN:g} wrong-phase commands/min",
                             f"<= {MAX_REST_COMMANDS_PER_MIN:g} command/min of rest (where the data have rest)"],
-             "then": "fewest wrong-phase commands", "data": "tune block (series 6), replayed per recording"}
+             "then": ["most right-phase commands", "fewest wrong-phase commands"],
+             "data": "tune block (series 6), replayed per recording"}
 GRID = {"level": (0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0), "min_dwell_ms": (0.0, 50.0, 100.0), "vote": (1, 3)}
 REFRACTORY_MS = 1000.0
 
@@ -82,9 +83,9 @@ def tune_multilabel(task_name: str, labels, y, scores, t_end, segment, recording
             sc["rest_commands_per_min"] is None or sc["rest_commands_per_min"] <= MAX_REST_COMMANDS_PER_MIN)
         curve.append({"level": level, "min_dwell_ms": dwell, "vote": vote, "feasible": ok,
                       **{k: sc[k] for k in ("wrong_phase_per_min", "trials_complete_fraction", "rest_commands_per_min",
-                                            "commands")}})
+                                            "commands", "right_phase")}})
         key = (ok, (sc["trials_complete_fraction"] or 0.0) if ok else -(sc["wrong_phase_per_min"] or 0.0),
-               -(sc["wrong_phase_per_min"] or 0.0))
+               sc["right_phase"] if ok else 0, -(sc["wrong_phase_per_min"] or 0.0))
         if best is None or key > best[0]:
             best = (key, pol, sc)
     return best[1], best[2], curve
