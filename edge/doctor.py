@@ -1,8 +1,11 @@
 """``neurogrip doctor``: check that this machine can run the edge, one line per check with its fix.
 
-Usage: ``neurogrip doctor [--bundle DIR] [--port /dev/ttyACM0]``; exit status 0 when every check
-passed, 1 otherwise.  Lines read ``OK``, ``WARN`` (works, but not as recommended) or ``FAIL``
-followed by what was found and, unless OK, the fix.
+Usage: ``neurogrip doctor [--bundle DIR] [--port /dev/ttyACM0] [--source SPEC]``; exit status 0 when
+every check passed, 1 otherwise.  Lines read ``OK``, ``WARN`` (works, but not as recommended) or
+``FAIL`` followed by what was found and, unless OK, the fix.  ``--source`` opens the source (e.g.
+``lsl:type=EEG``) and shows what it declares (name, type, source_id, host, rate, each channel's
+label, type and unit) and what ``neurogrip run`` will do with it: the bundle channel each stream
+channel feeds (with ``--bundle``), the unit conversion factor, or why it would be refused.
 
 Only the standard library is imported at module level: numpy, pylsl, pyserial, the TFLite
 interpreter and the bundle reader are imported inside their checks, so a broken install of one of
@@ -293,6 +296,98 @@ def _guarded(name: str, fn: Callable[[], Check]) -> Check:
         return Check(name, False, f"check crashed ({_one_line(exc)})", "report this as a neurogrip bug")
 
 
+def _source_line(source) -> str:
+    if getattr(source, "kind", "") != "lsl":
+        return repr(source)
+    return (f"LSL stream {source.name!r}, type {source.type!r}, source_id {source.source_id!r}, host "
+            f"{source.hostname!r}, {len(source.channels)} ch @ {source.fs:g} Hz")
+
+
+def _unit_text(unit, target: str) -> str:
+    """A channel's declared unit and its factor to ``target``."""
+    from edge.errors import SourceError
+    from edge.sources.units import is_declared, parse_unit
+
+    if not is_declared(unit):
+        return "unit not declared"
+    try:
+        u, t = parse_unit(unit), parse_unit(target)
+    except SourceError:
+        return f"unit {unit!r} (unknown)"
+    if u is None or t is None:
+        return f"unit {unit!r}" + ("" if (u is None) == (t is None) else f" (no conversion to {target})")
+    mne = f"MNE exponent: 1e{int(unit)} V, " if str(unit).strip().lstrip("+-").isdigit() else ""
+    return f"unit {unit!r} ({mne}x{u / t:g} to {target})"
+
+
+def check_source(spec: str, bundle_path: str | None = None) -> list[Check]:
+    """What the source of ``spec`` declares and what neurogrip will do with it, one line per finding."""
+    from types import SimpleNamespace
+
+    from edge.errors import EdgeError
+    from edge.sources import open_source
+    from edge.sources.channels import is_non_signal
+    from edge.sources.units import amplitude_problem, bundle_unit, describe, plan_units
+
+    try:
+        source = open_source(spec)
+    except (EdgeError, OSError) as exc:
+        return [Check("source", False, f"{spec}: {exc}")]
+    try:
+        checks = [Check("source", True, _source_line(source))]
+        target = None
+        if bundle_path is not None:
+            try:
+                from edge.bundle import load_bundle
+
+                target = load_bundle(bundle_path)
+            except (EdgeError, OSError):
+                pass  # the bundle check says why
+        if target is None:  # what a uV bundle reading every signal channel would get
+            target = SimpleNamespace(channels=[c for c, t in zip(source.channels, source.channel_types)
+                                               if not is_non_signal(t)], manifest={"signal": {"units": "uV"}},
+                                     fs=source.fs)
+        unit = bundle_unit(target)
+        try:
+            plan, problem = plan_units(source, target), None
+        except EdgeError as exc:
+            plan, problem = None, str(exc)
+        feeds = {} if plan is None else {int(j): target.channels[k] for k, j in enumerate(plan.idx)}
+        for j, label in enumerate(source.channels):
+            text = (f"label {label!r}, type {source.channel_types[j] or 'not declared'}, "
+                    f"{_unit_text(source.units[j], unit)}")
+            if bundle_path is not None and plan is not None:
+                text += f" → bundle channel {feeds[j]}" if j in feeds else ", not used by the bundle"
+            checks.append(Check(f"channel {j + 1}", True, text))
+        if plan is None:
+            checks.append(Check("input", False, problem))
+            return checks
+        if abs(float(source.fs) - float(target.fs)) > 1e-6 * float(target.fs):
+            checks.append(Check("input", False, f"the stream runs at {source.fs:g} Hz but the bundle expects "
+                                f"{float(target.fs):g} Hz", "use a bundle trained for this headset"))
+            return checks
+        aliased = sum(source.channels[j] != name for j, name in feeds.items())
+        factors = sorted({f"x{f:g}" for f in plan.factor})
+        conv = "values unchanged" if plan.factors is None else f"values {', '.join(factors)} to {unit}"
+        who = f"the bundle's {len(plan.idx)} channel(s)" if bundle_path else f"{len(plan.idx)} signal channel(s)"
+        checks.append(Check("input", True, f"{who} found by name" + (f" ({aliased} by alias)" if aliased else "")
+                            + f"; {conv}" + ("; scale= given" if source.scale is not None else "")))
+        if plan.unchecked:
+            try:
+                x = source.first_second()
+            except EdgeError as exc:
+                checks.append(Check("amplitude", False, str(exc)))
+                return checks
+            if x is not None:
+                mad, why = amplitude_problem(x[:, plan.idx[plan.unchecked]], unit, describe(source), source)
+                checks.append(Check("amplitude", why is None, why or f"no unit declared for {len(plan.unchecked)} "
+                                    f"channel(s); median absolute deviation {mad:.3g} over the first second is "
+                                    f"plausible for {unit}"))
+        return checks
+    finally:
+        source.close()
+
+
 def run_checks(bundle: str | None = None, port: str | None = None) -> list[Check]:
     """Run every check; ``bundle`` and ``port`` add the bundle check and a device check."""
     checks = [
@@ -312,8 +407,15 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Check that this machine can run the neurogrip edge.")
     parser.add_argument("--bundle", help="model bundle directory to load and validate")
     parser.add_argument("--port", help="serial device of the arm (default: check group dialout)")
+    parser.add_argument("--source", help="a source spec (e.g. lsl:type=EEG): show what the stream declares "
+                        "and what neurogrip will do with it (with --bundle: which bundle channel each feeds)")
     args = parser.parse_args(argv)
     checks = run_checks(bundle=args.bundle, port=args.port)
+    if args.source:
+        try:
+            checks += check_source(args.source, args.bundle)
+        except Exception as exc:  # noqa: BLE001 - a doctor must report, not crash
+            checks.append(Check("source", False, f"check crashed ({_one_line(exc)})", "report this as a neurogrip bug"))
     for c in checks:
         print(c.line())
     return 0 if all(c.ok for c in checks) else 1

@@ -1,8 +1,13 @@
 """Publish a recording as a live LSL stream (``neurogrip stream RECORDING``), like mne-lsl's Player.
 
 The stream advertises the recording's rate as its nominal rate, carries float32
-samples, and lists the channel names in ``desc/channels/channel/label`` so an
-``lsl:`` source (:mod:`edge.sources`) picks channels by name.  Chunks are paced
+samples, and describes each channel in ``desc/channels/channel/{label,type,unit}``
+(XDF meta-data) so an ``lsl:`` source (:mod:`edge.sources`) picks channels by name
+and converts their unit to the bundle's (:mod:`edge.sources.units`).  The unit is
+the recording's ("microvolts" for the EEG layouts, "myo" for the Myo armband's own
+values) unless ``unit`` says otherwise; ``scale`` multiplies the published values
+(``scale=1e-6, unit="V"`` publishes the recording in volts, as an MNE-based player
+does), and scaled values go out as float64 so that scaling back loses nothing.  Chunks are paced
 on ``time.monotonic()`` and pushed with explicit ``pylsl.local_clock()``
 timestamps: sample *i* is stamped ``t0 + i / fs``, so the receiver sees the
 recording's timing (at ``speed=1`` these are also the wall-clock capture times).
@@ -29,11 +34,24 @@ import numpy as np
 from edge.config import PLAYER_MAX_GAP_S
 from edge.errors import EdgeError
 from edge.recordings import Recording, read_recording
+from edge.recordings.myo import MYO_CHANNELS
 from edge.sources import import_pylsl
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "neurogrip-replay"
+
+
+def recording_unit(recording: Recording) -> str:
+    """The unit of a recording's values: "myo" for the Myo armband's, "microvolts" for the EEG layouts."""
+    return "myo" if tuple(recording.channels) == MYO_CHANNELS else "microvolts"
+
+
+def _per_channel(value, n: int, name: str) -> list:
+    values = [value] * n if value is None or isinstance(value, str) else list(value)
+    if len(values) != n or not all(v is None or isinstance(v, str) for v in values):
+        raise ValueError(f"{name} must be a str, None or one str per channel ({n}), got {value!r}")
+    return values
 
 
 class Player:
@@ -60,11 +78,19 @@ class Player:
     wait_consumers : float
         Seconds to wait for a first inlet to connect before the clock starts
         (0: start at once, as a live device would).
+    unit : str, sequence of str or None
+        Each channel's declared ``unit``: "auto" (default) the recording's (:func:`recording_unit`),
+        a word ("microvolts", "V") or an MNE exponent ("-6", "0"); None declares none.
+    scale : float
+        Published values are the recording's times this (1e-6 with unit "V": volts).
+    channel_types : str, sequence of str or None
+        Each channel's declared ``type``; default the stream type.
     """
 
     def __init__(self, recording: Recording | str | Path, name: str = DEFAULT_NAME, stype: str = "EEG",
                  chunk_size: int = 10, speed: float = 1.0, loop: bool = False, source_id: str | None = None,
-                 max_gap: float = PLAYER_MAX_GAP_S, wait_consumers: float = 0.0):
+                 max_gap: float = PLAYER_MAX_GAP_S, wait_consumers: float = 0.0, unit="auto", scale: float = 1.0,
+                 channel_types=None):
         if isinstance(recording, (str, Path)):
             recording = read_recording(recording)
         if not isinstance(recording, Recording):
@@ -80,6 +106,14 @@ class Player:
             raise ValueError(f"max_gap must be >= 0 seconds, got {max_gap!r}")
         if recording.n_samples == 0:
             raise ValueError("recording has no samples to publish")
+        scale = float(scale)
+        if not (np.isfinite(scale) and scale != 0):
+            raise ValueError(f"scale must be a finite non-zero number, got {scale!r}")
+        n_ch = len(recording.channels)
+        self.units = _per_channel(recording_unit(recording) if unit == "auto" else unit, n_ch, "unit")
+        self.channel_types = _per_channel(str(stype) if channel_types is None else channel_types, n_ch,
+                                          "channel_types")
+        self.scale = scale
         self.recording = recording
         self.name = name
         self.stype = str(stype)
@@ -94,7 +128,9 @@ class Player:
         self.samples_pushed = 0
         self.t0_lsl: float | None = None
         self.error: BaseException | None = None
-        self._data = np.ascontiguousarray(recording.samples, dtype=np.float32)
+        # Scaled values as float64: x * 1e-6 in float32 would not scale back to x exactly.
+        self._data = np.ascontiguousarray(recording.samples, dtype=np.float32) if scale == 1 else \
+            np.ascontiguousarray(recording.samples * scale, dtype=np.float64)
         self._pylsl = None
         self._outlet = None
         self._thread: threading.Thread | None = None
@@ -106,14 +142,15 @@ class Player:
         if self.running:
             raise RuntimeError(f"player {self.name!r} is already running; stop() it first")
         pylsl = self._pylsl = import_pylsl()
-        info = pylsl.StreamInfo(self.name, self.stype, len(self.channels), self.fs, pylsl.cf_float32,
-                                self.source_id)
+        fmt = pylsl.cf_float32 if self._data.dtype == np.float32 else pylsl.cf_double64
+        info = pylsl.StreamInfo(self.name, self.stype, len(self.channels), self.fs, fmt, self.source_id)
         chans = info.desc().append_child("channels")
-        for label in self.channels:
+        for label, ch_type, unit in zip(self.channels, self.channel_types, self.units):
             ch = chans.append_child("channel")
             ch.append_child_value("label", label)
-            ch.append_child_value("type", self.stype)
-            ch.append_child_value("unit", "microvolts")
+            for key, value in (("type", ch_type), ("unit", unit)):
+                if value is not None:
+                    ch.append_child_value(key, value)
         info.desc().append_child_value("manufacturer", "neurogrip")
         self._outlet = pylsl.StreamOutlet(info, self.chunk_size)
         self.samples_pushed = 0
@@ -244,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", action="store_true", help="start again at the end")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--source-id", help="LSL source id (default neurogrip:NAME@HOST)")
+    p.add_argument("--unit", default="auto", help="declared channel unit: auto (the recording's: microvolts, or "
+                   "myo for the Myo armband), a word (microvolts, V) or an MNE exponent (-6, 0); '' declares none")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="publish the values times this (e.g. --scale 1e-6 --unit V for volts)")
     return p
 
 
@@ -257,7 +298,8 @@ def main(argv=None) -> int:
     player = None
     try:
         player = Player(args.recording, name=args.name, stype=args.stype, chunk_size=args.chunk,
-                        speed=args.speed, loop=args.loop, source_id=args.source_id)
+                        speed=args.speed, loop=args.loop, source_id=args.source_id, unit=args.unit or None,
+                        scale=args.scale)
         rec = player.recording
         player.start()
         print(f"publishing LSL stream '{player.name}' (type {player.stype}, {len(player.channels)} ch @ "

@@ -143,6 +143,16 @@ class Source:
         Seconds without a sample after which :attr:`stalled` is True.
     exhausted : bool
         True once a replay has delivered its last chunk (never for LSL).
+    units, channel_types : list of (str or None)
+        What the producer declares for each channel (LSL ``desc/channels/channel``); None: not said.
+    stream_type : str or None
+        The stream's declared type (LSL), None for files.
+    unit, scale : str or float, optional
+        The spec's ``unit=`` (overrides every declared unit) or ``scale=`` (the factor to the
+        bundle's unit); see :mod:`edge.sources.units`.
+    factors : ndarray or None
+        Per-channel factor applied to every chunk (set by :func:`~edge.sources.units.prepare_source`
+        through :meth:`set_scale`); None: values pass unchanged, at no cost.
     """
 
     kind = "source"
@@ -167,6 +177,21 @@ class Source:
         self.closed = False
         self._last_sample_time = time.monotonic()  # start of the stall clock until data arrives
         self._in_stall = False
+        self.units: list[str | None] = [None] * len(self.channels)
+        self.channel_types: list[str | None] = [None] * len(self.channels)
+        self.stream_type: str | None = None
+        self.unit: str | None = None
+        self.scale: float | None = None
+        self.factors: np.ndarray | None = None
+
+    # -- units (edge.sources.units) ----------------------------------------------------
+    def set_scale(self, factors) -> None:
+        """Multiply every later chunk by ``factors`` (one per channel); None: deliver values as they come."""
+        self.factors = None if factors is None else np.asarray(factors, dtype=np.float64).reshape(len(self.channels))
+
+    def first_second(self) -> np.ndarray | None:
+        """The first second of samples, for the amplitude check of undeclared units; None if unknown."""
+        return None
 
     # -- what a spec string opens (edge.sources.spec) ---------------------------------
     @classmethod

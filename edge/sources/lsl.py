@@ -4,6 +4,10 @@ Timing: timestamps are on this machine's LSL clock (``pylsl.local_clock``), corr
 clock synchronisation; dropped samples are found from timestamp steps larger than
 ``drop_tolerance`` nominal periods.  A stream that is lost and that liblsl cannot recover (it has
 no ``source_id``) is searched for again by a background thread (the relocation thread).
+
+Metadata: channel labels, types and units come from ``desc/channels/channel`` (XDF meta-data,
+:func:`edge.sources.channels.lsl_channel_info`); :mod:`edge.sources.units` turns them into a factor
+to the bundle's unit, which :meth:`LSLSource.read` applies while copying out of liblsl's buffer.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from edge._checks import check_int
 from edge.config import DROP_TOLERANCE, LSL_BUFLEN_S, LSL_MAX_CHUNK, RESOLVE_TIMEOUT_S, STALL_TIMEOUT_S
 from edge.errors import SourceError, SourceSpecError
 from edge.sources.base import Chunk, Source, check_min, check_stall_timeout
+from edge.sources.channels import lsl_channel_info
+from edge.sources.units import CHECK_SECONDS, check_unit_options
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +71,7 @@ def _xpath_literal(value: str) -> str:
 
 def lsl_channel_labels(info, n_channels: int) -> list[str] | None:
     """Channel labels from an LSL stream's ``desc/channels/channel/label``, or None if absent/incomplete."""
-    labels = []
-    ch = info.desc().child("channels").child("channel")
-    while not ch.empty():
-        labels.append(ch.child_value("label").strip())
-        ch = ch.next_sibling("channel")
-    if len(labels) != n_channels or not all(labels) or len(set(labels)) != n_channels:
-        return None
-    return labels
+    return lsl_channel_info(info, n_channels)[0]
 
 
 class LSLSource(Source):
@@ -93,6 +92,9 @@ class LSLSource(Source):
         At most this many samples per ``read``; any rest comes on the next.
     max_buflen : int
         Seconds of data liblsl buffers for us if we fall behind.
+    unit, scale : optional
+        Override what the stream declares: its unit, or the factor to the bundle's unit
+        (:mod:`edge.sources.units`).
 
     Notes
     -----
@@ -109,12 +111,12 @@ class LSLSource(Source):
     kind = "lsl"
     OPTIONS: ClassVar[dict] = {"name": str, "type": str, "source_id": str, "timeout": float,
                                "stall_timeout": float, "drop_tolerance": float, "max_chunk": int,
-                               "max_buflen": int}
+                               "max_buflen": int, "unit": str, "scale": float}
 
     def __init__(self, name: str | None = None, type: str | None = None, source_id: str | None = None,
                  timeout: float = RESOLVE_TIMEOUT_S, stall_timeout: float = STALL_TIMEOUT_S,
                  drop_tolerance: float = DROP_TOLERANCE, max_chunk: int = LSL_MAX_CHUNK,
-                 max_buflen: int = LSL_BUFLEN_S):
+                 max_buflen: int = LSL_BUFLEN_S, unit: str | None = None, scale: float | None = None):
         props = {k: v for k, v in (("name", name), ("type", type), ("source_id", source_id)) if v}
         if not props:
             raise SourceSpecError("an LSL source needs at least one of name, type, source_id "
@@ -124,6 +126,7 @@ class LSLSource(Source):
         check_stall_timeout(stall_timeout)
         max_chunk = check_min(max_chunk, "max_chunk", 2, "samples", integer=True)
         max_buflen = check_int(max_buflen, "max_buflen", lo=1, exc=SourceSpecError)
+        unit, scale = check_unit_options(unit, scale)
         self._pylsl = pylsl = import_pylsl()
         self._timeout_error, self._lost_error = _lsl_errors(pylsl)
         self.props = props
@@ -146,15 +149,16 @@ class LSLSource(Source):
                               "EEG stream (e.g. lsl:type=EEG)")
         inlet, full = self._connect(info)
         n_ch = full.channel_count()
-        labels = lsl_channel_labels(full, n_ch)
+        labels, types, units = lsl_channel_info(full, n_ch)
         if labels is None:
             labels = [f"ch{i}" for i in range(n_ch)]
             log.warning("LSL stream %r has no channel labels in desc/channels/channel/label; using "
                         "ch0..ch%d (channel_map by name will fail unless those are the names)",
                         full.name(), n_ch - 1)
         super().__init__(labels, full.nominal_srate(), stall_timeout)
+        self.units, self.channel_types, self.unit, self.scale = units, types, unit, scale
         self.name = full.name()
-        self.type = full.type()
+        self.type = self.stream_type = full.type()
         self.source_id = full.source_id()
         self.hostname = full.hostname()
         self._inlet = inlet
@@ -167,6 +171,7 @@ class LSLSource(Source):
         self._ts = np.zeros(self._cap, dtype=np.float64)
         self._last_ts: float | None = None
         self._gap_pending = False
+        self._pending: tuple | None = None  # the first second, read by first_second(), not yet delivered
         self._lost = False
         self._relocated: tuple | None = None
         self._relocator: threading.Thread | None = None
@@ -208,6 +213,12 @@ class LSLSource(Source):
 
     def read(self, timeout: float = 0.0) -> Chunk | None:
         self._check_open()
+        if self._pending is not None:
+            x, ts, gap = self._pending
+            self._pending = None
+            if self.factors is not None:
+                x *= self.factors
+            return self._deliver(x, ts, gap)
         if self._relocated is not None:
             self._adopt()
         if self._lost:
@@ -224,11 +235,35 @@ class LSLSource(Source):
         if n == 0:
             self._check_stall()
             return None
-        if self._raw is not self._out:
+        if self.factors is not None:  # to the bundle's unit, in the copy out of liblsl's buffer
+            np.multiply(self._raw[:n], self.factors, out=self._out[:n], casting="unsafe")
+        elif self._raw is not self._out:
             np.copyto(self._out[:n], self._raw[:n], casting="unsafe")
         ts = self._ts[:n]
         gap = self._check_steps(ts)
         return self._deliver(self._out[:n], ts, gap)
+
+    def first_second(self) -> np.ndarray:
+        """Pull the first second of samples now (waiting up to ``timeout``) for the amplitude check of
+        :mod:`edge.sources.units`; the next :meth:`read` delivers them, so none is lost."""
+        want, got, parts, gap = max(1, round(self.fs * CHECK_SECONDS)), 0, [], False
+        deadline = time.monotonic() + self.timeout
+        while got < want and (left := deadline - time.monotonic()) > 0:
+            try:
+                n = self._pull(min(left, 0.1))
+            except self._lost_error:
+                break
+            if n:
+                parts.append((self._raw[:n].astype(np.float64), self._ts[:n].copy()))
+                gap |= self._check_steps(self._ts[:n])
+                got += n
+        if got < want:
+            raise SourceError(f"LSL stream {self.name!r} declares no unit and sent {got} of the {want} samples "
+                              f"needed to check its amplitude within {self.timeout:g} s; start the stream, or "
+                              "declare its unit in the source spec (unit=uV)")
+        x = np.concatenate([p[0] for p in parts])
+        self._pending = (x, np.concatenate([p[1] for p in parts]), gap)
+        return x[:want].copy()
 
     def _check_steps(self, ts: np.ndarray) -> bool:
         gap, self._gap_pending = self._gap_pending, False
@@ -267,10 +302,10 @@ class LSLSource(Source):
                 except SourceError as exc:
                     log.warning("%s", exc)
                     continue
-                labels = lsl_channel_labels(full, full.channel_count()) or self.channels
-                if labels != self.channels:
-                    log.warning("LSL stream %r reappeared with other channels %s; ignoring it",
-                                full.name(), labels)
+                labels, _, units = lsl_channel_info(full, full.channel_count())
+                if (labels or self.channels, units) != (self.channels, self.units):
+                    log.warning("LSL stream %r reappeared with other channels or units %s %s; ignoring it",
+                                full.name(), labels, units)
                     continue
                 self._relocated = (inlet, full)
                 return

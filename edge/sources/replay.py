@@ -19,6 +19,7 @@ from edge.config import REPLAY_CHUNK_S, STALL_TIMEOUT_S
 from edge.errors import SourceSpecError
 from edge.recordings import Recording, read_recording
 from edge.sources.base import Chunk, Source, _read_only, check_min, check_stall_timeout
+from edge.sources.units import CHECK_SECONDS, check_unit_options
 
 
 def _parse_speed(value) -> float:
@@ -60,21 +61,28 @@ class ReplaySource(Source):
         of a segment may be shorter: chunks never straddle a gap.
     stall_timeout : float
         See :class:`~edge.sources.base.Source`.
+    unit, scale : optional
+        The unit of the file's values (default: undeclared, so the amplitude of the first second
+        is checked against the bundle's unit), or the factor to the bundle's unit
+        (:mod:`edge.sources.units`).  A factor scales the recording once, not every chunk.
     """
 
     kind = "replay"
-    OPTIONS: ClassVar[dict] = {"speed": str, "chunk": int, "stall_timeout": float}  # speed: a number or "max"
+    # speed: a number or "max"
+    OPTIONS: ClassVar[dict] = {"speed": str, "chunk": int, "stall_timeout": float, "unit": str, "scale": float}
     NOT_IN_SPEC: ClassVar[dict] = {"recording": "the spec's target names the file (replay:PATH?...)"}
 
     def __init__(self, recording: Recording | str | Path, speed=1.0, chunk: int | None = None,
-                 stall_timeout: float = STALL_TIMEOUT_S):
+                 stall_timeout: float = STALL_TIMEOUT_S, unit: str | None = None, scale: float | None = None):
         # Check the options before reading a (possibly large) file.
         self.speed = _check_replay_options(speed, chunk, stall_timeout)
+        unit, scale = check_unit_options(unit, scale)
         if isinstance(recording, (str, Path)):
             recording = read_recording(recording)
         if not isinstance(recording, Recording):
             raise TypeError(f"recording must be a Recording or a path, got {type(recording).__name__}")
         super().__init__(recording.channels, recording.fs, stall_timeout)
+        self.unit, self.scale = unit, scale
         self.recording = recording
         self.chunk = max(1, round(self.fs * REPLAY_CHUNK_S)) if chunk is None else int(chunk)
         self.label_names = tuple(recording.label_names)
@@ -104,6 +112,14 @@ class ReplaySource(Source):
     @classmethod
     def from_spec(cls, target, options, spec):
         return cls(target, **options)
+
+    def set_scale(self, factors) -> None:
+        super().set_scale(factors)
+        x = self.recording.samples
+        self._samples = _read_only(x if self.factors is None else x * self.factors)
+
+    def first_second(self) -> np.ndarray:
+        return self.recording.samples[:max(1, round(self.fs * CHECK_SECONDS))]
 
     @property
     def n_chunks(self) -> int:
@@ -166,8 +182,8 @@ class SyntheticSource(ReplaySource):
     @classmethod
     def generate(cls, kind: str = "grasp-lift", subject=None, series: int | None = None,
                  trials: int | None = None, state: str | None = None, duration: float | None = None,
-                 seed: int = 0, speed=1.0, chunk: int | None = None,
-                 stall_timeout: float = STALL_TIMEOUT_S) -> SyntheticSource:
+                 seed: int = 0, speed=1.0, chunk: int | None = None, stall_timeout: float = STALL_TIMEOUT_S,
+                 unit: str | None = None, scale: float | None = None) -> SyntheticSource:
         """Generate EEG of ``kind`` and replay it (what a ``synthetic:`` spec opens).
 
         ``grasp-lift``: :func:`edge.synthetic.grasp_lift_series` (``subject`` 1, ``series`` 1,
@@ -180,6 +196,7 @@ class SyntheticSource(ReplaySource):
             if value is not None and key not in cls.KINDS[kind]:
                 raise _not_for_kind(key, kind)
         speed = _check_replay_options(speed, chunk, stall_timeout)  # before generating
+        check_unit_options(unit, scale)
         from edge import synthetic
 
         if kind == "grasp-lift":
@@ -188,7 +205,7 @@ class SyntheticSource(ReplaySource):
         else:
             rec = synthetic.muse_recording("a" if subject is None else str(subject), state or "neutral",
                                            duration_s=60.0 if duration is None else duration, seed=seed)
-        return cls(rec, speed, chunk, stall_timeout)
+        return cls(rec, speed, chunk, stall_timeout, unit, scale)
 
     @classmethod
     def spec_factory(cls):
