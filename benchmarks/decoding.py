@@ -103,6 +103,7 @@ def tradeoff(bundle, runs) -> tuple[list, float | None]:
     for level in sorted({*LEVELS, chosen}):
         sc = _sequence_scores(policy, list(bundle.labels), runs, np.clip(base * level, 0.02, 0.98))
         curve.append({"level": level, "wrong_phase_per_min": sc["wrong_phase_per_min"],
+                      "right_phase_per_min": sc["right_phase"] / sc["minutes"] if sc["minutes"] else None,
                       "trials_complete_fraction": sc["trials_complete_fraction"], "commands": sc["commands"]})
     return curve, chosen
 

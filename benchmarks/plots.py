@@ -238,7 +238,15 @@ def tradeoff_png(curve: list, chosen: dict, path: Path, title: str) -> Path:
     ax.axvline(10, color="r", ls="--", lw=1, label="goal: ≤ 10 wrong-phase/min")
     ax.axhline(50, color="g", ls="--", lw=1, label="goal: ≥ 50 % trials")
     ax.set(xlabel="wrong-phase commands per minute", ylabel="trials fully commanded in order (%)", title=title)
-    ax.legend(fontsize=7)
+    if all(c.get("right_phase_per_min") is not None for c in curve):
+        twin = ax.twinx()  # what the user does get: commands in the right phase
+        twin.plot(xs, [c["right_phase_per_min"] for c in curve], marker="s", color="C2", ls=":",
+                  label="right-phase commands/min (right axis)")
+        if chosen and chosen.get("right_phase_per_min") is not None:
+            twin.plot(chosen["wrong_phase_per_min"], chosen["right_phase_per_min"], marker="*", ms=14, color="C3")
+        twin.set_ylabel("right-phase commands per minute")
+        twin.legend(fontsize=7, loc="center right")
+    ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
 
 
@@ -250,7 +258,7 @@ def write_plots(report: dict, out) -> list[Path]:
         rp = b.get("replay") or {}
         if rp.get("timeline"):
             paths.append(timeline_png(rp["timeline"], out / f"timeline_{name}.png",
-                                      f"{name}: held-out replay ({rp['origin']}), first 40 s"))
+                                      f"{name}: held-out replay ({rp['origin']}), its first 40 s of EEG"))
         curve = (rp.get("tradeoff") or {}).get("curve")
         if curve:
             lvl = rp["tradeoff"]["chosen_level"]
