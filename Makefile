@@ -59,7 +59,7 @@ test-train: env-train
 	NEUROGRIP_REQUIRE_TF=1 $(REQUIRE) $(TRAIN_VENV)/bin/python -m pytest tests/training -m "not slow" $(PYTEST_ARGS)
 
 test-slow: env-train
-	NEUROGRIP_REQUIRE_TF=1 $(TRAIN_VENV)/bin/python -m pytest tests/training -m slow $(PYTEST_ARGS)
+	NEUROGRIP_REQUIRE_TF=1 $(REQUIRE) $(TRAIN_VENV)/bin/python -m pytest tests/training -m slow $(PYTEST_ARGS)
 
 lint: env-edge
 	$(EDGE_VENV)/bin/python -m ruff check edge firmware_bridge training benchmarks tests

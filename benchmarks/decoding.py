@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import fmt, grasp_lift_heldout
+from edge.decision.policy import DEFAULTS as DECISION_DEFAULTS
 
 EVENT_HALF_WIDTH_MS = 150.0
 
@@ -76,8 +77,8 @@ def _sequence_scores(policy, labels, runs, thresholds=None) -> dict:
     from edge.evaluation import simulate_decisions
     from edge.scoring import combine_sequences, score_sequence
 
-    if thresholds is not None:
-        hyst = min(policy.hysteresis, 0.5 * float(np.min(thresholds)))
+    if thresholds is not None:  # as training/control.py sets them for a level
+        hyst = min(DECISION_DEFAULTS["hysteresis"], 0.5 * float(np.min(thresholds)))
         policy = replace(policy, thresholds=tuple(float(t) for t in thresholds), hysteresis=hyst)
     order = _order(policy, labels)
     out = []
@@ -96,9 +97,10 @@ def tradeoff(bundle, runs) -> tuple[list, float | None]:
     bundle's own level (chosen on the tune block) is the operating point."""
     policy = bundle.decision_policy()
     chosen = ((policy.objective or {}).get("chosen") or {}).get("level")
-    if chosen is None:
+    base = (policy.objective or {}).get("base_thresholds")
+    if chosen is None or base is None:  # a bundle tuned before the objective stored its base thresholds
         return [], None
-    base = np.asarray(policy.thresholds) / chosen
+    base = np.asarray(base, float)
     curve = []
     for level in sorted({*LEVELS, chosen}):
         sc = _sequence_scores(policy, list(bundle.labels), runs, np.clip(base * level, 0.02, 0.98))

@@ -72,7 +72,8 @@ def tune_multilabel(task_name: str, labels, y, scores, t_end, segment, recording
         pol = DecisionPolicy(labels=tuple(labels), mode=spec.mode, thresholds=tuple(float(t) for t in thr),
                              hysteresis=float(hysteresis), min_dwell_ms=dwell, vote=vote, refractory_ms=REFRACTORY_MS,
                              refractory_scope="joint", commands=commands, sequence=spec.sequence,
-                             objective={**OBJECTIVE, "chosen": {"level": level, "min_dwell_ms": dwell, "vote": vote}})
+                             objective={**OBJECTIVE, "chosen": {"level": level, "min_dwell_ms": dwell, "vote": vote},
+                                        "base_thresholds": [float(t) for t in base]})
         scores_ = []
         for yy, ss, tt, rr in replays:
             decisions = simulate_decisions(pol, ss, tt, rr)

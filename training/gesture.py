@@ -148,12 +148,19 @@ def build_model(window: int, n_channels: int, n_classes: int):
                      name="emg_cnn")
 
 
-def fit(model, Xf, yf, Xt, yt, *, epochs: int, lr: float, patience: int, seed: int, progress=None, what=""):
-    """Fit with early stopping on the tune part (restoring its best epoch); returns the history."""
+def fit(model, Xf, yf, Xt, yt, *, epochs: int, lr: float, patience: int | None, seed: int, progress=None,
+        what=""):
+    """Fit with early stopping on the tune part (restoring its best epoch); returns the history.
+
+    ``patience=None``: exactly ``epochs`` epochs, no early stopping and no restoring (Keras restores
+    the best weights at the end even when it never stopped early) — for the refit on all the
+    calibration data, whose "tune part" is then training data and must not choose anything.
+    """
     keras = _keras(seed)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    cb = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+    cb = [] if patience is None else [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
     if progress:
         cb.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: progress(
             f"    {what}epoch {e + 1}/{epochs}: loss {logs['loss']:.4f}  val_loss {logs['val_loss']:.4f}  "
@@ -337,7 +344,7 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
         model = _clone(base, seed)
         Xcal = np.concatenate([Xcf, Xct])
         fit(model, Xcal, np.concatenate([cal.y[cf], cal.y[ct]]), Xct, cal.y[ct], epochs=best_epochs, lr=3e-4,
-            patience=best_epochs + 1, seed=seed)
+            patience=None, seed=seed)
         export = _export(model, Xcal, seed)
         draft_export = _export(draft_model, Xcf, seed)
         from edge.inference import Int8Model

@@ -114,8 +114,16 @@ PROTOCOLS: dict[str, TaskProtocol] = {
     "gesture": TaskProtocol(
         train=lambda data, out, **kw: _gesture().train_gesture(data, out, **kw),
         evaluate=lambda bundle, data, **kw: _gesture().evaluate_gesture(bundle, data, **kw),
-        recordings=lambda data: [_myo().read_myo_session(s) for s in _myo().find_myo_sessions(data)[:1]]),
+        recordings=lambda data: [_myo().read_myo_session(_test_session(data))]),
 }
+
+
+def _test_session(data):
+    """The first evaluation test session under ``data`` (never a pre-training or calibration one),
+    or the first session when ``data`` names one directly."""
+    sessions = _myo().find_myo_sessions(data)
+    tests = [s for s in sessions if s.name.startswith("Test") and s.parent.parent.name != "PreTrainingDataset"]
+    return (tests or sessions)[0]
 
 
 def _myo():

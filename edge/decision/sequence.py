@@ -13,8 +13,10 @@ bundle's manifest under ``decision.sequence`` (defaults per task in :mod:`edge.t
 :class:`ArmState` is the stateful stage that applies them.  ``check(action)`` says why a command
 is not valid now (or None); the state advances only by ``confirm(action)``, which the runtime calls
 when the arm **acknowledged** the command (offline, without an arm, every passed command counts as
-done), and goes back to ``initial`` by ``reset()`` when the arm is sent to its safe pose (REST, a
-watchdog trip, a reset of the microcontroller): the state is what the arm did, never an assumption.
+done), and goes back to ``initial`` by ``reset()`` when the arm is at its safe pose (every safe-state
+entry of the runtime, and a command refused because the firmware's watchdog or e-stop rested it):
+the state is what the arm did, never an assumption.  With an arm, the runtime checks each command
+again right before sending it, against the state its earlier acknowledgements left.
 A held command is counted per reason; REST and HOLD are always valid (safety first).
 """
 
@@ -64,6 +66,7 @@ class SequenceRules:
                        fix="an object: action name -> next state")
             row = {}
             for name, nxt in moves.items():
+                check_type(nxt, str, _key(f"transitions.{state}.{name}"), exc=DecisionError, fix="a state name")
                 if not (isinstance(name, str) and name.upper() in Action.__members__):
                     raise DecisionError(f"{_key(f'transitions.{state}')} names {name!r}, not an arm action "
                                         f"({', '.join(Action.__members__)})")

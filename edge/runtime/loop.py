@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from edge import config as C
 from edge.bundle import Bundle
@@ -231,6 +232,13 @@ class Runtime:
             d = r.decision
             send_ms = 0.0
             sent = False
+            if d.action is not None and not self._safe and self.arm is not None:
+                # The pipeline checked the whole chunk against the state before it; acknowledgements of
+                # earlier windows of this chunk may have moved it since: check again right before sending.
+                why = pipe.arm_state.check(d.action)
+                if why is not None:
+                    pipe.arm_state.hold(d.action, why)
+                    d = replace(d, action=None, target_ddeg=None, speed_ddeg_s=None, reason="held", detail=why)
             if d.action is not None and not self._safe:
                 self.summary.decisions_fired += 1
                 t_send = time.perf_counter()
@@ -277,6 +285,8 @@ class Runtime:
             self.summary.commands_failed += 1
             self.fault("link", f"{d.action.name} not delivered ({type(exc).__name__}: {exc}); dropped, "
                                "not replayed")
+            if isinstance(exc, Nacked) and exc.reason in (Reason.WATCHDOG, Reason.ESTOPPED):
+                self.pipeline.arm_state.reset()  # the firmware rested (or froze) the arm: the sequence restarts
             return False
         self.summary.commands_sent += 1
         self.pipeline.arm_state.confirm(d.action)  # the arm did it: its state advances

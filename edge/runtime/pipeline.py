@@ -13,6 +13,7 @@ buffer restart after such samples, as after a gap, and the fault is counted.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from edge.decision import ArmState, Decider, Decision
 from edge.errors import RunError
 from edge.inference import dequantise
 from edge.sources import ReplaySource, channel_map
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -76,6 +79,9 @@ class Pipeline:
         # the runtime confirms it when the arm acknowledged it (auto_confirm False).
         self.arm_state = ArmState(policy.sequence)
         self.auto_confirm = True
+        if policy.moves_arm and policy.sequence is None:
+            log.warning("bundle %s drives the arm but carries no arm-state rules (decision.sequence): every command "
+                        "is valid in every state; re-export it with this neurogrip to get them", bundle.path)
         # int8 → probability as a 256-entry table (indexed by the byte): the same numbers as
         # dequantise(), without its per-call overhead.
         self._dequantise = dequantise(np.arange(256, dtype=np.uint8).view(np.int8), *bundle.output_quant)

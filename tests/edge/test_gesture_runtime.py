@@ -53,10 +53,11 @@ def test_a_session_folder_is_a_replay_source_and_drives_commands(bundle, session
                     log_path=tmp_path / "run.jsonl")
     assert summary.windows > 2000 and summary.faults == {}
     assert summary.stream_seconds == pytest.approx(rec.n_samples / rec.fs)
+    assert summary.decisions_fired >= 1  # the class changes of a real session drive commands
 
 
 def test_offline_evaluation_scores_through_the_same_path(bundle, session):
     correct, total = window_accuracy(bundle, read_myo_session(session, continuous=False))
-    assert total > 2000 and 0 <= correct <= total
+    assert total > 2000 and correct / total > 0.3  # the 2-epoch smoke model is above chance (1/7)
     s = continuous_score(bundle, read_myo_session(session))
     assert s["gestures"] == 16 and s["rest_minutes"] == pytest.approx(4 * 5 / 60, rel=0.15)

@@ -69,13 +69,14 @@ def test_the_full_sequence_passes_and_rest_restarts_it():
     assert ArmState(None).check(Action.RELEASE) is None  # a bundle without rules: everything is valid
 
 
-def _with_sequence(tmp_path):
+def _with_sequence(tmp_path, threshold=0.05, **decision):
     """The grasp-lift fixture bundle with the task's arm-state rules added (hashes recomputed)."""
     shutil.copytree(FIXTURE_BUNDLES / "grasp-lift", tmp_path / "b")
     m = json.loads((tmp_path / "b" / "manifest.json").read_text())
     m["decision"]["sequence"] = GL.sequence
-    m["decision"]["thresholds"] = [0.05] * 6  # fire often, so that the gate has work
+    m["decision"]["thresholds"] = [threshold] * 6  # fire often, so that the gate has work
     m["decision"]["hysteresis"] = 0.02
+    m["decision"].update(decision)
     m["content_hash"] = content_hash(m, (tmp_path / "b" / "model.tflite").read_bytes())
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(m))
     return load_bundle(tmp_path / "b")
@@ -167,3 +168,60 @@ def test_safety_overrides_the_sequence_a_safe_state_restarts_it(tmp_path):
     s = rt.run()
     assert s.held and sum(s.held.values()) == sum(rt.pipeline.arm_state.held.values())
     assert all("not valid while the arm is" in why for why in s.held)
+
+
+class _AckingArm:
+    """A stand-in for ArmLink that acknowledges every command (the real link is tested elsewhere)."""
+
+    url = "fake://arm"
+
+    def __init__(self, refuse=None):
+        self.sent, self.refuse = [], refuse
+
+    def command(self, action, target, speed, deadline=None):
+        if self.refuse is not None and action is not Action.REST:
+            from firmware_bridge.errors import Nacked
+            from firmware_bridge.protocol import Reason
+
+            raise Nacked(0, Reason[self.refuse])
+        self.sent.append(action)
+
+    def clear(self, *_):
+        pass
+
+    def pause_heartbeat(self):
+        pass
+
+    def resume_heartbeat(self):
+        pass
+
+
+def test_with_an_arm_every_command_sent_is_valid_even_when_a_chunk_holds_several_windows(tmp_path):
+    from edge.config import RuntimeConfig
+    from edge.runtime import Runtime
+
+    # at 0.25 the smoke model's labels toggle often: the whole sequence runs, again and again
+    bundle = _with_sequence(tmp_path, 0.25, min_dwell_ms=0.0, refractory_ms=0.0)
+    arm = _AckingArm()
+    src = ReplaySource(grasp_lift_series(1, 7, seed=0, n_trials=8), speed=0, chunk=200)  # ~8 windows a chunk
+    rt = Runtime(bundle, src, arm, RuntimeConfig(budget_ms=1000))
+    s = rt.run()
+    moves = [a for a in arm.sent if a is not Action.REST]
+    assert len(moves) >= 3 and s.held
+    replayed = ArmState(RULES)  # the acknowledged commands, in order, never break the rules
+    for a in moves:
+        assert replayed.check(a) is None, (a, replayed.state, moves)
+        replayed.confirm(a)
+    assert rt.pipeline.auto_confirm is False
+
+
+def test_a_command_refused_by_the_watchdog_restarts_the_sequence(tmp_path):
+    from edge.config import RuntimeConfig
+    from edge.runtime import Runtime
+
+    bundle = _with_sequence(tmp_path)
+    rt = Runtime(bundle, ReplaySource(grasp_lift_series(1, 7, seed=0, n_trials=4), speed=0), _AckingArm("WATCHDOG"),
+                 RuntimeConfig(budget_ms=1000))
+    rt.pipeline.arm_state.state = "lifted"
+    s = rt.run()
+    assert s.commands_failed >= 1 and rt.pipeline.arm_state.state == "ready"
