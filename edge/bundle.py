@@ -22,36 +22,60 @@ model without TensorFlow or scipy::
 
 :func:`load_bundle` refuses, with a :class:`BundleError` that says which check failed and
 how to fix it, a bundle that is missing a file, truncated, tampered with (hash), of an
-unknown schema version, or whose model's tensors disagree with the manifest.
+unknown schema version, or whose model's tensors disagree with the manifest.  The manifest's
+schema (types, finiteness, ranges and sizes of every field) is :mod:`edge.manifest_schema`.
+
+Untrusted input, bounded
+------------------------
+Every read is bounded before it is made, by the numbers of the ``bounds`` section of
+:mod:`edge.config` (read at call time):
+
+* a bundle directory holds two regular files.  A symbolic link is refused, not followed (a
+  bundle is copied with its files: ``cp -rL``), as is anything but a regular file (a FIFO would
+  block the read); each file's size is checked with ``stat`` and the read stops at the bound;
+* a ``.zip``: its own size, then its end-of-archive record (member count, central-directory
+  size, no zip64) before :mod:`zipfile` parses anything; then no member twice, none outside the
+  bundle (absolute or ``..``), none a link or encrypted, declared sizes (each and in total)
+  within the bounds, and each member read in chunks that stop at its bound, so a zip bomb is
+  refused after at most the bound has been inflated;
+* the manifest is parsed by :func:`edge.manifest_schema.parse_manifest` (size, UTF-8, nesting, no
+  key twice) and checked by :func:`edge.manifest_schema.validate`;
+* the model is loaded and run once on zeros in a child process (:func:`probe_model`) before this
+  process loads it: tflite-runtime does not verify a flatbuffer, and a malformed one can crash
+  the interpreter (a segfault) or make it allocate without end.  A crash, an error, more than
+  ``MODEL_PROBE_MAX_MEMORY`` or more than ``MODEL_PROBE_TIMEOUT_S`` is a :class:`BundleError`.  The
+  verdict is cached per model sha256 and interpreter, so a process probes a model once (a forked
+  child, about 15 ms here; a fresh ``python -c`` when other Python threads run, about 0.2 s).
+  ``load_bundle(path, check_model=False)`` does not probe; :meth:`Bundle.model` probes then.
+  What the probe cannot promise: a model that crashes only on other input than zeros, or only
+  sometimes (an out-of-bounds read of a damaged flatbuffer), may still pass it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import stat
+import struct
+import subprocess
+import sys
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edge.errors import BundleError
-from edge.model_input import model_inputs, n_features
-from edge.tasks import get_task, task_names
+from edge import config, manifest_schema
+from edge.errors import BundleError, InferenceError
+from edge.manifest_schema import MANIFEST_FILE, MODEL_FILE, SCHEMA, SCHEMA_VERSION, clip
+from edge.model_input import model_inputs
+from edge.tasks import get_task
 
-SCHEMA = "neurogrip-bundle"
-SCHEMA_VERSION = 1
-MODEL_FILE = "model.tflite"
-MANIFEST_FILE = "manifest.json"
-
-_REQUIRED = {
-    "signal": ("channels", "fs", "chain"),
-    "window": ("length", "stride", "channel_scale"),
-    "model": ("file", "bytes", "sha256", "activation", "input", "output"),
-}
-
-
-
+__all__ = ["MANIFEST_FILE", "MODEL_FILE", "SCHEMA", "SCHEMA_VERSION", "Bundle", "BundleError", "canonical_json",
+           "content_hash", "load_bundle", "probe_model", "validate_manifest", "write_bundle"]
 
 def canonical_json(obj) -> bytes:
     """The byte form hashed for ``content_hash``: sorted keys, no whitespace, UTF-8."""
@@ -137,9 +161,11 @@ class Bundle:
         return ModelInput(self.window, self.input_quant)
 
     def model(self, num_threads: int = 1, backend: str | None = None, reference_kernels: bool = False):
-        """An :class:`edge.inference.Int8Model` of the bundle's model."""
+        """An :class:`edge.inference.Int8Model` of the bundle's model, probed in a child process
+        first (:func:`probe_model`; once per process and model)."""
         from edge.inference import Int8Model
 
+        probe_model(self.model_bytes, self.path, backend)
         return Int8Model(self.model_bytes, num_threads=num_threads, backend=backend,
                          reference_kernels=reference_kernels)
 
@@ -174,24 +200,156 @@ def write_bundle(out, manifest: dict, model: bytes, *, archive: bool | None = No
     return out
 
 
-def _read_files(path: Path) -> tuple[bytes, bytes]:
-    if path.is_dir():
-        for name in (MANIFEST_FILE, MODEL_FILE):
-            if not (path / name).is_file():
-                raise BundleError(path, f"{name} is missing", "copy the whole bundle directory again")
-        return (path / MANIFEST_FILE).read_bytes(), (path / MODEL_FILE).read_bytes()
-    if not path.exists():
-        raise BundleError(path, "no such bundle", "pass the directory or .zip written by 'neurogrip train --out'")
+def _too_big(where, what: str, size, limit: int, fix: str = "re-export the bundle") -> None:
+    raise BundleError(where, f"{what} is {size} bytes, over the {limit}-byte limit", fix)
+
+
+def _read_capped(fh, limit: int, where, what: str) -> bytes:
+    """Read ``fh`` to its end in chunks, refusing it as soon as more than ``limit`` bytes came."""
+    parts, n, chunk = [], 0, config.BUNDLE_READ_CHUNK_BYTES
+    while True:
+        part = fh.read(min(chunk, limit + 1 - n))
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+        n += len(part)
+        if n > limit:
+            _too_big(where, what, f"more than {limit}", limit)
+
+
+_LIMITS = {MANIFEST_FILE: "BUNDLE_MAX_MANIFEST_BYTES", MODEL_FILE: "BUNDLE_MAX_MODEL_BYTES"}
+
+
+def _limit(name: str) -> int:
+    return getattr(config, _LIMITS[name])
+
+
+def _read_dir(path: Path) -> tuple[bytes, bytes]:
+    out = []
+    for name in (MANIFEST_FILE, MODEL_FILE):
+        p, limit = path / name, _limit(name)
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            raise BundleError(path, f"{name} is missing", "copy the whole bundle directory again") from None
+        except OSError as exc:
+            raise BundleError(path, f"{name} cannot be read ({exc.strerror})", "check its permissions") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise BundleError(path, f"{name} is a symbolic link; a bundle holds its own files",
+                              "copy the bundle with its files, not links to them (cp -rL)")
+        if not stat.S_ISREG(st.st_mode):
+            raise BundleError(path, f"{name} is not a regular file", "copy the whole bundle directory again")
+        if st.st_size > limit:
+            _too_big(path, name, st.st_size, limit)
+        try:  # O_NOFOLLOW/O_NONBLOCK: no link or FIFO swapped in since lstat() is followed or waited on
+            fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError as exc:
+            raise BundleError(path, f"{name} cannot be read ({exc.strerror})", "copy the whole bundle again") from None
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BundleError(path, f"{name} is not a regular file", "copy the whole bundle directory again")
+            out.append(_read_capped(fh, limit, path, name))
+    return out[0], out[1]
+
+
+_EOCD = b"PK\x05\x06"          # end of central directory record (22 bytes + comment)
+_ZIP64_LOCATOR = b"PK\x06\x07"  # zip64 end of central directory locator (20 bytes)
+
+
+def _check_zip_directory(fh, size: int, path: Path) -> None:
+    """Read the archive's end record the way zipfile finds it and bound what zipfile will read."""
+    def refuse(problem):
+        raise BundleError(path, f"not a readable bundle archive ({problem}); it may be truncated",
+                          "copy it again and compare its size with the original")
+
+    if size < 22:
+        refuse("too short for a zip archive")
+    tail_len = min(size, 22 + (1 << 16))
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    if tail[-22:-18] == _EOCD and tail[-2:] == b"\0\0":
+        at = len(tail) - 22
+    else:
+        at = tail.rfind(_EOCD)
+        if at < 0 or len(tail) - at < 22:
+            refuse("no end-of-archive record")
+    _, _, _, _, n_members, cd_size, cd_offset, _ = struct.unpack("<4s4H2LH", tail[at:at + 22])
+    if n_members == 0xFFFF or 0xFFFFFFFF in (cd_size, cd_offset) or tail[max(0, at - 20):at][:4] == _ZIP64_LOCATOR:
+        raise BundleError(path, "the archive is a zip64 archive, which a bundle never is", "re-export the bundle")
+    if n_members > config.BUNDLE_MAX_MEMBERS:
+        raise BundleError(path, f"the archive has {n_members} members, over the limit of "
+                                f"{config.BUNDLE_MAX_MEMBERS}", "re-export the bundle")
+    if cd_size > config.BUNDLE_MAX_ZIP_DIRECTORY_BYTES:
+        _too_big(path, "the archive's directory", cd_size, config.BUNDLE_MAX_ZIP_DIRECTORY_BYTES)
+    fh.seek(0)
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+        return f"a member outside the bundle ({clip(repr(name))})"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return f"a symbolic link {clip(repr(name))}"
+    if info.flag_bits & 0x1:
+        return f"an encrypted member {clip(repr(name))}"
+    return None
+
+
+def _read_zip(path: Path, size: int) -> tuple[bytes, bytes]:
+    if size > config.BUNDLE_MAX_ARCHIVE_BYTES:
+        _too_big(path, "the archive", size, config.BUNDLE_MAX_ARCHIVE_BYTES)
     try:
-        with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-            for name in (MANIFEST_FILE, MODEL_FILE):
-                if name not in names:
-                    raise BundleError(path, f"the archive has no {name}", "re-export the bundle")
-            return z.read(MANIFEST_FILE), z.read(MODEL_FILE)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise BundleError(path, f"not a readable bundle archive ({exc}); it may be truncated",
+        with open(path, "rb") as fh:
+            _check_zip_directory(fh, size, path)
+            with zipfile.ZipFile(fh) as z:
+                infos = z.infolist()
+                if len(infos) > config.BUNDLE_MAX_MEMBERS:
+                    raise BundleError(path, f"the archive has {len(infos)} members, over the limit of "
+                                            f"{config.BUNDLE_MAX_MEMBERS}", "re-export the bundle")
+                by_name = {}
+                for info in infos:
+                    problem = _member_problem(info)
+                    if problem is None and info.filename in by_name:
+                        problem = f"the member {clip(repr(info.filename))} twice"
+                    if problem:
+                        raise BundleError(path, f"the archive has {problem}", "re-export the bundle")
+                    by_name[info.filename] = info
+                for name in (MANIFEST_FILE, MODEL_FILE):
+                    info = by_name.get(name)
+                    if info is None:
+                        raise BundleError(path, f"the archive has no {name}", "re-export the bundle")
+                    if info.file_size > _limit(name):
+                        _too_big(path, name, info.file_size, _limit(name))
+                total = sum(i.file_size for i in infos)
+                total_limit = config.BUNDLE_MAX_MANIFEST_BYTES + config.BUNDLE_MAX_MODEL_BYTES
+                if total > total_limit:
+                    _too_big(path, "the archive's content", total, total_limit)
+                out = []
+                for name in (MANIFEST_FILE, MODEL_FILE):
+                    with z.open(by_name[name]) as member:
+                        out.append(_read_capped(member, _limit(name), path, name))
+                return out[0], out[1]
+    except BundleError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError, NotImplementedError,
+            ValueError, zlib.error, struct.error) as exc:
+        raise BundleError(path, f"not a readable bundle archive ({clip(str(exc))}); it may be truncated",
                           "copy it again and compare its size with the original") from None
+
+
+def _read_files(path: Path) -> tuple[bytes, bytes]:
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        raise BundleError(path, "no such bundle", "pass the directory or .zip written by 'neurogrip train --out'") \
+            from None
+    if stat.S_ISDIR(st.st_mode):
+        return _read_dir(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise BundleError(path, "not a bundle directory or .zip file", "pass the directory or .zip written by "
+                                                                      "'neurogrip train --out'")
+    return _read_zip(path, st.st_size)
 
 
 def _fail(path, problem, fix="re-export the bundle with 'neurogrip train'"):
@@ -199,77 +357,179 @@ def _fail(path, problem, fix="re-export the bundle with 'neurogrip train'"):
 
 
 def validate_manifest(m: dict, path=".") -> None:
-    """Structural checks of a manifest (types, lengths, known schema); raises :class:`BundleError`."""
-    if not isinstance(m, dict):
-        _fail(path, "manifest.json is not a JSON object")
-    if m.get("schema") != SCHEMA:
-        _fail(path, f"manifest schema is {m.get('schema')!r}, not {SCHEMA!r}")
-    version = m.get("schema_version")
-    if version != SCHEMA_VERSION:
-        newer = isinstance(version, int) and version > SCHEMA_VERSION
-        _fail(path, f"unknown manifest schema_version {version!r} (this neurogrip reads {SCHEMA_VERSION})",
-              "upgrade neurogrip on this machine" if newer else "re-export the bundle with this neurogrip version")
-    if m.get("task") not in task_names():
-        _fail(path, f"task {m.get('task')!r} is not one of {task_names()}",
-              "use a bundle made for a task this version of neurogrip knows, or upgrade neurogrip")
-    for section, keys in _REQUIRED.items():
-        if not isinstance(m.get(section), dict):
-            _fail(path, f"manifest has no {section!r} section")
-        missing = [k for k in keys if k not in m[section]]
-        if missing:
-            _fail(path, f"manifest section {section!r} lacks {missing}")
-    for key in ("labels", "decision", "content_hash"):
-        if key not in m:
-            _fail(path, f"manifest has no {key!r}")
-    ch = m["signal"]["channels"]
-    if not (isinstance(ch, list) and ch and all(isinstance(c, str) for c in ch)) or len(set(ch)) != len(ch):
-        _fail(path, "signal.channels must be a non-empty list of distinct names")
-    w, model = m["window"], m["model"]
-    if len(w["channel_scale"]) != len(ch) or not all(isinstance(v, (int, float)) and v > 0
-                                                      for v in w["channel_scale"]):
-        _fail(path, f"window.channel_scale must be {len(ch)} positive numbers")
-    if w.get("clip") is not None and not (isinstance(w["clip"], (int, float)) and w["clip"] > 0):
-        _fail(path, f"window.clip must be a positive number or absent, got {w['clip']!r}")
-    for k in ("length", "stride"):
-        if not (isinstance(w[k], int) and w[k] >= 1):
-            _fail(path, f"window.{k} must be a positive int, got {w[k]!r}")
-    if model["activation"] not in ("sigmoid", "softmax"):
-        _fail(path, f"model.activation {model['activation']!r} is not 'sigmoid' or 'softmax'")
-    feats = w.get("features")
-    if feats is not None:
+    """Check a manifest against its schema (:func:`edge.manifest_schema.validate`: types, finite
+    numbers, ranges, sizes, consistency, the decision section); raises :class:`BundleError`."""
+    manifest_schema.validate(m, path)
+
+
+# --------------------------------------------------------------------------- the model probe
+
+# The check itself, as source: executed in a forked child, or by ``python -c`` in a fresh one.
+_PROBE_BODY = r"""
+def probe(interpreter, model, budget):
+    import numpy as np
+    try:  # no core dump of a crash; the address-space bound counts from what is already in use
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        with open("/proc/self/statm") as fh:
+            in_use = int(fh.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (in_use + budget, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    except (ImportError, OSError, ValueError):
+        pass
+    it = interpreter(model_content=model, num_threads=1)
+    it.allocate_tensors()
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+    it.invoke()
+"""
+
+_PROBE_MAIN = r"""
+import importlib, sys
+try:
+    probe(importlib.import_module(sys.argv[1]).Interpreter, sys.stdin.buffer.read(), int(sys.argv[2]))
+except BaseException as exc:
+    sys.stdout.write(f"{type(exc).__name__}: {exc}"[:600])
+    sys.exit(3)
+"""
+
+_PROBED: dict[tuple[str, str], str | None] = {}  # (model sha256, interpreter module) → problem or None
+
+
+def _flatbuffer_problem(model: bytes) -> str | None:
+    """The cheapest structural check: a TFLite flatbuffer's identifier and root offset."""
+    if len(model) < 16 or model[4:8] != b"TFL3":
+        return "it is not a TFLite flatbuffer (no 'TFL3' identifier)"
+    root = int.from_bytes(model[:4], "little")
+    if not 8 <= root <= len(model) - 4:
+        return f"its root offset {root} lies outside the {len(model)}-byte file"
+    return None
+
+
+def _can_fork() -> bool:
+    """Fork (no interpreter start-up, ~10 ms) only while this process runs one Python thread:
+    a child forked beside other threads may inherit a lock one of them held."""
+    import threading
+
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _probe_forked(model: bytes, module: str, timeout: float) -> tuple[int, str] | None:
+    """(exit code, message) of the check run in a forked child; None when it timed out."""
+    import faulthandler
+    import importlib
+    import select
+    import time
+
+    interpreter = importlib.import_module(module).Interpreter
+    scope: dict = {}
+    exec(_PROBE_BODY, scope)  # noqa: S102 - our own constant source, shared with the subprocess path
+    budget = int(config.MODEL_PROBE_MAX_MEMORY)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 0
         try:
-            n_feat = n_features(w["length"], len(ch), float(feats["fs"]), tuple(tuple(b) for b in feats["bands"]))
-            ok = len(feats["center"]) == len(feats["scale"]) == n_feat and all(v > 0 for v in feats["scale"])
-        except (KeyError, TypeError, ValueError):
-            ok = False
-        if not ok:
-            _fail(path, "window.features must give fs, bands, and center/scale for every feature")
-    labels = m["labels"]
-    mode = m["decision"].get("mode") if isinstance(m["decision"], dict) else None
-    if (model["activation"], mode) not in (("sigmoid", "multilabel"), ("softmax", "multiclass")):
-        _fail(path, f"model.activation {model['activation']!r} does not fit decision mode {mode!r} "
-                    "(sigmoid goes with multilabel, softmax with multiclass)")
-    task = get_task(m["task"])
-    if mode != task.mode:
-        _fail(path, f"decision mode {mode!r} does not fit task {task.name!r} ({task.mode})")
-    if isinstance(m["decision"], dict) and m["decision"].get("moves_arm") and not task.moves_arm:
-        _fail(path, f"decision.moves_arm is set but task {task.name!r} never moves the arm "
-                    "(docs/design.md §2: its output is published, it may gate behaviour, never command)",
-              "remove moves_arm and the commands from the bundle's decision section")
-    expect_in = [1, n_feat] if feats is not None else [1, w["length"], len(ch)]
-    expect_out = [1, len(labels)]
-    for side, expect in (("input", expect_in), ("output", expect_out)):
-        t = model[side]
-        if not isinstance(t, dict) or t.get("dtype") != "int8" or list(t.get("shape", [])) != expect:
-            _fail(path, f"model.{side} must be int8 of shape {expect} (window × channels / labels), got {t!r}")
-        if not (isinstance(t.get("scale"), (int, float)) and t["scale"] > 0 and isinstance(t.get("zero_point"), int)):
-            _fail(path, f"model.{side} needs a positive scale and an int zero_point")
+            os.close(r)
+            faulthandler.disable()  # a crash here is reported by the parent, not dumped as this process's
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
+            scope["probe"](interpreter, model, budget)
+        except BaseException as exc:  # noqa: BLE001 - everything is reported, as text
+            code = 3
+            try:
+                os.write(w, f"{type(exc).__name__}: {exc}"[:600].encode("utf-8", "replace"))
+            except BaseException:  # noqa: BLE001, S110 - nothing left to report to
+                pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    out, deadline = b"", time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([r], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+            data = os.read(r, 4096)
+            if not data:  # the child closed its end: it has exited
+                break
+            out = (out + data)[:4096]
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(r)
+    return os.waitstatus_to_exitcode(status), out.decode("utf-8", "replace")
+
+
+def _probe_spawned(model: bytes, module: str, timeout: float) -> tuple[int, str] | None:
+    """(exit code, message) of the check run by a fresh ``python -c``; None when it timed out."""
+    if not sys.executable:
+        return 4, "no Python executable to run the check process"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE_BODY + _PROBE_MAIN, module,
+                               str(int(config.MODEL_PROBE_MAX_MEMORY))],
+                              input=model, capture_output=True, timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    except OSError as exc:
+        return 4, f"the check process did not start ({exc})"
+    return done.returncode, (done.stdout.decode("utf-8", "replace").strip()
+                             or done.stderr.decode("utf-8", "replace")[-300:])
+
+
+def _run_probe(model: bytes, module: str) -> str | None:
+    """None when the model loads and runs in a child process, else what went wrong."""
+    problem = _flatbuffer_problem(model)
+    if problem:
+        return f"model.tflite does not load: {problem}"
+    timeout = config.MODEL_PROBE_TIMEOUT_S
+    result = _probe_forked(model, module, timeout) if _can_fork() else None
+    if result is None:  # not forked, or timed out: a fresh interpreter decides (no inherited locks)
+        result = _probe_spawned(model, module, timeout)
+    if result is None:
+        return f"model.tflite did not load and run within {timeout:g} s in a check process (a malformed model)"
+    code, text = result
+    if code == 0:
+        return None
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return (f"model.tflite crashed the TFLite interpreter ({name}) when a check process loaded and ran "
+                "it: the file is malformed")
+    if code == 3:
+        return f"model.tflite does not load: {clip(text, 400)}"
+    return f"model.tflite cannot be checked (check process exit {code}): {clip(text, 400)}"
+
+
+def probe_model(model: bytes, path=".", backend: str | None = None) -> None:
+    """Load ``model`` and run it once on zeros in a child process; a crash, an error, a timeout or
+    too much memory there raises :class:`BundleError` here.  Cached per sha256 and interpreter.
+
+    The child is forked when this process runs a single Python thread (about 10 ms), else a fresh
+    ``python -c`` (about 0.2 s here: Python, numpy and the interpreter start); a forked child that
+    times out is retried as a fresh one before the model is refused.
+
+    Raises :class:`edge.errors.InferenceError` when no interpreter is installed.
+    """
+    from edge.inference import interpreter_backend
+
+    module = interpreter_backend(backend)[2].__module__
+    key = (hashlib.sha256(model).hexdigest(), module)
+    if key not in _PROBED:
+        _PROBED[key] = _run_probe(model, module)
+    if _PROBED[key]:
+        raise BundleError(path, _PROBED[key], "re-export the bundle")
 
 
 def _check_model(path: Path, m: dict, model_bytes: bytes) -> None:
-    from edge.inference import InferenceError, Int8Model
+    from edge.inference import Int8Model
 
     try:
+        probe_model(model_bytes, path)
         model = Int8Model(model_bytes)
     except InferenceError as exc:
         raise BundleError(path, f"model.tflite does not load: {exc}", "re-export the bundle") from None
@@ -301,12 +561,8 @@ def load_bundle(path, *, check_model: bool = True) -> Bundle:
     """
     path = Path(path)
     raw_manifest, model_bytes = _read_files(path)
-    try:
-        m = json.loads(raw_manifest)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(path, f"manifest.json is not valid JSON ({exc}); it may be truncated",
-                          "copy the bundle again") from None
-    validate_manifest(m, path)
+    m = manifest_schema.parse_manifest(raw_manifest, path)
+    manifest_schema.validate(m, path, decision=False)
     model = m["model"]
     if len(model_bytes) != model["bytes"]:
         _fail(path, f"model.tflite is {len(model_bytes)} bytes but the manifest says {model['bytes']}"
@@ -318,11 +574,12 @@ def load_bundle(path, *, check_model: bool = True) -> Bundle:
     if content_hash(m, model_bytes) != m["content_hash"]:
         _fail(path, "content hash mismatch: the manifest was edited after export",
               "re-export the bundle instead of editing manifest.json")
+    manifest_schema.check_decision(m, path)
     from edge.chain import SignalChain
     try:
         SignalChain.from_manifest(m["signal"]["chain"], len(m["signal"]["channels"]))
-    except (TypeError, ValueError) as exc:
-        _fail(path, f"signal.chain is not usable: {exc}")
+    except (TypeError, ValueError, OverflowError) as exc:
+        _fail(path, f"signal.chain is not usable: {clip(str(exc), 400)}")
     if check_model:
         _check_model(path, m, model_bytes)
     return Bundle(path, m, model_bytes)

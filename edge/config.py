@@ -63,3 +63,34 @@ class RuntimeConfig:
                 self.overload_limit = check_int(self.overload_limit, "overload_limit", lo=1)
             else:
                 setattr(self, f.name, check_positive(getattr(self, f.name), f.name))
+
+
+# -- bounds (edge.bundle, edge.manifest_schema, edge.recordings) ----------------------------------
+# Every read of a file that comes from outside is bounded before it is made: sizes are checked
+# (stat, the archive's directory) and the read itself stops at the bound, so a zip bomb, a
+# symlink to a huge file or a 10-million-column header is refused after reading at most the bound.
+# Read at call time (``config.NAME``), so tests may patch a bound down.
+BUNDLE_MAX_MANIFEST_BYTES = 1 << 20    # manifest.json (the fixture manifests are 4-7 KB)
+BUNDLE_MAX_MODEL_BYTES = 16 << 20      # model.tflite (design goal: a whole bundle <= 256 KB)
+BUNDLE_MAX_ARCHIVE_BYTES = 24 << 20    # a bundle .zip, before it is opened
+BUNDLE_MAX_MEMBERS = 16                # entries in a bundle .zip (write_bundle writes 2)
+BUNDLE_MAX_ZIP_DIRECTORY_BYTES = 64 << 10  # the .zip's central directory, checked before zipfile parses it
+BUNDLE_READ_CHUNK_BYTES = 64 << 10     # bounded reads go in chunks of this size
+MANIFEST_MAX_DEPTH = 32                # JSON nesting of the manifest
+MANIFEST_MAX_STRING = 256              # characters of a name or enum string the edge uses
+MANIFEST_MAX_FREE_STRING = 4096        # characters of any other string (metrics, provenance)
+MANIFEST_MAX_FREE_BYTES = 256 << 10    # each free-form section (metrics, provenance, design), as JSON
+MANIFEST_MAX_CHANNELS = 1024
+MANIFEST_MAX_LABELS = 256
+MANIFEST_MAX_SECTIONS = 64             # biquad sections of the filter chain
+MANIFEST_MAX_WINDOW = 100_000          # window length and stride, samples
+MANIFEST_MAX_WINDOW_VALUES = 1 << 22   # window length x channels (the buffers and the model input)
+MANIFEST_MAX_FS = 1e6                  # Hz
+MANIFEST_MAX_FACTOR = 1024             # decimation factor
+MODEL_PROBE_TIMEOUT_S = 10.0           # an untrusted model is loaded and run once in a child process first
+MODEL_PROBE_MAX_MEMORY = 1 << 30       # that child's address-space limit (a 60 KB model peaks near 130 MB)
+RECORDING_MAX_BYTES = 512 << 20        # a recording file, after decompression (a Kaggle series is ~40 MB)
+RECORDING_MAX_HEADER_BYTES = 1 << 20   # a CSV header line
+RECORDING_MAX_COLUMNS = 4096           # CSV columns (emotions.csv has 2549)
+RECORDING_MAX_DIR_ENTRIES = 100_000    # entries of one folder listed by a reader (Myo sessions)
+ERROR_QUOTE_CHARS = 200                # an error message quotes at most this much of the bad input

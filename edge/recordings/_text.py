@@ -4,30 +4,71 @@ numpy's C parser (``np.loadtxt``) parses well-formed files in about a second per
 series; only when that path finds something wrong does a slow line-by-line pass
 (:func:`_diagnose`) run to name the exact line and problem.  Every problem is reported as one
 :class:`~edge.errors.RecordingError`.
+
+Every read is bounded before it is made (the ``bounds`` section of :mod:`edge.config`, read at
+call time): a file's size is checked with ``stat`` and the read (after decompression, for
+``.gz``) stops at ``RECORDING_MAX_BYTES``; the header line is at most
+``RECORDING_MAX_HEADER_BYTES`` and ``RECORDING_MAX_COLUMNS`` columns, counted before it is split;
+a line's cells are counted before they are split; and a message quotes at most
+``ERROR_QUOTE_CHARS`` of the bad input.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from edge import config
 from edge.errors import RecordingError
+
+_MAX_EXACT_ID = 2**53  # ids are parsed as float64: above this they are no longer exact integers
+
+
+def _quote(text, limit: int | None = None) -> str:
+    """repr of (a prefix of) bad input for a message: about ``ERROR_QUOTE_CHARS`` characters at most."""
+    limit = config.ERROR_QUOTE_CHARS if limit is None else limit
+    if isinstance(text, bytes):
+        text = text[:limit + 1].decode("utf-8", "replace")
+    return repr(text[:limit]) + "..." if len(text) > limit else repr(text)
+
+
+def _read_capped(fh, limit: int, chunk: int = 1 << 20) -> bytes:
+    """At most ``limit + 1`` bytes of ``fh``, read in chunks (no ``limit``-sized buffer up front)."""
+    parts, n = [], 0
+    while n <= limit:
+        part = fh.read(min(chunk, limit + 1 - n))
+        if not part:
+            break
+        parts.append(part)
+        n += len(part)
+    return b"".join(parts)
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The whole file (decompressed for ``.gz``), refused beyond ``RECORDING_MAX_BYTES``."""
+    limit = config.RECORDING_MAX_BYTES
     if not path.is_file():
+        if path.exists():
+            raise RecordingError(path, None, "not a regular file", "a recording file (check the path)")
         raise RecordingError(path, None, "file not found", "an existing file (check the path)")
+    too_big = f"a recording of at most {limit} bytes (RECORDING_MAX_BYTES)"
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                data = fh.read()
-        else:
-            data = path.read_bytes()
-    except (OSError, EOFError) as exc:  # truncated gzip, permissions, ...
-        raise RecordingError(path, None, f"cannot be read ({exc})", "a readable, complete file") from exc
+        size = path.stat().st_size
+        if size > limit:
+            raise RecordingError(path, None, f"{size} bytes, over the {limit}-byte limit", too_big)
+        gz = path.suffix == ".gz"
+        with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
+            data = _read_capped(fh, limit)  # bounded even if the file grew since stat(); a bomb stops here
+        what = "inflates to" if gz else "holds"
+    except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip, permissions, ...
+        raise RecordingError(path, None, f"cannot be read ({_clip(str(exc))})",
+                             "a readable, complete file") from None
+    if len(data) > limit:
+        raise RecordingError(path, None, f"{what} more than {limit} bytes", too_big)
     # Normalise Windows line ends once so every later step sees only "\n".
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -36,14 +77,23 @@ def _read_bytes(path: Path) -> bytes:
 
 def _split_header(data: bytes, path: Path) -> tuple[str, bytes]:
     """Return the header line (decoded) and the body without trailing newlines."""
-    if data.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark from spreadsheet exports
-        data = data[3:]
-    head, _, body = data.partition(b"\n")
-    body = body.rstrip(b"\n")
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0  # UTF-8 byte-order mark from spreadsheet exports
+    max_head, max_cols = config.RECORDING_MAX_HEADER_BYTES, config.RECORDING_MAX_COLUMNS
+    end = data.find(b"\n", start, start + max_head + 1)
+    if end < 0:
+        if len(data) - start > max_head:
+            raise RecordingError(path, 1, f"a header line longer than {max_head} bytes",
+                                 f"a CSV header line of at most {max_head} bytes (RECORDING_MAX_HEADER_BYTES)")
+        end = len(data)
+    n_cols = data.count(b",", start, end) + 1
+    if n_cols > max_cols + 1:  # + 1: GAMEEMO's trailing comma
+        raise RecordingError(path, 1, f"a header of {n_cols} columns",
+                             f"at most {max_cols} columns (RECORDING_MAX_COLUMNS)")
+    head, body = data[start:end], data[end + 1:].rstrip(b"\n")
     try:
         header = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordingError(path, 1, "header is not UTF-8 text", "a CSV header line") from exc
+    except UnicodeDecodeError:
+        raise RecordingError(path, 1, "header is not UTF-8 text", "a CSV header line") from None
     if not body:
         raise RecordingError(path, 2, "no data rows", "at least one data row after the header")
     return header, body
@@ -60,35 +110,59 @@ def _check_header(found: list[str], expected: tuple[str, ...], path: Path) -> No
     if tuple(found) == tuple(expected):
         return
     if sorted(found) == sorted(expected):
-        problem = "columns are reordered: " + ",".join(found)
+        problem = "columns are reordered: " + _clip(",".join(found))
     else:
-        missing = [c for c in expected if c not in found]
-        extra = [c for c in found if c not in expected]
-        problem = f"wrong header (missing {missing or 'none'}, unexpected {extra or 'none'})"
+        have, want = set(found), set(expected)
+        missing = [c for c in expected if c not in have]
+        extra = [c for c in found if c not in want]
+        problem = f"wrong header (missing {_names(missing)}, unexpected {_names(extra)})"
     raise RecordingError(path, 1, problem, "the header " + ",".join(expected))
 
 
+def _clip(text: str, limit: int | None = None) -> str:
+    limit = config.ERROR_QUOTE_CHARS if limit is None else limit
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _names(names: list[str]) -> str:
+    """A bounded rendering of a list of column names: the first few, then how many more."""
+    if not names:
+        return "none"
+    shown = [_quote(n, 40) for n in names[:8]]
+    more = f", ... {len(names) - 8} more" if len(names) > 8 else ""
+    return _clip("[" + ", ".join(shown) + more + "]")
+
+
 def _diagnose(body: bytes, n_cols: int, path: Path, first_line: int, id_prefix: bytes | None) -> None:
-    """Slow pass that raises a RecordingError naming the first bad line."""
-    for offset, line in enumerate(body.split(b"\n")):
-        lineno = first_line + offset
-        cells = line.split(b",")
-        if len(cells) != n_cols:
-            raise RecordingError(path, lineno, f"{len(cells)} cells", f"{n_cols} comma-separated cells")
-        for col, cell in enumerate(cells):
+    """Slow pass that raises a RecordingError naming the first bad line.
+
+    Lines are found one at a time and a line's cells counted before it is split, so a line of
+    millions of cells costs no list of millions of strings.
+    """
+    start, offset = 0, 0
+    while start <= len(body):
+        end = body.find(b"\n", start)
+        end = len(body) if end < 0 else end
+        line, lineno = body[start:end], first_line + offset
+        start, offset = end + 1, offset + 1
+        n = line.count(b",") + 1
+        if n != n_cols:
+            raise RecordingError(path, lineno, f"{n} cells", f"{n_cols} comma-separated cells")
+        for col, cell in enumerate(line.split(b",")):
             text = cell.decode("utf-8", "replace").strip()
             if col == 0 and id_prefix is not None:
                 prefix = id_prefix.decode()
                 if not text.startswith(prefix) or not text[len(prefix):].isdigit():
-                    raise RecordingError(path, lineno, f"id {text!r}", f"an id of the form {prefix}<sample number>")
+                    raise RecordingError(path, lineno, f"id {_quote(text)}",
+                                         f"an id of the form {prefix}<sample number>")
                 continue
             try:
                 value = float(text)
             except ValueError:
-                raise RecordingError(path, lineno, f"non-numeric cell {text!r} in column {col + 1}",
+                raise RecordingError(path, lineno, f"non-numeric cell {_quote(text)} in column {col + 1}",
                                      "a number") from None
             if not np.isfinite(value):
-                raise RecordingError(path, lineno, f"non-finite value {text!r} in column {col + 1}",
+                raise RecordingError(path, lineno, f"non-finite value {_quote(text)} in column {col + 1}",
                                      "a finite number (no NaN/inf)")
 
 
@@ -134,9 +208,11 @@ def _parse_numeric(body: bytes, n_cols: int, path: Path, first_line: int = 2,
 
 
 def _check_ids(ids: np.ndarray, path: Path, first_line: int = 2) -> None:
-    if ids.size and (ids[0] < 0 or np.any(ids != np.round(ids))):
-        bad = int(np.flatnonzero((ids < 0) | (ids != np.round(ids)))[0])
-        raise RecordingError(path, first_line + bad, f"id number {ids[bad]!r}", "a non-negative integer")
+    wrong = (ids < 0) | (ids != np.round(ids)) | (ids > _MAX_EXACT_ID)
+    if wrong.any():
+        bad = int(np.flatnonzero(wrong)[0])
+        raise RecordingError(path, first_line + bad, f"id number {float(ids[bad])!r}",
+                             "a non-negative integer below 2**53")
     step = np.diff(ids)
     if np.any(step <= 0):
         bad = int(np.flatnonzero(step <= 0)[0]) + 1

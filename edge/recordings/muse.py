@@ -30,6 +30,7 @@ MUSE_STATES = ("concentrating", "neutral", "relaxed")
 MUSE_GAP_PERIODS = 3.0
 
 FILE_NAME = re.compile(r"^subject([^-]+)-([a-z]+)-(\d+)\.csv(\.gz)?$")
+_MAX_SPAN_SAMPLES = 2.0**53  # sample numbers are int64 made from float64 timestamps: keep them exact
 
 
 def read_muse(path: str | Path, state: str | None = None) -> Recording:
@@ -45,6 +46,10 @@ def read_muse(path: str | Path, state: str | None = None) -> Recording:
     _check_header(_header_fields(header), MUSE_COLUMNS, path)
     table = _parse_numeric(body, len(MUSE_COLUMNS), path)
     t = table[:, 0]
+    span = float(t.max()) - float(t.min()) if t.size else 0.0
+    if span * MUSE_FS > _MAX_SPAN_SAMPLES:
+        raise RecordingError(path, None, f"timestamps spanning {span:.6g} s",
+                             "timestamps in seconds of one recording (a span below 2**53 samples)")
     step = np.diff(t)
     if np.any(step <= 0):
         bad = int(np.flatnonzero(step <= 0)[0]) + 1

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge import config
 from edge.errors import RecordingError
 from edge.recordings.base import Recording
 
@@ -92,13 +93,27 @@ def read_myo_file(path: str | Path) -> np.ndarray:
     return values.astype(np.float64)
 
 
+def _entries(folder: Path) -> list[Path]:
+    """The entries of a folder, refused beyond ``RECORDING_MAX_DIR_ENTRIES`` (counted while listing)."""
+    limit, out = config.RECORDING_MAX_DIR_ENTRIES, []
+    try:
+        for p in folder.iterdir():
+            out.append(p)
+            if len(out) > limit:
+                raise RecordingError(folder, None, f"more than {limit} entries",
+                                     f"a Myo dataset folder of at most {limit} entries (RECORDING_MAX_DIR_ENTRIES)")
+    except OSError as exc:
+        raise RecordingError(folder, None, f"cannot be listed ({exc.strerror})", "a readable folder") from None
+    return out
+
+
 def _session_files(folder: Path) -> list[Path]:
     """The 28 ``classe_K.dat`` of a session folder in recorded order (only names are looked at)."""
     if not folder.is_dir():
         raise RecordingError(folder, None, "not a directory", f"a Myo session folder holding {_FILES}")
     by_k: dict[int, list[Path]] = {}
     misnamed = []
-    for p in sorted(folder.iterdir()):
+    for p in sorted(_entries(folder)):
         if p.suffix.lower() != ".dat":
             continue  # experiment.csv, pickles, READMEs: ignored, never opened
         match = FILE_NAME.match(p.name)
@@ -107,7 +122,9 @@ def _session_files(folder: Path) -> list[Path]:
         else:
             by_k.setdefault(int(match.group(1)), []).append(p)
     if misnamed:
-        raise RecordingError(folder, None, f"unexpected .dat file(s) {', '.join(misnamed)}",
+        shown = ", ".join(n[:60] for n in misnamed[:5]) + (f", ... {len(misnamed) - 5} more" if len(misnamed) > 5
+                                                                 else "")
+        raise RecordingError(folder, None, f"unexpected .dat file(s) {shown}",
                              f"only classe_K.dat files with K in 0..{N_FILES - 1}")
     if not by_k:
         raise RecordingError(folder, None, "no classe_K.dat files", f"a Myo session folder holding {_FILES}")
@@ -155,7 +172,7 @@ def _natural_key(name: str) -> tuple:
 
 
 def _is_session(path: Path) -> bool:
-    return any(p.suffix.lower() == ".dat" and p.name.lower().startswith("classe_") for p in path.iterdir())
+    return any(p.suffix.lower() == ".dat" and p.name.lower().startswith("classe_") for p in _entries(path))
 
 
 def _participant_sessions(path: Path) -> list[Path]:
@@ -163,7 +180,7 @@ def _participant_sessions(path: Path) -> list[Path]:
 
 
 def _dataset_sessions(path: Path) -> list[Path]:
-    children = sorted((p for p in path.iterdir() if p.is_dir()), key=lambda p: _natural_key(p.name))
+    children = sorted((p for p in _entries(path) if p.is_dir()), key=lambda p: _natural_key(p.name))
     return [s for p in children for s in _participant_sessions(p)]
 
 
@@ -188,6 +205,21 @@ def find_myo_sessions(path: str | Path) -> list[Path]:
     return sessions
 
 
+def _check_total_size(path: Path, sessions: list[Path]) -> None:
+    """Refuse, before reading, sessions whose samples would take more than ``RECORDING_MAX_BYTES``
+    in memory (float64: 4 times the files' int16 bytes)."""
+    limit, total = config.RECORDING_MAX_BYTES, 0
+    for folder in sessions:
+        for p in _session_files(folder):
+            try:
+                total += p.stat().st_size * 4
+            except OSError as exc:
+                raise RecordingError(p, None, f"cannot be read ({exc.strerror})", "a readable file") from None
+    if total > limit:
+        raise RecordingError(path, None, f"{len(sessions)} sessions of {total} bytes as float64 samples, over the "
+                             f"{limit}-byte limit", "fewer sessions at once (RECORDING_MAX_BYTES)")
+
+
 def read_myo(path: str | Path, *, continuous: bool = True) -> Recording:
     """Read every session under ``path`` (see :func:`find_myo_sessions`) as one :class:`Recording`.
 
@@ -200,6 +232,7 @@ def read_myo(path: str | Path, *, continuous: bool = True) -> Recording:
     """
     path = Path(path)
     sessions = find_myo_sessions(path)
+    _check_total_size(path, sessions)
     if len(sessions) == 1:
         return read_myo_session(sessions[0], continuous=continuous)
     recs = [read_myo_session(s, continuous=continuous) for s in sessions]
