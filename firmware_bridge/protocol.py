@@ -11,7 +11,7 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from firmware_bridge.errors import FrameError
+from firmware_bridge.errors import FrameError, ProtocolError, VersionMismatch
 
 PROTOCOL_VERSION = 1
 HEADER_SIZE = 3  # type, seq, len
@@ -320,6 +320,25 @@ def pack_set_config(watchdog_ms: int) -> bytes:
     return struct.pack("<HH", _check_u16("watchdog_ms", watchdog_ms), 0)
 
 
+def _check_length(msg_type: MsgType, p: bytes) -> None:
+    want = PAYLOAD_SIZE[msg_type]
+    if len(p) != want:
+        raise ProtocolError(f"{msg_type.name} with {len(p)} payload bytes, protocol {PROTOCOL_VERSION} says "
+                            f"{want}: host and firmware disagree on the protocol; flash the firmware that "
+                            "matches this neurogrip")
+
+
+@dataclass(frozen=True)
+class Ack:
+    acked_type: int
+
+
+@dataclass(frozen=True)
+class Nack:
+    nacked_type: int  # 0 for a corrupted frame (PROTOCOL.md section 2)
+    reason: int
+
+
 @dataclass(frozen=True)
 class HelloReply:
     protocol_version: int
@@ -329,6 +348,21 @@ class HelloReply:
 
     @classmethod
     def from_payload(cls, p: bytes) -> HelloReply:
+        """Decode a HELLO_REPLY: the version byte first, so another protocol is named as such.
+
+        Raises
+        ------
+        VersionMismatch
+            The firmware speaks another protocol version (byte 0 of HELLO_REPLY in every version).
+        ProtocolError
+            The payload is empty or its length is not this version's.
+        """
+        if not p:
+            raise ProtocolError("empty HELLO_REPLY: host and firmware disagree on the protocol; flash the "
+                                "firmware that matches this neurogrip")
+        if p[0] != PROTOCOL_VERSION:
+            raise VersionMismatch(PROTOCOL_VERSION, p[0])
+        _check_length(MsgType.HELLO_REPLY, p)
         v, n, fw, wd, _ = struct.unpack("<BBHHH", p)
         return cls(v, n, fw, wd)
 
@@ -354,8 +388,33 @@ class Status:
 
     @classmethod
     def from_payload(cls, p: bytes) -> Status:
+        """Decode a STATUS payload; :class:`ProtocolError` if its length is not the protocol's."""
+        _check_length(MsgType.STATUS, p)
         u = _STATUS.unpack(p)
         return cls(u[0], (u[1], u[2]), (u[3], u[4]), Fault(u[5]), u[6], *u[8:14])
+
+
+def parse_reply(f: Frame) -> Ack | Nack | HelloReply | Status:
+    """Decode a firmware reply, checking its payload length before reading any field.
+
+    Raises
+    ------
+    ProtocolError
+        The payload's length is not the one its type has in this protocol version, or ``f`` is
+        not a reply type (``VersionMismatch`` for a HELLO_REPLY of another version).
+    """
+    p = f.payload
+    if f.type == MsgType.ACK:
+        _check_length(MsgType.ACK, p)
+        return Ack(p[0])
+    if f.type == MsgType.NACK:
+        _check_length(MsgType.NACK, p)
+        return Nack(p[0], p[1])
+    if f.type == MsgType.HELLO_REPLY:
+        return HelloReply.from_payload(p)
+    if f.type == MsgType.STATUS:
+        return Status.from_payload(p)
+    raise ProtocolError(f"frame type 0x{f.type:02x} is not a firmware reply")
 
 
 def ddeg_to_pulse_us(ddeg: int) -> int:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +61,8 @@ class ArmProcess:
     pulses : list of tuple
         ``(time_ms, pulse0_us, pulse1_us)`` servo pulse widths, newest last (simavr: measured on
         the simulated timer output pins; host build: computed, with ``trace_ms``).
+    resets : int
+        MCU resets done by :meth:`reset_mcu` so far (as reported by the process).
     """
 
     kind: str
@@ -68,6 +72,7 @@ class ArmProcess:
     pulses: list = field(default_factory=list)
     pwm_period_us: int | None = None
     commands: list = field(default_factory=list)
+    resets: int = 0
     fallback_reason: str | None = None
     _reader: threading.Thread | None = None
 
@@ -84,9 +89,35 @@ class ArmProcess:
             elif parts and parts[0] == "P":
                 self.pulses.append(tuple(int(x) for x in parts[1:]))
                 del self.pulses[:-10000]
+            elif parts and parts[0] == "R":
+                self.resets += 1
+
+    def reset_mcu(self, timeout: float = 2.0) -> None:
+        """Reset the simulated microcontroller behind the same pty, and wait until it has.
+
+        The firmware reboots (session, latches, settings and counters forgotten, joints commanded to
+        their safe pose) while the pty stays open, as an Uno's ATmega328P resets (brown-out, its
+        hardware watchdog) while the USB-serial chip keeps ``/dev/ttyACM0``.  ``arm_sim`` calls
+        simavr's ``avr_reset``; ``arm_host`` initialises the core again.
+
+        Raises
+        ------
+        SimError
+            The process is not running or did not confirm the reset within ``timeout`` seconds.
+        """
+        if self.proc.poll() is not None:
+            raise SimError(f"the simulated arm exited (status {self.proc.returncode}): start it again")
+        before = self.resets
+        self.proc.send_signal(signal.SIGUSR1)
+        t_end = time.monotonic() + timeout
+        while self.resets == before:
+            if time.monotonic() > t_end:
+                raise SimError(f"the simulated arm ({self.kind}) did not confirm the reset within {timeout} s")
+            time.sleep(0.002)
 
     def stop(self) -> None:
-        """Terminate the process (SIGTERM, then SIGKILL) and wait for it."""
+        """Terminate the process (SIGTERM, then SIGKILL after 3 s) and wait for it; both programs exit
+        within milliseconds of SIGTERM."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -200,7 +231,6 @@ def main(argv: list[str] | None = None) -> int:
     Prints the pty path to open (e.g. ``ArmLink('/dev/pts/3')``) and which implementation runs.
     """
     import argparse
-    import time
 
     ap = argparse.ArgumentParser(prog="neurogrip arm-sim", description=main.__doc__.splitlines()[0])
     ap.add_argument("--host", action="store_true", help="run the host build instead of the simavr Uno")

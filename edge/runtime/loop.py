@@ -196,6 +196,10 @@ class Runtime:
                         self._last_good = time.monotonic()
                         if self._safe and self._safe_reason in ("stream stalled", "no valid EEG"):
                             self._clear_safe("valid EEG again")
+                        elif self._safe and self._safe_reason == "arm rested by its firmware" and not self._rest_pending:
+                            # REST was acknowledged (its path cleared the firmware's watchdog latch) and
+                            # valid data flow: the cause is gone, control resumes from the safe pose.
+                            self._clear_safe("REST acknowledged and valid data flowing")
                 silent_ms = (time.monotonic() - self._last_good) * 1e3
                 if silent_ms > cfg.safe_after_ms and not self._safe:
                     stalled = self.source.seconds_since_last_sample() * 1e3 > cfg.safe_after_ms
@@ -287,6 +291,8 @@ class Runtime:
                                "not replayed")
             if isinstance(exc, Nacked) and exc.reason in (Reason.WATCHDOG, Reason.ESTOPPED):
                 self.pipeline.arm_state.reset()  # the firmware rested (or froze) the arm: the sequence restarts
+                if exc.reason == Reason.WATCHDOG:  # a watchdog trip or an MCU reset we did not cause
+                    self.go_safe("arm rested by its firmware")
             return False
         self.summary.commands_sent += 1
         self.pipeline.arm_state.confirm(d.action)  # the arm did it: its state advances

@@ -225,3 +225,39 @@ def test_a_command_refused_by_the_watchdog_restarts_the_sequence(tmp_path):
     rt.pipeline.arm_state.state = "lifted"
     s = rt.run()
     assert s.commands_failed >= 1 and rt.pipeline.arm_state.state == "ready"
+
+
+class _TrippedArm(_AckingArm):
+    """An arm whose firmware watchdog tripped behind the runtime's back: motion is NACKed (WATCHDOG)
+    until the owner clears the latch, as the real link and firmware do."""
+
+    def __init__(self):
+        super().__init__()
+        self.latched, self.clears = True, 0
+
+    def command(self, action, target, speed, deadline=None):
+        if self.latched:
+            from firmware_bridge.errors import Nacked
+            from firmware_bridge.protocol import Reason
+
+            raise Nacked(0, Reason.WATCHDOG)
+        self.sent.append(action)
+
+    def clear(self, *_):
+        self.clears += 1
+        self.latched = False
+
+
+def test_after_an_unintended_watchdog_trip_control_resumes_once_rest_is_acknowledged(tmp_path):
+    from edge.config import RuntimeConfig
+    from edge.runtime import Runtime
+
+    bundle = _with_sequence(tmp_path, 0.25, min_dwell_ms=0.0, refractory_ms=0.0)
+    arm = _TrippedArm()
+    rt = Runtime(bundle, ReplaySource(grasp_lift_series(1, 7, seed=0, n_trials=8), speed=0), arm,
+                 RuntimeConfig(budget_ms=1000))
+    s = rt.run()
+    assert s.commands_failed >= 1 and arm.clears >= 1  # the first command met the latch; REST cleared it
+    events = [a for a in arm.sent if a is not Action.REST]
+    assert events, "control resumed after the cause was gone"
+    assert s.safe_state_entries >= 2  # the trip, then the final stop

@@ -11,7 +11,7 @@ import pytest
 import serial
 
 from firmware_bridge import protocol as P
-from firmware_bridge.errors import DeadlineExpired, Disconnected, Nacked, ProtocolError
+from firmware_bridge.errors import DeadlineExpired, Disconnected, HeldAfterReset, Nacked, ProtocolError
 from firmware_bridge.link import ArmLink
 from firmware_bridge.sim import start_arm_host
 
@@ -185,6 +185,7 @@ def test_reconnects_after_unplug(tmp_path, host_build):
     link = ArmLink(str(name), backoff_initial=0.02, backoff_max=0.2)
     try:
         link.open()
+        link.set_limits(0, 300, 900, 400, 600)
         link.command(P.Action.GRASP, 800, 500)
         arm.stop()  # "unplug"
         t0 = time.monotonic()
@@ -196,8 +197,16 @@ def test_reconnects_after_unplug(tmp_path, host_build):
         arm = start_arm_host(host_build, link=name)  # "plug back in" under the same name
         assert link.wait_connected(3.0)
         assert link.stats.reconnects == 1
+        # a new firmware process is a rebooted MCU (a replugged Uno reboots): seen before any command,
+        # and commands are held until the owner clears, as after a watchdog trip
+        assert link.stats.mcu_resets == 1 and link.hold_reason is not None
+        with pytest.raises(HeldAfterReset):
+            link.command(P.Action.GRASP, 800, 500)
+        link.clear(P.Fault.WATCHDOG)
         link.command(P.Action.GRASP, 800, 500)
         assert link.status().target[0] == 800
+        link.command(P.Action.GRASP, 1200, 500)  # the limits set before the unplug were restored
+        assert link.status().target[0] == 900
     finally:
         link.close()
         arm.stop()

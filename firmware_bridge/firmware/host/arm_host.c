@@ -8,7 +8,10 @@
  *   "T <ms> <pos0> <pos1> <pulse0_us> <pulse1_us> <faults>" every N ms, and
  *   "P <ms> <pulse0_us> <pulse1_us>" whenever a servo pulse width changes (as arm_sim does);
  *   --log-commands prints "C <seq> <payload hex>" for every ARM_CMD the core executes.
- * Exits on SIGTERM/SIGINT, removing the symlink. */
+ * Exits on SIGTERM/SIGINT, removing the symlink. SIGUSR1 resets the "MCU": the core is initialised
+ * again behind the same pty (session, faults, limits and counters forgotten, joints commanded to
+ * the safe pose), as an Uno's ATmega328P reboots while its USB-serial chip keeps /dev/ttyACM0 open;
+ * prints "R" when it has. */
 #define _XOPEN_SOURCE 600
 #define _DEFAULT_SOURCE
 #include <errno.h>
@@ -24,12 +27,15 @@
 
 #include "ng_core.h"
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, reset_requested;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop = 1;
+    if (sig == SIGUSR1) {
+        reset_requested = 1;
+    } else {
+        stop = 1;
+    }
 }
 
 static uint32_t now_ms(void)
@@ -112,6 +118,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     ng_core_init(&core, now_ms(), write_all, &master);
@@ -124,6 +131,13 @@ int main(int argc, char **argv)
         uint8_t buf[256];
         uint32_t now;
         int ready = poll(&p, 1, 1) > 0 && (p.revents & POLLIN);
+        if (reset_requested) {
+            reset_requested = 0;
+            ng_core_init(&core, now_ms(), write_all, &master);
+            last_trace = core.boot_ms;
+            printf("R\n");
+            fflush(stdout);
+        }
         /* Tick before handling what arrived: if this process was descheduled past the watchdog
          * deadline, the trip happens first, as it would have on time on the MCU, and a late
          * heartbeat cannot undo it. */

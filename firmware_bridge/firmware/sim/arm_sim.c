@@ -7,9 +7,12 @@
  *   prints "PTY <path>" once the UART is connected, "F <period_us>" once the first PWM period has
  *   been measured on the OC1A pin, then "P <sim_ms> <pulse0_us> <pulse1_us>" whenever a pulse
  *   width changes (and at least every N ms with --trace-ms).
- * Exits on SIGTERM/SIGINT. */
+ * Exits promptly on SIGTERM/SIGINT. SIGUSR1 resets the simulated MCU (avr_reset: the firmware
+ * reboots and forgets its session, as an Uno's ATmega328P does on a brown-out or watchdog reset,
+ * while the pty stays open like the Uno's USB-serial chip); prints "R" when it has. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +26,7 @@
 #include <simavr/sim_avr.h>
 #include <simavr/sim_elf.h>
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, reset_requested;
 static avr_t *avr;
 static uart_pty_t uart;
 static uint64_t rise[1];
@@ -34,8 +37,11 @@ static uint64_t last_print_cycle;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop = 1;
+    if (sig == SIGUSR1) {
+        reset_requested = 1;
+    } else {
+        stop = 1;
+    }
 }
 
 static uint64_t cycles_to_ms(uint64_t c) { return c / (avr->frequency / 1000u); }
@@ -88,6 +94,8 @@ int main(int argc, char **argv)
 {
     elf_firmware_t fw;
     struct sigaction sa;
+    sigset_t sigs;
+    char link[64];
     uint64_t start_ns, start_cycle;
     unsigned long n = 0;
     int i, keep_slave;
@@ -116,6 +124,17 @@ int main(int argc, char **argv)
     avr->frequency = 16000000u;
     avr->log = LOG_ERROR;
 
+    /* uart_pty's thread must never receive our signals: it leaves its loop on an interrupted
+     * select(), which would silently cut the UART off. Blocked here, they stay blocked in the thread
+     * it creates, and are unblocked below for this (the simulation) thread only. For the same reason
+     * uart_pty_stop() is not called at exit: it stops that thread with pthread_kill(SIGINT) and
+     * joins it, and simavr 1.6's thread does not always leave its loop for it, so the join could
+     * hang (arm_sim then ignored SIGTERM); exiting the process ends the thread. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     uart_pty_init(avr, &uart);
     uart_pty_connect(&uart, '0');
     /* Keep the slave open ourselves so the pty survives clients closing and reopening it. */
@@ -130,6 +149,8 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 
     printf("PTY %s\n", uart.pty.slavename);
     fflush(stdout);
@@ -141,6 +162,17 @@ int main(int argc, char **argv)
         if (state == cpu_Done || state == cpu_Crashed) {
             fprintf(stderr, "arm_sim: the simulated MCU stopped (state %d)\n", state);
             break;
+        }
+        if (reset_requested) {
+            reset_requested = 0;
+            avr_reset(avr);
+            /* Re-base the pacing and the reports on the (possibly restarted) simulated clock. */
+            start_ns = wall_ns();
+            start_cycle = avr->cycle;
+            last_print_cycle = avr->cycle;
+            n = 0;
+            printf("R\n");
+            fflush(stdout);
         }
         if (trace_ms > 0 && cycles_to_ms(avr->cycle - last_print_cycle) >= (uint64_t)trace_ms) {
             report();
@@ -157,6 +189,19 @@ int main(int argc, char **argv)
             }
         }
     }
-    uart_pty_stop(&uart);
+    /* uart_pty_connect's convenience symlink, removed only if it is still ours (another arm_sim
+     * may have replaced it). */
+    snprintf(link, sizeof link, "/tmp/simavr-uart%c", '0');
+    {
+        char target[sizeof uart.pty.slavename];
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            if (strcmp(target, uart.pty.slavename) == 0) {
+                unlink(link);
+            }
+        }
+    }
+    fflush(stdout);
     return 0;
 }

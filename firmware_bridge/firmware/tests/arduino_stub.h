@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #define OUTPUT 1
+#define SERIAL_RX_BUFFER_SIZE 64
 void pinMode(uint8_t pin, uint8_t mode);
 unsigned long millis(void);
 struct StubSerial {

@@ -425,6 +425,70 @@ static void test_corrupted_frames_never_execute(void)
     CHECK(core.crc_errors + core.framing_errors >= (uint16_t)(8 * (n - 1)));
 }
 
+static uint16_t status_faults(ng_frame_t r) { return (uint16_t)(r.payload[12] | (r.payload[13] << 8)); }
+
+static uint32_t status_uptime(ng_frame_t r)
+{
+    return (uint32_t)r.payload[0] | ((uint32_t)r.payload[1] << 8) | ((uint32_t)r.payload[2] << 16) |
+           ((uint32_t)r.payload[3] << 24);
+}
+
+/* What the host link relies on to recognise an MCU reset (PROTOCOL.md section 2): after a reboot
+ * the firmware has no session (NO_HELLO fault bit, NACK NO_HELLO to everything but HELLO, ESTOP and
+ * STATUS_REQ), its uptime starts again from 0, and every latch (ESTOP, WATCHDOG) and setting is
+ * gone; a new HELLO restores the session and nothing moves until a command. */
+static void test_reset_contract(void)
+{
+    ng_frame_t r;
+    uint8_t cfg[4] = {100, 0, 0, 0};
+    fresh(0);
+    hello();
+    CHECK(is_ack(request(NG_MSG_SET_CONFIG, seqn++, cfg, 4), NG_MSG_SET_CONFIG));
+    arm(NG_ACT_GRASP, 1500, 3000);
+    advance(60);
+    heartbeat();
+    CHECK(is_ack(request(NG_MSG_ESTOP, seqn++, NULL, 0), NG_MSG_ESTOP));
+    r = request(NG_MSG_STATUS_REQ, seqn++, NULL, 0);
+    CHECK(status_uptime(r) == 60 && (status_faults(r) & NG_FAULT_ESTOP));
+    /* the MCU reboots (same clock source, 5 ms later): the host's next requests */
+    now += 5;
+    ng_core_init(&core, now, capture, NULL);
+    advance(3);
+    CHECK(is_nack(heartbeat(), NG_R_NO_HELLO));
+    CHECK(is_nack(arm(NG_ACT_GRASP, 1000, 100), NG_R_NO_HELLO));
+    CHECK(is_nack(clear(NG_FAULT_WATCHDOG), NG_R_NO_HELLO));
+    r = request(NG_MSG_STATUS_REQ, seqn++, NULL, 0);
+    CHECK(r.type == NG_MSG_STATUS && status_uptime(r) == 3);
+    CHECK(status_faults(r) == NG_FAULT_NO_HELLO); /* the e-stop latch did not survive */
+    CHECK(ng_core_position(&core, 0) == NG_J0_SAFE && core.target[0] == NG_J0_SAFE);
+    CHECK(core.watchdog_ms == NG_WATCHDOG_DEFAULT_MS);
+    /* the host restores the session and re-latches its e-stop */
+    r = hello();
+    CHECK(r.type == NG_MSG_HELLO_REPLY && (r.payload[4] | (r.payload[5] << 8)) == NG_WATCHDOG_DEFAULT_MS);
+    CHECK(is_ack(request(NG_MSG_ESTOP, seqn++, NULL, 0), NG_MSG_ESTOP));
+    CHECK(is_nack(arm(NG_ACT_GRASP, 1000, 100), NG_R_ESTOPPED));
+    r = heartbeat();
+    CHECK(r.type == NG_MSG_STATUS && status_faults(r) == NG_FAULT_ESTOP);
+}
+
+/* The hardware layers (avr/main.c, the Arduino sketch) report a dropped received byte: latched
+ * RX_OVERFLOW in STATUS until CLEAR; commands are not refused for it. */
+static void test_rx_overflow(void)
+{
+    ng_frame_t r;
+    fresh(0);
+    hello();
+    ng_core_note_rx_overflow(&core);
+    r = heartbeat();
+    CHECK(status_faults(r) & NG_FAULT_RX_OVERFLOW);
+    CHECK(is_ack(arm(NG_ACT_GRASP, 1000, 100), NG_MSG_ARM_CMD));
+    r = heartbeat();
+    CHECK(status_faults(r) & NG_FAULT_RX_OVERFLOW);
+    CHECK(is_ack(clear(NG_FAULT_RX_OVERFLOW), NG_MSG_CLEAR));
+    r = heartbeat();
+    CHECK(!(status_faults(r) & NG_FAULT_RX_OVERFLOW));
+}
+
 static void test_pulse(void)
 {
     CHECK(ng_pulse_us(0) == 1000);
@@ -448,6 +512,8 @@ int main(void)
     test_set_limits_validation();
     test_retransmission_not_reexecuted();
     test_corrupted_frames_never_execute();
+    test_reset_contract();
+    test_rx_overflow();
     test_pulse();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -15,6 +15,11 @@ extern "C" {
 }
 #include <avr/wdt.h>
 
+// The Arduino core's receive ring (HardwareSerial.h); 64 bytes on an Uno.
+#ifndef SERIAL_RX_BUFFER_SIZE
+#define SERIAL_RX_BUFFER_SIZE 64
+#endif
+
 static ng_core_t core;
 
 static void serial_write(void *ctx, const uint8_t *data, size_t len)
@@ -54,14 +59,23 @@ void loop()
 {
     static uint32_t last;
     wdt_reset();
-    while (Serial.available() > 0) {
-        ng_core_rx(&core, (uint8_t)Serial.read(), millis());
-    }
+    // Tick before handling received bytes, as firmware/avr/main.c does: a heartbeat that arrives
+    // after the watchdog deadline must not undo the trip.
     uint32_t now = millis();
     if (now != last) {
         last = now;
         ng_core_tick(&core, now);
         servo_us(0, ng_pulse_us(ng_core_position(&core, 0)));
         servo_us(1, ng_pulse_us(ng_core_position(&core, 1)));
+    }
+    // HardwareSerial drops a received byte silently when its ring is full and has no overflow
+    // flag, so a full ring is reported as the RX_OVERFLOW fault (latched, in STATUS) the way
+    // avr/main.c reports its own ring's overflow: at 115200 baud the ring fills only if this loop
+    // stalled for ~5 ms, and then the next byte is lost (the frame's CRC catches the loss).
+    if (Serial.available() >= SERIAL_RX_BUFFER_SIZE - 1) {
+        ng_core_note_rx_overflow(&core);
+    }
+    while (Serial.available() > 0) {
+        ng_core_rx(&core, (uint8_t)Serial.read(), now);
     }
 }
