@@ -161,8 +161,23 @@ def emotion_file(ctx: Context) -> tuple[Path, str]:
     return out, "synthetic"
 
 
+def myo_session(ctx: Context) -> tuple[Path, str]:
+    """A Myo armband test session of an evaluation participant (real data only: there is no synthetic
+    EMG); FileNotFoundError when the dataset is absent."""
+    real = ctx.shared_data / "myo_armband" / "EvaluationDataset" / "Male1" / "Test0"
+    if not real.is_dir():
+        raise FileNotFoundError(f"the Myo armband data are not at {real.parents[2]}")
+    return real, "real"
+
+
+RECORDING_FOR = {"grasp-lift": grasp_lift_file, "emotion": emotion_file, "gesture": myo_session}
+
+
 def recording_for(ctx: Context, task: str) -> tuple[Path, str]:
-    return grasp_lift_file(ctx) if task == "grasp-lift" else emotion_file(ctx)
+    """A recording in the layout a task's bundles read (FileNotFoundError when there is none here)."""
+    if task not in RECORDING_FOR:
+        raise FileNotFoundError(f"no benchmark recording for task {task!r}")
+    return RECORDING_FOR[task](ctx)
 
 
 def int8_windows(bundle, recording, n_max: int) -> np.ndarray:

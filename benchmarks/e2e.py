@@ -316,7 +316,11 @@ def run(quick: bool = False, ctx=None) -> dict:
         out["lsl"] = lsl_run(ref.path, cont, 5.0 if quick else 20.0)
     out["footprint"] = {}
     for b in ctx.bundles:
-        path, origin = recording_for(ctx, b.task)
+        try:
+            path, origin = recording_for(ctx, b.task)
+        except FileNotFoundError as exc:
+            out["footprint"][b.name] = {"skipped": str(exc)}
+            continue
         out["footprint"][b.name] = footprint(b, path, origin, ctx.tmp)
     return out
 
@@ -356,7 +360,7 @@ def targets(r: dict) -> list[dict]:
         t.append({"area": "safety", "target": "arm in safe state ≤ 250 ms after the EEG stream drops",
                   "measured": lsl["safe_state_ms"], "unit": "ms", "goal": g["safe_state_ms"], "op": "<=",
                   "note": "stream stopped → REST acknowledged"})
-    fp = r.get("footprint", {})
+    fp = {k: v for k, v in r.get("footprint", {}).items() if "skipped" not in v}
     if fp:
         rss = max(v["peak_rss_mb"] or v["summary_peak_rss_mb"] for v in fp.values())
         t.append({"area": "footprint", "target": "edge process peak RSS ≤ 120 MB", "measured": rss,
@@ -413,7 +417,7 @@ def markdown(r: dict) -> str:
                   f"({lsl['dropped_windows_at_connect']}) / {lsl['lsl_samples_dropped']} |"),
                   f"| stream stopped → REST acknowledged | {fmt(lsl['safe_state_ms'], '.0f')} ms (goal ≤ 250 ms) |",
                   ""]
-    fp = r.get("footprint", {})
+    fp = {k: v for k, v in r.get("footprint", {}).items() if "skipped" not in v}
     if fp:
         lines += ["**Footprint** (`neurogrip run --source replay:FILE?speed=max --arm none`, one process per bundle)",
                   "", ("| bundle | recording | peak RSS MB (VmHWM) | runtime's own peak RSS MB | serve() → first "

@@ -71,7 +71,11 @@ def run(quick: bool = False, ctx=None) -> dict:
            "bundles": {}}
     for ref in ctx.bundles:
         bundle = load_bundle(ref.path)
-        path, origin = recording_for(ctx, bundle.task)
+        try:
+            path, origin = recording_for(ctx, bundle.task)
+        except FileNotFoundError as exc:
+            out["bundles"][ref.name] = {"task": bundle.task, "skipped": str(exc)}
+            continue
         xs = int8_windows(bundle, read_recording(path), 64 if quick else 256)
         info = ref.info()
         res = {"task": bundle.task, "path": str(ref.path), "model_bytes": info["model_bytes"],
@@ -103,7 +107,7 @@ def run(quick: bool = False, ctx=None) -> dict:
 
 
 def targets(r: dict) -> list[dict]:
-    sizes = [v["bundle_bytes"] for v in r["bundles"].values()]
+    sizes = [v["bundle_bytes"] for v in r["bundles"].values() if "skipped" not in v]
     if not sizes:
         return []
     worst = max(sizes)
@@ -120,6 +124,9 @@ def markdown(r: dict) -> str:
     lines = ["| bundle | model bytes | runtime | p50 ms | p99 ms | vs int8 tflite_runtime |", "|---|---|---|---|---|---|"]
     notes = []
     for name, b in r["bundles"].items():
+        if "skipped" in b:
+            notes.append(f"{name}: skipped ({b['skipped']})")
+            continue
         first = True
         for group in ("interpreters", "peers"):
             for k, v in b[group].items():

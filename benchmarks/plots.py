@@ -119,7 +119,7 @@ def throughput(report: dict, out: Path) -> Path | None:
 
 def inference(report: dict, out: Path) -> Path | None:
     inf = report["sections"].get("inference", {})
-    bundles = inf.get("bundles", {})
+    bundles = {k: v for k, v in inf.get("bundles", {}).items() if "skipped" not in v}
     if not bundles:
         return None
     short = {"tflite_runtime": "int8\ntflite_runtime", "ai_edge_litert": "int8\nai_edge_litert",
