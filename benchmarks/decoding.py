@@ -31,24 +31,9 @@ import numpy as np
 
 from benchmarks.common import fmt, grasp_lift_heldout
 from edge.decision.policy import DEFAULTS as DECISION_DEFAULTS
+from edge.metrics import auc, roc_curve  # scikit-learn's ROC (ties, corners), numpy only
 
 EVENT_HALF_WIDTH_MS = 150.0
-
-
-def roc_curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds) over the distinct scores, highest first (as scikit-learn's roc_curve)."""
-    y = np.asarray(y, bool)
-    order = np.argsort(-np.asarray(s, float), kind="mergesort")
-    s, y = np.asarray(s, float)[order], y[order]
-    idx = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tps = np.cumsum(y)[idx]
-    fps = idx + 1 - tps
-    p, n = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    return np.r_[0.0, fps / n], np.r_[0.0, tps / p], np.r_[np.inf, s[idx]]
-
-
-def auc(fpr, tpr) -> float:
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
 
 def _events(labels: np.ndarray, segments) -> list[tuple[int, int]]:

@@ -7,13 +7,25 @@ a sub-command whose extra is missing fails with one line naming the install fix,
 error of neurogrip's own (bad file, bundle, stream, port, training data) is one line with its
 fix, never a traceback.  Each option's default comes from the config object that owns it
 (:mod:`edge.config`, :mod:`edge.tasks`, the function it feeds).
+
+The console is for a person: third-party libraries' log lines are kept out of it unless
+``neurogrip --verbose COMMAND`` (:func:`quiet_third_party`): TensorFlow's C++ (absl) and Python
+(``tensorflow``/``absl`` loggers, ``warnings``) messages, TFLite's INFO lines, and liblsl's
+(:func:`edge.sources.lsl_config.quiet_liblsl`).  neurogrip's own progress, warnings and errors are unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import inspect
+import logging
+import os
+import re
+import subprocess
 import sys
+import warnings
 
 from edge import config
 from edge.errors import EdgeError
@@ -25,6 +37,108 @@ EXTRA_FOR_MODULE = {
     "tensorflow": "train", "sklearn": "train", "scipy": "train", "matplotlib": "train",
     "pylsl": "edge", "serial": "edge", "tflite_runtime": "edge", "ai_edge_litert": "edge",
 }
+
+
+# Environment variable that tells the rest of neurogrip (and the processes it starts) --verbose was given.
+VERBOSE_ENV = "NEUROGRIP_VERBOSE"
+
+# Python packages whose warnings (``warnings`` module) and log records below ERROR are not shown.
+THIRD_PARTY = ("tensorflow", "keras", "tf_keras", "absl", "h5py", "google.protobuf", "ai_edge_litert",
+               "tflite_runtime", "ml_dtypes")
+
+# Lines that native code (TensorFlow's C++, absl logging, TFLite) writes straight to file descriptor 2,
+# out of reach of Python's logging.  absl prints everything before absl::InitializeLog() — which
+# TensorFlow never calls — whatever TF_CPP_MIN_LOG_LEVEL says: "I0000 ... port.cc] oneDNN custom
+# operations are on" at import.  INFO and WARNING lines only: ERROR and FATAL lines always pass.
+NATIVE_NOISE = re.compile(
+    rb"[IW]\d{4} [\d:.]+ +\d+ [^\]]*\] "                # absl/glog INFO and WARNING lines
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|(?:INFO|WARNING|VERBOSE): "                               # TFLite minimal logging (XNNPACK delegate)
+    rb"|fully_quantize: \d+, inference_type: ")                   # the TFLite converter's calibration printf
+# Sub-commands that load TensorFlow or a TFLite interpreter: their native output is filtered.
+NATIVE_NOISY = frozenset({"train", "evaluate", "bench", "replay-outputs", "demo"})
+
+# The filter runs in its own small process so that a native crash message (written just before an
+# abort) still reaches the console; it ignores Ctrl-C and SIGTERM and ends when the pipe closes.
+_FILTER = """
+import re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+noise, out = re.compile(sys.argv[1].encode("latin-1")), sys.stdout.buffer
+for line in sys.stdin.buffer:
+    if not noise.match(line):
+        out.write(line)
+        out.flush()
+"""
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
+def quiet_third_party(verbose: bool = False) -> None:
+    """Keep third-party log lines out of the console (unless ``verbose``); call before TensorFlow is imported.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (TensorFlow's own C++ logging; a value the user set is kept),
+    passes only ERROR records of the ``tensorflow``, ``absl`` (Keras and the TFLite converter log
+    through it) and ``h5py`` loggers — which also hides Keras's tf.function retracing warnings —,
+    and ignores Python warnings raised in those packages.  Native lines printed below logging are
+    filtered by :func:`native_log_filter`.  With ``verbose``: nothing is hidden, Python's logging
+    shows INFO records, and ``NEUROGRIP_VERBOSE=1`` tells the LSL import (and child processes) to
+    leave liblsl's log level alone.
+    """
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("tensorflow", "absl", "keras", "h5py"):
+        logger = logging.getLogger(name)
+        if _errors_only not in logger.filters:
+            logger.addFilter(_errors_only)
+    modules = "|".join(re.escape(m) for m in THIRD_PARTY)
+    warnings.filterwarnings("ignore", module=rf"(?:{modules})(?:\.|$)")
+    warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated")
+
+
+@contextlib.contextmanager
+def native_log_filter(enabled: bool = True):
+    """While active, lines written to file descriptor 2 that match :data:`NATIVE_NOISE` are dropped.
+
+    fd 2 is pointed at a pipe read by a small filter process that writes every other line to the
+    original stderr (Python's ``sys.stderr`` writes to fd 2 too: its lines pass unchanged).  On
+    exit fd 2 is restored.  Without a way to start the filter (no ``sys.executable``, not POSIX),
+    nothing is filtered.
+    """
+    if not enabled or os.name != "posix" or not sys.executable:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, NATIVE_NOISE.pattern.decode("latin-1")],
+                                stdin=subprocess.PIPE, stdout=saved, stderr=saved)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    os.dup2(proc.stdin.fileno(), 2)
+    proc.stdin.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end here: the filter sees EOF
+        os.close(saved)
+        try:
+            proc.wait(timeout=2)  # a child process of ours may still hold the pipe: leave the filter to it
+        except subprocess.TimeoutExpired:
+            pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,7 +219,15 @@ def _cmd_bench(args) -> int:
                       sections=args.sections)
 
 
+def _require_modules(*names: str) -> None:
+    """Fail now, in one line naming the extra, rather than after the data are loaded."""
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def _cmd_train(args) -> int:
+    _require_modules("tensorflow", "sklearn")
     from training.pipeline import train
 
     train(args.task, args.data, args.out, model_kind=args.model, quick=args.quick, seed=args.seed,
@@ -117,7 +239,7 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     import json
 
-    from training.pipeline import evaluate
+    from training.evaluate import evaluate  # numpy and the edge path only: runs on the Pi
 
     result = evaluate(args.bundle, args.data, quick=args.quick, progress=lambda m: print(m, flush=True))
     if args.json:
@@ -199,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.synthetic import grasp_lift_series, muse_recording
 
     parser = _Parser(prog="neurogrip", description="EEG in, arm motion out: neurogrip's command line.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show third-party log lines (TensorFlow, TFLite, liblsl) and INFO log records "
+                             f"(before the command: neurogrip --verbose COMMAND ...; or {VERBOSE_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -306,13 +431,25 @@ PASSTHROUGH = {"stream": "player_args", "doctor": "doctor_args", "arm-sim": "sim
 def main(argv=None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in PASSTHROUGH:
-        args = parser.parse_args(argv[:1])
-        setattr(args, PASSTHROUGH[argv[0]], argv[1:])
+    n_global = next((i for i, a in enumerate(argv) if a != "--verbose"), len(argv))  # global options first
+    if n_global < len(argv) and argv[n_global] in PASSTHROUGH:
+        args = parser.parse_args(argv[:n_global + 1])
+        setattr(args, PASSTHROUGH[argv[n_global]], argv[n_global + 1:])
     else:
         args = parser.parse_args(argv)
+    verbose = args.verbose or os.environ.get(VERBOSE_ENV) == "1"  # also inherited from a verbose parent
+    quiet_third_party(verbose)
+    with native_log_filter(not verbose and args.command in NATIVE_NOISY):
+        return _run(args)
+
+
+def _run(args) -> int:
+    """Run the sub-command; a user's mistake or a missing part is one line naming the fix."""
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"neurogrip {args.command}: interrupted", file=sys.stderr)
+        return 130
     except ModuleNotFoundError as exc:
         root = (exc.name or "").split(".")[0]
         extra = EXTRA_FOR_MODULE.get(root)
@@ -322,9 +459,13 @@ def main(argv=None) -> int:
               f"install it with: pip install 'neurogrip[{extra}]'", file=sys.stderr)
         return 3
     except Exception as exc:
-        if not isinstance(exc, _user_errors()):
+        if isinstance(exc, _user_errors()):
+            message = str(exc)
+        elif isinstance(exc, OSError) and exc.filename is not None:  # a file or folder the user named
+            message = f"{exc.filename}: {exc.strerror or exc}; check the path and its permissions"
+        else:
             raise
-        print(f"neurogrip {args.command}: error: {exc}", file=sys.stderr)
+        print(f"neurogrip {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 

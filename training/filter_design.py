@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import signal
 
 from edge.chain import SignalChain
 from edge.dsp import DEFAULT_INPUT_FRAC_BITS, STATE_FRAC_BITS, STATE_LIMIT, FixedPointSOS, sos_from_integers
@@ -60,9 +59,13 @@ def design_sos(spec: FilterSpec, fs: float) -> np.ndarray:
     """The float second-order sections of one stage (scipy layout)."""
     spec.validate(fs)
     if spec.kind == "notch":
+        from scipy import signal  # design time only: evaluating a bundle needs no scipy
+
         b, a = signal.iirnotch(spec.freqs[0], spec.q, fs=fs)
         return signal.tf2sos(b, a)
     freqs = spec.freqs if spec.kind == "bandpass" else spec.freqs[0]
+    from scipy import signal
+
     return signal.butter(spec.order, freqs, btype=spec.kind, fs=fs, output="sos")
 
 
@@ -78,6 +81,8 @@ def decimation_filter(factor: int, fs: float, order: int = 8) -> np.ndarray:
     """Anti-aliasing low-pass for decimating by ``factor``: Butterworth at 0.8 × the new Nyquist."""
     if factor < 2:
         raise ValueError(f"factor must be >= 2 for an anti-aliasing filter, got {factor}")
+    from scipy import signal
+
     return signal.butter(order, 0.8 * fs / (2 * factor), "lowpass", fs=fs, output="sos")
 
 
@@ -86,6 +91,8 @@ def section_l1_gains(fixed: FixedPointSOS, n: int = 200_000) -> list[float]:
 
     ``|y_k| <= L1_k · max|x|`` for any input, so these bound every section output.
     """
+    from scipy import signal
+
     sos = sos_from_integers(fixed.coeffs, fixed.pre_shift, fixed.fb_shift)
     imp = np.zeros(n)
     imp[0] = 1.0

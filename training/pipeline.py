@@ -1,4 +1,4 @@
-"""``neurogrip train`` and ``neurogrip evaluate``: fit, evaluate honestly, quantise, export a bundle.
+"""``neurogrip train``: fit, evaluate honestly, quantise, export a bundle (``evaluate``: :mod:`training.evaluate`).
 
 Protocols (every number in a report names one)
 ----------------------------------------------
@@ -40,6 +40,7 @@ from edge.tasks import get_task
 from training.control import tune_multilabel
 from training.data import TASKS, WindowSet, build_windows
 from training.errors import TrainingError
+from training.evaluate import evaluate  # noqa: F401  (re-exported: `neurogrip evaluate` needs no TF, no sklearn)
 from training.metrics import Baseline, logistic_regression, task_metrics
 from training.protocols import Split, is_table, protocol_for
 
@@ -399,44 +400,6 @@ def report_markdown(report) -> str:
         cells = [f"{v[m][k]:.4f}" for k in keys for m in kinds]
         lines.append(f"| {proto} | {v['folds']} | " + " | ".join(cells) + f" | {v['int8_minus_float']:+.4f} |")
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- evaluate
-
-
-def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
-    """Run a bundle through the edge path (fixed-point chain → int8 interpreter) on held-out data.
-
-    The held-out part is the task protocol's (:mod:`training.protocols`): grasp-lift, series 7–8 of
-    the recordings in ``data``; emotion, the last 20 % of each recording.
-    """
-    bundle = load_bundle(bundle_path)
-    task = bundle.task
-    proto = protocol_for(task)
-    if proto.evaluate is not None:
-        return proto.evaluate(bundle_path, data, quick=quick, progress=progress)
-    cfg = TASKS[task]
-    recs = proto.held_out(proto.load(data, quick, 0)[0])
-    chain = bundle.signal_chain()
-    missing = [c for c in bundle.channels if c not in recs[0].channels]
-    if missing:
-        raise TrainingError(f"the data lack the bundle's channels {missing}")
-    idx = [list(recs[0].channels).index(c) for c in bundle.channels]
-    for r in recs:
-        r.samples = np.ascontiguousarray(r.samples[:, idx])
-        r.channels = tuple(bundle.channels)
-    ws, _ = build_windows(recs, cfg, bundle.labels, chain=chain)
-    ws, protocol = proto.held_out_windows(ws, bundle.window["length"] / chain.fs_out)
-    model = bundle.model()
-    scores = model.predict(bundle.model_input(ws.X))
-    metrics = task_metrics(task, ws.y, scores, len(bundle.labels))
-    result = {"bundle": str(bundle_path), "content_hash": bundle.content_hash, "task": task,
-              "protocol": protocol, "n_windows": len(ws), "interpreter": f"{model.backend} {model.backend_version}",
-              "int8": metrics, "bundle_metrics": bundle.manifest.get("metrics")}
-    _log(progress, f"[evaluate] {protocol}: {len(ws)} windows, {result['interpreter']}")
-    key = get_task(task).metric
-    _log(progress, f"[evaluate] int8 {key} {metrics[key]:.4f}")
-    return result
 
 
 # --------------------------------------------------------------------------- emotions.csv (the seed's path)

@@ -24,6 +24,7 @@ from edge.config import DROP_TOLERANCE, LSL_BUFLEN_S, LSL_MAX_CHUNK, RESOLVE_TIM
 from edge.errors import SourceError, SourceSpecError
 from edge.sources.base import Chunk, Source, check_min, check_stall_timeout
 from edge.sources.channels import lsl_channel_info
+from edge.sources.lsl_config import quiet_liblsl
 from edge.sources.units import CHECK_SECONDS, check_unit_options
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,10 @@ LIBLSL_FIX = ("on a 64-bit Raspberry Pi `pip install pylsl` brings no liblsl: in
 
 
 def import_pylsl():
-    """Import pylsl, turning a missing module or a missing liblsl into a SourceError with the fix."""
+    """Import pylsl, turning a missing module or a missing liblsl into a SourceError with the fix.
+
+    liblsl's INFO lines are kept out of the console first (:func:`quiet_liblsl`)."""
+    quiet_liblsl()
     try:
         import pylsl
     except ModuleNotFoundError as exc:

@@ -1,0 +1,84 @@
+"""``neurogrip evaluate``: a bundle through the edge path on held-out data, and its metrics.
+
+Evaluating needs no TensorFlow and no scikit-learn, so it runs in the edge environment: the held-out
+recordings are read by :mod:`edge.recordings`, run through the bundle's own fixed-point chain
+(``bundle.signal_chain()``, rebuilt from the manifest's integers; nothing is designed again),
+windowed by :mod:`training.data` as in training, quantised and run by the int8 interpreter
+(``bundle.model()``), and scored by :mod:`edge.metrics` (numpy).  What is held out is the task
+protocol's (:mod:`training.protocols`); a task that brings its own evaluation (``gesture``) runs it.
+
+This module imports only edge code and the numpy-level training modules (``training.data``,
+``training.protocols``, ``training.errors``); ``tests/edge/test_cli.py`` checks that it, the
+training pipeline that re-exports it and the gesture task import without TensorFlow and
+scikit-learn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.bundle import load_bundle
+from edge.metrics import task_metrics
+from edge.tasks import get_task
+from training.data import TASKS, build_windows
+from training.errors import TrainingError
+from training.protocols import protocol_for
+
+
+def _log(progress, msg: str) -> None:
+    if progress:
+        progress(msg)
+
+
+def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
+    """Run a bundle through the edge path (fixed-point chain → int8 interpreter) on held-out data.
+
+    The held-out part is the task protocol's (:mod:`training.protocols`): grasp-lift, series 7–8 of
+    the recordings in ``data``; emotion, the last 20 % of each recording; gesture, the given Myo
+    sessions (:func:`training.gesture.evaluate_gesture`).  Returns the metrics as a dict (``int8``:
+    :func:`edge.metrics.task_metrics`); data that do not fit the bundle raise :class:`TrainingError`
+    or :class:`edge.errors.RecordingError` naming what is wrong.
+    """
+    bundle = load_bundle(bundle_path)
+    task = bundle.task
+    proto = protocol_for(task)
+    if proto.evaluate is not None:
+        return proto.evaluate(bundle_path, data, quick=quick, progress=progress)
+    cfg = TASKS[task]
+    recs = proto.held_out(proto.load(data, quick, 0)[0])
+    if not recs:
+        raise TrainingError(f"{data}: no held-out recordings for a {task} bundle (for grasp-lift, series 7 and 8 "
+                            "of each subject: subjN_series7_data.csv[.gz] ...)")
+    chain = bundle.signal_chain()
+    missing = [c for c in bundle.channels if c not in recs[0].channels]
+    if missing:
+        raise TrainingError(f"{data}: the recordings lack the {task} bundle's channels {missing}; "
+                            f"give --data recordings with the channels {list(bundle.channels)}")
+    rates = sorted({r.fs for r in recs if abs(r.fs - chain.fs) > 1e-6})
+    if rates:
+        raise TrainingError(f"{data}: recordings sampled at {', '.join(f'{f:g}' for f in rates)} Hz, the bundle's "
+                            f"chain expects {chain.fs:g} Hz; give --data recordings at {chain.fs:g} Hz")
+    idx = [list(recs[0].channels).index(c) for c in bundle.channels]
+    for r in recs:
+        r.samples = np.ascontiguousarray(r.samples[:, idx])
+        r.channels = tuple(bundle.channels)
+    try:
+        ws, _ = build_windows(recs, cfg, bundle.labels, chain=chain)
+    except ValueError as exc:  # e.g. every recording shorter than one window
+        raise TrainingError(f"{data}: {exc}") from exc
+    ws, protocol = proto.held_out_windows(ws, bundle.window["length"] / chain.fs_out)
+    if not len(ws):
+        raise TrainingError(f"{data}: no held-out windows to evaluate ({protocol})")
+    model = bundle.model()
+    scores = model.predict(bundle.model_input(ws.X))
+    try:
+        metrics = task_metrics(task, ws.y, scores, len(bundle.labels))
+    except ValueError as exc:  # e.g. no event in the held-out part: the AUC is undefined
+        raise TrainingError(f"{data}: {exc}") from exc
+    result = {"bundle": str(bundle_path), "content_hash": bundle.content_hash, "task": task,
+              "protocol": protocol, "n_windows": len(ws), "interpreter": f"{model.backend} {model.backend_version}",
+              "int8": metrics, "bundle_metrics": bundle.manifest.get("metrics")}
+    _log(progress, f"[evaluate] {protocol}: {len(ws)} windows, {result['interpreter']}")
+    key = get_task(task).metric
+    _log(progress, f"[evaluate] int8 {key} {metrics[key]:.4f}")
+    return result
