@@ -262,8 +262,8 @@ def targets(r: dict) -> list[dict]:
         first = _within(b["manifest_metrics"])
         lso = _lso(b["manifest_metrics"])
         if b["task"] == "grasp-lift":
-            if "replay" in b and b["replay"]["origin"] == "synthetic" and b["origin"] != "fixture":
-                # a bundle trained on synthetic series serves the rest measurement only: its decoding
+            if "replay" in b and b["replay"]["origin"] == "synthetic" and b["origin"] == "build":
+                # make bundles' synthetic-trained bundle serves the rest measurement only: its decoding
                 # figures are about the generator, not about EEG
                 t += _control_targets(name, b["replay"], fixture)
                 continue

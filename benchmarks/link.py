@@ -6,26 +6,22 @@ fuzzes the firmware's frame parser for 60 s (libFuzzer) and records the result.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import select
 import subprocess
-import threading
 import time
-import tty
 
 import numpy as np
 
 from firmware_bridge import protocol as P
 from firmware_bridge.errors import DeadlineExpired, LinkError, Nacked
 from firmware_bridge.link import ArmLink
-from firmware_bridge.sim import FIRMWARE_DIR, build_host, start_arm_host
+from firmware_bridge.sim import FIRMWARE_DIR, PtyProxy, build_host, start_arm_host
 
 CORRUPTION_RATE = 0.01
 
 
-class CorruptingProxy:
+class CorruptingProxy(PtyProxy):
     """A pty that forwards to another pty, replacing each byte with probability ``rate`` by a
     different random byte, in both directions.
 
@@ -34,23 +30,17 @@ class CorruptingProxy:
     """
 
     def __init__(self, arm_pty: str, rate: float, seed: int = 0):
+        super().__init__(arm_pty, poll_s=0.05)
         self.rate = rate
         self._rng = random.Random(seed)
-        self._m, self._s = os.openpty()
-        tty.setraw(self._s)
-        self.path = os.ttyname(self._s)
-        self._a = os.open(arm_pty, os.O_RDWR | os.O_NOCTTY)
-        tty.setraw(self._a)
         self.bytes = {"to_arm": 0, "to_host": 0}
         self.corrupted = {"to_arm": 0, "to_host": 0}
         self.frames_hit = {"to_arm": 0, "to_host": 0}
         self._hit_open = {"to_arm": False, "to_host": False}
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
+        self.start()
 
-    def _forward(self, src: int, dst: int, d: str) -> None:
-        data = bytearray(os.read(src, 4096))
+    def _damage(self, raw: bytes, d: str) -> bytes:
+        data = bytearray(raw)
         for i, b in enumerate(data):
             if self.rate and self._rng.random() < self.rate:
                 data[i] = b ^ self._rng.randint(1, 255)
@@ -60,24 +50,13 @@ class CorruptingProxy:
                 self.frames_hit[d] += self._hit_open[d]
                 self._hit_open[d] = False
         self.bytes[d] += len(data)
-        os.write(dst, bytes(data))
+        return bytes(data)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            r, _, _ = select.select([self._m, self._a], [], [], 0.05)
-            try:
-                if self._m in r:
-                    self._forward(self._m, self._a, "to_arm")
-                if self._a in r:
-                    self._forward(self._a, self._m, "to_host")
-            except OSError:
-                return
+    def to_arm(self, data: bytes) -> bytes:
+        return self._damage(data, "to_arm")
 
-    def close(self) -> None:
-        self._stop.set()
-        self._t.join(timeout=2)
-        for fd in (self._m, self._s, self._a):
-            os.close(fd)
+    def to_host(self, data: bytes) -> bytes:
+        return self._damage(data, "to_host")
 
 
 def _payload(i: int) -> tuple[P.Action, int, int]:

@@ -10,12 +10,8 @@ running the AVR binary, or re-initialises the host build's core, behind the same
 
 from __future__ import annotations
 
-import os
-import select
 import signal
-import threading
 import time
-import tty
 
 import pytest
 
@@ -31,7 +27,7 @@ def make_link(url: str, **kw) -> ArmLink:
     return ArmLink(url, command_max_age=1.0, **kw)
 
 
-class TamperingProxy:
+class TamperingProxy(sim.PtyProxy):
     """A pty (``path``) forwarding to ``arm_pty``; each firmware->host frame goes through ``tamper``.
 
     ``tamper(frame, request_type)`` (``request_type``: the type of the last host frame with the reply's
@@ -40,21 +36,20 @@ class TamperingProxy:
     """
 
     def __init__(self, arm_pty: str, tamper):
+        super().__init__(arm_pty)
         self.tamper = tamper
         self.tampered = 0
-        self._m, self._s = os.openpty()
-        tty.setraw(self._s)
-        self.path = os.ttyname(self._s)
-        self._a = os.open(arm_pty, os.O_RDWR | os.O_NOCTTY)
-        tty.setraw(self._a)
         self._buf = bytearray()
         self._host_parser = P.FrameParser()
         self._requests: dict[int, int] = {}  # seq -> type of the host's last frame with that seq
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
+        self.start()
 
-    def _from_arm(self, data: bytes) -> bytes:
+    def to_arm(self, data: bytes) -> bytes:
+        for f in self._host_parser.feed(data):
+            self._requests[f.seq] = f.type
+        return data
+
+    def to_host(self, data: bytes) -> bytes:
         out = bytearray()
         for b in data:
             if b:
@@ -69,26 +64,6 @@ class TamperingProxy:
             self.tampered += new is not None
             out += new if new is not None else chunk + b"\x00"
         return bytes(out)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            r, _, _ = select.select([self._m, self._a], [], [], 0.02)
-            try:
-                if self._m in r:
-                    data = os.read(self._m, 4096)
-                    for f in self._host_parser.feed(data):
-                        self._requests[f.seq] = f.type
-                    os.write(self._a, data)
-                if self._a in r:
-                    os.write(self._m, self._from_arm(os.read(self._a, 4096)))
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._t.join(timeout=2)
-        for fd in (self._m, self._s, self._a):
-            os.close(fd)
 
 
 def first(n: int, when, make):
