@@ -29,6 +29,9 @@ REST_SPEED_DDEG_S = 900
 REST_DEADLINE_S = 0.2      # one REST attempt may take this long (ACK round trips with retries)
 REST_RETRY_S = 0.1         # an unacknowledged REST is retried this often
 FAULT_LOG_INTERVAL_S = 1.0  # a fault kind is logged at most this often (counted every time)
+# A channel whose filtered window spans at most this (in the bundle's units) is flat: no signal.
+# Real EEG spans microvolts in 200 ms and the Myo's EMG whole counts at rest; the chain resolves 6e-5.
+FLAT_PTP = 1e-3
 
 
 @dataclass

@@ -219,8 +219,10 @@ class Runtime:
         results = pipe.process(chunk)
         for kind, n in pipe.faults.items():
             if n > before.get(kind, 0) and kind != "discontinuity":
-                self.fault(kind, f"{n - before.get(kind, 0)} bad samples near index {chunk.first_index}; "
-                                 "windows containing them are not used")
+                what = {"timestamps": "chunk(s) whose timestamps go back or repeat: dropped, the chain restarts",
+                        "flat": "window(s) with a flat channel (electrode off or amplifier railed): not decided on"}
+                self.fault(kind, f"{n - before.get(kind, 0)} " + what.get(
+                    kind, f"bad samples near index {chunk.first_index}; windows containing them are not used"))
         if not results:
             return
         if self.summary.startup_seconds is None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.bundle import Bundle
+from edge.config import FLAT_PTP
 from edge.decision import ArmState, Decider, Decision
 from edge.errors import RunError
 from edge.inference import dequantise
@@ -92,6 +93,7 @@ class Pipeline:
         self.windows = 0
         self._reset_index = 0  # source sample index where the chain was last reset
         self._next_index = None
+        self._last_t = -float("inf")  # the newest timestamp accepted
         self._max_step = 1.5 / bundle.fs  # a larger timestamp step inside a chunk is a gap
         self.valid_samples = 0  # finite, in-range samples seen (the runtime's "EEG is flowing" clock)
 
@@ -109,8 +111,15 @@ class Pipeline:
     def process(self, chunk) -> list[WindowResult]:
         """Run one source chunk; returns the windows it completed (with decisions)."""
         t0 = time.perf_counter()
-        x = chunk.samples if self._identity else chunk.samples[:, self.idx]
         n = chunk.n
+        ts = chunk.timestamps
+        # Time must move forward: a clock that jumps back or repeats (a misbehaving producer) gives
+        # windows of unknown timing, so the chunk is dropped, counted, and the chain restarts.
+        if n and (ts[0] <= self._last_t or (n > 1 and bool((ts[1:] <= ts[:-1]).any()))):
+            return self._bad_time(chunk)
+        if n:
+            self._last_t = float(ts[-1])
+        x = chunk.samples if self._identity else chunk.samples[:, self.idx]
         if chunk.discontinuity or (self._next_index is not None and chunk.first_index != self._next_index):
             self._next_index = chunk.first_index + n
             return self._after_gap(chunk, x, t0)
@@ -121,6 +130,16 @@ class Pipeline:
             return self._clean(chunk, x, 0, n, t0)
         self.valid_samples += n
         return self._windows(chunk, y, t0)
+
+    def _bad_time(self, chunk) -> list[WindowResult]:
+        self.faults["timestamps"] += 1
+        backwards = float(chunk.timestamps[0]) < self._last_t
+        self._next_index = chunk.first_index + chunk.n
+        self.reset(self._next_index)
+        if backwards:  # a new time base (the producer's clock was reset): decisions restart with it
+            self.decider.reset()
+        self._last_t = float(chunk.timestamps.max())
+        return []
 
     def _after_gap(self, chunk, x, t0: float) -> list[WindowResult]:
         self.faults["discontinuity"] += 1
@@ -178,6 +197,15 @@ class Pipeline:
         if self.drop_stale and len(ends) > 1:
             self.dropped_windows += len(ends) - 1
             windows, ends = windows[-1:], ends[-1:]
+        # A channel flat over a whole window (electrode off, amplifier railed at a constant) is no
+        # signal: such a window is counted and never decided on (once the filter's response to the
+        # step into the constant has settled: a few windows).
+        flat = ((windows.max(axis=1) - windows.min(axis=1)) <= FLAT_PTP).any(axis=1)
+        if flat.any():
+            self.faults["flat"] += int(flat.sum())
+            windows, ends = windows[~flat], ends[~flat]
+            if not len(ends):
+                return []
         xq = self.model_input.process(windows)
         outs = self.model.run_batch_int8(xq)
         probs = self._dequantise[outs.view(np.uint8)]
