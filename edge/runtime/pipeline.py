@@ -23,7 +23,7 @@ import numpy as np
 from edge.bundle import Bundle
 from edge.config import FLAT_PTP
 from edge.decision import ArmState, Decider, Decision
-from edge.errors import RunError
+from edge.errors import DecisionError, RunError
 from edge.inference import dequantise
 from edge.sources import ReplaySource, channel_map
 
@@ -115,10 +115,12 @@ class Pipeline:
         ts = chunk.timestamps
         # Time must move forward: a clock that jumps back or repeats (a misbehaving producer) gives
         # windows of unknown timing, so the chunk is dropped, counted, and the chain restarts.
-        if n and (ts[0] <= self._last_t or (n > 1 and bool((ts[1:] <= ts[:-1]).any()))):
-            return self._bad_time(chunk)
-        if n:
-            self._last_t = float(ts[-1])
+        if n:  # first and last only (numpy per chunk would cost more than the check is worth);
+            # disorder inside a chunk is caught by the Decider's own check, in _windows
+            first, last = float(ts[0]), float(ts[-1])
+            if first <= self._last_t or (n > 1 and last <= first):
+                return self._bad_time(chunk)
+            self._last_t = last
         x = chunk.samples if self._identity else chunk.samples[:, self.idx]
         if chunk.discontinuity or (self._next_index is not None and chunk.first_index != self._next_index):
             self._next_index = chunk.first_index + n
@@ -200,12 +202,16 @@ class Pipeline:
         # A channel flat over a whole window (electrode off, amplifier railed at a constant) is no
         # signal: such a window is counted and never decided on (once the filter's response to the
         # step into the constant has settled: a few windows).
-        flat = ((windows.max(axis=1) - windows.min(axis=1)) <= FLAT_PTP).any(axis=1)
-        if flat.any():
-            self.faults["flat"] += int(flat.sum())
-            windows, ends = windows[~flat], ends[~flat]
-            if not len(ends):
-                return []
+        # First a cheap screen (a flat channel ends where it starts), then the whole window.
+        first = windows[0]
+        if (float(np.abs(first[-1] - first[0]).min()) <= FLAT_PTP if len(windows) == 1
+                else bool((np.abs(windows[:, -1] - windows[:, 0]) <= FLAT_PTP).any())):
+            flat = ((windows.max(axis=1) - windows.min(axis=1)) <= FLAT_PTP).any(axis=1)
+            if flat.any():
+                self.faults["flat"] += int(flat.sum())
+                windows, ends = windows[~flat], ends[~flat]
+                if not len(ends):
+                    return []
         xq = self.model_input.process(windows)
         outs = self.model.run_batch_int8(xq)
         probs = self._dequantise[outs.view(np.uint8)]
@@ -214,10 +220,16 @@ class Pipeline:
         index_end = [self._reset_index + e * self.factor + self.factor - 1 for e in ends.tolist()]
         rel = [i - chunk.first_index for i in index_end]
         t_end = [float(chunk.timestamps[r]) for r in rel]
-        if k == 1:  # the live case: one window per chunk
-            decisions = [self.decider.step(probs[0], t_end[0] * 1000.0)]
-        else:  # all timestamps checked before any decision changes state
-            decisions = self.decider.process(probs, np.array(t_end) * 1000.0)
+        try:
+            if k == 1:  # the live case: one window per chunk
+                decisions = [self.decider.step(probs[0], t_end[0] * 1000.0)]
+            else:  # all timestamps checked before any decision changes state
+                decisions = self.decider.process(probs, np.array(t_end) * 1000.0)
+        except DecisionError:  # time went back inside the chunk: no decision on windows of unknown timing
+            self.faults["timestamps"] += 1
+            self.reset(chunk.first_index + chunk.n)
+            self.decider.reset()
+            return []
         if self.arm_state.rules is not None:
             decisions = [self._gate(d) for d in decisions]
         t3 = time.perf_counter()

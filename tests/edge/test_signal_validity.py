@@ -62,3 +62,18 @@ def test_a_flat_channel_gives_no_decision():
     while (c := src.read()) is not None:
         n += len(pipe.process(c))
     assert n > 100 and pipe.faults["flat"] == 0  # real-looking EEG is never flat
+
+
+def test_time_going_back_inside_a_chunk_with_several_windows_is_a_fault_not_a_crash():
+    rec = grasp_lift_series(1, 7, seed=0, n_trials=3)
+    pipe = Pipeline(GL, rec.channels, rec.fs, drop_stale=False)
+    chunks = list(_chunks(rec, size=200))  # ~8 windows a chunk
+    for c in chunks[:20]:
+        pipe.process(c)
+    c = chunks[20]
+    ts = c.timestamps.copy()
+    ts[100:] -= 0.3  # backwards in the middle, the last still after the first
+    assert ts[-1] > ts[0]
+    assert pipe.process(Chunk(c.samples, ts, c.t_received, c.first_index)) == []
+    assert pipe.faults["timestamps"] == 1
+    assert sum(len(pipe.process(x)) for x in chunks[21:60]) > 0  # and it goes on
