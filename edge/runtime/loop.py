@@ -24,12 +24,14 @@ from dataclasses import replace
 from edge import config as C
 from edge.bundle import Bundle
 from edge.config import RuntimeConfig
+from edge.errors import RunError
 from edge.runtime.outputs import JsonLog, MarkerOutlet
 from edge.runtime.pipeline import Pipeline
 from edge.runtime.report import STAGES, RunSummary, Timings, peak_rss_mb, percentiles
 from edge.sources import import_pylsl
 from edge.sources.units import prepare_source
 from firmware_bridge.errors import LinkError, Nacked
+from firmware_bridge.link import FaultKind
 from firmware_bridge.protocol import Action, Fault, Reason
 
 log = logging.getLogger(__name__)
@@ -208,6 +210,8 @@ class Runtime:
                     self.go_safe("stream stalled" if stalled else "no valid EEG")
                 if self._rest_pending and time.monotonic() - self._last_rest_try > C.REST_RETRY_S:
                     self._send_rest()
+                if self.arm is not None:
+                    self._watch_link()
         finally:
             self.go_safe("stopped", force=True)
             self._finish(t_start, first_ts, last_ts)
@@ -280,6 +284,23 @@ class Runtime:
                 self._consecutive_misses = 0
                 if self._safe and self._safe_reason == "overload":
                     self._clear_safe("back within budget")
+
+    def _watch_link(self) -> None:
+        """The link's own reports: the firmware protected itself (an MCU reset, a watchdog trip we did not
+        ask for) → safe state and a fresh sequence; a link whose threads died → stop with an error, so
+        the service manager restarts the process (the firmware's watchdog rests the arm meanwhile)."""
+        take = getattr(self.arm, "take_faults", None)
+        if take is None:
+            return
+        for f in take():
+            self._log("link_fault", kind=f.kind.value, detail=f.detail, intended=f.intended)
+            if f.kind in (FaultKind.MCU_RESET, FaultKind.WATCHDOG_TRIP) and not f.intended:
+                self.pipeline.arm_state.reset()
+                self.fault("arm", f"{f.kind.value}: {f.detail}")
+                self.go_safe("arm rested by its firmware")
+        if not self.arm.healthy():
+            raise RunError(f"the serial link to the arm failed ({getattr(self.arm, 'failed', None)}); stopping so "
+                           "the service manager restarts neurogrip (the firmware's watchdog rests the arm)")
 
     def _send(self, d, deadline: float) -> bool:
         """Send a command; True when the arm acknowledged it (or there is no arm)."""

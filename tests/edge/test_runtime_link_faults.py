@@ -1,0 +1,77 @@
+"""The runtime reads the link's own fault reports (firmware_bridge.link.ArmLink.take_faults, healthy):
+an MCU reset or a watchdog trip it did not ask for rests the arm and restarts the arm-state sequence;
+a link whose threads died stops the process with an error, for the service manager to restart it."""
+
+import pytest
+
+from edge.bundle import load_bundle
+from edge.config import RuntimeConfig
+from edge.errors import RunError
+from edge.runtime import Runtime
+from edge.sources import ReplaySource
+from edge.synthetic import grasp_lift_series
+from firmware_bridge.link import FaultKind, LinkFault
+from tests.conftest import FIXTURE_BUNDLES
+
+GL = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
+
+
+class _ReportingArm:
+    """Acknowledges commands; reports the given link faults once, after ``after`` loop turns."""
+
+    url = "fake://arm"
+
+    def __init__(self, faults=(), die_after=None):
+        self.faults, self.turns, self.die_after, self.rests = list(faults), 0, die_after, 0
+        self.failed = None
+
+    def command(self, action, *_a, **_k):
+        self.rests += action.name == "REST"
+
+    def clear(self, *_):
+        pass
+
+    def pause_heartbeat(self):
+        pass
+
+    def resume_heartbeat(self):
+        pass
+
+    def take_faults(self):
+        self.turns += 1
+        out, self.faults = (self.faults, []) if self.turns == 3 else ([], self.faults)
+        return out
+
+    def healthy(self):
+        if self.die_after is not None and self.turns >= self.die_after:
+            self.failed = RuntimeError("reader thread died")
+            return False
+        return True
+
+
+def _runtime(arm):
+    rec = grasp_lift_series(1, 7, seed=0, n_trials=2)
+    return Runtime(GL, ReplaySource(rec, speed=0), arm, RuntimeConfig(budget_ms=1000))
+
+
+@pytest.mark.parametrize("kind", [FaultKind.MCU_RESET, FaultKind.WATCHDOG_TRIP])
+def test_the_firmware_protecting_itself_rests_the_arm_and_restarts_the_sequence(kind):
+    arm = _ReportingArm([LinkFault(kind, "test")])
+    rt = _runtime(arm)
+    rt.pipeline.arm_state.state = "lifted"
+    s = rt.run()
+    assert s.faults.get("arm") == 1 and s.safe_state_entries >= 2 and arm.rests >= 2
+
+
+def test_an_intended_watchdog_trip_is_only_logged():
+    arm = _ReportingArm([LinkFault(FaultKind.WATCHDOG_TRIP, "asked for", intended=True)])
+    s = _runtime(arm).run()
+    assert "arm" not in s.faults and s.safe_state_entries == 1  # the final stop only
+
+
+def test_a_dead_link_stops_the_runtime_with_an_error_after_resting_the_arm():
+    arm = _ReportingArm(die_after=5)
+    rt = _runtime(arm)
+    with pytest.raises(RunError, match="service manager restarts"):
+        rt.run()
+    assert arm.rests >= 1  # the final REST was still attempted
