@@ -12,30 +12,19 @@ from edge.sources import ReplaySource
 from edge.synthetic import grasp_lift_series
 from firmware_bridge.link import FaultKind, LinkFault
 from tests.conftest import FIXTURE_BUNDLES
+from tests.edge.fake_arm import AckingArm
 
 GL = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
 
 
-class _ReportingArm:
-    """Acknowledges commands; reports the given link faults once, after ``after`` loop turns."""
-
-    url = "fake://arm"
+class _ReportingArm(AckingArm):
+    """Acknowledges commands; reports the given link faults once, on its third loop turn; ``die_after``
+    turns, its threads have died (``healthy()`` False)."""
 
     def __init__(self, faults=(), die_after=None):
-        self.faults, self.turns, self.die_after, self.rests = list(faults), 0, die_after, 0
+        super().__init__()
+        self.faults, self.turns, self.die_after = list(faults), 0, die_after
         self.failed = None
-
-    def command(self, action, *_a, **_k):
-        self.rests += action.name == "REST"
-
-    def clear(self, *_):
-        pass
-
-    def pause_heartbeat(self):
-        pass
-
-    def resume_heartbeat(self):
-        pass
 
     def take_faults(self):
         self.turns += 1

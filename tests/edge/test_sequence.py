@@ -16,8 +16,10 @@ from edge.scoring import score_sequence
 from edge.sources import ReplaySource
 from edge.synthetic import grasp_lift_series
 from edge.tasks import GRASP_LIFT_EVENTS, get_task
-from firmware_bridge.protocol import Action
+from firmware_bridge.errors import Nacked
+from firmware_bridge.protocol import Action, Reason
 from tests.conftest import FIXTURE_BUNDLES
+from tests.edge.fake_arm import AckingArm
 
 GL = get_task("grasp-lift")
 RULES = SequenceRules.from_manifest(GL.sequence)
@@ -170,39 +172,13 @@ def test_safety_overrides_the_sequence_a_safe_state_restarts_it(tmp_path):
     assert all("not valid while the arm is" in why for why in s.held)
 
 
-class _AckingArm:
-    """A stand-in for ArmLink that acknowledges every command (the real link is tested elsewhere)."""
-
-    url = "fake://arm"
-
-    def __init__(self, refuse=None):
-        self.sent, self.refuse = [], refuse
-
-    def command(self, action, target, speed, deadline=None):
-        if self.refuse is not None and action is not Action.REST:
-            from firmware_bridge.errors import Nacked
-            from firmware_bridge.protocol import Reason
-
-            raise Nacked(0, Reason[self.refuse])
-        self.sent.append(action)
-
-    def clear(self, *_):
-        pass
-
-    def pause_heartbeat(self):
-        pass
-
-    def resume_heartbeat(self):
-        pass
-
-
 def test_with_an_arm_every_command_sent_is_valid_even_when_a_chunk_holds_several_windows(tmp_path):
     from edge.config import RuntimeConfig
     from edge.runtime import Runtime
 
     # at 0.25 the smoke model's labels toggle often: the whole sequence runs, again and again
     bundle = _with_sequence(tmp_path, 0.25, min_dwell_ms=0.0, refractory_ms=0.0)
-    arm = _AckingArm()
+    arm = AckingArm()
     src = ReplaySource(grasp_lift_series(1, 7, seed=0, n_trials=8), speed=0, chunk=200)  # ~8 windows a chunk
     rt = Runtime(bundle, src, arm, RuntimeConfig(budget_ms=1000))
     s = rt.run()
@@ -220,32 +196,29 @@ def test_a_command_refused_by_the_watchdog_restarts_the_sequence(tmp_path):
     from edge.runtime import Runtime
 
     bundle = _with_sequence(tmp_path)
-    rt = Runtime(bundle, ReplaySource(grasp_lift_series(1, 7, seed=0, n_trials=4), speed=0), _AckingArm("WATCHDOG"),
+    rt = Runtime(bundle, ReplaySource(grasp_lift_series(1, 7, seed=0, n_trials=4), speed=0), AckingArm("WATCHDOG"),
                  RuntimeConfig(budget_ms=1000))
     rt.pipeline.arm_state.state = "lifted"
     s = rt.run()
     assert s.commands_failed >= 1 and rt.pipeline.arm_state.state == "ready"
 
 
-class _TrippedArm(_AckingArm):
+class _TrippedArm(AckingArm):
     """An arm whose firmware watchdog tripped behind the runtime's back: motion is NACKed (WATCHDOG)
     until the owner clears the latch, as the real link and firmware do."""
 
     def __init__(self):
-        super().__init__()
-        self.latched, self.clears = True, 0
+        super().__init__(refuse="WATCHDOG")
+        self.clears = 0
 
-    def command(self, action, target, speed, deadline=None):
-        if self.latched:
-            from firmware_bridge.errors import Nacked
-            from firmware_bridge.protocol import Reason
-
+    def command(self, action, target=None, speed=None, deadline=None):
+        if self.refuse is not None:  # REST too: the latch refuses everything until cleared
             raise Nacked(0, Reason.WATCHDOG)
         self.sent.append(action)
 
     def clear(self, *_):
         self.clears += 1
-        self.latched = False
+        self.refuse = None
 
 
 def test_after_an_unintended_watchdog_trip_control_resumes_once_rest_is_acknowledged(tmp_path):
