@@ -96,15 +96,14 @@ def tradeoff(bundle, runs) -> tuple[list, float | None]:
 
 
 def grasp_lift_replay(bundle, recordings, chunk: int = 10) -> dict:
-    from edge.runtime import Pipeline
+    from edge.evaluation import command_map, replay
     from edge.scoring import combine_sequences, score_sequence
-    from edge.sources import ReplaySource
 
     labels = list(bundle.labels)
     policy = bundle.decision_policy()
     order = _order(policy, labels)
     runs, seq, held = [], [], 0
-    actions = {lab: (None if policy.commands.get(lab) is None else policy.commands[lab].name) for lab in labels}
+    actions = dict(zip(labels, command_map(policy).values()))
     probs, truth = [], []
     ev = {lab: {"events": 0, "onset_ms": [], "by_action_onset_ms": []} for lab in labels}
     commands = wrong = wrong_action = 0
@@ -113,21 +112,13 @@ def grasp_lift_replay(bundle, recordings, chunk: int = 10) -> dict:
     for name, rec, origin in recordings:
         sources.append(f"{origin}: {name}")
         col = [list(rec.label_names).index(lab) for lab in labels]
-        src = ReplaySource(rec, speed=0, chunk=chunk)
-        pipe = Pipeline(bundle, src.channels, src.fs, drop_stale=False)
-        fired = []  # (row, label index, action name)
-        rec_probs, rec_rows = [], []
-        while (c := src.read()) is not None:
-            for r in pipe.process(c):
-                probs.append(r.probs)
-                truth.append(r.labels[col])
-                rec_probs.append(r.probs)
-                rec_rows.append(r.index_end)
-                d = r.decision
-                if d.action is not None:
-                    fired.append((r.index_end, labels.index(d.label), d.action.name))
-                held += d.reason == "held"
-        runs.append((rec, col, np.array(rec_probs), np.array(rec_rows, np.int64)))
+        r = replay(bundle, rec, chunk)  # the runtime's pipeline, every window
+        probs.append(r["probs"])
+        truth.append(rec.labels[r["index"]][:, col])  # the truth at each window's last sample
+        fired = [(int(i), labels.index(d.label), d.action.name)  # (row, label index, action name)
+                 for i, d in zip(r["index"], r["decisions"]) if d.action is not None]
+        held += sum(d.reason == "held" for d in r["decisions"])
+        runs.append((rec, col, r["probs"], r["index"]))
         seq.append(score_sequence(rec.labels[:, col].astype(bool), labels, rec.fs,
                                   [(row, labels[k], act) for row, k, act in fired], order))
         stream_s += rec.n_samples / rec.fs
@@ -149,7 +140,7 @@ def grasp_lift_replay(bundle, recordings, chunk: int = 10) -> dict:
                 same = [f[0] for f, ok in zip(fired, inside) if ok and f[2] == actions.get(lab)]
                 if same:
                     ev[lab]["by_action_onset_ms"].append((min(same) - s0) / rec.fs * 1e3)
-    P, Y = np.array(probs, float), np.array(truth, bool)
+    P, Y = np.concatenate(probs).astype(float), np.concatenate(truth).astype(bool)
     roc, events = {}, {}
     thresholds = [float(t) for t in policy.thresholds]
     for k, lab in enumerate(labels):
