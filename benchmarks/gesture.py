@@ -50,8 +50,8 @@ def _invoke_us(bundle, repeats: int = 300) -> float:
 
 def run(quick: bool = False, ctx=None) -> dict:
     from edge.bundle import load_bundle
-    from edge.evaluation import continuous_score, window_accuracy
-    from edge.recordings.myo import read_myo_session
+    from edge.evaluation import continuous_score, timeline, window_accuracy
+    from edge.recordings.myo import as_continuous, read_myo_session
     from edge.scoring import combine
 
     ref = ctx.bundle("gesture")
@@ -70,25 +70,23 @@ def run(quick: bool = False, ctx=None) -> dict:
     for part in _participants(root, quick):
         cal_path = cal_dir / part.name
         calibrated = load_bundle(cal_path) if (cal_path / "manifest.json").is_file() else None
+        sessions = [read_myo_session(part / sess, continuous=False) for sess in TEST_SESSIONS]  # read once
         r = {"calibrated": calibrated is not None}
         for name, bundle in (("calibrated_int8", calibrated), ("base_int8", base)):
             if bundle is None:
                 continue
-            c = n = 0
-            for sess in TEST_SESSIONS:
-                ci, ni = window_accuracy(bundle, read_myo_session(part / sess, continuous=False))
-                c, n = c + ci, n + ni
-            r[name] = c / n if n else None
-            r["windows"] = n
+            c, n = np.sum([window_accuracy(bundle, rec) for rec in sessions], axis=0)
+            r[name] = float(c / n) if n else None
+            r["windows"] = int(n)
         if calibrated is not None:
+            streams = [as_continuous(rec) for rec in sessions]
             if "timeline" not in out:
-                from edge.evaluation import timeline
-
-                out["timeline"] = timeline(calibrated, read_myo_session(part / TEST_SESSIONS[0]), seconds=60.0)
-            per = [continuous_score(calibrated, read_myo_session(part / sess)) for sess in TEST_SESSIONS]
+                out["timeline"] = timeline(calibrated, streams[0], seconds=60.0)
+            per = [continuous_score(calibrated, rec) for rec in streams]
             scores += per
-            r["continuous"] = {k: v for k, v in combine(per).items()}
+            r["continuous"] = combine(per)
         out["participants"][part.name] = r
+
     cal = [r["calibrated_int8"] for r in out["participants"].values() if r.get("calibrated_int8") is not None]
     out["calibrated_int8"] = float(np.mean(cal)) if cal else None
     out["base_int8"] = float(np.mean([r["base_int8"] for r in out["participants"].values()]))

@@ -97,8 +97,7 @@ def window_accuracy(bundle, rec: Recording) -> tuple[int, int]:
     length, stride, f = bundle.window["length"], bundle.window["stride"], chain.factor
     truth = rec.labels.argmax(axis=1)
     correct = total = 0
-    for start, stop in rec.segments:
-        chain.reset()
+    for start, stop in rec.segments:  # segment_windows restarts the chain for each
         windows, ends = segment_windows(chain, rec.samples[start:stop], length, stride)
         if not len(ends):
             continue

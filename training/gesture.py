@@ -39,7 +39,7 @@ from edge.decision import DecisionPolicy
 from edge.evaluation import continuous_score, fired_commands, replay_probs, window_accuracy
 from edge.model_input import model_inputs, td_features
 from edge.recordings import Recording
-from edge.recordings.myo import find_myo_sessions, read_myo_session
+from edge.recordings.myo import as_continuous, find_myo_sessions, read_myo_session
 from edge.scoring import combine, score_continuous, segments_of
 from edge.tasks import get_task
 from training.data import TaskConfig, WindowSet, recording_windows
@@ -288,8 +288,8 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
     # re-estimates the scale of the new person.  The base bundle (no calibration) carries the
     # median scale of the pre-training participants.  (Chosen on pre-training participants held
     # out as a development set, never on the evaluation participants: docs/design.md § 2.)
-    sets = [session_windows(read_myo_session(s["training0"], continuous=False), chain, cfg, train=True)
-            for s in pre.values()]
+    pre_recs = {name: read_myo_session(s["training0"], continuous=False) for name, s in pre.items()}
+    sets = [session_windows(rec, chain, cfg, train=True) for rec in pre_recs.values()]
     specs = [window_spec(w.X[_cycle(w) < TUNE_CYCLE], chain.fs_out, cfg.clip, False) for w in sets]
     pre_ws = WindowSet.concat(sets)
     fit_m, tune_m = _cycle(pre_ws) < TUNE_CYCLE, _cycle(pre_ws) == TUNE_CYCLE
@@ -317,8 +317,8 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
     tmp = load_bundle(_bundle_for(scratch / "base", model=base, export=base_export, cfg=cfg, chain=chain,
                                   spec=spec, labels=labels, policy=base_policy, metrics={}, provenance=provenance))
     pre_replays = []
-    for s in list(pre.values())[: 2 if quick else 6]:
-        rec = continuous_cycle(read_myo_session(s["training0"]), TUNE_CYCLE)
+    for rec in list(pre_recs.values())[: 2 if quick else 6]:
+        rec = continuous_cycle(as_continuous(rec), TUNE_CYCLE)
         pre_replays.append((rec.labels.argmax(axis=1), rec.fs, *replay_probs(tmp, rec)))
     base_policy, base_tune = choose_policy(labels, pre_replays, command_of, grace_s)
 
@@ -329,9 +329,10 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
         t0 = time.perf_counter()
         if "training0" not in sessions or not all(t in sessions for t in TEST_SESSIONS):
             raise TrainingError(f"{root}/EvaluationDataset/{name}: needs training0, Test0 and Test1")
-        cal = session_windows(read_myo_session(sessions["training0"], continuous=False), chain, cfg, train=True)
-        test = WindowSet.concat([session_windows(read_myo_session(sessions[t], continuous=False), chain, cfg)
-                                 for t in TEST_SESSIONS])
+        cal_rec = read_myo_session(sessions["training0"], continuous=False)
+        test_recs = [read_myo_session(sessions[t], continuous=False) for t in TEST_SESSIONS]
+        cal = session_windows(cal_rec, chain, cfg, train=True)
+        test = WindowSet.concat([session_windows(r, chain, cfg) for r in test_recs])
         cf, ct = _cycle(cal) < TUNE_CYCLE, _cycle(cal) == TUNE_CYCLE
         own = window_spec(cal.X, chain.fs_out, cfg.clip, False)  # this person's scale, from calibration only
         Xcf, Xct, Xs = (model_inputs(w, own) for w in (cal.X[cf], cal.X[ct], test.X))
@@ -362,7 +363,7 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
         draft = load_bundle(_bundle_for(scratch / name, model=draft_model, export=draft_export, cfg=cfg, chain=chain,
                                         spec=own,
                                         labels=labels, policy=base_policy, metrics={}, provenance=provenance))
-        tune_rec = continuous_cycle(read_myo_session(sessions["training0"]), TUNE_CYCLE)
+        tune_rec = continuous_cycle(as_continuous(cal_rec), TUNE_CYCLE)
         policy, tune_score = choose_policy(labels, [(tune_rec.labels.argmax(axis=1), tune_rec.fs,
                                                       *replay_probs(draft, tune_rec))], command_of, grace_s)
         path = _bundle_for(report_dir / "calibrated" / name, model=model, export=export, cfg=cfg, chain=chain,
@@ -370,17 +371,11 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
                            metrics={"calibration": {"tune_cycle": TUNE_CYCLE, "decision_tune": _brief(tune_score)}},
                            provenance={**provenance, "participant": name, "parent": base_export_hash(base_export)})
         bundle = load_bundle(path)
-        cont, cont_base = [], []
-        base_bundle_scratch = tmp
-        for t in TEST_SESSIONS:
-            rec = read_myo_session(sessions[t])
-            truth = rec.labels.argmax(axis=1)
-            probs, idx = replay_probs(bundle, rec)
-            cont.append(score_continuous(truth, rec.fs, fired_commands(bundle.decision_policy(), probs, idx, rec.fs),
-                                         command_of, grace_s=grace_s))
-            bprobs, bidx = replay_probs(base_bundle_scratch, rec)
-            cont_base.append(score_continuous(truth, rec.fs, fired_commands(base_policy, bprobs, bidx, rec.fs), command_of,
-                                              grace_s=grace_s))
+        # each test session replayed as one stream: the calibrated bundle, and the pre-trained one
+        # (its scratch copy, with the base policy chosen above)
+        streams = [as_continuous(r) for r in test_recs]
+        cont = [continuous_score(bundle, rec) for rec in streams]
+        cont_base = [continuous_score(tmp, rec, base_policy) for rec in streams]
         res["continuous"] = [_brief(c) for c in cont]
         res["continuous_base"] = [_brief(c) for c in cont_base]
         res["_scores"], res["_scores_base"] = cont, cont_base
@@ -459,7 +454,7 @@ def _report(runs, base_policy, base_tune, history, root, quick, seed, base_expor
                          "per_participant": {n: r["continuous"] for n, r in runs.items()}},
             CONTINUOUS_BASE: {**_brief(cont_base), "decision_tune": _brief(base_tune)},
         },
-        "runs": {n: {k: v for k, v in r.items()} for n, r in runs.items()},
+        "runs": runs,
         "base_decision": {k: getattr(base_policy, k) for k in GRID},
         "history": history,
     }
@@ -500,9 +495,10 @@ def evaluate_gesture(bundle_path, data, *, quick: bool = False, progress=print) 
     correct = total = 0
     scores, per_session = [], {}
     for s in sessions:
-        c, n = window_accuracy(bundle, read_myo_session(s, continuous=False))
+        rec = read_myo_session(s, continuous=False)
+        c, n = window_accuracy(bundle, rec)
         correct, total = correct + c, total + n
-        sc = continuous_score(bundle, read_myo_session(s))
+        sc = continuous_score(bundle, as_continuous(rec))
         scores.append(sc)
         key = f"{s.parent.name}/{s.name}"
         per_session[key] = {"accuracy": c / n if n else None, "continuous": _brief(sc)}

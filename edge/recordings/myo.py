@@ -17,6 +17,7 @@ Only ``classe_K.dat`` files are ever opened: ``experiment.csv``, pickled models 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,9 @@ def read_myo(path: str | Path, *, continuous: bool = True) -> Recording:
         subject=sessions[0].parent.name if len(participants) == 1 else "",
         session="+".join(dict.fromkeys(r.session for r in recs)), source=path,
     )
+
+
+def as_continuous(rec: Recording) -> Recording:
+    """The same session as one segment (``read_myo_session(..., continuous=True)``) without reading it
+    again: the gestures back to back, as recorded."""
+    return replace(rec, segments=np.array([[0, rec.n_samples]], dtype=np.int64))
