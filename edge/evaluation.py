@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.chain import segment_windows
-from edge.decision import ArmState, Decider, Decision, DecisionPolicy
+from edge.decision import ArmState, Decider, DecisionPolicy
 from edge.recordings import Recording
 from edge.runtime import Pipeline
 from edge.scoring import score_continuous
@@ -119,13 +119,6 @@ def simulate_decisions(policy: DecisionPolicy, probs: np.ndarray, t_ms: np.ndarr
     for i in range(len(probs)):
         if restart is not None and restart[i] and i:
             decider.interrupt()
-        d = decider.step(probs[i], float(t_ms[i]))
-        if d.action is not None:
-            why = gate.check(d.action)
-            if why is None:
-                gate.confirm(d.action)
-            else:
-                gate.hold(d.action, why)
-                d = Decision(d.t_ms, d.label, None, None, None, d.probs, "held", why)
+        d = gate.gate(decider.step(probs[i], float(t_ms[i])), confirm=True)
         out.append(d)
     return out

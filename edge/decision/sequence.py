@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge._checks import check_type
 from edge.errors import DecisionError
@@ -122,9 +122,23 @@ class ArmState:
         valid = ", ".join(a.name for a in self.rules.valid(self.state)) or "none"
         return f"{action.name} is not valid while the arm is '{self.state}' (valid next: {valid})"
 
-    def hold(self, action: Action, reason: str) -> None:
-        """Count a command held back by :meth:`check`."""
+    def hold(self, action: Action, reason: str | None = None) -> None:
+        """Count a command held back because :meth:`check` refused it (per action and state)."""
         self.held[f"{action.name} in {self.state}"] += 1
+
+    def gate(self, d, confirm: bool):
+        """``d`` (a :class:`~edge.decision.policy.Decision`) if its command is valid now — advancing the
+        state when ``confirm`` (no arm to acknowledge it) —, else the same window as a held decision
+        (no action, reason ``"held"``, ``detail`` why), counted in :attr:`held`."""
+        if d.action is None:
+            return d
+        why = self.check(d.action)
+        if why is None:
+            if confirm:
+                self.confirm(d.action)
+            return d
+        self.hold(d.action)
+        return replace(d, action=None, target_ddeg=None, speed_ddeg_s=None, reason="held", detail=why)
 
     def confirm(self, action: Action) -> None:
         """The arm acknowledged ``action``: advance the state (REST: back to the start)."""

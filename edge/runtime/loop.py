@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 
 from edge import config as C
 from edge.bundle import Bundle
@@ -245,10 +244,7 @@ class Runtime:
             if d.action is not None and not self._safe and self.arm is not None:
                 # The pipeline checked the whole chunk against the state before it; acknowledgements of
                 # earlier windows of this chunk may have moved it since: check again right before sending.
-                why = pipe.arm_state.check(d.action)
-                if why is not None:
-                    pipe.arm_state.hold(d.action, why)
-                    d = replace(d, action=None, target_ddeg=None, speed_ddeg_s=None, reason="held", detail=why)
+                d = pipe.arm_state.gate(d, confirm=False)  # the arm confirms it, in _send
             if d.action is not None and not self._safe:
                 self.summary.decisions_fired += 1
                 t_send = time.perf_counter()

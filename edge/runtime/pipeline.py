@@ -22,7 +22,7 @@ import numpy as np
 
 from edge.bundle import Bundle
 from edge.config import FLAT_PTP
-from edge.decision import ArmState, Decider, Decision
+from edge.decision import ArmState, Decider
 from edge.errors import DecisionError, RunError
 from edge.inference import dequantise
 from edge.sources import ReplaySource, channel_map
@@ -226,29 +226,14 @@ class Pipeline:
             else:  # all timestamps checked before any decision changes state
                 decisions = self.decider.process(probs, np.array(t_end) * 1000.0)
         except DecisionError:  # time went back inside the chunk: no decision on windows of unknown timing
-            self.faults["timestamps"] += 1
-            self.reset(chunk.first_index + chunk.n)
-            self.decider.reset()
-            return []
+            return self._bad_time(chunk)
         if self.arm_state.rules is not None:
-            decisions = [self._gate(d) for d in decisions]
+            decisions = [self.arm_state.gate(d, self.auto_confirm) for d in decisions]
         t3 = time.perf_counter()
         self.windows += k
         stages = {"filter": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3 / k, "decide": (t3 - t2) * 1e3 / k}
         return [WindowResult(t_end[i], index_end[i], chunk.t_received, outs[i], probs[i], decisions[i], stages,
                              None if chunk.labels is None else chunk.labels[rel[i]].copy()) for i in range(k)]
-
-    def _gate(self, d):
-        """A fired command the arm's state does not allow is held (reason "held", ``detail`` why)."""
-        if d.action is None:
-            return d
-        why = self.arm_state.check(d.action)
-        if why is not None:
-            self.arm_state.hold(d.action, why)
-            return Decision(d.t_ms, d.label, None, None, None, d.probs, "held", why)
-        if self.auto_confirm:
-            self.arm_state.confirm(d.action)
-        return d
 
 
 def replay_outputs(bundle: Bundle, recording, chunk: int | None = None,
