@@ -30,7 +30,6 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import fmt, grasp_lift_heldout
-from edge.decision.policy import DEFAULTS as DECISION_DEFAULTS
 from edge.metrics import auc, roc_curve  # scikit-learn's ROC (ties, corners), numpy only
 
 EVENT_HALF_WIDTH_MS = 150.0
@@ -49,23 +48,19 @@ def _events(labels: np.ndarray, segments) -> list[tuple[int, int]]:
 LEVELS = (0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)  # threshold levels of the trade-off curve
 
 
-def _order(policy, labels) -> list[str]:
-    """The actions of a full trial, in label order (OPEN, GRASP, LIFT, LOWER, RELEASE)."""
-    return list(dict.fromkeys(policy.commands[lab].name for lab in labels if policy.commands.get(lab)))
-
-
-def _sequence_scores(policy, labels, runs, thresholds=None) -> dict:
-    """Pooled sequence scores of ``policy`` (thresholds replaced when given) over replays
-    ``runs`` = [(rec, label columns, probs, rows)], decided offline exactly as the runtime does."""
+def _sequence_scores(policy, labels, runs, base=None, level=None) -> dict:
+    """Pooled sequence scores of ``policy`` (its thresholds set to ``level`` × ``base`` when given) over
+    replays ``runs`` = [(rec, label columns, probs, rows)], decided offline exactly as the runtime does."""
     from dataclasses import replace
 
     from edge.evaluation import simulate_decisions
     from edge.scoring import combine_sequences, score_sequence
+    from training.control import thresholds_at
 
-    if thresholds is not None:  # as training/control.py sets them for a level
-        hyst = min(DECISION_DEFAULTS["hysteresis"], 0.5 * float(np.min(thresholds)))
-        policy = replace(policy, thresholds=tuple(float(t) for t in thresholds), hysteresis=hyst)
-    order = _order(policy, labels)
+    if level is not None:  # the thresholds and hysteresis training would set for that level
+        thr, hyst = thresholds_at(base, level)
+        policy = replace(policy, thresholds=thr, hysteresis=hyst)
+    order = policy.action_order()
     out = []
     for rec, col, probs, rows in runs:
         seg = np.searchsorted(np.asarray([a for a, _ in rec.segments]), rows, side="right") - 1
@@ -88,7 +83,7 @@ def tradeoff(bundle, runs) -> tuple[list, float | None]:
     base = np.asarray(base, float)
     curve = []
     for level in sorted({*LEVELS, chosen}):
-        sc = _sequence_scores(policy, list(bundle.labels), runs, np.clip(base * level, 0.02, 0.98))
+        sc = _sequence_scores(policy, list(bundle.labels), runs, base, level)
         curve.append({"level": level, "wrong_phase_per_min": sc["wrong_phase_per_min"],
                       "right_phase_per_min": sc["right_phase"] / sc["minutes"] if sc["minutes"] else None,
                       "trials_complete_fraction": sc["trials_complete_fraction"], "commands": sc["commands"]})
@@ -101,7 +96,7 @@ def grasp_lift_replay(bundle, recordings, chunk: int = 10) -> dict:
 
     labels = list(bundle.labels)
     policy = bundle.decision_policy()
-    order = _order(policy, labels)
+    order = policy.action_order()
     runs, seq, held = [], [], 0
     actions = dict(zip(labels, command_map(policy).values()))
     probs, truth = [], []

@@ -101,6 +101,10 @@ class Task:
     def multilabel(self) -> bool:
         return self.mode == "multilabel"
 
+    def commands_for(self, labels) -> dict[str, str | None]:
+        """The task's label → command map restricted to ``labels`` (a dataset's own label set)."""
+        return {lab: self.commands[lab] for lab in labels if lab in self.commands}
+
     @property
     def moves_arm(self) -> bool:
         """Whether the task's decisions may command the arm (some label maps to an action)."""

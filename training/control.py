@@ -35,10 +35,11 @@ GRID = {"level": (0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0), "min_dwell_ms": (0.0, 50.
 REFRACTORY_MS = 1000.0
 
 
-def action_order(task_name: str, labels) -> list[str]:
-    """The task's actions in label order, each once: the sequence a complete trial commands."""
-    spec = get_task(task_name)
-    return list(dict.fromkeys(spec.commands[lab] for lab in labels if spec.commands.get(lab)))
+def thresholds_at(base, level: float) -> tuple[tuple[float, ...], float]:
+    """Thresholds at ``level`` times the per-label ``base`` (clipped to [0.02, 0.98]) and the hysteresis
+    that goes with them (at most the policy default: a label tuned to fire at 0.03 must switch off)."""
+    thr = np.clip(np.asarray(base, float) * level, 0.02, 0.98)
+    return tuple(float(t) for t in thr), min(DECISION_DEFAULTS["hysteresis"], 0.5 * float(thr.min()))
 
 
 def _replays(y, scores, t_end, segment, recording):
@@ -60,17 +61,15 @@ def tune_multilabel(task_name: str, labels, y, scores, t_end, segment, recording
     """
     spec = get_task(task_name)
     base = np.asarray(choose_thresholds(np.asarray(y, bool), scores), float)
-    commands = {lab: spec.commands[lab] for lab in labels if lab in spec.commands}
-    order = action_order(task_name, labels)
+    commands = spec.commands_for(labels)
+    order = DecisionPolicy(labels=tuple(labels), mode=spec.mode, commands=commands).action_order()
     replays = _replays(np.asarray(y), np.asarray(scores), np.asarray(t_end), np.asarray(segment),
                        np.asarray(recording))
     fs = 1000.0 / stride_ms  # rows are windows
     best, curve = None, []
     for level, dwell, vote in itertools.product(*GRID.values()):
-        thr = np.clip(base * level, 0.02, 0.98)
-        hysteresis = min(DECISION_DEFAULTS["hysteresis"], 0.5 * float(thr.min()))
-        pol = DecisionPolicy(labels=tuple(labels), mode=spec.mode, thresholds=tuple(float(t) for t in thr),
-                             hysteresis=float(hysteresis), min_dwell_ms=dwell, vote=vote, refractory_ms=REFRACTORY_MS,
+        thr, hysteresis = thresholds_at(base, level)
+        pol = DecisionPolicy(labels=tuple(labels), mode=spec.mode, thresholds=thr, hysteresis=hysteresis, min_dwell_ms=dwell, vote=vote, refractory_ms=REFRACTORY_MS,
                              refractory_scope="joint", commands=commands, sequence=spec.sequence,
                              objective={**OBJECTIVE, "chosen": {"level": level, "min_dwell_ms": dwell, "vote": vote},
                                         "base_thresholds": [float(t) for t in base]})

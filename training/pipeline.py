@@ -243,7 +243,7 @@ def _decision(task, labels, main, stride_ms: float) -> tuple[dict, dict | None]:
     label → command map and arm-state rules; for multi-label tasks the thresholds, dwell and vote
     by the control objective.  Returns ``(decision section, tuning report or None)``."""
     spec = get_task(task)
-    commands = {lab: spec.commands[lab] for lab in labels if lab in spec.commands}
+    commands = spec.commands_for(labels)
     if spec.multilabel:
         policy, chosen, curve = tune_multilabel(task, labels, main["tune_y"], main["tune_scores"], main["tune_t"],
                                                 main["tune_segment"], main["tune_recording"], stride_ms)

@@ -239,6 +239,11 @@ class DecisionPolicy:
                                  fix="tenths of a degree per second"))
         return tg
 
+    def action_order(self) -> list[str]:
+        """The commanded actions in label order, each once: the sequence a complete trial commands
+        (grasp-lift: OPEN, GRASP, LIFT, LOWER, RELEASE)."""
+        return list(dict.fromkeys(self.commands[lab].name for lab in self.labels if self.commands.get(lab)))
+
     @property
     def off_thresholds(self) -> tuple[float, ...]:
         """Per-label off threshold: ``threshold - hysteresis``."""
