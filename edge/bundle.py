@@ -1,6 +1,8 @@
 """The model bundle: the only thing that crosses from the workstation to the Pi.
 
-A bundle is a directory (or a ``.zip`` of one) holding ``model.tflite`` and ``manifest.json``.
+A bundle is a directory (or a ``.zip`` of one) holding ``model.tflite`` and ``manifest.json``, and
+``signature.json`` when it is signed (:mod:`edge.signing`: outside the content hash; whether an
+unsigned bundle loads is this machine's trust policy).
 The manifest (schema :data:`SCHEMA_VERSION`) carries everything the edge needs to run the
 model without TensorFlow or scipy::
 
@@ -30,9 +32,10 @@ Untrusted input, bounded
 Every read is bounded before it is made, by the numbers of the ``bounds`` section of
 :mod:`edge.config` (read at call time):
 
-* a bundle directory holds two regular files.  A symbolic link is refused, not followed (a
-  bundle is copied with its files: ``cp -rL``), as is anything but a regular file (a FIFO would
-  block the read); each file's size is checked with ``stat`` and the read stops at the bound;
+* a bundle directory holds two regular files (three when signed).  A symbolic link is refused,
+  not followed (a bundle is copied with its files: ``cp -rL``), as is anything but a regular file
+  (a FIFO would block the read); each file's size is checked with ``stat`` and the read stops at
+  the bound;
 * a ``.zip``: its own size, then its end-of-archive record (member count, central-directory
   size, no zip64) before :mod:`zipfile` parses anything; then no member twice, none outside the
   bundle (absolute or ``..``), none a link or encrypted, declared sizes (each and in total)
@@ -68,10 +71,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import config, manifest_schema
+from edge import config, manifest_schema, signing
 from edge.errors import BundleError, InferenceError
 from edge.manifest_schema import MANIFEST_FILE, MODEL_FILE, SCHEMA, SCHEMA_VERSION, clip
 from edge.model_input import model_inputs
+from edge.signing import SIGNATURE_FILE
 from edge.tasks import get_task
 
 __all__ = ["MANIFEST_FILE", "MODEL_FILE", "SCHEMA", "SCHEMA_VERSION", "Bundle", "BundleError", "canonical_json",
@@ -167,7 +171,16 @@ class Bundle:
 
         probe_model(self.model_bytes, self.path, backend)
         return Int8Model(self.model_bytes, num_threads=num_threads, backend=backend,
-                         reference_kernels=reference_kernels)
+                         reference_kernels=reference_kernels, head=self.head)
+
+    @property
+    def head(self):
+        """A calibrated bundle's float last layer (:class:`edge.calibration.head.Head`), else None."""
+        if self.manifest.get("head") is None:
+            return None
+        from edge.calibration.head import Head
+
+        return Head.from_manifest(self.manifest["head"])
 
     def decision_policy(self):
         from edge.decision import DecisionPolicy
@@ -195,6 +208,8 @@ def write_bundle(out, manifest: dict, model: bytes, *, archive: bool | None = No
             z.writestr(MODEL_FILE, model)
         return out
     out.mkdir(parents=True, exist_ok=True)
+    # a signature of what was there before no longer applies: the new bundle is plainly unsigned
+    (out / signing.SIGNATURE_FILE).unlink(missing_ok=True)
     (out / MODEL_FILE).write_bytes(model)
     (out / MANIFEST_FILE).write_bytes(text)
     return out
@@ -217,20 +232,24 @@ def _read_capped(fh, limit: int, where, what: str) -> bytes:
             _too_big(where, what, f"more than {limit}", limit)
 
 
-_LIMITS = {MANIFEST_FILE: "BUNDLE_MAX_MANIFEST_BYTES", MODEL_FILE: "BUNDLE_MAX_MODEL_BYTES"}
+_LIMITS = {MANIFEST_FILE: "BUNDLE_MAX_MANIFEST_BYTES", MODEL_FILE: "BUNDLE_MAX_MODEL_BYTES",
+           SIGNATURE_FILE: "BUNDLE_MAX_SIGNATURE_BYTES"}
 
 
 def _limit(name: str) -> int:
     return getattr(config, _LIMITS[name])
 
 
-def _read_dir(path: Path) -> tuple[bytes, bytes]:
+def _read_dir(path: Path) -> tuple[bytes, bytes, bytes | None]:
     out = []
-    for name in (MANIFEST_FILE, MODEL_FILE):
+    for name in (MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE):
         p, limit = path / name, _limit(name)
         try:
             st = os.lstat(p)
         except FileNotFoundError:
+            if name == SIGNATURE_FILE:  # optional: edge.signing decides whether an unsigned bundle loads
+                out.append(None)
+                continue
             raise BundleError(path, f"{name} is missing", "copy the whole bundle directory again") from None
         except OSError as exc:
             raise BundleError(path, f"{name} cannot be read ({exc.strerror})", "check its permissions") from None
@@ -249,7 +268,7 @@ def _read_dir(path: Path) -> tuple[bytes, bytes]:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise BundleError(path, f"{name} is not a regular file", "copy the whole bundle directory again")
             out.append(_read_capped(fh, limit, path, name))
-    return out[0], out[1]
+    return out[0], out[1], out[2]
 
 
 _EOCD = b"PK\x05\x06"          # end of central directory record (22 bytes + comment)
@@ -296,7 +315,7 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def _read_zip(path: Path, size: int) -> tuple[bytes, bytes]:
+def _read_zip(path: Path, size: int) -> tuple[bytes, bytes, bytes | None]:
     if size > config.BUNDLE_MAX_ARCHIVE_BYTES:
         _too_big(path, "the archive", size, config.BUNDLE_MAX_ARCHIVE_BYTES)
     try:
@@ -321,15 +340,21 @@ def _read_zip(path: Path, size: int) -> tuple[bytes, bytes]:
                         raise BundleError(path, f"the archive has no {name}", "re-export the bundle")
                     if info.file_size > _limit(name):
                         _too_big(path, name, info.file_size, _limit(name))
+                signature = by_name.get(SIGNATURE_FILE)  # optional, like the directory's
+                if signature is not None and signature.file_size > _limit(SIGNATURE_FILE):
+                    _too_big(path, SIGNATURE_FILE, signature.file_size, _limit(SIGNATURE_FILE))
                 total = sum(i.file_size for i in infos)
-                total_limit = config.BUNDLE_MAX_MANIFEST_BYTES + config.BUNDLE_MAX_MODEL_BYTES
+                total_limit = sum(_limit(name) for name in _LIMITS)
                 if total > total_limit:
                     _too_big(path, "the archive's content", total, total_limit)
                 out = []
-                for name in (MANIFEST_FILE, MODEL_FILE):
+                for name in (MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE):
+                    if name not in by_name:  # only the signature may be missing here
+                        out.append(None)
+                        continue
                     with z.open(by_name[name]) as member:
                         out.append(_read_capped(member, _limit(name), path, name))
-                return out[0], out[1]
+                return out[0], out[1], out[2]
     except BundleError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError, NotImplementedError,
@@ -338,7 +363,8 @@ def _read_zip(path: Path, size: int) -> tuple[bytes, bytes]:
                           "copy it again and compare its size with the original") from None
 
 
-def _read_files(path: Path) -> tuple[bytes, bytes]:
+def _read_files(path: Path) -> tuple[bytes, bytes, bytes | None]:
+    """(manifest.json, model.tflite, signature.json or None), each read within its bound."""
     try:
         st = path.stat()
     except (OSError, ValueError):
@@ -530,7 +556,12 @@ def _check_model(path: Path, m: dict, model_bytes: bytes) -> None:
 
     try:
         probe_model(model_bytes, path)
-        model = Int8Model(model_bytes)
+        head = None
+        if m.get("head") is not None:
+            from edge.calibration.head import Head
+
+            head = Head.from_manifest(m["head"])
+        model = Int8Model(model_bytes, head=head)
     except InferenceError as exc:
         raise BundleError(path, f"model.tflite does not load: {exc}", "re-export the bundle") from None
     for side, shape, dtype, quant in (("input", model.input_shape, model.input_dtype, model.input_quant),
@@ -544,7 +575,7 @@ def _check_model(path: Path, m: dict, model_bytes: bytes) -> None:
                         f"differs from the manifest ({t['scale']:.6g}, {t['zero_point']})")
 
 
-def load_bundle(path, *, check_model: bool = True) -> Bundle:
+def load_bundle(path, *, check_model: bool = True, trust: signing.TrustPolicy | None = None) -> Bundle:
     """Load and validate a bundle directory or archive.
 
     Parameters
@@ -553,14 +584,18 @@ def load_bundle(path, *, check_model: bool = True) -> Bundle:
     check_model : bool
         Also load the model in the installed TFLite interpreter and compare its tensors with
         the manifest (needs ``tflite_runtime`` or ``ai_edge_litert``).
+    trust : edge.signing.TrustPolicy or None
+        Which signatures to require; None: this machine's trust store and opt-out, read from the
+        environment at each call (:meth:`edge.signing.TrustPolicy.from_environment`).
 
     Raises
     ------
     BundleError
-        Saying which check failed and how to fix it.
+        Saying which check failed and how to fix it; :class:`edge.errors.SignatureError` for the
+        signature (unsigned, untrusted key, changed after signing).
     """
     path = Path(path)
-    raw_manifest, model_bytes = _read_files(path)
+    raw_manifest, model_bytes, raw_signature = _read_files(path)
     m = manifest_schema.parse_manifest(raw_manifest, path)
     manifest_schema.validate(m, path, decision=False)
     model = m["model"]
@@ -574,6 +609,9 @@ def load_bundle(path, *, check_model: bool = True) -> Bundle:
     if content_hash(m, model_bytes) != m["content_hash"]:
         _fail(path, "content hash mismatch: the manifest was edited after export",
               "re-export the bundle instead of editing manifest.json")
+    # The signature is checked over the hashes just recomputed, before anything is built from the
+    # manifest and before the model runs, even in a child process.
+    signing.check_signature(path, raw_manifest, m, model_bytes, raw_signature, trust)
     manifest_schema.check_decision(m, path)
     from edge.chain import SignalChain
     try:

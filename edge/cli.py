@@ -36,6 +36,7 @@ from firmware_bridge.errors import LinkError
 EXTRA_FOR_MODULE = {
     "tensorflow": "train", "sklearn": "train", "scipy": "train", "matplotlib": "train",
     "pylsl": "edge", "serial": "edge", "tflite_runtime": "edge", "ai_edge_litert": "edge",
+    "brainflow": "edge", "pyxdf": "edge", "edfio": "edge", "cryptography": "edge",
 }
 
 
@@ -259,6 +260,24 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_record(args) -> int:
+    from edge.record import record
+
+    result = record(args.source, args.paradigm, args.out)
+    if result.partial:
+        return 130 if "Ctrl-C" in result.reason else 1
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    from edge.calibration import calibrate
+
+    result = calibrate(args.bundle, args.data, args.out, holdout=args.holdout, force=args.force, progress=print,
+                       sign_key=args.sign_key)
+    print(f"[calibrate] {result.summary()}")
+    return 0
+
+
 def _cmd_run(args) -> int:
     import json
 
@@ -316,6 +335,24 @@ def _cmd_arm_sim(args) -> int:
     return int(sim_main(args.sim_args) or 0)
 
 
+def _cmd_keygen(args) -> int:
+    from edge.signing_cli import keygen_main
+
+    return keygen_main(args.keygen_args)
+
+
+def _cmd_sign(args) -> int:
+    from edge.signing_cli import sign_main
+
+    return sign_main(args.sign_args)
+
+
+def _cmd_verify(args) -> int:
+    from edge.signing_cli import verify_main
+
+    return verify_main(args.verify_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from edge.config import RuntimeConfig
     from edge.synthetic import grasp_lift_series, muse_recording
@@ -369,10 +406,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot-seconds", type=float, default=60.0, help="how much of it to draw (default 60)")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("record", help="a guided session: cues on the terminal, signal + cue markers into an XDF file")
+    p.add_argument("--source", required=True, help="where the signal comes from (lsl:..., replay:..., synthetic:..., brainflow:...)")
+    p.add_argument("--paradigm", required=True, help="gesture, emotion, grasp-lift, or a TOML file of cues")
+    p.add_argument("--out", required=True, help="the .xdf file to write")
+    p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser("calibrate", help="adapt a bundle to one person from their session (on the Pi, no TensorFlow)")
+    p.add_argument("--bundle", required=True, help="the base bundle")
+    p.add_argument("--data", required=True, nargs="+", metavar="SESSION",
+                   help="the person's session: a 'neurogrip record' file, or dataset files (several = one session)")
+    p.add_argument("--out", required=True, help="the calibrated bundle to write (directory or .zip)")
+    p.add_argument("--holdout", type=float, default=config.CALIBRATION_HOLDOUT,
+                   help="last fraction of each session file that judges base vs calibrated "
+                        f"(default {config.CALIBRATION_HOLDOUT:g})")
+    p.add_argument("--force", action="store_true", help="write the bundle even if it is worse than the base there")
+    p.add_argument("--sign-key", metavar="PRIVATE.pem",
+                   help="sign the calibrated bundle with this key (needed where a trust store is installed)")
+    p.set_defaults(func=_cmd_calibrate)
+
     p = sub.add_parser("run", help="the edge runtime: EEG source -> int8 model -> arm commands")
     p.add_argument("--bundle", required=True, help="model bundle directory or .zip")
     p.add_argument("--source", required=True,
-                   help="lsl:name=X | lsl:type=EEG | replay:PATH[?speed=1] | synthetic:[?kind=grasp-lift]")
+                   help="lsl:name=X | lsl:type=EEG | replay:PATH[?speed=1] | synthetic:[?kind=grasp-lift] | "
+                        "brainflow:board=NAME[&serial_port=...]")
     p.add_argument("--arm", default="none", help="serial port or pyserial URL, 'sim' (simulated arm) or 'none'")
     defaults = RuntimeConfig()
     p.add_argument("--budget-ms", type=float, default=defaults.budget_ms,
@@ -411,6 +468,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sim_args", nargs=argparse.REMAINDER, help="options passed to the simulator (see --help)")
     p.set_defaults(func=_cmd_arm_sim)
 
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing bundles", add_help=False)
+    p.add_argument("keygen_args", nargs=argparse.REMAINDER, help="see 'neurogrip keygen --help'")
+    p.set_defaults(func=_cmd_keygen)
+
+    p = sub.add_parser("sign", help="sign a bundle with a private key (writes its signature.json)", add_help=False)
+    p.add_argument("sign_args", nargs=argparse.REMAINDER, help="see 'neurogrip sign --help'")
+    p.set_defaults(func=_cmd_sign)
+
+    p = sub.add_parser("verify", help="check that a bundle is signed by a trusted key", add_help=False)
+    p.add_argument("verify_args", nargs=argparse.REMAINDER, help="see 'neurogrip verify --help'")
+    p.set_defaults(func=_cmd_verify)
+
     p = sub.add_parser("bench", help="measure speed and accuracy against peers (see benchmarks/)")
     p.add_argument("--quick", action="store_true", help="small sizes, checks the benchmark runs (<2 min)")
     p.add_argument("--json", metavar="FILE", help="write the full report as JSON")
@@ -425,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands with their own argument parser: everything after the name is theirs.
-PASSTHROUGH = {"stream": "player_args", "doctor": "doctor_args", "arm-sim": "sim_args", "demo": "demo_args"}
+PASSTHROUGH = {"stream": "player_args", "doctor": "doctor_args", "arm-sim": "sim_args", "demo": "demo_args",
+               "keygen": "keygen_args", "sign": "sign_args", "verify": "verify_args"}
 
 
 def main(argv=None) -> int:

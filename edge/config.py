@@ -21,7 +21,17 @@ DROP_TOLERANCE = 1.5       # nominal periods; a larger timestamp step means samp
 REPLAY_CHUNK_S = 0.02      # replay chunk: 20 ms of samples (10 at 500 Hz)
 LSL_MAX_CHUNK = 1024       # samples returned by one LSL read at most (the rest comes next read)
 LSL_BUFLEN_S = 10          # s of data liblsl keeps for us if we fall behind (older samples are dropped)
+# lsl, who the producer is (edge/sources/lsl_identity.py, docs/security.md): liblsl's resolve returns at
+# the first stream that answers, so every other match is listened for this long (two resolve waves).
+LSL_RESOLVE_ALL_S = 1.0
+LSL_SILENT_CHECK_S = 5.0   # a connected stream silent this long: check that its outlet still exists
+LSL_CONFIG_MAX_BYTES = 64 << 10  # an lsl_api.cfg neurogrip reads to add its settings to
 PLAYER_MAX_GAP_S = 0.05    # the player's pause for a gap in a recording (below the stall timeout)
+# brainflow: most boards stamp samples on arrival here, in bursts (a USB-serial read, a BLE packet of
+# 12 Muse samples), so a chunk counts as late only beyond a few periods (edge/sources/boards.py).
+BRAINFLOW_DROP_TOLERANCE = 3.0  # nominal periods a chunk may fall behind before samples count as missing
+BRAINFLOW_BUFFER_S = 60    # s of samples BrainFlow's ring buffer keeps for us (older ones are overwritten)
+BRAINFLOW_POLL_S = 0.002   # read(timeout) polls BrainFlow's buffer this often (BrainFlow has no blocking read)
 
 # -- the arm's safe state (edge.runtime) -----------------------------------------------------
 REST_TARGET_DDEG = 0       # REST's target is the firmware's own safe pose; the field is ignored
@@ -68,6 +78,13 @@ class RuntimeConfig:
                 setattr(self, f.name, check_positive(getattr(self, f.name), f.name))
 
 
+# -- bundle signatures (edge.signing, docs/bundle-signing.md) ----------------------------------
+# The public keys (*.pub) of the signers this machine trusts.  When this directory holds a key,
+# load_bundle refuses unsigned bundles and bundles signed by any other key.  The environment
+# variable NEUROGRIP_TRUSTED_KEYS names another directory (read at call time, like the bounds).
+TRUSTED_KEYS_DIR = "/etc/neurogrip/trusted-keys"
+
+
 # -- bounds (edge.bundle, edge.manifest_schema, edge.recordings) ----------------------------------
 # Every read of a file that comes from outside is bounded before it is made: sizes are checked
 # (stat, the archive's directory) and the read itself stops at the bound, so a zip bomb, a
@@ -90,6 +107,9 @@ MANIFEST_MAX_WINDOW = 100_000          # window length and stride, samples
 MANIFEST_MAX_WINDOW_VALUES = 1 << 22   # window length x channels (the buffers and the model input)
 MANIFEST_MAX_FS = 1e6                  # Hz
 MANIFEST_MAX_FACTOR = 1024             # decimation factor
+BUNDLE_MAX_SIGNATURE_BYTES = 4 << 10  # signature.json (edge.signing writes ~400 bytes)
+TRUSTED_KEY_MAX_BYTES = 4 << 10        # one public key file of the trust store (a PEM key is 113 bytes)
+TRUST_STORE_MAX_ENTRIES = 256          # entries of the trust store directory that are looked at
 MODEL_PROBE_TIMEOUT_S = 10.0           # an untrusted model is loaded and run once in a child process first
 MODEL_PROBE_MAX_MEMORY = 1 << 30       # that child's address-space limit (a 60 KB model peaks near 130 MB)
 RECORDING_MAX_BYTES = 512 << 20        # a recording file, after decompression (a Kaggle series is ~40 MB)
@@ -97,3 +117,24 @@ RECORDING_MAX_HEADER_BYTES = 1 << 20   # a CSV header line
 RECORDING_MAX_COLUMNS = 4096           # CSV columns (emotions.csv has 2549)
 RECORDING_MAX_DIR_ENTRIES = 100_000    # entries of one folder listed by a reader (Myo sessions)
 ERROR_QUOTE_CHARS = 200                # an error message quotes at most this much of the bad input
+# XDF, EDF and BDF files are read whole and their values become float64 (2-4x the file), so
+# they are capped below RECORDING_MAX_BYTES (an hour of 16 channels at 500 Hz is ~130 MB of float32 XDF).
+RECORDING_MAX_XDF_BYTES = 256 << 20    # an .xdf file (pyxdf keeps all of it in memory)
+RECORDING_MAX_XDF_XML_BYTES = 1 << 20  # one XML chunk (file/stream header, footer) of an .xdf file
+RECORDING_MAX_XDF_STREAMS = 256        # streams declared in one .xdf file
+RECORDING_MAX_XDF_XML_DEPTH = 32       # nesting of an .xdf file's XML meta-data (pyxdf converts it recursively)
+RECORDING_MAX_EDF_BYTES = 256 << 20    # an .edf/.bdf file
+RECORDING_MAX_EDF_SIGNALS = 1024       # signals declared in an EDF/BDF header (ns; the format allows 9999)
+
+# -- writing recordings (edge.recordings.xdf_writer, `neurogrip record`) ----------------------
+RECORD_FSYNC_EVERY_S = 1.0             # written chunks reach the disk at least this often (a power cut loses <= this)
+XDF_BOUNDARY_EVERY_S = 10.0            # a Boundary chunk this often, as LabRecorder writes (a reader resumes there)
+
+
+# -- on-device calibration (edge/calibration, docs/design.md §7)
+CALIBRATION_HOLDOUT = 0.25  # the last quarter of each session file judges base vs calibrated
+CALIBRATION_INNER = 0.25    # of the rest, the last quarter chooses the penalty and the normalisation
+CALIBRATION_PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # pull towards the base head (standardised features)
+CALIBRATION_GUARD_S = 1.0   # filter memory kept clear of the held-out block before a calibration window
+EVENT_HALF_WIDTH_S = 0.15   # an event label is 1 within ±150 ms of its cue (the Kaggle grasp-lift convention)
+CALIBRATION_MIN_WINDOWS = 40  # per part, and per class for one-class-at-a-time tasks: fewer is refused

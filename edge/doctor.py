@@ -7,7 +7,7 @@ every check passed, 1 otherwise.  Lines read ``OK``, ``WARN`` (works, but not as
 label, type and unit) and what ``neurogrip run`` will do with it: the bundle channel each stream
 channel feeds (with ``--bundle``), the unit conversion factor, or why it would be refused.
 
-Only the standard library is imported at module level: numpy, pylsl, pyserial, the TFLite
+Only the standard library is imported at module level: numpy, pylsl, brainflow, pyserial, the TFLite
 interpreter and the bundle reader are imported inside their checks, so a broken install of one of
 them is reported instead of crashing the doctor.  The serial port is never opened (opening can
 reset an Arduino, see ``firmware_bridge/link.py``): its permissions are checked instead.
@@ -37,6 +37,8 @@ FIX_LIBLSL = ("install liblsl (pip's pylsl may ship none for this platform, e.g.
               "https://github.com/sccn/liblsl/releases, or build it: 'git clone https://github.com/sccn/liblsl "
               "&& cd liblsl && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build "
               "&& sudo cmake --install build && sudo ldconfig', or set PYLSL_LIB=/path/to/liblsl.so")
+FIX_BRAINFLOW = ("only for brainflow: sources (OpenBCI, Muse over BrainFlow): build BrainFlow for this machine and "
+                 "install its python_package into neurogrip's environment (docs/deploy-pi.md, BrainFlow)")
 FIX_DIALOUT = "sudo usermod -aG dialout $USER, then log out and in again"
 FIX_GOVERNOR = ("for steady latency: echo performance | sudo tee " + GOVERNOR_GLOB +
                 " (persistent: see docs/deploy-pi.md, CPU governor)")
@@ -155,6 +157,20 @@ def check_liblsl() -> Check:
     except Exception as exc:  # noqa: BLE001
         return Check("liblsl", False, f"liblsl not usable ({_one_line(exc)})", FIX_LIBLSL)
     return Check("liblsl", True, f"liblsl {v // 100}.{v % 100} (pylsl {getattr(pylsl, '__version__', '?')})")
+
+
+def check_brainflow() -> Check:
+    """BrainFlow's native library loads (pip's brainflow carries x86-64 Linux libraries only).
+
+    A WARN, not a FAIL: only ``brainflow:`` sources need it; ``--source brainflow:...`` fails on it."""
+    if importlib.util.find_spec("brainflow") is None:
+        return Check("brainflow", True, "brainflow is not installed: no brainflow: sources", FIX_EDGE_EXTRA, warn=True)
+    from edge.sources.boards import load_brainflow
+
+    board_shim, problem, _ = load_brainflow()
+    if problem:
+        return Check("brainflow", True, f"{problem}: brainflow: sources cannot open", FIX_BRAINFLOW, warn=True)
+    return Check("brainflow", True, f"BrainFlow {board_shim.BoardShim.get_version()} (native library loaded)")
 
 
 def check_pyserial() -> Check:
@@ -392,7 +408,7 @@ def run_checks(bundle: str | None = None, port: str | None = None) -> list[Check
     """Run every check; ``bundle`` and ``port`` add the bundle check and a device check."""
     checks = [
         ("python", check_python), ("numpy", check_numpy), ("tflite", check_tflite),
-        ("liblsl", check_liblsl), ("pyserial", check_pyserial),
+        ("liblsl", check_liblsl), ("brainflow", check_brainflow), ("pyserial", check_pyserial),
         ("serial", lambda: check_serial_port(port)), ("cpu governor", check_governor),
         ("dsp kernel", check_dsp_kernel),
     ]

@@ -41,6 +41,27 @@ class RecordingError(EdgeError, ValueError):
         super().__init__(f"{where}: {problem}; expected {expected}")
 
 
+class RecordingWriteError(RecordingError):
+    """A recording cannot be written (disk full, no permission, I/O error).
+
+    The file keeps every chunk written before the failure and stays readable.  ``str()`` is
+    ``"PATH: PROBLEM; FIX"``.
+
+    Parameters
+    ----------
+    path : str or Path
+    problem : str
+        What failed, e.g. "cannot write (No space left on device)".
+    fix : str
+        What to do about it.
+    """
+
+    def __init__(self, path: str | Path, problem: str, fix: str):
+        super().__init__(path, None, problem, fix)
+        self.fix = fix
+        self.args = (f"{self.path}: {problem}; {fix}",)
+
+
 class BundleError(EdgeError, ValueError):
     """A bundle the edge cannot trust or does not understand.
 
@@ -58,6 +79,11 @@ class BundleError(EdgeError, ValueError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{self.path}: {problem}; {fix}")
+
+
+class SignatureError(BundleError):
+    """A bundle's signature is missing, malformed, by a key this machine does not trust, or does not
+    match the bundle; or a signing key or trust store cannot be used (:mod:`edge.signing`)."""
 
 
 class InferenceError(EdgeError, RuntimeError):
@@ -82,6 +108,11 @@ class RunError(EdgeError, RuntimeError):
 
 class NativeError(EdgeError, RuntimeError):
     """The C kernel library does not match this Python code (struct layout, missing symbol)."""
+
+
+class CalibrationError(EdgeError, ValueError):
+    """A calibration session or its result is unusable (too short, unlabelled, or the calibrated
+    bundle is worse than its base on the held-out block); the message says what to record."""
 
 
 class TaskError(EdgeError, ValueError):

@@ -70,6 +70,12 @@ class Int8Model:
     reference_kernels : bool
         Use TFLite's portable reference kernels: bit-identical outputs on every architecture
         (the emulated Pi check uses them), several times slower than the default kernels.
+    head : edge.calibration.head.Head, optional
+        A calibrated bundle's float last layer: the outputs are then ``head(features)`` quantised
+        with the model's own output quantisation, so everything after the model is unchanged.
+    keep_features : bool
+        Keep every intermediate tensor readable after ``invoke`` (TFLite otherwise reuses their
+        memory), for :meth:`run_features`; implied by ``head``.
 
     Attributes
     ----------
@@ -79,7 +85,8 @@ class Int8Model:
     input_dtype, output_dtype : numpy dtype
     """
 
-    def __init__(self, model, num_threads: int = 1, backend: str | None = None, reference_kernels: bool = False):
+    def __init__(self, model, num_threads: int = 1, backend: str | None = None, reference_kernels: bool = False,
+                 head=None, keep_features: bool = False):
         self.backend, self.backend_version, interp_cls = interpreter_backend(backend)
         content = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
         kwargs = {}
@@ -89,6 +96,8 @@ class Int8Model:
             mod = importlib.import_module(interp_cls.__module__)
             kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_REF
         self.reference_kernels = reference_kernels
+        if head is not None or keep_features:
+            kwargs["experimental_preserve_all_tensors"] = True
         try:
             self._interp = interp_cls(model_content=content, num_threads=num_threads, **kwargs)
             self._interp.allocate_tensors()
@@ -104,15 +113,50 @@ class Int8Model:
         self.input_dtype, self.output_dtype = np.dtype(ins[0]["dtype"]), np.dtype(outs[0]["dtype"])
         self.input_quant = (float(ins[0]["quantization"][0]), int(ins[0]["quantization"][1]))
         self.output_quant = (float(outs[0]["quantization"][0]), int(outs[0]["quantization"][1]))
+        self.head = head
+        self._feat = None
+        if head is not None or keep_features:
+            from edge.calibration.head import find_head
+
+            self.base_head = find_head(self._interp)
+            self._feat = self.base_head.tensor
+            self._feat_quant = self._interp.get_tensor_details()[self._feat]["quantization"]
+            if head is not None:
+                d = self._interp.get_tensor_details()[head.tensor]
+                if (head.tensor != self._feat or d["name"] != head.tensor_name
+                        or head.weights.shape != self.base_head.weights.shape):
+                    raise InferenceError(f"the calibrated head (tensor {head.tensor} {head.tensor_name!r}, weights "
+                                         f"{head.weights.shape}) does not fit this model (tensor {self._feat}, "
+                                         f"weights {self.base_head.weights.shape}); calibrate again from its base")
 
     def run_int8(self, x: np.ndarray) -> np.ndarray:
         """One window, int8 ``input_shape[1:]`` → int8 ``output_shape[1:]``."""
+        if self.head is not None:
+            return self.run_batch_int8(x.reshape((1,) + self.input_shape[1:]))[0]
         self._interp.set_tensor(self._in, x.reshape(self.input_shape))
         self._interp.invoke()
         return self._interp.get_tensor(self._out)[0].copy()
 
+    def run_features(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows (n, ...) int8 → (dequantised features (n, n_features), the graph's own int8 outputs)."""
+        if self._feat is None:
+            raise InferenceError("run_features needs Int8Model(..., keep_features=True)")
+        n = xs.shape[0]
+        feats = np.empty((n, self.base_head.weights.shape[0]), np.int8)
+        out = np.empty((n,) + self.output_shape[1:], self.output_dtype)
+        interp = self._interp
+        for i in range(n):
+            interp.set_tensor(self._in, xs[i:i + 1].reshape(self.input_shape))
+            interp.invoke()
+            feats[i] = interp.get_tensor(self._feat).reshape(-1)
+            out[i] = interp.get_tensor(self._out)[0]
+        return dequantise(feats, *self._feat_quant), out
+
     def run_batch_int8(self, xs: np.ndarray) -> np.ndarray:
         """Windows (n, ...) int8 → (n, n_outputs) int8, one invoke per window (static batch 1)."""
+        if self.head is not None:
+            feats, _ = self.run_features(xs)
+            return quantise(self.head.apply(feats.astype(np.float64)), *self.output_quant)
         out = np.empty((xs.shape[0],) + self.output_shape[1:], self.output_dtype)
         interp, inp, outp = self._interp, self._in, self._out
         for i in range(xs.shape[0]):  # run_int8 inlined: this is the runtime's per-window path

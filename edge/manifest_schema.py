@@ -348,6 +348,14 @@ def manifest_rules() -> dict[str, Rule]:
         **tensor("input"),
         **tensor("output"),
         "labels": List(of=name, min_len=1, max_len=b.MANIFEST_MAX_LABELS, unique=True),
+        # a calibrated bundle's float last layer (edge.calibration.head)
+        "head": Obj(optional=True),
+        "head.tensor": Int(lo=0, hi=1 << 20),
+        "head.tensor_name": Str(),
+        "head.activation": Str(choices=tuple(ACTIVATIONS)),
+        "head.weights": List(of=List(of=Num(lo=-1e6, hi=1e6), min_len=1, max_len=b.MANIFEST_MAX_LABELS),
+                             min_len=1, max_len=b.MANIFEST_MAX_WINDOW_VALUES),
+        "head.bias": List(of=Num(lo=-1e6, hi=1e6), same_length_as="labels"),
         "decision": Obj(max_bytes=b.MANIFEST_MAX_FREE_BYTES),
         "metrics": Obj(optional=True, max_bytes=b.MANIFEST_MAX_FREE_BYTES),
         "provenance": Obj(optional=True, max_bytes=b.MANIFEST_MAX_FREE_BYTES),
@@ -531,6 +539,14 @@ def check_consistency(m: dict, where) -> None:
         _fail(where, f"decision.moves_arm is set but task {task.name!r} never moves the arm "
                      "(docs/design.md §2: its output is published, it may gate behaviour, never command)",
               "remove moves_arm and the commands from the bundle's decision section")
+    head = m.get("head")
+    if head is not None:
+        if head["activation"] != model["activation"]:
+            _fail(where, f"head.activation {head['activation']!r} differs from model.activation "
+                         f"{model['activation']!r}", "calibrate again from the base bundle")
+        if any(len(row) != len(m["labels"]) for row in head["weights"]):
+            _fail(where, f"head.weights must have one column per label ({len(m['labels'])})",
+                  "calibrate again from the base bundle")
     expect_in = [1, n_feat] if n_feat is not None else [1, w["length"], n_ch]
     for side, expect, what in (("input", expect_in, "window x channels, or features"),
                                ("output", [1, len(m["labels"])], "one per label")):

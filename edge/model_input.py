@@ -137,6 +137,25 @@ def model_inputs(windows: np.ndarray, window_spec: dict) -> np.ndarray:
     return standardise(feats, f["center"], f["scale"], f.get("clip"))
 
 
+def channel_scale_of(X: np.ndarray) -> list[float]:
+    """Per-channel scale: the median absolute deviation of mean-removed windows, × 1.4826 (≈ σ)."""
+    w = X - X.mean(axis=1, keepdims=True)
+    mad = np.median(np.abs(w), axis=(0, 1)) * 1.4826
+    return [float(max(v, 1e-3)) for v in mad]
+
+
+def window_spec(X_fit: np.ndarray, fs_out: float, clip: float | None, features: bool) -> dict:
+    """The manifest's normalisation parameters, estimated on the fit windows only (training, and
+    on-device calibration re-estimating them for one person)."""
+    spec = {"channel_scale": channel_scale_of(X_fit), "clip": clip}
+    if features:
+        f = window_features(normalise_windows(X_fit, spec["channel_scale"], clip), fs_out)
+        spec["features"] = {"kind": "bandpower", "fs": fs_out, "bands": [list(b) for b in DEFAULT_BANDS],
+                            "center": [float(v) for v in f.mean(axis=0)],
+                            "scale": [float(max(v, 1e-3)) for v in f.std(axis=0)], "clip": 8.0}
+    return spec
+
+
 class ModelInput:
     """Stateful stage: windows → a bundle's int8 model input, ``quantise(model_inputs(windows, spec))``.
 

@@ -35,7 +35,7 @@ from edge.bundle import load_bundle, write_bundle
 from edge.chain import SignalChain
 from edge.decision.policy import DecisionPolicy
 from edge.inference import Int8Model
-from edge.model_input import model_inputs, normalise_windows
+from edge.model_input import channel_scale_of, model_inputs, normalise_windows, window_spec  # noqa: F401 (re-exported)
 from edge.tasks import get_task
 from training.control import tune_multilabel
 from training.data import TASKS, WindowSet, build_windows
@@ -114,26 +114,6 @@ def fit_model(kind, task, Xfit, yfit, Xtune, ytune, *, n_labels: int, n_channels
                      validation_data=(Xtune, ytune.astype(np.float32) if multilabel else ytune),
                      epochs=epochs, batch_size=128, shuffle=True, verbose=0, callbacks=cb)
     return model, {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-
-
-def channel_scale_of(X: np.ndarray) -> list[float]:
-    """Per-channel scale: the median absolute deviation of mean-removed windows, × 1.4826 (≈ σ)."""
-    w = X - X.mean(axis=1, keepdims=True)
-    mad = np.median(np.abs(w), axis=(0, 1)) * 1.4826
-    return [float(max(v, 1e-3)) for v in mad]
-
-
-def window_spec(X_fit: np.ndarray, fs_out: float, clip: float | None, features: bool) -> dict:
-    """The manifest's normalisation parameters, estimated on the fit windows only."""
-    spec = {"channel_scale": channel_scale_of(X_fit), "clip": clip}
-    if features:
-        from edge.model_input import DEFAULT_BANDS, window_features
-
-        f = window_features(normalise_windows(X_fit, spec["channel_scale"], clip), fs_out)
-        spec["features"] = {"kind": "bandpower", "fs": fs_out, "bands": [list(b) for b in DEFAULT_BANDS],
-                            "center": [float(v) for v in f.mean(axis=0)],
-                            "scale": [float(max(v, 1e-3)) for v in f.std(axis=0)], "clip": 8.0}
-    return spec
 
 
 def _int8_scores(export, Xn: np.ndarray) -> np.ndarray:

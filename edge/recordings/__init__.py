@@ -17,6 +17,12 @@ Layouts
   :func:`read_emotions_table`).
 * The Myo armband EMG dataset (:mod:`~edge.recordings.myo`): folders of ``classe_K.dat``
   (:func:`read_myo`, :func:`read_myo_session`, :func:`read_myo_file`, :func:`find_myo_sessions`).
+* XDF (:mod:`~edge.recordings.xdf`, read with pyxdf: :func:`read_xdf`), the LSL ecosystem's format,
+  which ``neurogrip record`` writes (:class:`~edge.recordings.xdf_writer.XdfWriter`).
+* EDF, EDF+, BDF, BDF+ (:mod:`~edge.recordings.edf`, read with edfio: :func:`read_edf`).
+
+Marker streams and annotations become :attr:`Recording.markers`; :func:`labels_from_markers`
+turns cue markers into per-sample labels (the readers do, given ``label_names``).
 
 :func:`read_recording` picks the reader from the file name, else from the header; a directory
 is read as a Myo armband session, participant or dataset folder.  A new format is one new module
@@ -30,7 +36,8 @@ from pathlib import Path
 from edge.errors import RecordingError
 from edge.recordings import gameemo, grasp_lift, muse
 from edge.recordings._text import _header_fields, _read_bytes, _split_header
-from edge.recordings.base import FeatureTable, Recording
+from edge.recordings.base import STOP_MARKERS, FeatureTable, Recording, labels_from_markers
+from edge.recordings.edf import read_edf
 from edge.recordings.emotions_table import EMOTION_LABELS, read_emotions_table
 from edge.recordings.gameemo import GAMEEMO_CHANNELS, GAMEEMO_FS, GAMEEMO_GAMES, read_gameemo
 from edge.recordings.grasp_lift import (
@@ -64,17 +71,26 @@ from edge.recordings.myo import (
     read_myo_file,
     read_myo_session,
 )
+from edge.recordings.xdf import read_xdf
+from edge.recordings.xdf_writer import XdfWriter
+
+#: File suffixes (any case) read by a binary-format reader, whatever the name's other parts.
+SUFFIX_READERS = {".xdf": read_xdf, ".edf": read_edf, ".bdf": read_edf}
 
 
 def read_recording(path: str | Path) -> Recording:
     """Read any supported recording, choosing the reader from the file name/header.
 
     A directory is a Myo armband folder (:func:`read_myo`: a session, a participant, a dataset
-    half or the dataset root).
+    half or the dataset root); ``.xdf``, ``.edf`` and ``.bdf`` (any case) are read by
+    :func:`read_xdf` and :func:`read_edf` with their defaults.
     """
     path = Path(path)
     if path.is_dir():
         return read_myo(path)
+    reader = SUFFIX_READERS.get(path.suffix.lower())
+    if reader is not None:
+        return reader(path)
     name = path.name
     if grasp_lift.FILE_NAME.match(name):
         if "_events.csv" in name:
@@ -91,14 +107,15 @@ def read_recording(path: str | Path) -> Recording:
     if tuple(fields) == GAMEEMO_CHANNELS:
         return read_gameemo(path)
     raise RecordingError(path, 1, "unknown layout",
-                         "a Kaggle subjN_seriesM_data.csv, a Muse CSV or a GAMEEMO CSV")
+                         "a Kaggle subjN_seriesM_data.csv, a Muse CSV, a GAMEEMO CSV, or an .xdf, .edf or .bdf file")
 
 
 __all__ = [
     "EMOTION_LABELS", "GAMEEMO_CHANNELS", "GAMEEMO_FS", "GAMEEMO_GAMES", "GESTURES", "GRASP_LIFT_CHANNELS",
     "GRASP_LIFT_EVENTS", "GRASP_LIFT_FS", "MAX_FILE_BYTES", "MUSE_COLUMNS", "MUSE_EEG_CHANNELS", "MUSE_FS",
-    "MUSE_GAP_PERIODS", "MUSE_STATES", "MYO_CHANNELS", "MYO_FS", "N_CYCLES", "N_FILES", "FeatureTable",
-    "Recording", "find_grasp_lift_series", "find_myo_sessions", "grasp_lift_paths", "read_emotions_table",
+    "MUSE_GAP_PERIODS", "MUSE_STATES", "MYO_CHANNELS", "MYO_FS", "N_CYCLES", "N_FILES", "STOP_MARKERS",
+    "SUFFIX_READERS", "FeatureTable", "Recording", "XdfWriter", "find_grasp_lift_series",
+    "find_myo_sessions", "grasp_lift_paths", "labels_from_markers", "read_edf", "read_emotions_table",
     "read_gameemo", "read_grasp_lift", "read_grasp_lift_events", "read_muse", "read_myo", "read_myo_file",
-    "read_myo_session", "read_recording", "write_grasp_lift", "write_muse",
+    "read_myo_session", "read_recording", "read_xdf", "write_grasp_lift", "write_muse",
 ]

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+#: Marker texts that end the current label (rows after them are unlabelled until the next label).
+STOP_MARKERS = ("end", "pause")
+
 
 @dataclass
 class Recording:
@@ -28,7 +31,8 @@ class Recording:
         Sample number of each row on the recording's own clock (the Kaggle id
         suffix, or the rounded timestamp offset for Muse).
     labels : ndarray, shape (n_samples, n_labels), uint8, or None
-        Per-sample labels (grasp-and-lift events).
+        Per-sample labels (grasp-and-lift events; for XDF/EDF, cues from ``markers`` when the
+        reader is given label names).
     label_names : tuple of str
         Names of the label columns, or of the possible states.
     state : str or None
@@ -39,6 +43,14 @@ class Recording:
         Per-row timestamps in seconds when the file carries them.
     source : Path
         The file that was read.
+    markers : tuple of (int, str)
+        Events the file carries (XDF marker streams, EDF+/BDF+ annotations), as ``(row, text)``
+        sorted by row: ``row`` is the first sample at or after the event's time (``n_samples``
+        for an event after the last sample).  :func:`labels_from_markers` turns cue markers into
+        ``labels``.
+    units : tuple of str
+        Unit of each column when the file declares one ("uV" once converted to microvolts; the
+        declared text where it names no voltage), else empty.
     """
 
     samples: np.ndarray
@@ -53,6 +65,8 @@ class Recording:
     session: str = ""
     timestamps: np.ndarray | None = None
     source: Path = field(default_factory=Path)
+    markers: tuple = ()
+    units: tuple = ()
 
     @property
     def n_samples(self) -> int:
@@ -78,3 +92,54 @@ class FeatureTable:
     labels: np.ndarray
     label_names: tuple[str, ...]
     source: Path = field(default_factory=Path)
+
+
+def labels_from_markers(n_samples: int, markers, label_names) -> np.ndarray:
+    """Per-sample one-hot labels from cue markers.
+
+    A marker whose text is one of ``label_names`` starts that class at its row; the class holds
+    until the next marker that is a label, or whose text is one of :data:`STOP_MARKERS` ("end",
+    "pause": unlabelled from there).  Any other marker ("gap", "partial", a comment) leaves the
+    labels as they are.  Texts are compared exactly.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows of the recording.
+    markers : iterable of (int, str)
+        ``(row, text)`` sorted by row (:attr:`Recording.markers`); rows at or past ``n_samples``
+        change nothing.  Of several markers on one row the last wins.
+    label_names : sequence of str
+        The classes, in column order; distinct, and none of them a stop marker.
+
+    Returns
+    -------
+    ndarray, shape (n_samples, len(label_names)), uint8
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
+        raise ValueError(f"n_samples must be an int >= 0, got {n_samples!r}")
+    if isinstance(label_names, str):
+        raise TypeError(f"label_names must be a sequence of str, not one str ({label_names!r}); "
+                        f"write label_names=({label_names!r},)")
+    names = tuple(label_names)
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"label_names must be distinct non-empty strings, got {names!r}")
+    if any(n in STOP_MARKERS for n in names):
+        raise ValueError(f"label_names {names!r} include a stop marker ({', '.join(STOP_MARKERS)}); rename that class")
+    column = {name: k for k, name in enumerate(names)}
+    out = np.zeros((int(n_samples), len(names)), dtype=np.uint8)
+    active, since, last_row = None, 0, None
+    for row, text in markers:
+        row = int(row)
+        if last_row is not None and row < last_row:
+            raise ValueError(f"markers must be sorted by row; row {row} comes after row {last_row}")
+        last_row = row
+        if text not in column and text not in STOP_MARKERS:
+            continue
+        start = min(max(row, 0), n_samples)
+        if active is not None:
+            out[since:start, active] = 1
+        active, since = column.get(text), start
+    if active is not None:
+        out[since:, active] = 1
+    return out

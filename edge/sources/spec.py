@@ -5,12 +5,18 @@
     replay:rec/subj1_series7_data.csv.gz?speed=1&chunk=10
     synthetic:?kind=grasp-lift&subject=1&seed=0&speed=max
     synthetic:muse?state=relaxed&duration=30
+    brainflow:board=synthetic             a BrainFlow board (OpenBCI, Muse, synthetic, playback)
+    brainflow:board=cyton&serial_port=/dev/ttyUSB0
+    brainflow:muse_2?serial_number=Muse-1234
+    brainflow:board=playback&master_board=muse_2&file=rec.csv
 
 The scheme picks the source class (:data:`SCHEMES`); the options a spec may set are the ones
 that class declares (its ``OPTIONS``: ``name, type, source_id, timeout, stall_timeout,
 drop_tolerance, max_chunk, max_buflen`` for ``lsl:``; ``speed, chunk, stall_timeout`` for
-``replay:``; those and each kind's generator options for ``synthetic:``), cast from text by the
-cast it declares, and passed to its constructor as keywords.
+``replay:``; those and each kind's generator options for ``synthetic:``; ``board``, BrainFlow's
+connection fields, ``file, master_board, signal`` and the stall/drop options for ``brainflow:``
+(:mod:`edge.sources.boards`)), cast from text by the cast it declares, and passed to its
+constructor as keywords.
 """
 
 from __future__ import annotations
@@ -19,11 +25,14 @@ from urllib.parse import parse_qsl
 
 from edge.errors import SourceSpecError
 from edge.sources.base import Source
+from edge.sources.boards import BrainFlowSource
 from edge.sources.lsl import LSLSource
 from edge.sources.replay import ReplaySource, SyntheticSource
 
-SCHEMES: dict[str, type[Source]] = {"lsl": LSLSource, "replay": ReplaySource, "synthetic": SyntheticSource}
-SPEC_EXAMPLES = "lsl:type=EEG, lsl:name=neurogrip-replay, replay:FILE?speed=1, synthetic:?kind=grasp-lift"
+SCHEMES: dict[str, type[Source]] = {"lsl": LSLSource, "replay": ReplaySource, "synthetic": SyntheticSource,
+                                    "brainflow": BrainFlowSource}
+SPEC_EXAMPLES = ("lsl:type=EEG, lsl:name=neurogrip-replay, replay:FILE?speed=1, synthetic:?kind=grasp-lift, "
+                 "brainflow:board=synthetic")
 
 
 def _parse_query(query: str, spec: str, allowed) -> dict[str, str]:
@@ -75,7 +84,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         target, query = "", rest.removeprefix("?")
     else:
         target, _, query = rest.partition("?")
-        if scheme == "synthetic" and "=" in target and not query:  # "synthetic:kind=muse"
+        if scheme in ("synthetic", "brainflow") and "=" in target and not query:  # "synthetic:kind=muse"
             target, query = "", target
     params = _parse_query(query, spec, tuple(cls.OPTIONS))
     target, params = cls.check_spec(target, params, spec)
@@ -94,7 +103,8 @@ def open_source(spec: str, **kw) -> Source:
     SourceSpecError
         Unknown scheme, malformed query, unknown option or bad value.
     SourceError
-        No LSL stream found in time, pylsl/liblsl missing.
+        No LSL stream found in time, pylsl/liblsl missing; a BrainFlow board that cannot be opened,
+        brainflow or its native library missing.
     RecordingError
         The replay file is missing or malformed.
     """

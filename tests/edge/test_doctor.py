@@ -269,7 +269,8 @@ def test_bundle_bad_decision_policy(monkeypatch):
 
 def test_run_checks_names_and_crash_guard(monkeypatch):
     names = [c.name for c in doctor.run_checks()]
-    assert names == ["python", "numpy", "tflite", "liblsl", "pyserial", "serial", "cpu governor", "dsp kernel"]
+    assert names == ["python", "numpy", "tflite", "liblsl", "brainflow", "pyserial", "serial", "cpu governor",
+                     "dsp kernel"]
     assert [c.name for c in doctor.run_checks(bundle="/nowhere")][-1] == "bundle"
 
     def boom():
@@ -302,6 +303,6 @@ def test_main_exit_code_and_one_line_per_check(monkeypatch, capsys):
 def test_main_for_real(capsys):
     rc = doctor.main(["--port", "loop://"])
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 9
     assert all(line.split()[0] in ("OK", "WARN", "FAIL") for line in lines)
     assert rc == (0 if not any(line.startswith("FAIL") for line in lines) else 1)

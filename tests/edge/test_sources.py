@@ -235,6 +235,8 @@ def _spec_with(scheme, key):
         return f"lsl:name=x&{key}=1" if key != "name" else "lsl:name=x"
     if scheme == "replay":
         return f"replay:x.csv?{key}=1"
+    if scheme == "brainflow":
+        return f"brainflow:board=synthetic&{key}=1" if key != "board" else "brainflow:board=synthetic"
     kind = next((k for k, opts in SyntheticSource.KINDS.items() if key in opts), "grasp-lift")
     return f"synthetic:?kind={kind}" + (f"&{key}=1" if key != "kind" else "")
 

@@ -1,0 +1,210 @@
+"""``neurogrip calibrate``: a base bundle adapted to one person from their short session, on the Pi.
+
+What is adapted (docs/design.md §7) — the parts a short session can estimate, nothing that needs
+TensorFlow:
+
+1. the **normalisation** (per-channel scale; the band-power standardisation of feature models),
+   re-estimated on the person's windows, since amplitude is what differs most between people and
+   electrode placements;
+2. the **last layer** (:mod:`edge.calibration.head`): re-fitted on the int8 trunk's features of the
+   person's windows, pulled towards the base layer by an L2 penalty.
+
+Which of the two normalisations and which penalty (``CALIBRATION_PENALTIES``) is chosen on an
+inner time block of the calibration part.  The base and the calibrated bundle are then both run
+on the held-out block (the session's last part, :mod:`edge.calibration.session`), and a calibrated
+bundle that is worse there is refused, not written.  The decision policy is the base bundle's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge import config
+from edge.bundle import load_bundle, write_bundle
+from edge.calibration.head import Head, fit_head
+from edge.calibration.session import SessionWindows, held_out_rows, read_session, session_windows
+from edge.errors import CalibrationError
+from edge.inference import Int8Model, dequantise
+from edge.metrics import mean_columnwise_auc
+from edge.model_input import model_inputs, quantise, window_spec
+from edge.signing import TrustPolicy, load_private_key, sign
+
+
+@dataclass
+class CalibrationResult:
+    """What a calibration did.  ``metric`` names the figure (accuracy, or mean column AUC)."""
+
+    out: Path | None
+    metric: str
+    base: float
+    calibrated: float
+    written: bool
+    choice: dict = field(default_factory=dict)
+    n_windows: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    session_hash: str = ""
+
+    def summary(self) -> str:
+        verdict = f"wrote {self.out}" if self.written else "NOT written (worse than the base)"
+        return (f"held-out {self.metric}: base {self.base:.4f} -> calibrated {self.calibrated:.4f}; {verdict} "
+                f"({self.n_windows.get('calibration', 0)} calibration / {self.n_windows.get('held_out', 0)} "
+                f"held-out windows; {self.choice}; {self.seconds:.1f} s)")
+
+
+def _score(mode: str, y: np.ndarray, probs: np.ndarray) -> float:
+    if mode == "multiclass":
+        return float(np.mean(probs.argmax(axis=1) == y.argmax(axis=1)))
+    return float(mean_columnwise_auc(y, probs))
+
+
+def _targets(mode: str, y: np.ndarray) -> np.ndarray:
+    return y.argmax(axis=1) if mode == "multiclass" else y
+
+
+def _usable(mode: str, sw: SessionWindows) -> np.ndarray:
+    """Windows with a truth: one class for one-class tasks; every window for event labels."""
+    return sw.y.sum(axis=1) == 1 if mode == "multiclass" else np.ones(len(sw.y), bool)
+
+
+def _check_part(mode: str, y: np.ndarray, labels, what: str) -> None:
+    if len(y) < config.CALIBRATION_MIN_WINDOWS:
+        raise CalibrationError(f"only {len(y)} {what} windows (need >= {config.CALIBRATION_MIN_WINDOWS}); "
+                               "record a longer session")
+    if mode == "multiclass":
+        counts = y.sum(axis=0)
+        short = [lab for lab, c in zip(labels, counts) if c < config.CALIBRATION_MIN_WINDOWS // 4]
+        if short:
+            raise CalibrationError(f"the {what} part has too few windows of {', '.join(short)}; record every "
+                                   "cue of the paradigm (at least 4 repetitions of each)")
+
+
+class _Features:
+    """The int8 trunk's features of every session window, under one normalisation (computed once)."""
+
+    def __init__(self, model: Int8Model, windows: np.ndarray, spec: dict, input_quant):
+        xq = quantise(model_inputs(windows, spec), *input_quant)
+        self.spec = spec
+        self.features, out = model.run_features(xq)
+        self.features = self.features.astype(np.float64)
+        self.graph_probs = dequantise(out, *model.output_quant)
+
+
+def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOLDOUT, progress=None,
+              force: bool = False, sign_key=None) -> CalibrationResult:
+    """Adapt the bundle at ``bundle_path`` to the person recorded in ``data``; write it to ``out``.
+
+    Parameters
+    ----------
+    bundle_path : path
+        The base bundle (any task with a softmax or sigmoid last layer).
+    data : path or list of paths
+        The session: a ``neurogrip record`` file (XDF), an EDF+/BDF+ with annotations, or a session
+        of a dataset neurogrip reads (a Myo ``training0`` folder, grasp-lift series files, Muse
+        files — several files are one session, in the order given).
+    out : path
+        The calibrated bundle (directory, or ``.zip``).
+    holdout : float
+        Fraction of each session file (its end, in time) held out to judge the result.
+    force : bool
+        Write the calibrated bundle even if it is worse than the base on the held-out block.
+    sign_key : path, optional
+        Sign the calibrated bundle with this Ed25519 private key (:mod:`edge.signing`).  Where a
+        trust store is installed, an unsigned bundle would not load: calibration then refuses to
+        start without a key, rather than write a bundle the runtime refuses.
+
+    Raises
+    ------
+    CalibrationError
+        The session is unusable, or the calibrated bundle is worse than the base (unless ``force``).
+    """
+    t0 = time.perf_counter()
+    say = progress or (lambda msg: None)
+    base = load_bundle(bundle_path)
+    if sign_key is None and TrustPolicy.from_environment(bundle_path).enforced:
+        raise CalibrationError("this machine loads only signed bundles (a trust store is installed) and the "
+                               "calibrated bundle would be unsigned: pass --sign-key PRIVATE.pem, a key whose .pub "
+                               "is in the trust store (docs/bundle-signing.md)")
+    mode, labels = base.task_spec.mode, base.labels
+    rec, session_hash, parts = read_session(data, base)
+    sw = session_windows(base, rec)
+    guard = round(config.CALIBRATION_GUARD_S * rec.fs)
+    usable = _usable(mode, sw)
+    held = held_out_rows(parts, rec.n_samples, holdout)
+    cal = usable & sw.outside(held, guard)
+    test = usable & sw.inside(held)
+    _check_part(mode, sw.y[cal], labels, "calibration")
+    _check_part(mode, sw.y[test], labels, "held-out")
+    # the inner split: the calibration part's own last block chooses penalty and normalisation
+    cal_rows = np.zeros(rec.n_samples, bool)
+    for a, b in zip(sw.first[cal], sw.last[cal]):
+        cal_rows[a:b + 1] = True
+    inner = held_out_rows(parts, rec.n_samples, config.CALIBRATION_INNER, usable=cal_rows)
+    fit_w, val_w = cal & sw.outside(inner, guard), cal & sw.inside(inner)
+    say(f"[calibrate] {len(sw.y)} windows: {cal.sum()} calibration ({fit_w.sum()} fit, {val_w.sum()} choose), "
+        f"{test.sum()} held out")
+
+    model = Int8Model(base.model_bytes, keep_features=True)
+    prior = model.base_head
+    fs_out = base.signal_chain().fs_out
+    features_spec = bool(base.window.get("features"))
+    norms = {"base": _Features(model, sw.windows, dict(base.window), base.input_quant)}
+
+    def person_spec(mask):
+        est = window_spec(sw.windows[mask], fs_out, base.window.get("clip"), features_spec)
+        return {**base.window, **est}
+
+    norms["person"] = _Features(model, sw.windows, person_spec(fit_w), base.input_quant)
+    best = None
+    for norm, f in norms.items():
+        for lam in config.CALIBRATION_PENALTIES:
+            head = fit_head(f.features[fit_w], _targets(mode, sw.y[fit_w]), prior, lam)
+            s = _score(mode, sw.y[val_w], head.apply(f.features[val_w]))
+            key = (round(s, 6), norm == "base", lam)  # ties: the base normalisation, then the stronger pull
+            if best is None or key > best[0]:
+                best = (key, norm, lam)
+    _, norm, lam = best
+    final = norms[norm] if norm == "base" else _Features(model, sw.windows, person_spec(cal), base.input_quant)
+    head = fit_head(final.features[cal], _targets(mode, sw.y[cal]), prior, lam)
+    base_score = _score(mode, sw.y[test], norms["base"].graph_probs[test])
+    cal_score = _score(mode, sw.y[test], head.apply(final.features[test]))
+    choice = {"normalisation": norm, "penalty": lam}
+    n_windows = {"calibration": int(cal.sum()), "held_out": int(test.sum())}
+    metric = "accuracy" if mode == "multiclass" else "mean column AUC"
+    written = cal_score >= base_score or force
+    result = CalibrationResult(Path(out) if written else None, metric, base_score, cal_score, written, choice,
+                               n_windows, 0.0, session_hash)
+    if written:
+        _write(base, final.spec, head, out, result, holdout, sign_key)
+    result.seconds = time.perf_counter() - t0
+    if not written:
+        raise CalibrationError(f"the calibrated bundle is worse than the base on the held-out block ({metric} "
+                               f"{cal_score:.4f} < {base_score:.4f}); nothing written: record a longer session, "
+                               "check the electrodes' placement, or keep using the base bundle")
+    return result
+
+
+def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout: float, sign_key) -> None:
+    m = json.loads(json.dumps(base.manifest))
+    m["window"] = spec
+    m["head"] = head.to_manifest()
+    calibration = {"parent": base.content_hash, "session": result.session_hash,
+                   "method": "on-device: normalisation + last layer (edge.calibration)",
+                   "holdout": f"last {holdout:.0%} of each session file",
+                   "choice": result.choice, "windows": result.n_windows,
+                   "held_out": {"metric": result.metric, "base": round(result.base, 6),
+                                "calibrated": round(result.calibrated, 6)}}
+    m.setdefault("provenance", {})
+    m["provenance"] = {**m["provenance"], "parent": base.content_hash, "calibration": calibration}
+    m.setdefault("metrics", {})
+    m["metrics"] = {**m["metrics"], "calibration": calibration["held_out"]}
+    for key in ("content_hash",):
+        m.pop(key, None)
+    write_bundle(out, m, base.model_bytes)
+    if sign_key is not None:
+        sign(out, load_private_key(sign_key))
+    load_bundle(out)  # what the runtime will load: refuse to leave a bundle it would not

@@ -1,0 +1,158 @@
+"""A calibration session: one person's labelled recording(s), cut into the bundle's windows and
+split in time into the part calibration may use and the held-out block it is judged on.
+
+The held-out block is the *last* ``fraction`` of each file of the session, in time
+(docs/design.md §7): of a ``neurogrip record`` file or a Myo ``training0`` folder that is its last
+cue cycle(s) (exactly the fourth cycle of ``training0``); of a session given as one file per state
+(Muse) the end of each state's file; of grasp-lift series files the last trials of each series.
+Nothing follows a held-out block within its file, and the signal chain restarts at every file, so
+no calibration window is filtered through a held-out sample (a causal IIR filter carries every
+earlier sample into its output, a little).
+
+A window belongs to the calibration part only if none of its samples is held out, and to the
+held-out block only if all of them are: a window across the boundary is used by neither.  A
+calibration window must also keep ``CALIBRATION_GUARD_S`` clear of the block before its first
+sample (the filters' memory), so no held-out sample ever reaches the fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge import config
+from edge.chain import segment_windows
+from edge.errors import CalibrationError
+from edge.recordings import Recording, read_recording
+from edge.recordings.base import labels_from_markers
+
+
+def _task_labels(rec: Recording, labels: list[str], where, multilabel: bool = False) -> np.ndarray:
+    """Per-sample 0/1 labels (n, len(labels)) in the bundle's label order."""
+    n = rec.n_samples
+    if rec.labels is not None and set(labels) <= set(rec.label_names):
+        cols = [list(rec.label_names).index(lab) for lab in labels]
+        return np.asarray(rec.labels[:, cols], np.uint8)
+    if rec.state is not None and rec.state in labels:
+        out = np.zeros((n, len(labels)), np.uint8)
+        out[:, labels.index(rec.state)] = 1
+        return out
+    markers = getattr(rec, "markers", ())
+    if markers and multilabel:  # event labels: 1 within ±EVENT_HALF_WIDTH_S of each cue, as in the Kaggle files
+        out = np.zeros((n, len(labels)), np.uint8)
+        h = round(config.EVENT_HALF_WIDTH_S * rec.fs)
+        for row, text in markers:
+            if text in labels and row < n:
+                out[max(row - h, 0):row + h + 1, labels.index(text)] = 1
+        if out.any():
+            return out
+    elif markers:
+        out = labels_from_markers(n, markers, labels)
+        if out.any():
+            return out
+    raise CalibrationError(f"{where}: no labels this bundle knows ({', '.join(labels)}) in the session "
+                           f"(its labels: {', '.join(rec.label_names) or 'none'}; state: {rec.state}; "
+                           f"{len(markers)} markers); record it with 'neurogrip record' and the task's paradigm")
+
+
+def read_session(paths, bundle) -> tuple[Recording, str, np.ndarray]:
+    """Read the session file(s) as one labelled :class:`Recording` (each file its own segment(s),
+    nothing bridging two files) and the session's hash (sha256 over the files' bytes, in order).
+
+    An item of ``paths`` may be a :class:`Recording` already read (hashed by its samples and labels).
+    The third value is each file's ``[start, stop)`` rows in the session (its *parts*).
+
+    Raises
+    ------
+    CalibrationError
+        Channels or rate that do not fit the bundle, or no labels the bundle knows.
+    """
+    paths = [p if isinstance(p, Recording) else Path(p) for p in (paths if isinstance(paths, (list, tuple))
+                                                                  else [paths])]
+    if not paths:
+        raise CalibrationError("no session given; pass --data FILE (a 'neurogrip record' file or a dataset session)")
+    labels = bundle.labels
+    recs, digest = [], hashlib.sha256()
+    for p in paths:
+        rec = p if isinstance(p, Recording) else read_recording(p)
+        missing = [c for c in bundle.channels if c not in rec.channels]
+        if missing:
+            raise CalibrationError(f"{p}: lacks the bundle's channels {missing[:5]}{'...' if len(missing) > 5 else ''}; "
+                                   f"record with the same montage the bundle was trained on")
+        if abs(rec.fs - bundle.fs) > 1e-6 * bundle.fs:
+            raise CalibrationError(f"{p}: recorded at {rec.fs:g} Hz, the bundle expects {bundle.fs:g} Hz")
+        cols = [list(rec.channels).index(c) for c in bundle.channels]
+        recs.append((rec, rec.samples[:, cols], _task_labels(rec, labels, p, bundle.task_spec.mode == "multilabel")))
+        if isinstance(p, Recording):  # an in-memory session (tests, the bench): hash what calibration reads
+            digest.update(np.ascontiguousarray(rec.samples).tobytes())
+            digest.update(np.ascontiguousarray(recs[-1][2]).tobytes())
+            continue
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for f in files:
+            digest.update(f.read_bytes())
+    offsets = np.cumsum([0] + [r.n_samples for r, _, _ in recs[:-1]])
+    session = Recording(
+        samples=np.concatenate([x for _, x, _ in recs]), channels=tuple(bundle.channels), fs=bundle.fs,
+        segments=np.concatenate([r.segments + o for (r, _, _), o in zip(recs, offsets)]),
+        sample_index=np.arange(sum(r.n_samples for r, _, _ in recs), dtype=np.int64),
+        labels=np.concatenate([y for _, _, y in recs]), label_names=tuple(labels),
+        subject=recs[0][0].subject, session="+".join(str(getattr(p, "source", p)) for p in paths),
+        source=getattr(paths[0], "source", paths[0]))
+    parts = np.array([[o, o + r.n_samples] for (r, _, _), o in zip(recs, offsets)], np.int64)
+    return session, "sha256:" + digest.hexdigest(), parts
+
+
+def held_out_rows(parts: np.ndarray, n_rows: int, fraction: float, usable: np.ndarray | None = None) -> np.ndarray:
+    """Rows of the held-out block: the last ``fraction`` of each part's rows (of its ``usable``
+    rows, for an inner split of the calibration part)."""
+    usable = np.ones(n_rows, bool) if usable is None else usable
+    held = np.zeros(n_rows, bool)
+    for a, b in parts:
+        rows = a + np.flatnonzero(usable[a:b])
+        if len(rows):
+            held[rows[len(rows) - int(np.ceil(fraction * len(rows))):]] = True
+    return held
+
+
+@dataclass
+class SessionWindows:
+    """Every window of a session: the filtered windows, their first and last rows, their truth."""
+
+    windows: np.ndarray   # (n, length, C) float32, the chain's output
+    first: np.ndarray     # (n,) first session row of each window
+    last: np.ndarray      # (n,) last session row (the window's truth is this row's label)
+    y: np.ndarray         # (n, n_labels) uint8
+
+    def inside(self, rows: np.ndarray) -> np.ndarray:
+        """Windows all of whose rows are in ``rows`` (a boolean row mask)."""
+        c = np.concatenate([[0], np.cumsum(rows)])
+        return (c[self.last + 1] - c[self.first]) == (self.last + 1 - self.first)
+
+    def outside(self, rows: np.ndarray, guard: int = 0) -> np.ndarray:
+        """Windows none of whose rows, nor the ``guard`` rows before them, are in ``rows``.
+
+        The guard covers the filter's memory: a causal IIR filter's output still carries a little
+        of the samples before the window, and none of those may be held out either."""
+        c = np.concatenate([[0], np.cumsum(rows)])
+        return (c[self.last + 1] - c[np.maximum(self.first - guard, 0)]) == 0
+
+
+def session_windows(bundle, rec: Recording) -> SessionWindows:
+    """The bundle's windows of every segment (the chain restarts at each, as the runtime does)."""
+    chain = bundle.signal_chain()
+    length, stride, f = int(bundle.window["length"]), int(bundle.window["stride"]), chain.factor
+    ws, first, last = [], [], []
+    for a, b in rec.segments:
+        w, ends = segment_windows(chain, rec.samples[a:b], length, stride)
+        if len(ends):
+            ws.append(w)
+            stop = a + ends * f + f - 1
+            last.append(stop)
+            first.append(stop - length * f + 1)
+    if not ws:
+        raise CalibrationError(f"{rec.source}: the session is shorter than one window; record longer")
+    last_ = np.concatenate(last)
+    return SessionWindows(np.concatenate(ws), np.maximum(np.concatenate(first), 0), last_, rec.labels[last_])

@@ -1,0 +1,173 @@
+"""``neurogrip record``: a guided session — cues on the terminal, the signal and the cue markers
+written to an XDF file as they come (:class:`edge.recordings.xdf_writer.XdfWriter`).
+
+Cue timing follows the *stream's* clock (its timestamps), not the wall clock: a cue starts when
+the sample of its time arrives, so a replayed session (``replay:...?speed=max``) gets the same
+cues, at the same samples, as a live one.  Markers are written with the timestamp of the first
+sample of each cue.  What can go wrong is written into the file, never bridged:
+
+* samples missing (a gap in timestamps, a dropped LSL chunk): a ``gap`` marker where it was
+  noticed; the samples' own timestamps show the hole;
+* the stream stalls: a ``stall`` marker, and ``resume`` when data returns; the cue schedule
+  pauses with the stream's clock;
+* Ctrl-C: the file is closed valid, its footer says ``partial`` and why;
+* the disk fills: :class:`~edge.errors.RecordingWriteError`; the file keeps every complete
+  chunk written before it (pyxdf reads it) and is marked partial.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import RecordingWriteError
+from edge.record.display import CueDisplay
+from edge.record.paradigm import Paradigm
+from edge.recordings.xdf_writer import XdfWriter
+from edge.tasks import get_task
+
+
+@dataclass
+class RecordResult:
+    path: Path
+    samples: int = 0
+    seconds: float = 0.0
+    cues_done: int = 0
+    cues_total: int = 0
+    gaps: int = 0
+    stalls: int = 0
+    dropped: int = 0
+    partial: bool = False
+    reason: str = ""
+    markers: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        state = f"PARTIAL ({self.reason})" if self.partial else "complete"
+        return (f"{self.path}: {state}; {self.samples} samples ({self.seconds:.1f} s), cues {self.cues_done}/"
+                f"{self.cues_total}, {self.gaps} gap(s), {self.stalls} stall(s), {self.dropped} sample(s) dropped")
+
+
+class Recorder:
+    """Record ``source`` under ``paradigm`` into ``out`` (an .xdf file).
+
+    Parameters
+    ----------
+    source : edge.sources.Source
+        Already open.
+    paradigm : Paradigm
+    out : path
+    display : CueDisplay, optional
+        Where cues are shown (default: the terminal, stderr).
+    """
+
+    def __init__(self, source, paradigm: Paradigm, out, display: CueDisplay | None = None):
+        self.source, self.paradigm, self.out = source, paradigm, Path(out)
+        self.display = display or CueDisplay(sys.stderr)
+        self._starts = paradigm.starts()
+
+    def run(self, read_timeout: float = 0.1) -> RecordResult:
+        """Record until the paradigm ends, the source is exhausted, or Ctrl-C."""
+        src, par = self.source, self.paradigm
+        task = get_task(par.task)
+        res = RecordResult(self.out, cues_total=len(par.cues))
+        writer = XdfWriter(self.out)
+        chans = [{"label": c, "unit": (src.units[i] if i < len(src.units) and src.units[i] else "microvolts"),
+                  "type": task.modality.upper()} for i, c in enumerate(src.channels)]
+        sig = writer.add_stream(f"neurogrip-{par.task}", task.modality.upper(), len(src.channels), src.fs,
+                                channels=chans, source_id=f"neurogrip-record-{src.kind}",
+                                desc={"paradigm": par.name, "task": par.task})
+        mk = writer.add_stream("neurogrip-cues", "Markers", 1, 0.0, "string", source_id="neurogrip-record-cues",
+                               desc={"paradigm": par.name})
+        t_first = None
+        last_ts = None
+        cue = -1
+        in_stall = False
+
+        def marker(ts: float, text: str) -> None:
+            writer.write_samples(mk, np.array([ts]), [[text]])
+            res.markers.append((ts, text))
+
+        try:
+            while True:
+                chunk = src.read(read_timeout)
+                if chunk is None:
+                    if src.exhausted:
+                        if cue < len(par.cues) - 1 or t_first is None:
+                            res.partial, res.reason = True, "the source ended before the paradigm"
+                        elif last_ts is not None:  # it ended inside the last cue: that cue is done
+                            marker(last_ts, "end")
+                        break
+                    if src.stalled and not in_stall and last_ts is not None:
+                        in_stall = True
+                        res.stalls += 1
+                        marker(last_ts, "stall")
+                    self.display.show(par, max(cue, 0), 0.0 if t_first is None else last_ts - t_first, stalled=in_stall)
+                    continue
+                ts = chunk.timestamps
+                if t_first is None:
+                    t_first = float(ts[0])
+                if in_stall:
+                    in_stall = False
+                    marker(float(ts[0]), "resume")
+                if chunk.discontinuity and last_ts is not None:
+                    res.gaps += 1
+                    marker(float(ts[0]), "gap")
+                # the cues that start inside this chunk, each at its own first sample
+                rel = ts - t_first
+                end_cue = bisect.bisect_right(self._starts, float(rel[-1])) - 1
+                for k in range(cue + 1, end_cue + 1):
+                    i = int(np.searchsorted(rel, self._starts[k] - 1e-9))
+                    marker(float(ts[min(i, len(ts) - 1)]), par.cues[k].label)
+                done_at = par.seconds
+                keep = rel < done_at
+                if keep.any():
+                    writer.write_samples(sig, ts[keep], chunk.samples[keep])
+                res.samples += int(keep.sum())
+                last_ts = float(ts[keep][-1]) if keep.any() else last_ts
+                cue = min(end_cue, len(par.cues) - 1)
+                res.cues_done = cue + 1 if cue >= 0 else 0
+                self.display.show(par, max(cue, 0), float(rel[-1]))
+                if not keep.all():
+                    marker(float(ts[int(np.argmin(keep))]), "end")
+                    res.cues_done = len(par.cues)
+                    break
+        except KeyboardInterrupt:
+            res.partial, res.reason = True, "interrupted (Ctrl-C)"
+        except RecordingWriteError as exc:
+            res.partial, res.reason = True, f"write failed: {exc}"
+            self._close(writer, res, t_first, last_ts)
+            raise
+        self._close(writer, res, t_first, last_ts)
+        self.display.done(res)
+        return res
+
+    def _close(self, writer: XdfWriter, res: RecordResult, t_first, last_ts) -> None:
+        res.dropped = int(getattr(self.source.counters, "dropped", 0))
+        res.seconds = 0.0 if t_first is None or last_ts is None else last_ts - t_first + 1.0 / self.source.fs
+        footer = {"paradigm": self.paradigm.name, "cues_done": str(res.cues_done), "cues_total": str(res.cues_total),
+                  "gaps": str(res.gaps), "stalls": str(res.stalls), "dropped": str(res.dropped),
+                  "partial": "true" if res.partial else "false"}
+        if res.reason:
+            footer["reason"] = res.reason
+        try:
+            writer.close(footer=footer)
+        except RecordingWriteError:
+            pass  # the writer keeps what it wrote readable; the first failure is what the user sees
+
+
+def record(source_spec: str, paradigm, out, *, display: CueDisplay | None = None) -> RecordResult:
+    """Open ``source_spec``, record ``paradigm`` (a :class:`Paradigm`, a built-in name or a TOML
+    file) into ``out``; the source is closed at the end."""
+    from edge.record.paradigm import load_paradigm
+    from edge.sources import open_source
+
+    par = paradigm if isinstance(paradigm, Paradigm) else load_paradigm(paradigm)
+    src = open_source(source_spec)
+    try:
+        return Recorder(src, par, out, display).run()
+    finally:
+        src.close()

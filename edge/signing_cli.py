@@ -1,0 +1,58 @@
+"""``neurogrip keygen``, ``neurogrip sign`` and ``neurogrip verify``: the command side of :mod:`edge.signing`.
+
+Each ``*_main(argv)`` parses its own arguments (``neurogrip keygen --help``) and returns the exit
+status; an error of the key, the bundle or the trust store is raised as
+:class:`edge.errors.SignatureError` / :class:`edge.errors.BundleError`, which ``neurogrip`` prints
+as one line with its fix.  The walk-through is docs/bundle-signing.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from edge import config, signing
+
+
+def keygen_main(argv=None) -> int:
+    """``neurogrip keygen --out DIR [--name NAME]``: a new signing key pair."""
+    p = argparse.ArgumentParser(prog="neurogrip keygen",
+                                description="Make an Ed25519 key pair for signing bundles (docs/bundle-signing.md).")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for NAME.pem (private) and NAME.pub")
+    p.add_argument("--name", default=signing.DEFAULT_KEY_NAME,
+                   help=f"base name of the two files (default {signing.DEFAULT_KEY_NAME})")
+    args = p.parse_args(argv)
+    private, public, kid = signing.generate_keypair(args.out, args.name)
+    print(f"private key {private} (mode 0600): keep it on this workstation; it signs bundles")
+    print(f"public key  {public} (key id {kid[:16]}): install it on the Pi with")
+    print(f"  sudo install -D -m 644 {public.name} {config.TRUSTED_KEYS_DIR}/{public.name}")
+    return 0
+
+
+def sign_main(argv=None) -> int:
+    """``neurogrip sign BUNDLE --key PRIVATE.pem``: write the bundle's signature.json."""
+    p = argparse.ArgumentParser(prog="neurogrip sign",
+                                description="Sign a bundle directory or .zip in place (writes signature.json).")
+    p.add_argument("bundle", help="the bundle directory or .zip")
+    p.add_argument("--key", required=True, metavar="PRIVATE.pem", help="the private key from 'neurogrip keygen'")
+    p.add_argument("--no-check-model", action="store_true",
+                   help="do not load and run the model before signing (no TFLite interpreter here)")
+    args = p.parse_args(argv)
+    kid = signing.sign(args.bundle, args.key, check_model=not args.no_check_model)
+    print(f"signed {args.bundle} with key {kid[:16]} ({signing.SIGNATURE_FILE})")
+    return 0
+
+
+def verify_main(argv=None) -> int:
+    """``neurogrip verify BUNDLE [--trusted-keys DIR]``: exit 0 when a trusted key signed the bundle."""
+    p = argparse.ArgumentParser(prog="neurogrip verify",
+                                description="Check that a bundle is signed by a trusted key (ignores "
+                                            f"{signing.ALLOW_UNSIGNED_ENV}).")
+    p.add_argument("bundle", help="the bundle directory or .zip")
+    p.add_argument("--trusted-keys", metavar="DIR",
+                   help=f"directory of trusted *.pub keys (default ${signing.TRUSTED_KEYS_ENV}, else "
+                        f"{config.TRUSTED_KEYS_DIR})")
+    p.add_argument("--check-model", action="store_true", help="also load and run the model in a check process")
+    args = p.parse_args(argv)
+    kid, key_file = signing.verify(args.bundle, args.trusted_keys, check_model=args.check_model)
+    print(f"OK {args.bundle}: signed by trusted key {kid[:16]} ({key_file})")
+    return 0

@@ -1,0 +1,153 @@
+"""`neurogrip record` → `neurogrip calibrate` → `neurogrip run`, end to end, through the CLI, with the
+cues fed by the stream's own clock: on a replayed real Myo session and on a synthetic EEG source.
+Also: the XDF that record writes read back by pyxdf (another library), Ctrl-C and a source that
+ends early leave a valid file marked partial, and paradigm files."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from edge.bundle import load_bundle
+from edge.cli import main
+from edge.errors import RecordingError
+from edge.record import Recorder, load_paradigm, parse_paradigm
+from edge.record.display import CueDisplay
+from edge.recordings import read_recording
+from edge.runtime import RuntimeConfig, serve
+from edge.sources import open_source
+from tests.conftest import FIXTURE_BUNDLES
+
+
+def _markers(path):
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(path))
+    by = {s["info"]["type"][0]: s for s in streams}
+    return by, [m[0] for m in by["Markers"]["time_series"]]
+
+
+def test_record_calibrate_run_on_a_replayed_real_session(shared_data, tmp_path, capsys):
+    session = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0"
+    xdf = tmp_path / "me.xdf"
+    assert main(["record", "--source", f"replay:{session}?speed=max", "--paradigm", "gesture",
+                 "--out", str(xdf)]) == 0
+    assert "cue 28/28" in capsys.readouterr().err
+    # another library reads it: the signal, its channel metadata, the cues in order
+    by, texts = _markers(xdf)
+    emg = by["EMG"]
+    assert emg["time_series"].shape == (read_recording(session).n_samples, 8)
+    chans = emg["info"]["desc"][0]["channels"][0]["channel"]
+    assert [c["label"][0] for c in chans] == [f"emg{i}" for i in range(1, 9)] and chans[0]["unit"][0] == "microvolts"
+    assert texts[:7] == ["neutral", "radial_deviation", "wrist_flexion", "ulnar_deviation", "wrist_extension",
+                         "hand_close", "hand_open"] and texts.count("neutral") == 4 and texts[-1] == "end"
+    mine = tmp_path / "mine"
+    assert main(["calibrate", "--bundle", str(FIXTURE_BUNDLES / "gesture"), "--data", str(xdf),
+                 "--out", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "held-out accuracy" in out
+    bundle = load_bundle(mine)
+    assert bundle.manifest["provenance"]["parent"] == load_bundle(FIXTURE_BUNDLES / "gesture").content_hash
+    test = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "Test0"
+    summary = serve(mine, f"replay:{test}?speed=0", "none", config=RuntimeConfig(), install_signals=False)
+    assert summary.windows > 2000 and summary.faults == {} and summary.decisions_fired >= 1
+
+
+def test_record_calibrate_run_on_a_synthetic_source(tmp_path, capsys):
+    """A synthetic grasp-lift stream under the grasp-lift paradigm: the cues do not follow the
+    synthetic trials, so calibration may find nothing to gain — either way the outcome is explicit
+    (written, or refused as worse), and a forced bundle runs."""
+    xdf = tmp_path / "syn.xdf"
+    par = tmp_path / "short.toml"
+    par.write_text('name = "short"\ntask = "grasp-lift"\nrepeat = 12\n'
+                   '[[cue]]\nlabel = "HandStart"\nseconds = 2\n[[cue]]\nlabel = "LiftOff"\nseconds = 2\n'
+                   '[[cue]]\nlabel = "Replace"\nseconds = 2\n[[cue]]\nlabel = "BothReleased"\nseconds = 1\n'
+                   '[[cue]]\nlabel = "pause"\nseconds = 1\n')
+    assert main(["record", "--source", "synthetic:?kind=grasp-lift&seed=3&speed=max", "--paradigm", str(par),
+                 "--out", str(xdf)]) == 0
+    rec = read_recording(xdf)
+    assert rec.fs == 500.0 and len(rec.channels) == 32 and rec.n_samples == pytest.approx(96 * 500, abs=2)
+    mine = tmp_path / "mine"
+    code = main(["calibrate", "--bundle", str(FIXTURE_BUNDLES / "grasp-lift"), "--data", str(xdf), "--out",
+                 str(mine)])
+    captured = capsys.readouterr()
+    assert (code == 0 and "wrote" in captured.out) or (code != 0 and "worse than the base" in captured.err)
+    assert main(["calibrate", "--bundle", str(FIXTURE_BUNDLES / "grasp-lift"), "--data", str(xdf), "--out",
+                 str(mine), "--force"]) == 0
+    summary = serve(mine, "synthetic:?kind=grasp-lift&seed=4&trials=3&speed=0", "none", config=RuntimeConfig(),
+                    install_signals=False)
+    assert summary.windows > 100 and summary.faults == {}
+
+
+class _Interrupting:
+    """A source that raises KeyboardInterrupt (Ctrl-C) after ``n`` chunks."""
+
+    def __init__(self, src, n):
+        self.src, self.n = src, n
+
+    def __getattr__(self, name):
+        return getattr(self.src, name)
+
+    def read(self, timeout=0.0):
+        self.n -= 1
+        if self.n < 0:
+            raise KeyboardInterrupt
+        return self.src.read(timeout)
+
+
+def test_ctrl_c_leaves_a_valid_file_marked_partial(shared_data, tmp_path):
+    session = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0"
+    src = _Interrupting(open_source(f"replay:{session}?speed=max"), 300)
+    xdf = tmp_path / "cut.xdf"
+    res = Recorder(src, load_paradigm("gesture"), xdf, CueDisplay(io.StringIO())).run()
+    assert res.partial and "Ctrl-C" in res.reason and 0 < res.samples < 27949
+    by, texts = _markers(xdf)
+    assert by["EMG"]["time_series"].shape[0] == res.samples and texts[0] == "neutral"
+    assert "partial" in json.dumps(by["EMG"]["footer"]) and "Ctrl-C" in json.dumps(by["EMG"]["footer"])
+
+
+def test_a_source_that_ends_early_is_reported_partial(shared_data, tmp_path):
+    from dataclasses import replace
+
+    from edge.sources import ReplaySource
+
+    rec = read_recording(shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "Test0")
+    n = 10_000  # 50 s of the paradigm's 140 s
+    short = replace(rec, samples=rec.samples[:n], labels=rec.labels[:n], sample_index=rec.sample_index[:n],
+                    segments=np.array([[0, n]]))
+    res = Recorder(ReplaySource(short, speed=0), load_paradigm("gesture"), tmp_path / "x.xdf",
+                   CueDisplay(io.StringIO())).run()
+    assert res.partial and "ended before" in res.reason and res.cues_done < 28
+
+
+def test_gaps_are_marked_never_bridged(tmp_path):
+    """A grasp-lift segments file has gaps in its sample ids: each is a 'gap' marker, and the
+    timestamps keep the hole (read back as separate segments)."""
+    from edge.synthetic import grasp_lift_series
+
+    rec = grasp_lift_series(subject=1, series=1, n_trials=3, seed=0)
+    keep = np.r_[0:4000, 6000:rec.n_samples]
+    from dataclasses import replace
+
+    gapped = replace(rec, samples=rec.samples[keep], sample_index=rec.sample_index[keep],
+                     labels=rec.labels[keep], segments=np.array([[0, 4000], [4000, len(keep)]]),
+                     timestamps=None)
+    from edge.sources import ReplaySource
+
+    res = Recorder(ReplaySource(gapped, speed=0), load_paradigm("grasp-lift"), tmp_path / "g.xdf",
+                   CueDisplay(io.StringIO())).run()
+    assert res.gaps == 1 and "gap" in [t for _, t in res.markers]
+    back = read_recording(tmp_path / "g.xdf")
+    assert len(back.segments) == 2 and back.segments[1][0] == 4000
+
+
+def test_paradigm_files_are_checked():
+    par = parse_paradigm({"task": "gesture", "repeat": 2, "cue": [{"label": "neutral", "seconds": 3}]})
+    assert par.seconds == 6 and [c.label for c in par.cues] == ["neutral", "neutral"]
+    for bad, msg in (({"task": "nope", "cue": []}, "task"),
+                     ({"task": "gesture", "cue": [{"label": "fly", "seconds": 3}]}, "fly"),
+                     ({"task": "gesture", "cue": [{"label": "neutral", "seconds": -1}]}, "seconds"),
+                     ({"task": "gesture", "repeat": 0, "cue": [{"label": "neutral", "seconds": 1}]}, "repeat")):
+        with pytest.raises(RecordingError, match=msg):
+            parse_paradigm(bad)
