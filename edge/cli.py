@@ -181,7 +181,8 @@ def _cmd_info(args) -> int:
         print(f"{rec.source}: {rec.n_samples} samples x {len(rec.channels)} channels at {rec.fs:g} Hz "
               f"({dur:.1f} s), {len(rec.segments)} contiguous segment(s)"
               + (f", state={rec.state}" if rec.state else "")
-              + (f", labels={','.join(rec.label_names)}" if rec.labels is not None else ""))
+              + (f", labels={','.join(rec.label_names)}" if rec.labels is not None else "")
+              + (f", {len(rec.markers)} marker(s)" if rec.markers else ""))
     return 0
 
 
@@ -365,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("info", help="read recordings and print what they contain")
-    p.add_argument("recordings", nargs="+", help="Kaggle _data.csv[.gz], Muse CSV or GAMEEMO CSV files")
+    p.add_argument("recordings", nargs="+", help="Kaggle _data.csv[.gz], Muse CSV, GAMEEMO CSV, .xdf, .edf or .bdf files")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("synth", help="write realistic synthetic recordings in the real file layouts")

@@ -591,8 +591,8 @@ def test_neurogrip_info_on_xdf_and_edf(tmp_path, capsys):
     _pyedflib_file(edf, "edf", "uV", 1.0)
     assert cli_main(["info", str(xdf), str(edf)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"{xdf}: 1000 samples x 4 channels at 250 Hz (4.0 s), 2 contiguous segment(s)"
-    assert out[1] == f"{edf}: 2560 samples x 3 channels at 256 Hz (10.0 s), 1 contiguous segment(s)"
+    assert out[0].startswith(f"{xdf}: 1000 samples x 4 channels at 250 Hz (4.0 s), 2 contiguous segment(s)")
+    assert out[1].startswith(f"{edf}: 2560 samples x 3 channels at 256 Hz (10.0 s), 1 contiguous segment(s)")
     os.truncate(xdf, 10)
     assert cli_main(["info", str(xdf)]) != 0
     assert "no signal stream" in capsys.readouterr().err
