@@ -89,6 +89,9 @@ bundles: env-train
 	$(TRAIN_VENV)/bin/neurogrip train --task gesture --data $(SHARED_DATA)/myo_armband --out build/bundles/gesture
 	@# continuous synthetic series have rest between trials: the bench measures commands during rest on it
 	$(TRAIN_VENV)/bin/neurogrip train --task grasp-lift --data synthetic --lso-folds 0 --out build/bundles/grasp-lift-synthetic
+	@# bases that never saw the person they are calibrated to (the calibration bench), ~6 min
+	rm -rf build/bundles/calibration
+	NEUROGRIP_SHARED_DATA=$(SHARED_DATA) tools/calibration-bases $(TRAIN_VENV)
 
 # The emulated Raspberry Pi check (docs/pi-check.md): an arm64 Debian bookworm userland under
 # qemu-user runs the edge on a recording; its int8 outputs must equal this machine's.

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 def _plt():
     import matplotlib
@@ -250,10 +252,38 @@ def tradeoff_png(curve: list, chosen: dict, path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
+def calibration_pngs(report: dict, out: Path) -> list[Path]:
+    """One figure per task: base vs on-device calibrated, per participant (benchmarks/calibration.py)."""
+    c = report["sections"].get("calibration") or {}
+    paths = []
+    for key, title, metric, per in (("emg", "EMG gestures: Test0+Test1", "window accuracy", "participants"),
+                                    ("grasp_lift", "Grasp-lift: series 7-8", "mean column AUC", "subjects"),
+                                    ("muse", "Muse states: second half", "window accuracy", "subjects")):
+        r = c.get(key) or {}
+        if per not in r:
+            continue
+        plt = _plt()
+        names = list(r[per])
+        x = np.arange(len(names))
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(names) + 2), 3.2))
+        ax.bar(x - 0.2, [r[per][n]["base"] for n in names], 0.4, label="base (never saw this person)")
+        ax.bar(x + 0.2, [r[per][n]["calibrated"] for n in names], 0.4, label="calibrated on-device")
+        if r.get("workstation") is not None:
+            ax.axhline(r["workstation"], color="k", ls="--", lw=1, label="workstation fine-tune (mean)")
+        ax.set_xticks(x, [str(n) for n in names], rotation=30)
+        ax.set_ylabel(metric)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{title}: base {r['base']:.3f} -> calibrated {r['calibrated']:.3f}", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        paths.append(_save(fig, out / f"calibration_{key}.png"))
+    return paths
+
+
 def write_plots(report: dict, out) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [latency_cdf(report, out), throughput(report, out), inference(report, out)] + roc(report, out)
+    paths += calibration_pngs(report, out)
     for name, b in report["sections"].get("decoding", {}).get("bundles", {}).items():
         rp = b.get("replay") or {}
         if rp.get("timeline"):

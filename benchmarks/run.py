@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks.common import Context
 from benchmarks.machine import describe
 
-SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "link")
+SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "calibration", "link")
 SCHEMA_VERSION = 1
 
 
