@@ -2,8 +2,13 @@
 
 Timing: timestamps are on this machine's LSL clock (``pylsl.local_clock``), corrected by liblsl's
 clock synchronisation; dropped samples are found from timestamp steps larger than
-``drop_tolerance`` nominal periods.  A stream that is lost and that liblsl cannot recover (it has
-no ``source_id``) is searched for again by a background thread (the relocation thread).
+``drop_tolerance`` nominal periods.
+
+Trust (:mod:`edge.sources.lsl_identity`, docs/security.md): several streams matching the spec at
+start-up are an error listing them; the adopted producer is pinned, and after a drop a background
+thread takes back only that producer (liblsl's own recovery is off: it would adopt any stream with
+the same name, type and source_id).  Streams refused meanwhile are logged and reported by
+:meth:`LSLSource.take_alarms`.
 
 Metadata: channel labels, types and units come from ``desc/channels/channel`` (XDF meta-data,
 :func:`edge.sources.channels.lsl_channel_info`); :mod:`edge.sources.units` turns them into a factor
@@ -13,52 +18,26 @@ to the bundle's unit, which :meth:`LSLSource.read` applies while copying out of 
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from collections import deque
 from typing import ClassVar
 
 import numpy as np
 
+from edge import config
 from edge._checks import check_int
 from edge.config import DROP_TOLERANCE, LSL_BUFLEN_S, LSL_MAX_CHUNK, RESOLVE_TIMEOUT_S, STALL_TIMEOUT_S
 from edge.errors import SourceError, SourceSpecError
 from edge.sources.base import Chunk, Source, check_min, check_stall_timeout
 from edge.sources.channels import lsl_channel_info
-from edge.sources.lsl_config import quiet_liblsl
+from edge.sources.lsl_config import import_pylsl, lsl_errors
+from edge.sources.lsl_identity import Readoption, SourceAlarm, StreamIdentity, pinned_hostname, resolve_one
 from edge.sources.units import CHECK_SECONDS, check_unit_options
 
 log = logging.getLogger(__name__)
 
 LSL_FIX = ("start a stream with `neurogrip stream FILE`, or check that the headset app "
            "(Muse/OpenBCI/...) is running and publishing LSL on this network")
-LIBLSL_FIX = ("on a 64-bit Raspberry Pi `pip install pylsl` brings no liblsl: install liblsl from the "
-              "liblsl releases .deb (https://github.com/sccn/liblsl/releases) or build it, and set "
-              "PYLSL_LIB=/path/to/liblsl.so")
-
-
-def import_pylsl():
-    """Import pylsl, turning a missing module or a missing liblsl into a SourceError with the fix.
-
-    liblsl's INFO lines are kept out of the console first (:func:`quiet_liblsl`)."""
-    quiet_liblsl()
-    try:
-        import pylsl
-    except ModuleNotFoundError as exc:
-        raise SourceError(f"the Python module pylsl is not installed ({exc}); install it with "
-                          f"pip install 'neurogrip[edge]'; {LIBLSL_FIX}") from exc
-    except (ImportError, RuntimeError, OSError) as exc:  # pylsl raises RuntimeError when liblsl is missing
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceError(f"pylsl cannot load liblsl ({first}); {LIBLSL_FIX}") from exc
-    return pylsl
-
-
-def _lsl_errors(pylsl) -> tuple[type, type]:
-    """pylsl's (TimeoutError, LostError); their module moved between pylsl versions."""
-    for mod in (pylsl, getattr(pylsl, "util", None), getattr(pylsl, "pylsl", None)):
-        if mod is not None and hasattr(mod, "LostError") and hasattr(mod, "TimeoutError"):
-            return mod.TimeoutError, mod.LostError
-    return RuntimeError, RuntimeError  # both derive from RuntimeError in every pylsl
-
 
 # liblsl channel formats (pylsl.cf_*) → numpy dtype; cf_string (3) is not EEG.
 _LSL_DTYPES = {1: np.float32, 2: np.float64, 4: np.int32, 5: np.int16, 6: np.int8, 7: np.int64}
@@ -85,6 +64,12 @@ class LSLSource(Source):
     ----------
     name, type, source_id : str, optional
         Stream properties to match (at least one); all given must match.
+    hostname : str, optional
+        The producer's machine must be this one (``localhost``: this machine).  Several streams
+        matching is an error; ``name``, ``source_id`` and ``hostname`` together pin one producer.
+    scope, session : str, optional
+        liblsl's ResolveScope (``machine``: look for streams on this machine only) and SessionID
+        (the producer must use the same), for this process (:mod:`edge.sources.lsl_config`).
     timeout : float
         Seconds to wait for a matching stream (and for the connection).
     stall_timeout : float
@@ -109,30 +94,35 @@ class LSLSource(Source):
     fits a line through the timestamps and smears a jump from dropped samples
     over many samples, hiding it from the drop detector.  The first correction
     estimate takes ~0.5 s; it is fetched while opening so the first ``read``
-    does not block the real-time loop.
+    does not block the real-time loop.  The inlet does not recover by itself
+    (``recover=False``): after a drop only the pinned producer is taken back.
     """
 
     kind = "lsl"
-    OPTIONS: ClassVar[dict] = {"name": str, "type": str, "source_id": str, "timeout": float,
-                               "stall_timeout": float, "drop_tolerance": float, "max_chunk": int,
-                               "max_buflen": int, "unit": str, "scale": float}
+    OPTIONS: ClassVar[dict] = {"name": str, "type": str, "source_id": str, "hostname": str, "scope": str,
+                               "session": str, "timeout": float, "stall_timeout": float,
+                               "drop_tolerance": float, "max_chunk": int, "max_buflen": int, "unit": str,
+                               "scale": float}
 
     def __init__(self, name: str | None = None, type: str | None = None, source_id: str | None = None,
+                 hostname: str | None = None, scope: str | None = None, session: str | None = None,
                  timeout: float = RESOLVE_TIMEOUT_S, stall_timeout: float = STALL_TIMEOUT_S,
                  drop_tolerance: float = DROP_TOLERANCE, max_chunk: int = LSL_MAX_CHUNK,
                  max_buflen: int = LSL_BUFLEN_S, unit: str | None = None, scale: float | None = None):
         props = {k: v for k, v in (("name", name), ("type", type), ("source_id", source_id)) if v}
         if not props:
             raise SourceSpecError("an LSL source needs at least one of name, type, source_id "
-                                  "(e.g. lsl:type=EEG or lsl:name=neurogrip-replay)")
+                                  "(e.g. lsl:name=X&source_id=Y&hostname=localhost; docs/security.md)")
+        if hostname:
+            props["hostname"] = pinned_hostname(hostname)
         timeout = check_min(timeout, "timeout", 0, "seconds", above=True)
         drop_tolerance = check_min(drop_tolerance, "drop_tolerance", 1, "nominal period", above=True)
         check_stall_timeout(stall_timeout)
         max_chunk = check_min(max_chunk, "max_chunk", 2, "samples", integer=True)
         max_buflen = check_int(max_buflen, "max_buflen", lo=1, exc=SourceSpecError)
         unit, scale = check_unit_options(unit, scale)
-        self._pylsl = pylsl = import_pylsl()
-        self._timeout_error, self._lost_error = _lsl_errors(pylsl)
+        self._pylsl = pylsl = import_pylsl(scope, session)
+        self._timeout_error, self._lost_error = lsl_errors(pylsl)
         self.props = props
         self.timeout = timeout
         self.drop_tolerance = drop_tolerance
@@ -140,18 +130,17 @@ class LSLSource(Source):
         self.predicate = " and ".join(f"{k}={_xpath_literal(v)}" for k, v in props.items())
         self.searched = " and ".join(f"{k}={v!r}" for k, v in props.items())
 
-        infos = pylsl.resolve_bypred(self.predicate, 1, timeout)
-        if not infos:
+        info = resolve_one(pylsl, self.predicate, timeout, self.searched)
+        if info is None:
             raise SourceError(f"no LSL stream with {self.searched} found within {timeout:g} s; {LSL_FIX}")
-        info = infos[0]
-        if len(infos) > 1:
-            log.warning("%d LSL streams match %s; using %s (source_id %r)", len(infos), self.searched,
-                        info.name(), info.source_id())
         dtype = _LSL_DTYPES.get(info.channel_format())
         if dtype is None:
             raise SourceError(f"LSL stream {info.name()!r} carries strings, not EEG samples; select the "
                               "EEG stream (e.g. lsl:type=EEG)")
         inlet, full = self._connect(info)
+        if full.uid() != info.uid():  # another outlet answered at that address since the resolve
+            raise SourceError(f"LSL stream {info.name()!r} changed while connecting (uid {full.uid()} instead "
+                              f"of {info.uid()}); stop any stream you did not start and try again")
         n_ch = full.channel_count()
         labels, types, units = lsl_channel_info(full, n_ch)
         if labels is None:
@@ -163,8 +152,9 @@ class LSLSource(Source):
         self.units, self.channel_types, self.unit, self.scale = units, types, unit, scale
         self.name = full.name()
         self.type = self.stream_type = full.type()
-        self.source_id = full.source_id()
-        self.hostname = full.hostname()
+        self.identity = StreamIdentity.of(full)
+        self.source_id, self.hostname = self.identity.source_id, self.identity.hostname
+        self.identity.warn_unpinned(props, self.searched)
         self._inlet = inlet
         self._dtype = np.dtype(dtype)
         self._cap = int(max_chunk)
@@ -177,14 +167,23 @@ class LSLSource(Source):
         self._gap_pending = False
         self._pending: tuple | None = None  # the first second, read by first_second(), not yet delivered
         self._lost = False
-        self._relocated: tuple | None = None
-        self._relocator: threading.Thread | None = None
-        self._closing = threading.Event()
+        self._readoption: Readoption | None = None
+        self._last_check = time.monotonic()
+        self._alarms: deque[SourceAlarm] = deque()
+        self.alarms = 0  # streams refused in place of the pinned producer, in all
+
+    def take_alarms(self) -> list[SourceAlarm]:
+        """The streams refused since the last call (the runtime counts each as a fault)."""
+        return [self._alarms.popleft() for _ in range(len(self._alarms))]
+
+    def _alarm(self, alarm: SourceAlarm) -> None:  # from the readoption thread
+        self.alarms += 1
+        self._alarms.append(alarm)
 
     def _connect(self, info):
         pylsl = self._pylsl
         try:
-            inlet = pylsl.StreamInlet(info, max_buflen=self.max_buflen, recover=True,
+            inlet = pylsl.StreamInlet(info, max_buflen=self.max_buflen, recover=False,
                                       processing_flags=pylsl.proc_clocksync)
             full = inlet.info(self.timeout)
             inlet.open_stream(self.timeout)
@@ -223,8 +222,8 @@ class LSLSource(Source):
             if self.factors is not None:
                 x *= self.factors
             return self._deliver(x, ts, gap)
-        if self._relocated is not None:
-            self._adopt()
+        if self._readoption is not None and self._readoption.done.is_set():
+            self._readopted()
         if self._lost:
             if timeout > 0:
                 time.sleep(timeout)
@@ -233,12 +232,18 @@ class LSLSource(Source):
         try:
             n = self._pull(timeout)
         except self._lost_error:
-            self._on_lost()
+            self._search(silent=False)
             self._check_stall()
             return None
         if n == 0:
+            if self._readoption is None and min(self.seconds_since_last_sample(), time.monotonic()
+                                                 - self._last_check) > config.LSL_SILENT_CHECK_S:
+                self._search(silent=True)  # a silent producer: is its outlet still there?
             self._check_stall()
             return None
+        if self._readoption is not None:  # data again on the inlet we have: nothing to take back
+            self._readoption.close()
+            self._readoption = None
         if self.factors is not None:  # to the bundle's unit, in the copy out of liblsl's buffer
             np.multiply(self._raw[:n], self.factors, out=self._out[:n], casting="unsafe")
         elif self._raw is not self._out:
@@ -286,48 +291,46 @@ class LSLSource(Source):
             gap = True
         return gap
 
-    # -- a lost, unrecoverable stream (no source_id): find it again in the background ------
-    def _on_lost(self) -> None:
-        self._lost = True
-        log.error("LSL stream %r was lost and cannot be recovered by liblsl (it has no source_id); "
-                  "searching for it again in the background", self.name)
-        self._relocator = threading.Thread(target=self._relocate, name=f"lsl-relocate-{self.name}",
-                                           daemon=True)
-        self._relocator.start()
+    # -- after a drop, or a long silence: take back the pinned producer, and nothing else ---------
+    def _search(self, silent: bool) -> None:
+        if not silent and self._readoption is not None and self._readoption.silent:
+            self._readoption.close()  # lost now: reconnect even to the same uid
+            self._readoption = None
+        self._lost = self._lost or not silent
+        self._last_check = time.monotonic()
+        if self._readoption is None:
+            log.log(logging.INFO if silent else logging.ERROR, "LSL stream %r %s; looking for its producer (%s) "
+                    "in the background", self.name, "is silent" if silent else "was lost", self.identity)
+            self._readoption = Readoption(self._pylsl, self.predicate, self.identity, self._connect,
+                                          self._check_channels, self._alarm, silent=silent)
 
-    def _relocate(self) -> None:
-        pylsl = self._pylsl
-        while not self._closing.is_set():
-            for info in pylsl.resolve_bypred(self.predicate, 1, 1.0):
-                if info.channel_count() != len(self.channels) or info.nominal_srate() != self.fs:
-                    continue
-                try:
-                    inlet, full = self._connect(info)
-                except SourceError as exc:
-                    log.warning("%s", exc)
-                    continue
-                labels, _, units = lsl_channel_info(full, full.channel_count())
-                if (labels or self.channels, units) != (self.channels, self.units):
-                    log.warning("LSL stream %r reappeared with other channels or units %s %s; ignoring it",
-                                full.name(), labels, units)
-                    continue
-                self._relocated = (inlet, full)
-                return
+    def _check_channels(self, full) -> str | None:
+        labels, _, units = lsl_channel_info(full, full.channel_count())
+        if (labels or self.channels, units) != (self.channels, self.units):
+            return f"it came back with other channels or units ({labels}, {units})"
+        return None
 
-    def _adopt(self) -> None:
-        inlet, full = self._relocated
-        self._relocated = None
-        self._inlet = inlet
-        self.source_id = full.source_id()
-        self.hostname = full.hostname()
-        self._lost = False
-        self._gap_pending = True
-        self._last_ts = None
-        log.info("LSL stream %r found again", self.name)
+    def _readopted(self) -> None:
+        search, self._readoption = self._readoption, None
+        self._last_check = time.monotonic()
+        if search.error is not None:
+            raise search.error
+        if search.found is None:
+            return  # silent, but its outlet is still there
+        inlet, _, identity = search.found
+        old, self._inlet = self._inlet, inlet
+        if old is not None and not self._lost:
+            old.close_stream()
+        restarted = identity.uid != self.identity.uid
+        log.log(logging.WARNING if restarted else logging.INFO, "LSL stream %r taken back: %s", self.name,
+                f"its producer restarted (uid {self.identity.uid} → {identity.uid})" if restarted else "same outlet")
+        # _last_ts is kept: the samples missing across the silence count as dropped, as they did before
+        self.identity, self._lost, self._gap_pending = identity, False, True
 
     def close(self) -> None:
         if not self.closed:
-            self._closing.set()
+            if self._readoption is not None:
+                self._readoption.close()
             inlet, self._inlet = self._inlet, None
             if inlet is not None:
                 inlet.close_stream()

@@ -1,6 +1,6 @@
 """Source spec strings: one URL-like string chooses a source (as pyserial chooses a transport)::
 
-    lsl:type=EEG                          first LSL stream of type EEG (resolve timeout 5 s)
+    lsl:type=EEG                          the one LSL stream of type EEG (several: an error listing them)
     lsl:name=Muse&type=EEG&timeout=10     keys combine with '&'
     replay:rec/subj1_series7_data.csv.gz?speed=1&chunk=10
     synthetic:?kind=grasp-lift&subject=1&seed=0&speed=max
