@@ -312,46 +312,10 @@ def _cmd_replay_outputs(args) -> int:
     return 0
 
 
-def _cmd_stream(args) -> int:
-    from edge.player import main as player_main
-
-    return player_main(args.player_args)
-
-
-def _cmd_doctor(args) -> int:
-    from edge.doctor import main as doctor_main
-
-    return doctor_main(args.doctor_args)
-
-
-def _cmd_demo(args) -> int:
-    from edge.demo import main as demo_main
-
-    return demo_main(args.demo_args)
-
-
-def _cmd_arm_sim(args) -> int:
-    from firmware_bridge.sim import main as sim_main
-
-    return int(sim_main(args.sim_args) or 0)
-
-
-def _cmd_keygen(args) -> int:
-    from edge.signing_cli import keygen_main
-
-    return keygen_main(args.keygen_args)
-
-
-def _cmd_sign(args) -> int:
-    from edge.signing_cli import sign_main
-
-    return sign_main(args.sign_args)
-
-
-def _cmd_verify(args) -> int:
-    from edge.signing_cli import verify_main
-
-    return verify_main(args.verify_args)
+def _cmd_passthrough(args) -> int:
+    """A sub-command with its own argument parser: ``module.function(argv)`` (see :data:`PASSTHROUGH`)."""
+    dest, module, function, _ = PASSTHROUGH[args.command]
+    return int(getattr(importlib.import_module(module), function)(getattr(args, dest)) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -452,34 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, help=f"samples per chunk (default {config.REPLAY_CHUNK_S * 1e3:g} ms)")
     p.set_defaults(func=_cmd_replay_outputs)
 
-    p = sub.add_parser("stream", help="publish a recording as a live LSL stream", add_help=False)
-    p.add_argument("player_args", nargs=argparse.REMAINDER, help="see 'neurogrip stream --help'")
-    p.set_defaults(func=_cmd_stream)
-
-    p = sub.add_parser("doctor", help="check this machine and a bundle for running the edge", add_help=False)
-    p.add_argument("doctor_args", nargs=argparse.REMAINDER, help="see 'neurogrip doctor --help'")
-    p.set_defaults(func=_cmd_doctor)
-
-    p = sub.add_parser("demo", help="stream a recording over LSL through the runtime to the simulated arm",
-                       add_help=False)
-    p.add_argument("demo_args", nargs=argparse.REMAINDER, help="see 'neurogrip demo --help'")
-    p.set_defaults(func=_cmd_demo)
-
-    p = sub.add_parser("arm-sim", help="start the simulated arm (real firmware under simavr) and print its pty")
-    p.add_argument("sim_args", nargs=argparse.REMAINDER, help="options passed to the simulator (see --help)")
-    p.set_defaults(func=_cmd_arm_sim)
-
-    p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing bundles", add_help=False)
-    p.add_argument("keygen_args", nargs=argparse.REMAINDER, help="see 'neurogrip keygen --help'")
-    p.set_defaults(func=_cmd_keygen)
-
-    p = sub.add_parser("sign", help="sign a bundle with a private key (writes its signature.json)", add_help=False)
-    p.add_argument("sign_args", nargs=argparse.REMAINDER, help="see 'neurogrip sign --help'")
-    p.set_defaults(func=_cmd_sign)
-
-    p = sub.add_parser("verify", help="check that a bundle is signed by a trusted key", add_help=False)
-    p.add_argument("verify_args", nargs=argparse.REMAINDER, help="see 'neurogrip verify --help'")
-    p.set_defaults(func=_cmd_verify)
+    for name, (dest, _, _, help_) in PASSTHROUGH.items():
+        p = sub.add_parser(name, help=help_, add_help=False)
+        p.add_argument(dest, nargs=argparse.REMAINDER, help=f"see 'neurogrip {name} --help'")
+        p.set_defaults(func=_cmd_passthrough)
 
     p = sub.add_parser("bench", help="measure speed and accuracy against peers (see benchmarks/)")
     p.add_argument("--quick", action="store_true", help="small sizes, checks the benchmark runs (<2 min)")
@@ -495,8 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands with their own argument parser: everything after the name is theirs.
-PASSTHROUGH = {"stream": "player_args", "doctor": "doctor_args", "arm-sim": "sim_args", "demo": "demo_args",
-               "keygen": "keygen_args", "sign": "sign_args", "verify": "verify_args"}
+# name -> (attribute holding the rest of the command line, module, function(argv) -> exit code, help)
+PASSTHROUGH = {
+    "stream": ("player_args", "edge.player", "main", "publish a recording as a live LSL stream"),
+    "doctor": ("doctor_args", "edge.doctor", "main", "check this machine and a bundle for running the edge"),
+    "demo": ("demo_args", "edge.demo", "main", "stream a recording over LSL through the runtime to the simulated arm"),
+    "arm-sim": ("sim_args", "firmware_bridge.sim", "main",
+                "start the simulated arm (real firmware under simavr) and print its pty"),
+    "keygen": ("keygen_args", "edge.signing_cli", "keygen_main", "make an Ed25519 key pair for signing bundles"),
+    "sign": ("sign_args", "edge.signing_cli", "sign_main", "sign a bundle with a private key (writes its signature.json)"),
+    "verify": ("verify_args", "edge.signing_cli", "verify_main", "check that a bundle is signed by a trusted key"),
+}
 
 
 def main(argv=None) -> int:
@@ -505,7 +454,7 @@ def main(argv=None) -> int:
     n_global = next((i for i, a in enumerate(argv) if a != "--verbose"), len(argv))  # global options first
     if n_global < len(argv) and argv[n_global] in PASSTHROUGH:
         args = parser.parse_args(argv[:n_global + 1])
-        setattr(args, PASSTHROUGH[argv[n_global]], argv[n_global + 1:])
+        setattr(args, PASSTHROUGH[argv[n_global]][0], argv[n_global + 1:])
     else:
         args = parser.parse_args(argv)
     verbose = args.verbose or os.environ.get(VERBOSE_ENV) == "1"  # also inherited from a verbose parent

@@ -204,6 +204,16 @@ class Source:
         """Check a parsed spec's target and options beyond their names; returns them (completed)."""
         return target, params
 
+    @staticmethod
+    def target_option(key: str, target: str, params: dict[str, str], spec: str) -> dict[str, str]:
+        """``params`` with the spec's target as option ``key`` ("synthetic:muse?..." = "kind=muse",
+        "brainflow:cyton?..." = "board=cyton"); the two must not disagree."""
+        if target:
+            if key in params and params[key] != target:
+                raise SourceSpecError(f"source {spec!r} names two {key}s ({target!r} and {params[key]!r})")
+            params[key] = target
+        return params
+
     @classmethod
     def spec_casts(cls, params: dict[str, str]) -> dict[str, Callable[[str], object]]:
         """Spec key → cast for these options (:attr:`OPTIONS` unless they depend on each other)."""

@@ -319,11 +319,7 @@ class BrainFlowSource(Source):
     # -- the rest --------------------------------------------------------------------
     @classmethod
     def check_spec(cls, target, params, spec):
-        # "brainflow:cyton?serial_port=..." names the board as the target.
-        if target:
-            if "board" in params and params["board"] != target:
-                raise SourceSpecError(f"source {spec!r} names two boards ({target!r} and {params['board']!r})")
-            params["board"] = target
+        params = cls.target_option("board", target, params, spec)  # "brainflow:cyton?serial_port=..."
         if not params.get("board"):
             raise SourceSpecError(f"source {spec!r} names no board; write e.g. brainflow:board=synthetic or "
                                   "brainflow:board=cyton&serial_port=/dev/ttyUSB0")

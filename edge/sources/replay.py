@@ -213,11 +213,7 @@ class SyntheticSource(ReplaySource):
 
     @classmethod
     def check_spec(cls, target, params, spec):
-        # "synthetic:muse?seed=1" names the kind as the target.
-        if target:
-            if "kind" in params and params["kind"] != target:
-                raise SourceSpecError(f"source {spec!r} names two kinds ({target!r} and {params['kind']!r})")
-            params["kind"] = target
+        params = cls.target_option("kind", target, params, spec)  # "synthetic:muse?seed=1"
         kind = params.setdefault("kind", "grasp-lift")
         if kind not in cls.KINDS:
             raise SourceSpecError(f"unknown synthetic kind {kind!r} in {spec!r}; use kind=grasp-lift or kind=muse")
