@@ -176,16 +176,21 @@ class Bundle:
     @property
     def head(self):
         """A calibrated bundle's float last layer (:class:`edge.calibration.head.Head`), else None."""
-        if self.manifest.get("head") is None:
-            return None
-        from edge.calibration.head import Head
-
-        return Head.from_manifest(self.manifest["head"])
+        return head_of(self.manifest)
 
     def decision_policy(self):
         from edge.decision import DecisionPolicy
 
         return DecisionPolicy.from_manifest(self.manifest["decision"], self.labels)
+
+
+def head_of(manifest: dict):
+    """The manifest's calibrated head (:class:`edge.calibration.head.Head`), or None."""
+    if manifest.get("head") is None:
+        return None
+    from edge.calibration.head import Head
+
+    return Head.from_manifest(manifest["head"])
 
 
 def write_bundle(out, manifest: dict, model: bytes, *, archive: bool | None = None) -> Path:
@@ -556,12 +561,7 @@ def _check_model(path: Path, m: dict, model_bytes: bytes) -> None:
 
     try:
         probe_model(model_bytes, path)
-        head = None
-        if m.get("head") is not None:
-            from edge.calibration.head import Head
-
-            head = Head.from_manifest(m["head"])
-        model = Int8Model(model_bytes, head=head)
+        model = Int8Model(model_bytes, head=head_of(m))
     except InferenceError as exc:
         raise BundleError(path, f"model.tflite does not load: {exc}", "re-export the bundle") from None
     for side, shape, dtype, quant in (("input", model.input_shape, model.input_dtype, model.input_quant),

@@ -266,7 +266,7 @@ def _cmd_record(args) -> int:
 
     result = record(args.source, args.paradigm, args.out)
     if result.partial:
-        return 130 if "Ctrl-C" in result.reason else 1
+        return 130 if result.interrupted else 1
     return 0
 
 

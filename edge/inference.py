@@ -120,14 +120,14 @@ class Int8Model:
 
             self.base_head = find_head(self._interp)
             self._feat = self.base_head.tensor
-            self._feat_quant = self._interp.get_tensor_details()[self._feat]["quantization"]
-            if head is not None:
-                d = self._interp.get_tensor_details()[head.tensor]
-                if (head.tensor != self._feat or d["name"] != head.tensor_name
-                        or head.weights.shape != self.base_head.weights.shape):
-                    raise InferenceError(f"the calibrated head (tensor {head.tensor} {head.tensor_name!r}, weights "
-                                         f"{head.weights.shape}) does not fit this model (tensor {self._feat}, "
-                                         f"weights {self.base_head.weights.shape}); calibrate again from its base")
+            if head is not None and (head.tensor != self._feat or head.weights.shape != self.base_head.weights.shape
+                                     or head.tensor_name != self.base_head.tensor_name):
+                raise InferenceError(f"the calibrated head (tensor {head.tensor} {head.tensor_name!r}, weights "
+                                     f"{head.weights.shape}) does not fit this model (tensor {self._feat}, "
+                                     f"weights {self.base_head.weights.shape}); calibrate again from its base")
+            # by index: get_tensor_details() leaves some tensors out, so a position is not an index
+            detail = next(d for d in self._interp.get_tensor_details() if d["index"] == self._feat)
+            self._feat_quant = detail["quantization"]
 
     def run_int8(self, x: np.ndarray) -> np.ndarray:
         """One window, int8 ``input_shape[1:]`` → int8 ``output_shape[1:]``."""
@@ -137,26 +137,31 @@ class Int8Model:
         self._interp.invoke()
         return self._interp.get_tensor(self._out)[0].copy()
 
+    def _features_int8(self, xs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Windows (n, ...) int8 → the int8 feature tensor of each (n, n_features); the graph's own
+        outputs into ``out`` when given."""
+        feats = np.empty((xs.shape[0], self.base_head.weights.shape[0]), np.int8)
+        interp, inp, feat = self._interp, self._in, self._feat
+        for i in range(xs.shape[0]):
+            interp.set_tensor(inp, xs[i:i + 1].reshape(self.input_shape))
+            interp.invoke()
+            feats[i] = interp.get_tensor(feat).reshape(-1)
+            if out is not None:
+                out[i] = interp.get_tensor(self._out)[0]
+        return feats
+
     def run_features(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows (n, ...) int8 → (dequantised features (n, n_features), the graph's own int8 outputs)."""
         if self._feat is None:
             raise InferenceError("run_features needs Int8Model(..., keep_features=True)")
-        n = xs.shape[0]
-        feats = np.empty((n, self.base_head.weights.shape[0]), np.int8)
-        out = np.empty((n,) + self.output_shape[1:], self.output_dtype)
-        interp = self._interp
-        for i in range(n):
-            interp.set_tensor(self._in, xs[i:i + 1].reshape(self.input_shape))
-            interp.invoke()
-            feats[i] = interp.get_tensor(self._feat).reshape(-1)
-            out[i] = interp.get_tensor(self._out)[0]
-        return dequantise(feats, *self._feat_quant), out
+        out = np.empty((xs.shape[0],) + self.output_shape[1:], self.output_dtype)
+        return dequantise(self._features_int8(xs, out), *self._feat_quant), out
 
     def run_batch_int8(self, xs: np.ndarray) -> np.ndarray:
         """Windows (n, ...) int8 → (n, n_outputs) int8, one invoke per window (static batch 1)."""
-        if self.head is not None:
-            feats, _ = self.run_features(xs)
-            return quantise(self.head.apply(feats.astype(np.float64)), *self.output_quant)
+        if self.head is not None:  # a calibrated bundle: its head on the trunk's features, quantised as the graph's
+            feats = dequantise(self._features_int8(xs), *self._feat_quant)
+            return quantise(self.head.apply(feats), *self.output_quant)
         out = np.empty((xs.shape[0],) + self.output_shape[1:], self.output_dtype)
         interp, inp, outp = self._interp, self._in, self._out
         for i in range(xs.shape[0]):  # run_int8 inlined: this is the runtime's per-window path

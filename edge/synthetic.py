@@ -46,6 +46,7 @@ from edge.recordings import (
     read_grasp_lift_events,
     write_grasp_lift,
 )
+from edge.recordings.base import event_labels
 
 # Approximate 10-20 positions (x: left→right, y: back→front) on the unit disc.
 CHANNEL_POSITIONS = {
@@ -365,10 +366,8 @@ def grasp_lift_series(subject: int, series: int, seed: int = 0, n_trials: int = 
     x += _shaped_noise(rng, n, drift_psd, fs)
     x += rng.normal(250, 250, len(channels))[None, :]
 
-    labels = np.zeros((n, len(GRASP_LIFT_EVENTS)), np.uint8)
-    for ev in centres:
-        for k, c in enumerate(ev):
-            labels[max(0, c - EVENT_HALF_WIDTH):min(n, c + EVENT_HALF_WIDTH), k] = 1
+    labels = event_labels(n, [(c, k) for ev in centres for k, c in enumerate(ev)], len(GRASP_LIFT_EVENTS),
+                          EVENT_HALF_WIDTH)
 
     return Recording(
         samples=np.round(x),

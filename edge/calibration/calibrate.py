@@ -17,7 +17,6 @@ bundle that is worse there is refused, not written.  The decision policy is the 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,41 +24,45 @@ from pathlib import Path
 import numpy as np
 
 from edge import config
+from edge._checks import check_number
 from edge.bundle import load_bundle, write_bundle
 from edge.calibration.head import Head, fit_head
 from edge.calibration.session import SessionWindows, held_out_rows, read_session, session_windows
 from edge.errors import CalibrationError
 from edge.inference import Int8Model, dequantise
-from edge.metrics import mean_columnwise_auc
+from edge.metrics import accuracy, mean_columnwise_auc
 from edge.model_input import model_inputs, quantise, window_spec
 from edge.signing import TrustPolicy, load_private_key, sign
 
 
 @dataclass
 class CalibrationResult:
-    """What a calibration did.  ``metric`` names the figure (accuracy, or mean column AUC)."""
+    """What a calibration wrote.  ``metric`` names the figure (accuracy, or mean column AUC); a
+    refused calibration raises :class:`~edge.errors.CalibrationError` instead."""
 
-    out: Path | None
+    out: Path
     metric: str
     base: float
     calibrated: float
-    written: bool
     choice: dict = field(default_factory=dict)
     n_windows: dict = field(default_factory=dict)
     seconds: float = 0.0
     session_hash: str = ""
 
     def summary(self) -> str:
-        verdict = f"wrote {self.out}" if self.written else "NOT written (worse than the base)"
-        return (f"held-out {self.metric}: base {self.base:.4f} -> calibrated {self.calibrated:.4f}; {verdict} "
+        return (f"held-out {self.metric}: base {self.base:.4f} -> calibrated {self.calibrated:.4f}; wrote {self.out} "
                 f"({self.n_windows.get('calibration', 0)} calibration / {self.n_windows.get('held_out', 0)} "
                 f"held-out windows; {self.choice}; {self.seconds:.1f} s)")
 
 
-def _score(mode: str, y: np.ndarray, probs: np.ndarray) -> float:
+def _score(mode: str, y: np.ndarray, probs: np.ndarray, what: str) -> float:
     if mode == "multiclass":
-        return float(np.mean(probs.argmax(axis=1) == y.argmax(axis=1)))
-    return float(mean_columnwise_auc(y, probs))
+        return accuracy(y.argmax(axis=1), probs.argmax(axis=1))
+    try:
+        return float(mean_columnwise_auc(y, probs))
+    except ValueError:  # no event label both present and absent in the part
+        raise CalibrationError(f"the {what} windows hold no event both present and absent; record a longer "
+                               "session with every cue of the paradigm") from None
 
 
 def _targets(mode: str, y: np.ndarray) -> np.ndarray:
@@ -71,11 +74,11 @@ def _usable(mode: str, sw: SessionWindows) -> np.ndarray:
     return sw.y.sum(axis=1) == 1 if mode == "multiclass" else np.ones(len(sw.y), bool)
 
 
-def _check_part(mode: str, y: np.ndarray, labels, what: str) -> None:
+def _check_part(mode: str, y: np.ndarray, labels, what: str, every_class: bool = True) -> None:
     if len(y) < config.CALIBRATION_MIN_WINDOWS:
         raise CalibrationError(f"only {len(y)} {what} windows (need >= {config.CALIBRATION_MIN_WINDOWS}); "
                                "record a longer session")
-    if mode == "multiclass":
+    if mode == "multiclass" and every_class:
         counts = y.sum(axis=0)
         short = [lab for lab, c in zip(labels, counts) if c < config.CALIBRATION_MIN_WINDOWS // 4]
         if short:
@@ -89,9 +92,12 @@ class _Features:
     def __init__(self, model: Int8Model, windows: np.ndarray, spec: dict, input_quant):
         xq = quantise(model_inputs(windows, spec), *input_quant)
         self.spec = spec
-        self.features, out = model.run_features(xq)
-        self.features = self.features.astype(np.float64)
-        self.graph_probs = dequantise(out, *model.output_quant)
+        self.features, _ = model.run_features(xq)
+
+
+def _as_run(head: Head, features: np.ndarray, output_quant) -> np.ndarray:
+    """What the runtime's probabilities are for these features: the head's, through the int8 output."""
+    return dequantise(quantise(head.apply(features), *output_quant), *output_quant)
 
 
 def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOLDOUT, progress=None,
@@ -124,8 +130,14 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     """
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
+    check_number(holdout, "holdout", lo=0.0, lo_open=True, hi=0.5, exc=CalibrationError,
+                 fix="hold out a fraction in (0, 0.5], e.g. 0.25")
+    if Path(out).resolve() == Path(bundle_path).resolve():
+        raise CalibrationError(f"--out {out} is the base bundle itself; write the calibrated bundle elsewhere")
     base = load_bundle(bundle_path)
-    if sign_key is None and TrustPolicy.from_environment(bundle_path).enforced:
+    if sign_key is not None:
+        load_private_key(sign_key)  # a missing key or an unsafe file fails now, not after the work
+    elif TrustPolicy.from_environment(bundle_path).enforced:
         raise CalibrationError("this machine loads only signed bundles (a trust store is installed) and the "
                                "calibrated bundle would be unsigned: pass --sign-key PRIVATE.pem, a key whose .pub "
                                "is in the trust store (docs/bundle-signing.md)")
@@ -145,11 +157,15 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
         cal_rows[a:b + 1] = True
     inner = held_out_rows(parts, rec.n_samples, config.CALIBRATION_INNER, usable=cal_rows)
     fit_w, val_w = cal & sw.outside(inner, guard), cal & sw.inside(inner)
+    _check_part(mode, sw.y[fit_w], labels, "fit")
+    _check_part(mode, sw.y[val_w], labels, "choosing", every_class=False)  # the end of the part: some cues
     say(f"[calibrate] {len(sw.y)} windows: {cal.sum()} calibration ({fit_w.sum()} fit, {val_w.sum()} choose), "
         f"{test.sum()} held out")
 
+    # the head being replaced: a calibrated base's own (calibrating again starts from it), else the graph's
     model = Int8Model(base.model_bytes, keep_features=True)
-    prior = model.base_head
+    prior = base.head or model.base_head
+    oq = base.output_quant
     fs_out = base.signal_chain().fs_out
     features_spec = bool(base.window.get("features"))
     norms = {"base": _Features(model, sw.windows, dict(base.window), base.input_quant)}
@@ -163,21 +179,19 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     for norm, f in norms.items():
         for lam in config.CALIBRATION_PENALTIES:
             head = fit_head(f.features[fit_w], _targets(mode, sw.y[fit_w]), prior, lam)
-            s = _score(mode, sw.y[val_w], head.apply(f.features[val_w]))
+            s = _score(mode, sw.y[val_w], _as_run(head, f.features[val_w], oq), "choosing")
             key = (round(s, 6), norm == "base", lam)  # ties: the base normalisation, then the stronger pull
             if best is None or key > best[0]:
                 best = (key, norm, lam)
     _, norm, lam = best
     final = norms[norm] if norm == "base" else _Features(model, sw.windows, person_spec(cal), base.input_quant)
     head = fit_head(final.features[cal], _targets(mode, sw.y[cal]), prior, lam)
-    base_score = _score(mode, sw.y[test], norms["base"].graph_probs[test])
-    cal_score = _score(mode, sw.y[test], head.apply(final.features[test]))
-    choice = {"normalisation": norm, "penalty": lam}
-    n_windows = {"calibration": int(cal.sum()), "held_out": int(test.sum())}
+    base_score = _score(mode, sw.y[test], _as_run(prior, norms["base"].features[test], oq), "held-out")
+    cal_score = _score(mode, sw.y[test], _as_run(head, final.features[test], oq), "held-out")
     metric = "accuracy" if mode == "multiclass" else "mean column AUC"
+    result = CalibrationResult(Path(out), metric, base_score, cal_score, {"normalisation": norm, "penalty": lam},
+                               {"calibration": int(cal.sum()), "held_out": int(test.sum())}, 0.0, session_hash)
     written = cal_score >= base_score or force
-    result = CalibrationResult(Path(out) if written else None, metric, base_score, cal_score, written, choice,
-                               n_windows, 0.0, session_hash)
     if written:
         _write(base, final.spec, head, out, result, holdout, sign_key)
     result.seconds = time.perf_counter() - t0
@@ -189,22 +203,17 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
 
 
 def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout: float, sign_key) -> None:
-    m = json.loads(json.dumps(base.manifest))
-    m["window"] = spec
-    m["head"] = head.to_manifest()
     calibration = {"parent": base.content_hash, "session": result.session_hash,
                    "method": "on-device: normalisation + last layer (edge.calibration)",
                    "holdout": f"last {holdout:.0%} of each session file",
                    "choice": result.choice, "windows": result.n_windows,
                    "held_out": {"metric": result.metric, "base": round(result.base, 6),
                                 "calibrated": round(result.calibrated, 6)}}
-    m.setdefault("provenance", {})
-    m["provenance"] = {**m["provenance"], "parent": base.content_hash, "calibration": calibration}
-    m.setdefault("metrics", {})
-    m["metrics"] = {**m["metrics"], "calibration": calibration["held_out"]}
-    for key in ("content_hash",):
-        m.pop(key, None)
-    write_bundle(out, m, base.model_bytes)
+    m = {**base.manifest, "window": spec, "head": head.to_manifest(),
+         "provenance": {**base.manifest.get("provenance", {}), "parent": base.content_hash,
+                        "calibration": calibration},
+         "metrics": {**base.manifest.get("metrics", {}), "calibration": calibration["held_out"]}}
+    write_bundle(out, m, base.model_bytes)  # a deep copy; the content hash is recomputed
     if sign_key is not None:
-        sign(out, load_private_key(sign_key))
+        sign(out, sign_key, check_model=False)  # the load below checks the model
     load_bundle(out)  # what the runtime will load: refuse to leave a bundle it would not

@@ -27,7 +27,7 @@ from edge import config
 from edge.chain import segment_windows
 from edge.errors import CalibrationError
 from edge.recordings import Recording, read_recording
-from edge.recordings.base import labels_from_markers
+from edge.recordings.base import event_labels, labels_from_markers
 
 
 def _task_labels(rec: Recording, labels: list[str], where, multilabel: bool = False) -> np.ndarray:
@@ -40,13 +40,10 @@ def _task_labels(rec: Recording, labels: list[str], where, multilabel: bool = Fa
         out = np.zeros((n, len(labels)), np.uint8)
         out[:, labels.index(rec.state)] = 1
         return out
-    markers = getattr(rec, "markers", ())
+    markers = rec.markers
     if markers and multilabel:  # event labels: 1 within ±EVENT_HALF_WIDTH_S of each cue, as in the Kaggle files
-        out = np.zeros((n, len(labels)), np.uint8)
-        h = round(config.EVENT_HALF_WIDTH_S * rec.fs)
-        for row, text in markers:
-            if text in labels and row < n:
-                out[max(row - h, 0):row + h + 1, labels.index(text)] = 1
+        out = event_labels(n, [(row, labels.index(text)) for row, text in markers if text in labels and row < n],
+                           len(labels), round(config.EVENT_HALF_WIDTH_S * rec.fs))
         if out.any():
             return out
     elif markers:
@@ -92,7 +89,9 @@ def read_session(paths, bundle) -> tuple[Recording, str, np.ndarray]:
             continue
         files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
         for f in files:
-            digest.update(f.read_bytes())
+            with f.open("rb") as fh:  # in blocks: a session file may be far larger than the edge's memory budget
+                while block := fh.read(1 << 20):
+                    digest.update(block)
     offsets = np.cumsum([0] + [r.n_samples for r, _, _ in recs[:-1]])
     session = Recording(
         samples=np.concatenate([x for _, x, _ in recs]), channels=tuple(bundle.channels), fs=bundle.fs,

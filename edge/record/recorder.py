@@ -30,6 +30,8 @@ from edge.record.paradigm import Paradigm
 from edge.recordings.xdf_writer import XdfWriter
 from edge.tasks import get_task
 
+INTERRUPTED = "interrupted (Ctrl-C)"
+
 
 @dataclass
 class RecordResult:
@@ -44,6 +46,11 @@ class RecordResult:
     partial: bool = False
     reason: str = ""
     markers: list = field(default_factory=list)
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by Ctrl-C."""
+        return self.partial and self.reason == INTERRUPTED
 
     def summary(self) -> str:
         state = f"PARTIAL ({self.reason})" if self.partial else "complete"
@@ -71,90 +78,98 @@ class Recorder:
 
     def run(self, read_timeout: float = 0.1) -> RecordResult:
         """Record until the paradigm ends, the source is exhausted, or Ctrl-C."""
-        src, par = self.source, self.paradigm
-        task = get_task(par.task)
-        res = RecordResult(self.out, cues_total=len(par.cues))
-        writer = XdfWriter(self.out)
-        chans = [{"label": c, "unit": (src.units[i] if i < len(src.units) and src.units[i] else "microvolts"),
-                  "type": task.modality.upper()} for i, c in enumerate(src.channels)]
-        sig = writer.add_stream(f"neurogrip-{par.task}", task.modality.upper(), len(src.channels), src.fs,
-                                channels=chans, source_id=f"neurogrip-record-{src.kind}",
-                                desc={"paradigm": par.name, "task": par.task})
-        mk = writer.add_stream("neurogrip-cues", "Markers", 1, 0.0, "string", source_id="neurogrip-record-cues",
-                               desc={"paradigm": par.name})
-        t_first = None
-        last_ts = None
-        cue = -1
-        in_stall = False
-
-        def marker(ts: float, text: str) -> None:
-            writer.write_samples(mk, np.array([ts]), [[text]])
-            res.markers.append((ts, text))
-
+        self.result = res = RecordResult(self.out, cues_total=len(self.paradigm.cues))
+        self._t_first = self._last_ts = None
+        self._cue, self._in_stall = -1, False
+        self._writer = XdfWriter(self.out)
         try:
-            while True:
-                chunk = src.read(read_timeout)
-                if chunk is None:
-                    if src.exhausted:
-                        if cue < len(par.cues) - 1 or t_first is None:
-                            res.partial, res.reason = True, "the source ended before the paradigm"
-                        elif last_ts is not None:  # it ended inside the last cue: that cue is done
-                            marker(last_ts, "end")
-                        break
-                    if src.stalled and not in_stall and last_ts is not None:
-                        in_stall = True
-                        res.stalls += 1
-                        marker(last_ts, "stall")
-                    self.display.show(par, max(cue, 0), 0.0 if t_first is None else last_ts - t_first, stalled=in_stall)
-                    continue
-                ts = chunk.timestamps
-                if t_first is None:
-                    t_first = float(ts[0])
-                if in_stall:
-                    in_stall = False
-                    marker(float(ts[0]), "resume")
-                if chunk.discontinuity and last_ts is not None:
-                    res.gaps += 1
-                    marker(float(ts[0]), "gap")
-                # the cues that start inside this chunk, each at its own first sample
-                rel = ts - t_first
-                end_cue = bisect.bisect_right(self._starts, float(rel[-1])) - 1
-                for k in range(cue + 1, end_cue + 1):
-                    i = int(np.searchsorted(rel, self._starts[k] - 1e-9))
-                    marker(float(ts[min(i, len(ts) - 1)]), par.cues[k].label)
-                done_at = par.seconds
-                keep = rel < done_at
-                if keep.any():
-                    writer.write_samples(sig, ts[keep], chunk.samples[keep])
-                res.samples += int(keep.sum())
-                last_ts = float(ts[keep][-1]) if keep.any() else last_ts
-                cue = min(end_cue, len(par.cues) - 1)
-                res.cues_done = cue + 1 if cue >= 0 else 0
-                self.display.show(par, max(cue, 0), float(rel[-1]))
-                if not keep.all():
-                    marker(float(ts[int(np.argmin(keep))]), "end")
-                    res.cues_done = len(par.cues)
-                    break
+            self._open_streams()
+            while self._step(self.source.read(read_timeout)):
+                pass
         except KeyboardInterrupt:
-            res.partial, res.reason = True, "interrupted (Ctrl-C)"
-        except RecordingWriteError as exc:
-            res.partial, res.reason = True, f"write failed: {exc}"
-            self._close(writer, res, t_first, last_ts)
+            res.partial, res.reason = True, INTERRUPTED
+        except BaseException as exc:  # a write that failed, a source that failed: the file is closed valid
+            res.partial, res.reason = True, f"stopped: {exc}"
             raise
-        self._close(writer, res, t_first, last_ts)
+        finally:
+            self._close()
         self.display.done(res)
         return res
 
-    def _close(self, writer: XdfWriter, res: RecordResult, t_first, last_ts) -> None:
+    def _open_streams(self) -> None:
+        src, par = self.source, self.paradigm
+        task = get_task(par.task)
+        # an undeclared unit is the task's own, as the runtime assumes for an undeclared stream
+        chans = [{"label": c, "unit": (src.units[i] if i < len(src.units) and src.units[i] else task.unit),
+                  "type": task.modality.upper()} for i, c in enumerate(src.channels)]
+        self._sig = self._writer.add_stream(f"neurogrip-{par.task}", task.modality.upper(), len(src.channels),
+                                            src.fs, channels=chans, source_id=f"neurogrip-record-{src.kind}",
+                                            desc={"paradigm": par.name, "task": par.task})
+        self._mk = self._writer.add_stream("neurogrip-cues", "Markers", 1, 0.0, "string",
+                                           source_id="neurogrip-record-cues", desc={"paradigm": par.name})
+
+    def _marker(self, ts: float, text: str) -> None:
+        self._writer.write_samples(self._mk, np.array([ts]), [[text]])
+        self.result.markers.append((ts, text))
+
+    def _step(self, chunk) -> bool:
+        """Handle one read; False when the recording is over."""
+        src, par, res = self.source, self.paradigm, self.result
+        if chunk is None:
+            if src.exhausted:
+                if self._cue < len(par.cues) - 1 or self._t_first is None:
+                    res.partial, res.reason = True, "the source ended before the paradigm"
+                elif self._last_ts is not None:  # it ended inside the last cue: that cue is done
+                    self._marker(self._last_ts, "end")
+                return False
+            if src.stalled and not self._in_stall and self._last_ts is not None:
+                self._in_stall = True
+                res.stalls += 1
+                self._marker(self._last_ts, "stall")
+            t = 0.0 if self._t_first is None else self._last_ts - self._t_first
+            self.display.show(par, max(self._cue, 0), t, stalled=self._in_stall)
+            return True
+        ts = chunk.timestamps
+        if self._t_first is None:
+            self._t_first = float(ts[0])
+        if self._in_stall:
+            self._in_stall = False
+            self._marker(float(ts[0]), "resume")
+        if chunk.discontinuity and self._last_ts is not None:
+            res.gaps += 1
+            self._marker(float(ts[0]), "gap")
+        # the cues that start inside this chunk, each at its own first sample
+        rel = ts - self._t_first
+        end_cue = bisect.bisect_right(self._starts, float(rel[-1])) - 1
+        for k in range(self._cue + 1, end_cue + 1):
+            i = int(np.searchsorted(rel, self._starts[k] - 1e-9))
+            self._marker(float(ts[min(i, len(ts) - 1)]), par.cues[k].label)
+        keep = rel < par.seconds
+        if keep.any():
+            self._writer.write_samples(self._sig, ts[keep], chunk.samples[keep])
+            self._last_ts = float(ts[keep][-1])
+        res.samples += int(keep.sum())
+        self._cue = min(end_cue, len(par.cues) - 1)
+        res.cues_done = self._cue + 1 if self._cue >= 0 else 0
+        self.display.show(par, max(self._cue, 0), float(rel[-1]))
+        if keep.all():
+            return True
+        self._marker(float(ts[int(np.argmin(keep))]), "end")
+        res.cues_done = len(par.cues)
+        return False
+
+    def _close(self) -> None:
+        res = self.result
         res.dropped = int(getattr(self.source.counters, "dropped", 0))
-        res.seconds = 0.0 if t_first is None or last_ts is None else last_ts - t_first + 1.0 / self.source.fs
+        res.seconds = (0.0 if self._t_first is None or self._last_ts is None
+                       else self._last_ts - self._t_first + 1.0 / self.source.fs)
         footer = {"paradigm": self.paradigm.name, "cues_done": str(res.cues_done), "cues_total": str(res.cues_total),
                   "gaps": str(res.gaps), "stalls": str(res.stalls), "dropped": str(res.dropped),
                   "partial": "true" if res.partial else "false"}
         if res.reason:
             footer["reason"] = res.reason
         try:
-            writer.close(footer=footer)
+            self._writer.close(footer=footer)
         except RecordingWriteError:
             pass  # the writer keeps what it wrote readable; the first failure is what the user sees
 

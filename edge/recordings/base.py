@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge._checks import check_int
+
 #: Marker texts that end the current label (rows after them are unlabelled until the next label).
 STOP_MARKERS = ("end", "pause")
 
@@ -116,8 +118,7 @@ def labels_from_markers(n_samples: int, markers, label_names) -> np.ndarray:
     -------
     ndarray, shape (n_samples, len(label_names)), uint8
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
-        raise ValueError(f"n_samples must be an int >= 0, got {n_samples!r}")
+    n_samples = check_int(n_samples, "n_samples", lo=0, exc=ValueError)
     if isinstance(label_names, str):
         raise TypeError(f"label_names must be a sequence of str, not one str ({label_names!r}); "
                         f"write label_names=({label_names!r},)")
@@ -142,4 +143,13 @@ def labels_from_markers(n_samples: int, markers, label_names) -> np.ndarray:
         active, since = column.get(text), start
     if active is not None:
         out[since:, active] = 1
+    return out
+
+
+def event_labels(n_samples: int, events, n_labels: int, half_width: int) -> np.ndarray:
+    """Per-sample event labels: column ``k`` is 1 on rows ``[row − half_width, row + half_width)`` of
+    each event ``(row, k)`` (the Kaggle grasp-lift convention, ±150 ms around each event)."""
+    out = np.zeros((int(n_samples), int(n_labels)), np.uint8)
+    for row, k in events:
+        out[max(0, row - half_width):min(n_samples, row + half_width), k] = 1
     return out

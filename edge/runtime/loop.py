@@ -186,7 +186,7 @@ class Runtime:
                 t_read = time.perf_counter()
                 chunk = self.source.read(timeout=cfg.read_timeout_s)
                 read_ms = (time.perf_counter() - t_read) * 1e3
-                for alarm in getattr(self.source, "take_alarms", list)():
+                for alarm in self.source.take_alarms():
                     # a stream refused in place of the pinned LSL producer (edge/sources/lsl_identity.py):
                     # none of its samples is delivered, so the stall path already holds the arm at REST
                     self.fault("source", f"{alarm.kind}: {alarm.detail}")

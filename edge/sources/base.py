@@ -204,6 +204,11 @@ class Source:
         """Check a parsed spec's target and options beyond their names; returns them (completed)."""
         return target, params
 
+    def take_alarms(self) -> list:
+        """Alarms raised since the last call (e.g. a stream refused in place of the pinned LSL
+        producer, :meth:`edge.sources.lsl.LSLSource.take_alarms`); the runtime counts each as a fault."""
+        return []
+
     @staticmethod
     def target_option(key: str, target: str, params: dict[str, str], spec: str) -> dict[str, str]:
         """``params`` with the spec's target as option ``key`` ("synthetic:muse?..." = "kind=muse",

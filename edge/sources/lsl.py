@@ -139,6 +139,7 @@ class LSLSource(Source):
                               "EEG stream (e.g. lsl:type=EEG)")
         inlet, full = self._connect(info)
         if full.uid() != info.uid():  # another outlet answered at that address since the resolve
+            inlet.close_stream()
             raise SourceError(f"LSL stream {info.name()!r} changed while connecting (uid {full.uid()} instead "
                               f"of {info.uid()}); stop any stream you did not start and try again")
         n_ch = full.channel_count()

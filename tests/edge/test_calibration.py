@@ -120,7 +120,7 @@ def test_a_calibrated_bundle_records_its_parent_and_session_and_runs(calibrated,
     assert mine.manifest["provenance"]["parent"] == bundle.content_hash == cal["parent"]
     assert cal["session"] == result.session_hash and result.session_hash.startswith("sha256:")
     assert cal["held_out"]["calibrated"] >= cal["held_out"]["base"]
-    assert result.written and result.calibrated >= result.base
+    assert result.calibrated >= result.base
     # the live pipeline applies the head: its outputs are the head's probabilities, quantised
     test = read_myo_session(shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "Test0")
     probs, _ = replay_probs(mine, test)
@@ -176,3 +176,15 @@ def test_a_head_that_does_not_fit_the_model_is_a_bundle_error(calibrated, tmp_pa
     m["head"]["activation"] = "sigmoid"
     with pytest.raises(BundleError, match="head.activation"):
         write_bundle(tmp_path / "bad2", m, mine.model_bytes)
+
+
+def test_a_calibrated_bundle_can_be_signed_on_the_device(training0, tmp_path):
+    from edge.signing import generate_keypair, verify
+
+    private, _, kid = generate_keypair(tmp_path / "keys")
+    calibrate(BASE, training0, tmp_path / "mine", sign_key=private)
+    assert verify(tmp_path / "mine", tmp_path / "keys")[0] == kid
+    with pytest.raises(CalibrationError, match="base bundle itself"):
+        calibrate(BASE, training0, BASE)
+    with pytest.raises(CalibrationError, match="holdout"):
+        calibrate(BASE, training0, tmp_path / "x", holdout=0.0)

@@ -39,7 +39,7 @@ def test_record_calibrate_run_on_a_replayed_real_session(shared_data, tmp_path, 
     emg = by["EMG"]
     assert emg["time_series"].shape == (read_recording(session).n_samples, 8)
     chans = emg["info"]["desc"][0]["channels"][0]["channel"]
-    assert [c["label"][0] for c in chans] == [f"emg{i}" for i in range(1, 9)] and chans[0]["unit"][0] == "microvolts"
+    assert [c["label"][0] for c in chans] == [f"emg{i}" for i in range(1, 9)] and chans[0]["unit"][0] == "myo"
     assert texts[:7] == ["neutral", "radial_deviation", "wrist_flexion", "ulnar_deviation", "wrist_extension",
                          "hand_close", "hand_open"] and texts.count("neutral") == 4 and texts[-1] == "end"
     mine = tmp_path / "mine"
