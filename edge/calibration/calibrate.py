@@ -74,10 +74,10 @@ def _usable(mode: str, sw: SessionWindows) -> np.ndarray:
     return sw.y.sum(axis=1) == 1 if mode == "multiclass" else np.ones(len(sw.y), bool)
 
 
-def _check_part(mode: str, y: np.ndarray, labels, what: str, every_class: bool = True) -> None:
-    if len(y) < config.CALIBRATION_MIN_WINDOWS:
-        raise CalibrationError(f"only {len(y)} {what} windows (need >= {config.CALIBRATION_MIN_WINDOWS}); "
-                               "record a longer session")
+def _check_part(mode: str, y: np.ndarray, labels, what: str, minimum: int = config.CALIBRATION_MIN_WINDOWS,
+                every_class: bool = True) -> None:
+    if len(y) < minimum:
+        raise CalibrationError(f"only {len(y)} {what} windows (need >= {minimum}); record a longer session")
     if mode == "multiclass" and every_class:
         counts = y.sum(axis=0)
         short = [lab for lab, c in zip(labels, counts) if c < config.CALIBRATION_MIN_WINDOWS // 4]
@@ -158,7 +158,8 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     inner = held_out_rows(parts, rec.n_samples, config.CALIBRATION_INNER, usable=cal_rows)
     fit_w, val_w = cal & sw.outside(inner, guard), cal & sw.inside(inner)
     _check_part(mode, sw.y[fit_w], labels, "fit")
-    _check_part(mode, sw.y[val_w], labels, "choosing", every_class=False)  # the end of the part: some cues
+    # the choosing block is the end of the calibration part: a few cues, fewer windows
+    _check_part(mode, sw.y[val_w], labels, "choosing", config.CALIBRATION_MIN_WINDOWS // 4, every_class=False)
     say(f"[calibrate] {len(sw.y)} windows: {cal.sum()} calibration ({fit_w.sum()} fit, {val_w.sum()} choose), "
         f"{test.sum()} held out")
 
