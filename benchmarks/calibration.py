@@ -25,7 +25,6 @@ session (edge.calibration), and judges itself on that session's held-out end.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -70,15 +69,19 @@ def _auc(probs, truth) -> float:
     return float(mean_columnwise_auc(truth, probs))
 
 
+# the child reports its own peak (ru_maxrss of RUSAGE_CHILDREN is the largest child of the whole bench)
+_CHILD = ("import resource, sys\nfrom edge.cli import main\nrc = main(sys.argv[1:])\n"
+          "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)")
+
+
 def _child_calibration(base: Path, data: Path, out: Path) -> dict:
     """One ``neurogrip calibrate`` in a child process: wall time and the child's peak RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "calibrate", "--bundle", str(base), "--data", str(data),
+    proc = subprocess.run([sys.executable, "-c", _CHILD, "calibrate", "--bundle", str(base), "--data", str(data),
                            "--out", str(out)], capture_output=True, text=True, timeout=600, check=False)
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": wall, "peak_rss_mb": peak / 1024 if peak > before else None, "exit": proc.returncode,
+    peak = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("PEAK_RSS_KB ")]
+    return {"seconds": wall, "peak_rss_mb": peak[0] / 1024 if peak else None, "exit": proc.returncode,
             "output": (proc.stdout + proc.stderr)[-400:]}
 
 
