@@ -69,9 +69,12 @@ def _auc(probs, truth) -> float:
     return float(mean_columnwise_auc(truth, probs))
 
 
-# the child reports its own peak (ru_maxrss of RUSAGE_CHILDREN is the largest child of the whole bench)
-_CHILD = ("import resource, sys\nfrom edge.cli import main\nrc = main(sys.argv[1:])\n"
-          "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)")
+# The child reports its own peak: VmHWM (its address space's high-water mark, new at exec).  Neither
+# ru_maxrss of RUSAGE_CHILDREN (the largest child of the whole bench) nor the child's own ru_maxrss
+# (Linux keeps it across exec: it starts at the forking bench's size) measures calibration.
+_CHILD = ("import re, sys\nfrom edge.cli import main\nrc = main(sys.argv[1:])\n"
+          "print('PEAK_RSS_KB', re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1))\n"
+          "sys.exit(rc)")
 
 
 def _child_calibration(base: Path, data: Path, out: Path) -> dict:
