@@ -122,3 +122,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 FIXTURE_BUNDLES = REPO / "tests" / "fixtures" / "bundles"
+
+
+def drain(src) -> list:
+    """Every chunk of a replay source, copied (a chunk is only valid until the next read)."""
+    chunks = []
+    while not src.exhausted:
+        chunk = src.read(0.0)
+        if chunk is not None:
+            chunks.append(chunk.copy())
+    return chunks

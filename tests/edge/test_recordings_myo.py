@@ -21,6 +21,7 @@ from edge.recordings import (
 )
 from edge.recordings import myo as myo_module
 from edge.sources import ReplaySource, open_source
+from tests.conftest import drain
 
 
 def _myo(shared_data) -> Path:
@@ -35,15 +36,6 @@ def _shared_sessions():
 
     root = SHARED_DATA / "myo_armband"
     return find_myo_sessions(root) if root.is_dir() else []
-
-
-def _drain(src):
-    chunks = []
-    while not src.exhausted:
-        chunk = src.read(0.0)
-        if chunk is not None:
-            chunks.append(chunk.copy())
-    return chunks
 
 
 # --------------------------------------------------------------------------- real data
@@ -134,7 +126,7 @@ def test_replay_of_a_session_has_no_discontinuity_inside(shared_data):
     folder = _myo(shared_data) / "EvaluationDataset" / "Female0" / "Test0"
     with open_source(f"replay:{folder}?speed=max") as src:
         assert src.channels == list(MYO_CHANNELS) and src.fs == 200.0 and src.label_names == GESTURES
-        chunks = _drain(src)
+        chunks = drain(src)
     rec = read_myo_session(folder)
     np.testing.assert_array_equal(np.concatenate([c.samples for c in chunks]), rec.samples)
     np.testing.assert_array_equal(np.concatenate([c.labels for c in chunks]), rec.labels)
@@ -145,7 +137,7 @@ def test_replay_of_a_participant_has_one_discontinuity_per_session_boundary(shar
     participant = _myo(shared_data) / "EvaluationDataset" / "Male0"
     rec = read_recording(participant)
     src = ReplaySource(participant, speed=0)
-    chunks = _drain(src)
+    chunks = drain(src)
     assert sum(c.n for c in chunks) == rec.n_samples
     flagged = [c.first_index for c in chunks if c.discontinuity]
     assert flagged == rec.segments[1:, 0].tolist() and len(flagged) == 2
@@ -153,7 +145,7 @@ def test_replay_of_a_participant_has_one_discontinuity_per_session_boundary(shar
     assert np.all(np.diff(times)[np.asarray(flagged) - 1] > 1.5 / 200)
     # per-file segments: nothing crosses a file boundary either
     split = ReplaySource(read_myo(participant, continuous=False), speed=0)
-    _drain(split)
+    drain(split)
     assert split.counters.discontinuities == 3 * 28 - 1
 
 

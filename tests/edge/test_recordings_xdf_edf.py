@@ -28,6 +28,7 @@ from edge.recordings import (
 )
 from edge.recordings.xdf import scan_xdf
 from edge.sources import open_source
+from tests.conftest import drain
 
 REPO = Path(__file__).resolve().parents[2]
 FS = 250.0
@@ -65,15 +66,6 @@ def _write_session(path: Path, *, unit: str = "microvolts", gap_s: float = 0.0, 
 
 def _by_name(streams) -> dict:
     return {s["info"]["name"][0]: s for s in streams}
-
-
-def _drain(src) -> list:
-    chunks = []
-    while not src.exhausted:
-        chunk = src.read(0.0)
-        if chunk is not None:
-            chunks.append(chunk.copy())
-    return chunks
 
 
 # --------------------------------------------------------------------------- XDF: write, read by pyxdf
@@ -569,7 +561,7 @@ def test_replay_of_xdf_and_edf_delivers_every_sample(tmp_path):
     x = _pyedflib_file(edf, "edf", "uV", 1.0)
     for path, n, n_seg in ((xdf, 1000, 2), (edf, x.shape[0], 1)):
         with open_source(f"replay:{path}?speed=max") as src:
-            chunks = _drain(src)
+            chunks = drain(src)
         rec = src.recording
         if path == xdf:
             np.testing.assert_array_equal(np.concatenate([c.timestamps for c in chunks]), s["t"])
