@@ -129,17 +129,22 @@ class WindowSet:
 
 
 def recording_windows(rec: Recording, chain: SignalChain, length: int, stride: int,
-                      label_names: tuple[str, ...], segment_offset: int = 0) -> WindowSet:
+                      label_names: tuple[str, ...], segment_offset: int = 0, classes: bool = False) -> WindowSet:
     """Run ``chain`` over every contiguous segment of ``rec`` and cut causal windows.
 
     The chain is reset at each segment start (as the runtime does after a gap); no window
     crosses a gap.  Multi-label recordings (``rec.labels``) give (n, k) targets taken at each
     window's last input sample; whole-recording states give class indices into ``label_names``.
+    With ``classes``, ``rec.labels`` are one-hot classes (cues of a recorded session): a window's
+    target is the class index of its last sample, and windows whose last sample is unlabelled
+    (before the first cue, a pause) are dropped.
     """
     if len(rec.channels) != chain.n_channels:
         raise ValueError(f"{rec.source}: {len(rec.channels)} channels, the chain filters {chain.n_channels}")
     if abs(rec.fs - chain.fs) > 1e-6:
         raise ValueError(f"{rec.source}: sampled at {rec.fs:g} Hz, the chain expects {chain.fs:g} Hz")
+    if classes and rec.labels is None:
+        raise ValueError(f"{rec.source}: classes=True needs per-sample one-hot labels")
     f = chain.factor
     xs, ys, ts, segs = [], [], [], []
     sat0 = chain.saturations
@@ -147,20 +152,29 @@ def recording_windows(rec: Recording, chain: SignalChain, length: int, stride: i
         windows, ends = segment_windows(chain, rec.samples[start:stop], length, stride)
         if not len(ends):
             continue
-        xs.append(windows)
         rows = start + ends * f + f - 1  # input row of each window's last sample
-        if rec.labels is not None:
+        if classes:
+            keep = rec.labels[rows].any(axis=1)
+            windows, ends, rows = windows[keep], ends[keep], rows[keep]
+            if not len(ends):
+                continue
+            xs.append(windows)
+            ys.append(rec.labels[rows].argmax(axis=1).astype(np.int64))
+        elif rec.labels is not None:
+            xs.append(windows)
             ys.append(rec.labels[rows].astype(np.uint8))
         else:
             if rec.state not in label_names:
                 raise RecordingError(rec.source, None, f"state {rec.state!r} is not a known label",
                                      f"one of {label_names}")
+            xs.append(windows)
             ys.append(np.full(len(ends), label_names.index(rec.state), np.int64))
         ts.append(rec.sample_index[rows] / rec.fs)
         segs.append(np.full(len(ends), segment_offset + k))
     n = sum(len(t) for t in ts)
     if n == 0:
-        empty_y = np.zeros((0, len(label_names)), np.uint8) if rec.labels is not None else np.zeros(0, np.int64)
+        empty_y = (np.zeros((0, len(label_names)), np.uint8) if rec.labels is not None and not classes
+                   else np.zeros(0, np.int64))
         return WindowSet(np.zeros((0, length, chain.n_channels), np.float32), empty_y, np.zeros(0, str),
                          np.zeros(0, str), np.zeros(0), np.zeros(0, int), label_names, tuple(rec.channels),
                          chain.fs_out, 0, [str(rec.source)])
@@ -170,8 +184,9 @@ def recording_windows(rec: Recording, chain: SignalChain, length: int, stride: i
 
 
 def build_windows(recordings, config: TaskConfig, label_names, *, train: bool = False,
-                  chain: SignalChain | None = None) -> tuple[WindowSet, SignalChain]:
-    """Windows for a list of recordings (all with the same channels and rate)."""
+                  chain: SignalChain | None = None, classes: bool = False) -> tuple[WindowSet, SignalChain]:
+    """Windows for a list of recordings (all with the same channels and rate); ``classes``: see
+    :func:`recording_windows`."""
     recordings = list(recordings)
     if not recordings:
         raise ValueError("recordings: nothing to window")
@@ -183,7 +198,7 @@ def build_windows(recordings, config: TaskConfig, label_names, *, train: bool = 
     for rec in recordings:
         if tuple(rec.channels) != tuple(first.channels):
             raise RecordingError(rec.source, 1, f"channels {rec.channels}", f"the same channels as {first.source}")
-        ws = recording_windows(rec, chain, length, stride, tuple(label_names), offset)
+        ws = recording_windows(rec, chain, length, stride, tuple(label_names), offset, classes)
         offset += len(rec.segments)
         sets.append(ws)
     return WindowSet.concat(sets), chain

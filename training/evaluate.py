@@ -19,10 +19,11 @@ import numpy as np
 
 from edge.bundle import load_bundle
 from edge.metrics import task_metrics
+from edge.recordings import recorded_files
 from edge.tasks import get_task
-from training.data import TASKS, build_windows
+from training.data import WindowSet, recording_windows
 from training.errors import TrainingError
-from training.protocols import protocol_for
+from training.protocols import FILES, file_splits, load_recorded, protocol_for
 
 
 def _log(progress, msg: str) -> None:
@@ -35,17 +36,24 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
 
     The held-out part is the task protocol's (:mod:`training.protocols`): grasp-lift, series 7–8 of
     the recordings in ``data``; emotion, the last 20 % of each recording; gesture, the given Myo
-    sessions (:func:`training.gesture.evaluate_gesture`).  Returns the metrics as a dict (``int8``:
-    :func:`edge.metrics.task_metrics`); data that do not fit the bundle raise :class:`TrainingError`
-    or :class:`edge.errors.RecordingError` naming what is wrong.
+    sessions (:func:`training.gesture.evaluate_gesture`).  Recorded files (XDF, EDF, BDF: ``data``
+    one such file or a folder of them) are read for any task: their cue markers give the labels and
+    the last 20 % of each file is evaluated (:data:`training.protocols.FILES`, the block ``train``
+    tests on; calibration holds out the last quarter, so a calibrated bundle never saw it either).
+    Returns the metrics as a dict (``int8``: :func:`edge.metrics.task_metrics`); data that do not
+    fit the bundle raise :class:`TrainingError` or :class:`edge.errors.RecordingError` naming what
+    is wrong.
     """
     bundle = load_bundle(bundle_path)
     task = bundle.task
     proto = protocol_for(task)
-    if proto.evaluate is not None:
+    files = recorded_files(data)
+    if files is None and proto.evaluate is not None:
         return proto.evaluate(bundle_path, data, quick=quick, progress=progress)
-    cfg = TASKS[task]
-    recs = proto.held_out(proto.load(data, quick, 0)[0])
+    if files is not None:
+        recs, _ = load_recorded(files, task, bundle.labels)
+    else:
+        recs = proto.held_out(proto.load(data, quick, 0)[0])
     if not recs:
         raise TrainingError(f"{data}: no held-out recordings for a {task} bundle (for grasp-lift, series 7 and 8 "
                             "of each subject: subjN_series7_data.csv[.gz] ...)")
@@ -62,11 +70,21 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
     for r in recs:
         r.samples = np.ascontiguousarray(r.samples[:, idx])
         r.channels = tuple(bundle.channels)
+    length, stride = int(bundle.window["length"]), int(bundle.window["stride"])
+    classes = files is not None and not bundle.task_spec.multilabel
+    sets, offset = [], 0
+    for r in recs:  # the bundle's own window geometry, as the runtime cuts windows
+        sets.append(recording_windows(r, chain, length, stride, tuple(bundle.labels), offset, classes))
+        offset += len(r.segments)
     try:
-        ws, _ = build_windows(recs, cfg, bundle.labels, chain=chain)
+        ws = WindowSet.concat(sets)
     except ValueError as exc:  # e.g. every recording shorter than one window
         raise TrainingError(f"{data}: {exc}") from exc
-    ws, protocol = proto.held_out_windows(ws, bundle.window["length"] / chain.fs_out)
+    window_s = length / chain.fs_out
+    if files is not None:
+        ws, protocol = ws.take(file_splits(ws, window_s)[0].test), FILES + ", test blocks"
+    else:
+        ws, protocol = proto.held_out_windows(ws, window_s)
     if not len(ws):
         raise TrainingError(f"{data}: no held-out windows to evaluate ({protocol})")
     model = bundle.model()

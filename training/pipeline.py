@@ -14,6 +14,11 @@ emotion
     no two windows of different blocks overlap.  ``leave-subject-out``: one fold per subject.
     Metrics: accuracy, macro-F1, confusion matrix.
 
+recorded files (any task)
+    ``time blocks 60/20/20 (per recorded file)``: ``--data`` is an XDF, EDF or BDF file (e.g. one
+    ``neurogrip record`` wrote) or a folder of them; labels come from the cue markers or
+    annotations; each file is cut in time into fit, tune and test blocks as above.
+
 Every protocol reports the float Keras model, the int8 model run through the edge path
 (:class:`edge.chain.SignalChain` windows → :func:`edge.model_input.quantise` →
 :class:`edge.inference.Int8Model`), and the filter-bank baseline fitted on the same split.
@@ -36,13 +41,14 @@ from edge.chain import SignalChain
 from edge.decision.policy import DecisionPolicy
 from edge.inference import Int8Model
 from edge.model_input import channel_scale_of, model_inputs, normalise_windows, window_spec  # noqa: F401 (re-exported)
+from edge.recordings import recorded_files
 from edge.tasks import get_task
 from training.control import tune_multilabel
-from training.data import TASKS, WindowSet, build_windows
+from training.data import TASKS, TaskConfig, WindowSet, build_windows
 from training.errors import TrainingError
 from training.evaluate import evaluate  # noqa: F401  (re-exported: `neurogrip evaluate` needs no TF, no sklearn)
 from training.metrics import Baseline, logistic_regression, task_metrics
-from training.protocols import Split, is_table, protocol_for
+from training.protocols import Split, file_splits, is_table, load_recorded, protocol_for
 
 
 @dataclass
@@ -228,7 +234,7 @@ def _decision(task, labels, main, stride_ms: float) -> tuple[dict, dict | None]:
         policy, chosen, curve = tune_multilabel(task, labels, main["tune_y"], main["tune_scores"], main["tune_t"],
                                                 main["tune_segment"], main["tune_recording"], stride_ms)
         return policy.to_manifest(), {"objective": policy.objective, "tune_score": chosen, "curve": curve}
-    return DecisionPolicy(labels=tuple(labels), mode=spec.mode, commands=commands,
+    return DecisionPolicy(labels=tuple(labels), mode=spec.mode, commands=commands, moves_arm=spec.moves_arm,
                           sequence=spec.sequence if spec.moves_arm else None).to_manifest(), None
 
 
@@ -251,23 +257,31 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     """
     proto = protocol_for(task)
     spec = get_task(task)
-    if proto.train is not None:
+    files = recorded_files(data)
+    if files is None and proto.train is not None:
         return proto.train(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress,
                            participants=participants, lso_folds=lso_folds)
     if participants:
-        raise TrainingError(f"--participants applies to tasks calibrated per person; {task} is not")
-    if spec.features and is_table(data):
+        raise TrainingError(f"--participants picks Myo dataset participants to calibrate; {task} takes none"
+                            + (" with recorded files (pass one file or a folder of one person's files)"
+                               if files is not None else ""))
+    if files is None and spec.features and is_table(data):
         return train_feature_table(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress)
-    cfg = TASKS[task]
+    cfg = TASKS.get(task) or TaskConfig.of(spec)
     kind = model_kind or spec.default_model
     epochs = epochs or (2 if quick else (80 if cfg.features else 25))
     t_start = time.perf_counter()
     _log(progress, f"[train] {task}: loading {data}")
-    recs, labels = proto.load(data, quick, seed)
-    ws, chain = build_windows(recs, cfg, labels)
+    if files is not None:  # recorded sessions (XDF/EDF/BDF): labels from their cues, time blocks per file
+        recs, labels = load_recorded(files, task)
+        ws, chain = build_windows(recs, cfg, labels, classes=not spec.multilabel)
+        splits = file_splits(ws, cfg.window_ms / 1000)
+    else:
+        recs, labels = proto.load(data, quick, seed)
+        ws, chain = build_windows(recs, cfg, labels)
+        splits = proto.splits(ws, cfg, quick, lso_folds)
     _log(progress, f"[train] {len(recs)} recordings -> {len(ws)} windows of {ws.X.shape[1]} x {ws.X.shape[2]} "
                    f"at {chain.fs_out:g} Hz through the fixed-point chain ({ws.saturations} saturations)")
-    splits = proto.splits(ws, cfg, quick, lso_folds)
     results, main = [], None
     for i, split in enumerate(splits):
         _log(progress, f"[train] {split.protocol}{' fold ' + split.fold if split.fold else ''}: fitting {kind} "

@@ -21,6 +21,7 @@ WITHIN = "series 1-6 -> 7-8 (within subject)"
 LSO = "leave-subjects-out (series 7-8 of held-out subjects)"
 BLOCKS = "time blocks 60/20/20 (per recording)"
 LSO_EMO = "leave-subject-out (whole recordings of the held-out subject)"
+FILES = "time blocks 60/20/20 (per recorded file; labels from its cue markers)"
 
 
 @dataclass
@@ -45,11 +46,12 @@ def grasp_lift_splits(ws: WindowSet, lso_folds: int) -> list[Split]:
     return splits
 
 
-def emotion_splits(ws: WindowSet, window_s: float, lso: bool) -> list[Split]:
+def _time_blocks(ws: WindowSet, window_s: float, rec_ids: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Fit (first 60 %), tune (next 20 %) and test (last 20 %) blocks in time of each group of
+    ``rec_ids``; a window belongs to a block only if it lies inside it."""
     fit = np.zeros(len(ws), bool)
     tune, test = fit.copy(), fit.copy()
     t_start = ws.t_end - window_s
-    rec_ids = np.array([f"{s}|{p}|{y}" for s, p, y in zip(ws.subject, ws.session, ws.y)])
     for rid in np.unique(rec_ids):
         m = rec_ids == rid
         lo, hi = ws.t_end[m].min() - window_s, ws.t_end[m].max()
@@ -57,12 +59,66 @@ def emotion_splits(ws: WindowSet, window_s: float, lso: bool) -> list[Split]:
         fit |= m & (ws.t_end <= b1)
         tune |= m & (t_start >= b1) & (ws.t_end <= b2)
         test |= m & (t_start >= b2)
+    return fit, tune, test
+
+
+def emotion_splits(ws: WindowSet, window_s: float, lso: bool) -> list[Split]:
+    rec_ids = np.array([f"{s}|{p}|{y}" for s, p, y in zip(ws.subject, ws.session, ws.y)])
+    fit, tune, test = _time_blocks(ws, window_s, rec_ids)
     splits = [Split(fit, tune, test, BLOCKS)]
     if lso:
         for s in sorted(set(ws.subject)):
             held = ws.subject == s
             splits.append(Split((fit | test) & ~held, tune & ~held, held, LSO_EMO, str(s)))
     return splits
+
+
+def file_splits(ws: WindowSet, window_s: float) -> list[Split]:
+    """:data:`FILES`: time blocks 60/20/20 of each recorded file (its ``session`` is the file)."""
+    return [Split(*_time_blocks(ws, window_s, np.asarray(ws.session, dtype=str)), FILES)]
+
+
+def load_recorded(files, task: str, labels=None) -> tuple[list[Recording], tuple[str, ...]]:
+    """Recorded files (XDF/EDF/BDF: :func:`edge.recordings.recorded_files`) as labelled recordings.
+
+    Labels come from each file's cue markers or annotations in ``labels``' order (default: the
+    task's), as calibration reads them (:func:`edge.recordings.task_labels`); of a multi-label
+    (event) task only the events some cue marks are kept.  Each file is its own ``session`` (its
+    time blocks are its own).  A file with none of the labels, or with other
+    channels or another rate than the first, raises :class:`edge.errors.RecordingError`.
+    """
+    from edge import config
+    from edge.errors import RecordingError
+    from edge.recordings import read_recording, task_labels
+    from edge.tasks import get_task
+
+    spec = get_task(task)
+    labels = tuple(labels or spec.labels)
+    recs = []
+    for path in files:
+        rec = read_recording(path)
+        y = task_labels(rec, labels, spec.multilabel, config.EVENT_HALF_WIDTH_S)
+        if y is None:
+            raise RecordingError(path, None, f"no cue markers or annotations naming the {task} labels "
+                                             f"({', '.join(labels)}); it has {len(rec.markers)} markers",
+                                 f"a session recorded with 'neurogrip record --paradigm {task}'")
+        if recs and (tuple(rec.channels) != tuple(recs[0].channels) or abs(rec.fs - recs[0].fs) > 1e-6):
+            raise RecordingError(path, None, f"{len(rec.channels)} channels at {rec.fs:g} Hz",
+                                 f"the channels and rate of {recs[0].source} ({len(recs[0].channels)} at "
+                                 f"{recs[0].fs:g} Hz): one montage per training run")
+        rec.labels, rec.label_names, rec.state = y, labels, None
+        rec.session = Path(path).name
+        rec.subject = rec.subject or Path(path).stem
+        recs.append(rec)
+    if spec.multilabel:
+        # An event no cue marks (the grasp-lift paradigm cues 4 of the 6) has no positive window to
+        # learn from: the bundle detects the cued events only.
+        cued = np.any([r.labels.any(axis=0) for r in recs], axis=0)
+        keep = [k for k in range(len(labels)) if cued[k]]
+        for r in recs:
+            r.labels, r.label_names = np.ascontiguousarray(r.labels[:, keep]), tuple(labels[k] for k in keep)
+        labels = tuple(labels[k] for k in keep)
+    return recs, labels
 
 
 @dataclass(frozen=True)
@@ -148,6 +204,11 @@ def protocol_for(task: str) -> TaskProtocol:
 
 def first_held_out(task: str, data) -> Recording:
     """One held-out recording of ``data`` for a picture: the first the task's evaluation uses."""
+    from edge.recordings import read_recording, recorded_files
+
+    files = recorded_files(data)
+    if files:
+        return read_recording(files[0])
     proto = protocol_for(task)
     recs = proto.recordings(data) if proto.recordings else proto.held_out(proto.load(data, False, 0)[0])
     if not recs:
@@ -160,5 +221,21 @@ def is_table(data) -> bool:
     return Path(str(data)).is_file()
 
 
-__all__ = ["BLOCKS", "LSO", "LSO_EMO", "PROTOCOLS", "WITHIN", "Split", "TaskConfig", "TaskProtocol",
-           "emotion_splits", "first_held_out", "grasp_lift_splits", "is_table", "protocol_for"]
+__all__ = [
+    "BLOCKS",
+    "FILES",
+    "LSO",
+    "LSO_EMO",
+    "PROTOCOLS",
+    "WITHIN",
+    "Split",
+    "TaskConfig",
+    "TaskProtocol",
+    "emotion_splits",
+    "file_splits",
+    "first_held_out",
+    "grasp_lift_splits",
+    "is_table",
+    "load_recorded",
+    "protocol_for",
+]

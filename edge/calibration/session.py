@@ -27,32 +27,17 @@ from edge import config
 from edge.chain import segment_windows
 from edge.errors import CalibrationError
 from edge.recordings import Recording, read_recording
-from edge.recordings.base import event_labels, labels_from_markers
+from edge.recordings.base import task_labels
 
 
 def _task_labels(rec: Recording, labels: list[str], where, multilabel: bool = False) -> np.ndarray:
-    """Per-sample 0/1 labels (n, len(labels)) in the bundle's label order."""
-    n = rec.n_samples
-    if rec.labels is not None and set(labels) <= set(rec.label_names):
-        cols = [list(rec.label_names).index(lab) for lab in labels]
-        return np.asarray(rec.labels[:, cols], np.uint8)
-    if rec.state is not None and rec.state in labels:
-        out = np.zeros((n, len(labels)), np.uint8)
-        out[:, labels.index(rec.state)] = 1
-        return out
-    markers = rec.markers
-    if markers and multilabel:  # event labels: 1 within ±EVENT_HALF_WIDTH_S of each cue, as in the Kaggle files
-        out = event_labels(n, [(row, labels.index(text)) for row, text in markers if text in labels and row < n],
-                           len(labels), round(config.EVENT_HALF_WIDTH_S * rec.fs))
-        if out.any():
-            return out
-    elif markers:
-        out = labels_from_markers(n, markers, labels)
-        if out.any():
-            return out
-    raise CalibrationError(f"{where}: no labels this bundle knows ({', '.join(labels)}) in the session "
-                           f"(its labels: {', '.join(rec.label_names) or 'none'}; state: {rec.state}; "
-                           f"{len(markers)} markers); record it with 'neurogrip record' and the task's paradigm")
+    """Per-sample 0/1 labels (n, len(labels)) in the bundle's label order (:func:`task_labels`)."""
+    out = task_labels(rec, labels, multilabel, config.EVENT_HALF_WIDTH_S)
+    if out is None:
+        raise CalibrationError(f"{where}: no labels this bundle knows ({', '.join(labels)}) in the session "
+                               f"(its labels: {', '.join(rec.label_names) or 'none'}; state: {rec.state}; "
+                               f"{len(rec.markers)} markers); record it with 'neurogrip record' and the task's paradigm")
+    return out
 
 
 def read_session(paths, bundle) -> tuple[Recording, str, np.ndarray]:

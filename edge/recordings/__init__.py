@@ -36,7 +36,7 @@ from pathlib import Path
 from edge.errors import RecordingError
 from edge.recordings import gameemo, grasp_lift, muse
 from edge.recordings._text import _header_fields, _read_bytes, _split_header
-from edge.recordings.base import STOP_MARKERS, FeatureTable, Recording, labels_from_markers
+from edge.recordings.base import STOP_MARKERS, FeatureTable, Recording, labels_from_markers, task_labels
 from edge.recordings.edf import read_edf
 from edge.recordings.emotions_table import EMOTION_LABELS, read_emotions_table
 from edge.recordings.gameemo import GAMEEMO_CHANNELS, GAMEEMO_FS, GAMEEMO_GAMES, read_gameemo
@@ -78,6 +78,21 @@ from edge.recordings.xdf_writer import XdfWriter
 SUFFIX_READERS = {".xdf": read_xdf, ".edf": read_edf, ".bdf": read_edf}
 
 
+def recorded_files(data) -> list[Path] | None:
+    """The XDF/EDF/BDF files ``data`` names: itself, when it is one, or those directly inside it
+    (sorted by name); ``None`` when it names none (a dataset folder in its own layout).
+
+    ``train`` and ``evaluate`` read such files as labelled recordings (their cue markers or
+    annotations become labels, :func:`edge.recordings.base.task_labels`)."""
+    path = Path(str(data))
+    if path.is_file():
+        return [path] if path.suffix.lower() in SUFFIX_READERS else None
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIX_READERS)
+        return files or None
+    return None
+
+
 def read_recording(path: str | Path) -> Recording:
     """Read any supported recording, choosing the reader from the file name/header.
 
@@ -111,11 +126,46 @@ def read_recording(path: str | Path) -> Recording:
 
 
 __all__ = [
-    "EMOTION_LABELS", "GAMEEMO_CHANNELS", "GAMEEMO_FS", "GAMEEMO_GAMES", "GESTURES", "GRASP_LIFT_CHANNELS",
-    "GRASP_LIFT_EVENTS", "GRASP_LIFT_FS", "MAX_FILE_BYTES", "MUSE_COLUMNS", "MUSE_EEG_CHANNELS", "MUSE_FS",
-    "MUSE_GAP_PERIODS", "MUSE_STATES", "MYO_CHANNELS", "MYO_FS", "N_CYCLES", "N_FILES", "STOP_MARKERS",
-    "SUFFIX_READERS", "FeatureTable", "Recording", "XdfWriter", "find_grasp_lift_series",
-    "find_myo_sessions", "grasp_lift_paths", "labels_from_markers", "read_edf", "read_emotions_table",
-    "read_gameemo", "read_grasp_lift", "read_grasp_lift_events", "read_muse", "read_myo", "read_myo_file",
-    "read_myo_session", "read_recording", "read_xdf", "write_grasp_lift", "write_muse",
+    "EMOTION_LABELS",
+    "GAMEEMO_CHANNELS",
+    "GAMEEMO_FS",
+    "GAMEEMO_GAMES",
+    "GESTURES",
+    "GRASP_LIFT_CHANNELS",
+    "GRASP_LIFT_EVENTS",
+    "GRASP_LIFT_FS",
+    "MAX_FILE_BYTES",
+    "MUSE_COLUMNS",
+    "MUSE_EEG_CHANNELS",
+    "MUSE_FS",
+    "MUSE_GAP_PERIODS",
+    "MUSE_STATES",
+    "MYO_CHANNELS",
+    "MYO_FS",
+    "N_CYCLES",
+    "N_FILES",
+    "STOP_MARKERS",
+    "SUFFIX_READERS",
+    "FeatureTable",
+    "Recording",
+    "XdfWriter",
+    "find_grasp_lift_series",
+    "find_myo_sessions",
+    "grasp_lift_paths",
+    "labels_from_markers",
+    "read_edf",
+    "read_emotions_table",
+    "read_gameemo",
+    "read_grasp_lift",
+    "read_grasp_lift_events",
+    "read_muse",
+    "read_myo",
+    "read_myo_file",
+    "read_myo_session",
+    "read_recording",
+    "read_xdf",
+    "recorded_files",
+    "task_labels",
+    "write_grasp_lift",
+    "write_muse",
 ]

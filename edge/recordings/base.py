@@ -153,3 +153,32 @@ def event_labels(n_samples: int, events, n_labels: int, half_width: int) -> np.n
     for row, k in events:
         out[max(0, row - half_width):min(n_samples, row + half_width), k] = 1
     return out
+
+
+def task_labels(rec: Recording, labels, multilabel: bool, event_half_width_s: float) -> np.ndarray | None:
+    """Per-sample 0/1 labels ``(n_samples, len(labels))`` of a recording, in ``labels``' order, or
+    ``None`` when the recording carries none of them.
+
+    In order of preference: the recording's own per-sample labels (a Kaggle events file) when they
+    name every label; its whole-recording ``state``; its cue markers.  Markers of a multi-label
+    (event) task mark ``event_half_width_s`` either side of each cue, as the Kaggle files do
+    (:func:`event_labels`); those of a multi-class task hold their class until the next cue
+    (:func:`labels_from_markers`).
+    """
+    labels = list(labels)
+    n = rec.n_samples
+    if rec.labels is not None and set(labels) <= set(rec.label_names):
+        cols = [list(rec.label_names).index(lab) for lab in labels]
+        return np.asarray(rec.labels[:, cols], np.uint8)
+    if rec.state is not None and rec.state in labels:
+        out = np.zeros((n, len(labels)), np.uint8)
+        out[:, labels.index(rec.state)] = 1
+        return out
+    if not rec.markers:
+        return None
+    if multilabel:
+        out = event_labels(n, [(row, labels.index(text)) for row, text in rec.markers if text in labels and row < n],
+                           len(labels), round(event_half_width_s * rec.fs))
+    else:
+        out = labels_from_markers(n, rec.markers, labels)
+    return out if out.any() else None

@@ -49,6 +49,12 @@ def test_record_calibrate_run_on_a_replayed_real_session(shared_data, tmp_path, 
     assert "wrote" in out and "held-out accuracy" in out
     bundle = load_bundle(mine)
     assert bundle.manifest["provenance"]["parent"] == load_bundle(FIXTURE_BUNDLES / "gesture").content_hash
+    # `evaluate` reads the recorded file too: its last 20 %, inside the block calibration held out
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", str(mine), "--data", str(xdf), "--json", str(report)]) == 0
+    result = json.loads(report.read_text())
+    assert result["protocol"].startswith("time blocks 60/20/20 (per recorded file") and result["n_windows"] > 400
+    assert result["int8"]["accuracy"] > 0.6  # seven gestures: chance is 0.14
     test = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "Test0"
     summary = serve(mine, f"replay:{test}?speed=0", "none", config=RuntimeConfig(), install_signals=False)
     assert summary.windows > 2000 and summary.faults == {} and summary.decisions_fired >= 1
@@ -151,3 +157,30 @@ def test_paradigm_files_are_checked():
                      ({"task": "gesture", "repeat": 0, "cue": [{"label": "neutral", "seconds": 1}]}, "repeat")):
         with pytest.raises(RecordingError, match=msg):
             parse_paradigm(bad)
+
+
+def test_evaluate_reads_edf_files_written_by_pyedflib(shared_data, tmp_path, capsys):
+    """Three real Muse recordings of one person, each written by pyedflib as an EDF+ with its state
+    as a cue annotation: ``neurogrip evaluate`` on the folder runs the emotion bundle on the last
+    20 % of each file, so every state is in the evaluated block."""
+    import pyedflib
+
+    from edge.recordings import read_muse
+
+    folder = tmp_path / "edf"
+    folder.mkdir()
+    for st in ("concentrating", "neutral", "relaxed"):
+        rec = read_muse(shared_data / "muse_mental_state" / f"subjectd-{st}-1.csv")
+        n = rec.n_samples - rec.n_samples % 256
+        heads = [{"label": c, "dimension": "uV", "sample_frequency": 256, "physical_min": -2000,
+                  "physical_max": 2000, "digital_min": -32768, "digital_max": 32767} for c in rec.channels[:4]]
+        with pyedflib.EdfWriter(str(folder / f"{st}.edf"), 4, file_type=pyedflib.FILETYPE_EDFPLUS) as f:
+            f.setSignalHeaders(heads)
+            f.writeSamples([np.ascontiguousarray(rec.samples[:n, k].clip(-2000, 2000)) for k in range(4)])
+            f.writeAnnotation(0.0, -1, st)
+    report = tmp_path / "e.json"
+    assert main(["evaluate", str(FIXTURE_BUNDLES / "emotion"), "--data", str(folder), "--json", str(report)]) == 0
+    result = json.loads(report.read_text())
+    rows = [sum(r) for r in result["int8"]["confusion"]]
+    assert all(k > 5 for k in rows) and sum(rows) == result["n_windows"]  # every state evaluated
+    assert "time blocks" in capsys.readouterr().out

@@ -104,3 +104,81 @@ def test_gameemo_rate_is_not_decimated_into_aliasing(shared_data):
     ws, chain = build_windows(recs, EMOTION, labels)
     assert chain.fs == 128.0 and chain.factor == 1 and ws.X.shape[1:] == (256, 14)
     assert labels == ("boring", "calm", "horror", "funny")
+
+
+# --------------------------------------------------------------------------- recorded files (XDF / EDF / BDF)
+
+
+def _myo_session_as_edf(session, path):
+    """One Myo session written by pyedflib (another library) as EDF+, a cue annotation at each gesture."""
+    import pyedflib
+
+    from edge.recordings import read_myo_session
+
+    rec = read_myo_session(session)
+    cls = rec.labels.argmax(1)
+    n = rec.n_samples - rec.n_samples % 200  # whole 1 s data records
+    heads = [{"label": c, "dimension": "myo", "sample_frequency": 200, "physical_min": -128, "physical_max": 127,
+              "digital_min": -128, "digital_max": 127} for c in rec.channels]
+    with pyedflib.EdfWriter(str(path), len(heads), file_type=pyedflib.FILETYPE_EDFPLUS) as f:
+        f.setSignalHeaders(heads)
+        f.writeSamples([np.ascontiguousarray(rec.samples[:n, k]) for k in range(len(heads))])
+        for a in np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]]):
+            f.writeAnnotation(a / 200, -1, rec.label_names[cls[a]])
+    return rec
+
+
+def test_train_and_evaluate_read_an_edf_written_by_pyedflib(shared_data, tmp_path):
+    from training.protocols import FILES
+
+    edf = tmp_path / "male3.edf"
+    _myo_session_as_edf(shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0", edf)
+    run = train("gesture", edf, tmp_path / "g", quick=True, seed=0, progress=None)
+    bundle = load_bundle(run.bundle)
+    assert bundle.task == "gesture" and bundle.fs == 200.0 and len(bundle.channels) == 8
+    assert bundle.manifest["decision"]["moves_arm"] is True
+    r = run.report["runs"][0]
+    assert r["protocol"] == FILES and r["n_windows"]["test"] > 400
+    assert r["baseline"]["accuracy"] > 0.8  # the cues fit the signal: a plain LDA-like baseline finds the gestures
+    result = evaluate(run.bundle, edf, progress=None)
+    assert result["protocol"] == FILES + ", test blocks" and result["n_windows"] == r["n_windows"]["test"]
+    # the same test block, chain and int8 interpreter as training's report → the same number
+    assert result["int8"]["accuracy"] == pytest.approx(r["int8"]["accuracy"], abs=1e-12)
+
+
+def test_train_reads_a_recorded_xdf_of_a_multilabel_task(tmp_path):
+    """``neurogrip record`` (synthetic grasp-lift source, a short paradigm) → XDF → ``train``: event
+    labels ±150 ms around each cue, as the Kaggle files mark them."""
+    from edge.cli import main
+    from training.protocols import FILES
+
+    xdf, par = tmp_path / "gl.xdf", tmp_path / "short.toml"
+    par.write_text('name = "short"\ntask = "grasp-lift"\nrepeat = 10\n'
+                   '[[cue]]\nlabel = "HandStart"\nseconds = 2\n[[cue]]\nlabel = "LiftOff"\nseconds = 2\n'
+                   '[[cue]]\nlabel = "Replace"\nseconds = 2\n[[cue]]\nlabel = "BothReleased"\nseconds = 1\n'
+                   '[[cue]]\nlabel = "pause"\nseconds = 1\n')
+    assert main(["record", "--source", "synthetic:?kind=grasp-lift&seed=3&speed=max", "--paradigm", str(par),
+                 "--out", str(xdf)]) == 0
+    run = train("grasp-lift", tmp_path, tmp_path / "gl_bundle", quick=True, seed=0, progress=None)  # a folder of files
+    r = run.report["runs"][0]
+    assert r["protocol"] == FILES and 0.0 <= r["int8"]["auc"] <= 1.0
+    # the paradigm cues 4 of the 6 events: the bundle detects those, each still commanding its step
+    bundle = load_bundle(run.bundle)
+    assert bundle.labels == ["HandStart", "LiftOff", "Replace", "BothReleased"]
+    assert bundle.manifest["decision"]["commands"]["LiftOff"] == "LIFT"
+
+
+def test_train_refuses_a_recorded_file_without_the_tasks_cues(tmp_path):
+    from edge.errors import RecordingError
+    from edge.recordings import XdfWriter  # noqa: F401  (the format neurogrip records)
+
+    edf = tmp_path / "other.edf"
+    import pyedflib
+
+    with pyedflib.EdfWriter(str(edf), 1, file_type=pyedflib.FILETYPE_EDFPLUS) as f:
+        f.setSignalHeaders([{"label": "emg1", "dimension": "myo", "sample_frequency": 200, "physical_min": -128,
+                             "physical_max": 127, "digital_min": -128, "digital_max": 127}])
+        f.writeSamples([np.zeros(2000)])
+        f.writeAnnotation(1.0, -1, "something else")
+    with pytest.raises(RecordingError, match="no cue markers or annotations naming the gesture labels"):
+        train("gesture", edf, tmp_path / "x", quick=True, progress=None)
