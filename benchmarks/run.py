@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.common import Context
 from benchmarks.machine import describe
+from edge.progress import Progress
 
 SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "calibration", "link")
 SCHEMA_VERSION = 1
@@ -56,18 +57,20 @@ def run(quick: bool = False, sections=SECTIONS, bundles=None, plots_dir=None, pr
     report = {"schema_version": SCHEMA_VERSION, "quick": quick,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": describe(),
               "bundles": [b.info() for b in ctx.bundles], "sections": {}, "targets": [], "plots": []}
+    bar = Progress(len(sections), "bench", progress)
     try:
         for name in sections:
             mod = importlib.import_module(f"benchmarks.{name}")
-            progress(f"[bench] {name} ...")
+            bar.start(f"[bench] {name} ...")
             t0 = time.perf_counter()
             try:
                 result = mod.run(quick=quick, ctx=ctx)
             except Exception as exc:  # noqa: BLE001 - one failing section must not hide the others
                 result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
             result["wall_s"] = time.perf_counter() - t0
-            progress(f"[bench] {name}: {result['wall_s']:.1f} s" + (f" ERROR {result['error']}" if "error" in result
-                                                                       else ""))
+            if "error" in result:
+                bar.note(f"[bench] {name}: ERROR {result['error']}")
+            bar.step(f"[bench] {name}: {result['wall_s']:.1f} s")
             report["sections"][name] = result
             if "error" not in result and hasattr(mod, "targets"):
                 for t in mod.targets(result):
@@ -77,6 +80,7 @@ def run(quick: bool = False, sections=SECTIONS, bundles=None, plots_dir=None, pr
 
             report["plots"] = [str(p) for p in write_plots(report, ctx.plots_dir)]
     finally:
+        bar.close()
         shutil.rmtree(ctx.tmp, ignore_errors=True)
     report["wall_s"] = time.perf_counter() - t_all
     return clean(report)
