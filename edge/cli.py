@@ -284,9 +284,10 @@ def _cmd_run(args) -> int:
 
     from edge.runtime import RuntimeConfig, format_report, serve
 
-    cfg = RuntimeConfig(budget_ms=args.budget_ms, safe_after_ms=args.safe_after_ms)
+    cfg = RuntimeConfig(budget_ms=args.budget_ms, safe_after_ms=args.safe_after_ms, stream_speed=args.stream_speed)
     summary = serve(args.bundle, args.source, args.arm, config=cfg, log_path=args.log, markers=args.markers,
-                    duration=args.duration)
+                    duration=args.duration, log_max_bytes=round(args.log_max_mb * (1 << 20)),
+                    log_backups=args.log_keep)
     print(format_report(summary), flush=True)
     if args.summary:
         with open(args.summary, "w") as f:
@@ -401,7 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"per-decision processing budget (default {defaults.budget_ms:g})")
     p.add_argument("--safe-after-ms", type=float, default=defaults.safe_after_ms,
                    help=f"stream silence before the safe pose (default {defaults.safe_after_ms:g})")
-    p.add_argument("--log", metavar="FILE", help="append decisions, faults and timings as JSON lines")
+    p.add_argument("--stream-speed", type=float, default=defaults.stream_speed,
+                   help="the LSL stream is a recording played this many times faster than real time "
+                        "('neurogrip stream --speed'); its rate is checked against that (0: not checked)")
+    p.add_argument("--log", metavar="FILE", help="append decisions, faults and timings as JSON lines "
+                                                 "(rotated by size: FILE.1, FILE.2 ...)")
+    p.add_argument("--log-max-mb", type=float, default=config.LOG_MAX_BYTES / (1 << 20),
+                   help=f"rotate the log at this size (default {config.LOG_MAX_BYTES >> 20:d} MB)")
+    p.add_argument("--log-keep", type=int, default=config.LOG_BACKUPS,
+                   help=f"rotated logs kept (default {config.LOG_BACKUPS})")
     p.add_argument("--markers", action="store_true", help="publish decisions on an LSL marker stream")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--summary", metavar="FILE", help="write the run summary (latency report) as JSON")

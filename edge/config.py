@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from edge._checks import check_int, check_positive
+from edge._checks import check_int, check_number, check_positive
 from firmware_bridge.config import DEFAULT_COMMAND_MAX_AGE_S
 
 # -- sources (edge.sources) ------------------------------------------------------------------
@@ -32,6 +32,21 @@ PLAYER_MAX_GAP_S = 0.05    # the player's pause for a gap in a recording (below 
 BRAINFLOW_DROP_TOLERANCE = 3.0  # nominal periods a chunk may fall behind before samples count as missing
 BRAINFLOW_BUFFER_S = 60    # s of samples BrainFlow's ring buffer keeps for us (older ones are overwritten)
 BRAINFLOW_POLL_S = 0.002   # read(timeout) polls BrainFlow's buffer this often (BrainFlow has no blocking read)
+
+# A live stream (LSL, BrainFlow) must deliver the rate it declares: a 250 Hz producer that declares
+# 500 Hz would feed a 500 Hz bundle signals at half speed (edge/runtime/rate.py).  Samples are
+# counted against arrival time over spans of RATE_CHECK_S, after RATE_WARMUP_S (liblsl hands over its
+# backlog at once); a pause over RATE_MAX_GAP_S restarts the span (a stall is its own fault).
+RATE_CHECK_S = 5.0
+RATE_TOLERANCE = 0.1       # |delivered / declared - 1| beyond this is a "rate" fault
+RATE_WARMUP_S = 2.0
+RATE_MAX_GAP_S = 0.5
+
+# The JSON-lines log (`neurogrip run --log`): about 60 MB a day at 20 decisions/s, so it rotates by size
+# (edge/runtime/outputs.py): at most LOG_MAX_BYTES per file, LOG_BACKUPS older files (FILE.1 ...).
+# The console goes to journald under systemd, which caps its own size (SystemMaxUse=).
+LOG_MAX_BYTES = 50 << 20
+LOG_BACKUPS = 3
 
 # -- the arm's safe state (edge.runtime) -----------------------------------------------------
 REST_TARGET_DDEG = 0       # REST's target is the firmware's own safe pose; the field is ignored
@@ -62,6 +77,10 @@ class RuntimeConfig:
     command_max_age_ms : float
         A command not sent within this time of its window's arrival is dropped (the link's
         own default, :data:`firmware_bridge.config.DEFAULT_COMMAND_MAX_AGE_S`).
+    stream_speed : float
+        A live stream is expected to deliver its declared rate times this (1: a device; 4: a
+        recording played 4x faster by ``neurogrip stream --speed 4``); 0: played as fast as
+        possible, the rate is not checked (:mod:`edge.runtime.rate`).
     """
 
     budget_ms: float = 10.0
@@ -69,11 +88,14 @@ class RuntimeConfig:
     overload_limit: int = 5
     read_timeout_s: float = 0.01
     command_max_age_ms: float = DEFAULT_COMMAND_MAX_AGE_S * 1000.0
+    stream_speed: float = 1.0
 
     def __post_init__(self):
         for f in fields(self):
             if f.name == "overload_limit":
                 self.overload_limit = check_int(self.overload_limit, "overload_limit", lo=1)
+            elif f.name == "stream_speed":
+                self.stream_speed = check_number(self.stream_speed, "stream_speed", lo=0.0)
             else:
                 setattr(self, f.name, check_positive(getattr(self, f.name), f.name))
 

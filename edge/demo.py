@@ -108,7 +108,7 @@ def run_demo(bundle_path, recording_path, *, arm: str = "sim", speed: float = 1.
         threading.Thread(target=watch, daemon=True).start()
 
     try:
-        summary = serve(bundle_path, f"lsl:name={name}&timeout=10", arm, config=RuntimeConfig(),
+        summary = serve(bundle_path, f"lsl:name={name}&timeout=10", arm, config=RuntimeConfig(stream_speed=speed),
                         log_path=log_path, duration=duration, on_ready=stop_when_done)
     finally:
         player.stop()

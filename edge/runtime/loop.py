@@ -7,6 +7,8 @@ sends commands over a :class:`firmware_bridge.link.ArmLink`, publishes decisions
 - stream stalled or lost for ``safe_after_ms`` (default 200 ms) → arm to its safe pose (REST),
   resume when valid data returns;
 - a window with NaN/inf or out-of-range samples never produces a command (counted as a fault);
+- a live stream that delivers another rate than it declares (measured against arrival time,
+  :mod:`edge.runtime.rate`) → safe state, counted as a ``rate`` fault, until it delivers its own;
 - processing later than ``budget_ms`` is a deadline miss; a chunk that yields several windows
   because processing fell behind runs only the newest (stale ones are dropped and counted, never
   queued); ``overload_limit`` consecutive misses → safe state;
@@ -26,6 +28,7 @@ from edge.config import RuntimeConfig
 from edge.errors import RunError
 from edge.runtime.outputs import JsonLog, MarkerOutlet
 from edge.runtime.pipeline import Pipeline
+from edge.runtime.rate import RateMonitor
 from edge.runtime.report import STAGES, RunSummary, Timings, peak_rss_mb, percentiles
 from edge.sources import import_pylsl
 from edge.sources.units import prepare_source
@@ -49,7 +52,7 @@ class Runtime:
         self.config = config or RuntimeConfig()
         # Stale windows exist only against a clock: a live stream or a paced replay.  A replay
         # "as fast as possible" has no deadline, so every window runs.
-        live = getattr(source, "kind", "") == "lsl" or getattr(source, "speed", 1.0) > 0
+        live = getattr(source, "live", False) or getattr(source, "speed", 1.0) > 0
         # Channel types, units → per-channel factor, amplitude check of undeclared units: before the
         # loop, so no command can leave before the stream passed (edge/sources/units.py).
         prepare_source(source, bundle)
@@ -67,6 +70,11 @@ class Runtime:
         self._last_good = time.monotonic()
         self._fault_logged: dict[str, float] = {}
         self._consecutive_misses = 0
+        # A live producer must deliver the rate it declares (edge/runtime/rate.py).
+        speed = self.config.stream_speed
+        self._rate = (RateMonitor(source.fs * speed, C.RATE_CHECK_S, C.RATE_WARMUP_S, C.RATE_MAX_GAP_S)
+                      if getattr(source, "live", False) and source.fs > 0 and speed > 0 else None)
+        self._rate_bad = False
         self._stop = False
         self._lsl_clock = None
         if getattr(source, "kind", "") == "lsl":
@@ -161,6 +169,9 @@ class Runtime:
         return False
 
     def _clear_safe(self, why: str) -> None:
+        if self._safe and self._rate_bad and self._safe_reason != "stream rate":
+            self._safe_reason = "stream rate"  # the other cause is gone, the wrong rate is not
+            return
         if self._safe:
             self._safe = False
             self._log("resume", after=self._safe_reason, why=why)
@@ -193,6 +204,10 @@ class Runtime:
                 if chunk is None and getattr(self.source, "exhausted", False):
                     break
                 if chunk is not None:
+                    if self._rate is not None:
+                        ratio = self._rate.update(len(chunk.samples), chunk.t_received)
+                        if ratio is not None:
+                            self._check_rate(ratio)
                     first_ts = chunk.timestamps[0] if first_ts is None else first_ts
                     last_ts = chunk.timestamps[-1]
                     good = self.pipeline.valid_samples
@@ -219,6 +234,22 @@ class Runtime:
             self.go_safe("stopped", force=True)
             self._finish(t_start, first_ts, last_ts)
         return self.summary
+
+    def _check_rate(self, ratio: float) -> None:
+        """A span of the live stream measured: hold the arm at rest while it delivers another rate
+        than it declares, resume when it delivers its own again."""
+        fs, speed = self.source.fs, self.config.stream_speed
+        if abs(ratio - 1.0) > C.RATE_TOLERANCE:
+            played = f" played at {speed:g}x" if speed != 1 else ""
+            self.fault("rate", f"the stream delivers {ratio * fs * speed:.0f} samples/s but declares {fs:g} Hz{played}: "
+                               "the bundle would decide on a signal at the wrong speed; fix the producer's rate (or "
+                               "the rate it declares); a recording streamed faster than real time: --stream-speed")
+            self._rate_bad = True
+            self.go_safe("stream rate")
+        elif self._rate_bad:
+            self._rate_bad = False
+            if self._safe and self._safe_reason == "stream rate":
+                self._clear_safe(f"the stream delivers its declared {fs:g} Hz again")
 
     def _handle(self, chunk, read_ms: float) -> None:
         cfg, pipe = self.config, self.pipeline

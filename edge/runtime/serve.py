@@ -45,17 +45,18 @@ def open_arm(spec: str | None):
 
 def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, config: RuntimeConfig | None = None,
           log_path=None, markers: bool = False, duration: float | None = None, install_signals: bool = True,
-          on_ready=None) -> RunSummary:
+          on_ready=None, log_max_bytes: int | None = None, log_backups: int | None = None) -> RunSummary:
     """Load, validate, connect and run until the end, ``duration``, Ctrl-C or SIGTERM.
 
     The arm is sent to REST before the function returns, whatever stopped the run.
     ``on_ready(runtime)`` is called once everything is connected (tests and the demo use it).
+    ``log_max_bytes``, ``log_backups``: the JSON log's rotation (:class:`~edge.runtime.outputs.JsonLog`).
     """
     t0 = time.monotonic()
     bundle = load_bundle(bundle_path)
     source = open_source(source_spec)
     arm = sim = None
-    json_log = JsonLog(log_path) if log_path else None
+    json_log = JsonLog(log_path, log_max_bytes, log_backups) if log_path else None
     try:
         arm, sim = open_arm(arm_spec)
         outlet = MarkerOutlet(f"neurogrip-{bundle.task}", f"neurogrip-{bundle.content_hash[7:19]}") if markers \

@@ -156,6 +156,9 @@ class Source:
     """
 
     kind = "source"
+    #: A producer outside this process sets the pace (LSL, a BrainFlow board): the runtime checks
+    #: that it delivers the rate it declares (edge/runtime/rate.py).  Replays pace themselves.
+    live: ClassVar[bool] = False
     #: Options a spec string may set: spec key → cast from the spec's text (in the order the
     #: "allowed:" of an error lists them).  Each is a keyword of :meth:`spec_factory`.
     OPTIONS: ClassVar[dict[str, Callable[[str], object]]] = {}

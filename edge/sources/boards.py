@@ -166,6 +166,7 @@ class BrainFlowSource(Source):
     """
 
     kind = "brainflow"
+    live = True
     OPTIONS: ClassVar[dict] = {"board": str, "serial_port": str, "mac_address": str, "serial_number": str,
                                "ip_address": str, "ip_port": int, "timeout": int, "file": str, "master_board": str,
                                "signal": str, "stall_timeout": float, "drop_tolerance": float, "max_chunk": int,

@@ -99,6 +99,7 @@ class LSLSource(Source):
     """
 
     kind = "lsl"
+    live = True
     OPTIONS: ClassVar[dict] = {"name": str, "type": str, "source_id": str, "hostname": str, "scope": str,
                                "session": str, "timeout": float, "stall_timeout": float,
                                "drop_tolerance": float, "max_chunk": int, "max_buflen": int, "unit": str,

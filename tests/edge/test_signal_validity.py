@@ -1,6 +1,9 @@
 """Inputs that must neither stop nor fool the loop: time that goes back or repeats, flat channels."""
 
+import time
+
 import numpy as np
+import pytest
 
 from edge.bundle import load_bundle
 from edge.config import RuntimeConfig
@@ -77,3 +80,108 @@ def test_time_going_back_inside_a_chunk_with_several_windows_is_a_fault_not_a_cr
     assert pipe.process(Chunk(c.samples, ts, c.t_received, c.first_index)) == []
     assert pipe.faults["timestamps"] == 1
     assert sum(len(pipe.process(x)) for x in chunks[21:60]) > 0  # and it goes on
+
+
+# --------------------------------------------------------------------------- a stream that lies about its rate
+
+
+def test_rate_monitor_spans_warmup_and_pauses():
+    from edge.runtime.rate import RateMonitor
+
+    m = RateMonitor(500.0, span_s=2.0, warmup_s=1.0, max_gap_s=0.5)
+    t, ratios = 0.0, []
+    for _ in range(60):  # 6 s of 25-sample chunks every 0.1 s: 250 samples/s against 500 declared
+        ratios.append(m.update(25, t))
+        t += 0.1
+    got = [r for r in ratios if r is not None]
+    assert got and all(r == pytest.approx(0.5, abs=0.03) for r in got)
+    assert all(r is None for r in ratios[:30])  # 1 s of warm-up, then a whole span first
+    m2 = RateMonitor(500.0, span_s=2.0, warmup_s=0.0, max_gap_s=0.5)
+    m2.update(50, 0.0)
+    assert m2.update(50, 0.1) is None and m2.update(50, 5.0) is None  # a pause restarts the span
+    vals = [m2.update(50, 5.0 + 0.1 * k) for k in range(1, 25)]
+    assert [v for v in vals if v is not None] == [pytest.approx(1.0, abs=0.03)]
+
+
+def _lying_outlet_run(monkeypatch, delivered_hz: float, seconds: float, stamps: str = "producer",
+                      stream_speed: float = 1.0):
+    """A real LSL outlet that declares 500 Hz and pushes ``delivered_hz`` samples a second, run
+    through the runtime.  ``stamps="producer"``: the producer stamps sample *i* ``t0 + i/500`` (a
+    device clock that believes its declared rate: no gap anywhere, the dangerous case);
+    ``"liblsl"``: liblsl stamps each chunk's samples 1/500 s back from its arrival (gaps between
+    chunks)."""
+    import threading
+    import uuid
+
+    pylsl = pytest.importorskip("pylsl")
+    from edge import config as C
+    from edge.sources import open_source
+
+    monkeypatch.setattr(C, "RATE_WARMUP_S", 0.5)
+    monkeypatch.setattr(C, "RATE_CHECK_S", 1.5)
+    name = f"ng-rate-{uuid.uuid4().hex[:8]}"
+    info = pylsl.StreamInfo(name, "EEG", 32, 500.0, "float32", name)
+    chans = info.desc().append_child("channels")
+    for c in GL.channels:
+        ch = chans.append_child("channel")
+        ch.append_child_value("label", c)
+        ch.append_child_value("unit", "microvolts")
+    outlet = pylsl.StreamOutlet(info)
+    x = grasp_lift_series(1, 7, seed=0, n_trials=4).samples.astype(np.float32)
+    stop = threading.Event()
+
+    def push():
+        k, per, t0, t0_lsl = 0, int(delivered_hz / 10), time.monotonic(), pylsl.local_clock()
+        while not stop.is_set() and (k + 1) * per <= len(x):
+            if stamps == "producer":  # the timestamp of the chunk's last sample on the declared clock
+                outlet.push_chunk(x[k * per:(k + 1) * per], t0_lsl + ((k + 1) * per - 1) / 500.0)
+            else:
+                outlet.push_chunk(x[k * per:(k + 1) * per])
+            k += 1
+            time.sleep(max(0.0, t0 + k * 0.1 - time.monotonic()))
+
+    pusher = threading.Thread(target=push, daemon=True)
+    pusher.start()
+    rt = Runtime(GL, open_source(f"lsl:name={name}&timeout=5"), None,
+                 RuntimeConfig(budget_ms=1000, stream_speed=stream_speed))
+    fired_at_fault = []
+    fault = rt.fault
+
+    def spy(kind, detail):
+        if kind == "rate" and not fired_at_fault:
+            fired_at_fault.append(rt.summary.decisions_fired)
+        fault(kind, detail)
+
+    rt.fault = spy
+    try:
+        s = rt.run(max_seconds=seconds)
+    finally:
+        stop.set()
+        pusher.join(2)
+    return s, fired_at_fault
+
+
+def test_a_stream_delivering_half_its_declared_rate_rests_the_arm(monkeypatch):
+    s, fired_at_fault = _lying_outlet_run(monkeypatch, 250.0, 6.0)
+    assert s.faults.get("rate", 0) >= 2 and s.safe_state_entries >= 1
+    assert s.windows > 20  # continuous timestamps: windows flow, only the rate says something is wrong
+    assert s.decisions_fired == fired_at_fault[0]  # nothing decided once it was seen
+
+
+def test_half_rate_stamped_by_liblsl_is_named_a_rate_fault_too(monkeypatch):
+    s, _ = _lying_outlet_run(monkeypatch, 250.0, 5.0, stamps="liblsl")
+    assert s.faults.get("rate", 0) >= 1 and s.safe_state_entries >= 1
+
+
+def test_a_stream_at_its_declared_rate_is_no_rate_fault(monkeypatch):
+    s, _ = _lying_outlet_run(monkeypatch, 500.0, 6.0)
+    assert "rate" not in s.faults and s.windows + s.dropped_windows > 100  # 100 ms chunks: stale windows dropped
+
+
+def test_a_recording_played_faster_is_checked_against_its_speed(monkeypatch):
+    """``neurogrip stream --speed 2`` pushes 1000 samples/s of a 500 Hz recording: expected with
+    --stream-speed 2, a rate fault without."""
+    s, _ = _lying_outlet_run(monkeypatch, 1000.0, 5.0, stream_speed=2.0)
+    assert "rate" not in s.faults and s.windows + s.dropped_windows > 100
+    s, _ = _lying_outlet_run(monkeypatch, 1000.0, 5.0, stream_speed=1.0)
+    assert s.faults.get("rate", 0) >= 1
