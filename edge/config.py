@@ -33,12 +33,13 @@ BRAINFLOW_DROP_TOLERANCE = 3.0  # nominal periods a chunk may fall behind before
 BRAINFLOW_BUFFER_S = 60    # s of samples BrainFlow's ring buffer keeps for us (older ones are overwritten)
 BRAINFLOW_POLL_S = 0.002   # read(timeout) polls BrainFlow's buffer this often (BrainFlow has no blocking read)
 
-# A live stream (LSL, BrainFlow) must deliver the rate it declares: a 250 Hz producer that declares
-# 500 Hz would feed a 500 Hz bundle signals at half speed (edge/runtime/rate.py).  Samples are
-# counted against arrival time over spans of RATE_CHECK_S, after RATE_WARMUP_S (liblsl hands over its
-# backlog at once); a pause over RATE_MAX_GAP_S restarts the span (a stall is its own fault).
+# A live stream (LSL, BrainFlow) must run at the rate it declares: a 250 Hz producer that stamps its
+# samples as 500 Hz would feed a 500 Hz bundle signals at half speed (edge/runtime/rate.py).  Its
+# timestamps are compared with arrival time over spans of RATE_CHECK_S, after RATE_WARMUP_S (liblsl
+# hands over its backlog at once); a pause over RATE_MAX_GAP_S restarts the span (a stall is its own
+# fault).  Clock drift between devices is far below the tolerance (100 ppm).
 RATE_CHECK_S = 5.0
-RATE_TOLERANCE = 0.1       # |delivered / declared - 1| beyond this is a "rate" fault
+RATE_TOLERANCE = 0.1       # |stream clock / arrival clock - 1| beyond this is a "rate" fault
 RATE_WARMUP_S = 2.0
 RATE_MAX_GAP_S = 0.5
 

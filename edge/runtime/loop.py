@@ -7,8 +7,8 @@ sends commands over a :class:`firmware_bridge.link.ArmLink`, publishes decisions
 - stream stalled or lost for ``safe_after_ms`` (default 200 ms) → arm to its safe pose (REST),
   resume when valid data returns;
 - a window with NaN/inf or out-of-range samples never produces a command (counted as a fault);
-- a live stream that delivers another rate than it declares (measured against arrival time,
-  :mod:`edge.runtime.rate`) → safe state, counted as a ``rate`` fault, until it delivers its own;
+- a live stream whose clock runs at another rate than it declares (its timestamps against arrival
+  time, :mod:`edge.runtime.rate`) → safe state, counted as a ``rate`` fault, until they agree;
 - processing later than ``budget_ms`` is a deadline miss; a chunk that yields several windows
   because processing fell behind runs only the newest (stale ones are dropped and counted, never
   queued); ``overload_limit`` consecutive misses → safe state;
@@ -72,7 +72,7 @@ class Runtime:
         self._consecutive_misses = 0
         # A live producer must deliver the rate it declares (edge/runtime/rate.py).
         speed = self.config.stream_speed
-        self._rate = (RateMonitor(source.fs * speed, C.RATE_CHECK_S, C.RATE_WARMUP_S, C.RATE_MAX_GAP_S)
+        self._rate = (RateMonitor(speed, C.RATE_CHECK_S, C.RATE_WARMUP_S, C.RATE_MAX_GAP_S)
                       if getattr(source, "live", False) and source.fs > 0 and speed > 0 else None)
         self._rate_bad = False
         self._stop = False
@@ -205,7 +205,7 @@ class Runtime:
                     break
                 if chunk is not None:
                     if self._rate is not None:
-                        ratio = self._rate.update(len(chunk.samples), chunk.t_received)
+                        ratio = self._rate.update(chunk.t_received, float(chunk.timestamps[-1]))
                         if ratio is not None:
                             self._check_rate(ratio)
                     first_ts = chunk.timestamps[0] if first_ts is None else first_ts
@@ -240,10 +240,12 @@ class Runtime:
         than it declares, resume when it delivers its own again."""
         fs, speed = self.source.fs, self.config.stream_speed
         if abs(ratio - 1.0) > C.RATE_TOLERANCE:
-            played = f" played at {speed:g}x" if speed != 1 else ""
-            self.fault("rate", f"the stream delivers {ratio * fs * speed:.0f} samples/s but declares {fs:g} Hz{played}: "
+            played = f" x {speed:g} (--stream-speed)" if speed != 1 else ""
+            self.fault("rate", f"the stream's timestamps advance {ratio:.2f}x as fast as its samples arrive: it "
+                               f"delivers about {fs * speed / ratio:.0f} samples/s stamped as {fs:g} Hz{played}, so "
                                "the bundle would decide on a signal at the wrong speed; fix the producer's rate (or "
-                               "the rate it declares); a recording streamed faster than real time: --stream-speed")
+                               "the rate it declares); for a recording streamed faster than real time, "
+                               "--stream-speed")
             self._rate_bad = True
             self.go_safe("stream rate")
         elif self._rate_bad:

@@ -1,10 +1,17 @@
-"""Does a live stream deliver the rate it declares?
+"""Does a live stream's clock run at the rate it declares?
 
-LSL (and BrainFlow) producers declare a nominal rate, and liblsl stamps the samples of a pushed
-chunk 1/fs apart from its last one: a producer that sends 250 samples a second while declaring
-500 Hz shows no gap inside a chunk, and a 500 Hz bundle would run on a signal played at half its
-speed.  What cannot lie is how many samples arrive per second here.  :class:`RateMonitor` counts
-them against arrival time over spans of ``RATE_CHECK_S`` (docs/design.md §3: edge/config.py).
+An LSL (or BrainFlow) producer declares a nominal rate and stamps its samples.  A producer that
+sends 250 samples a second but stamps them 1/500 s apart (a device clock that believes its
+declared rate) shows no gap anywhere, and a 500 Hz bundle would run on a signal played at half
+its speed.  What cannot lie is when the samples arrive here: :class:`RateMonitor` compares how far
+the stream's timestamps advance with how far the arrival clock advances, over spans of
+``RATE_CHECK_S`` (edge/config.py; docs/design.md §3).
+
+Samples lost on the way (a gap in the timestamps) change neither clock, so a stream with
+drop-outs is not a rate fault (its gaps restart the chain and are counted where they happen).  A
+producer whose samples liblsl stamps on arrival, 1/fs apart back from the chunk's arrival, keeps
+the two clocks together: a slow one leaves a gap before every chunk, so no window ever completes
+and nothing is decided on it.
 """
 
 from __future__ import annotations
@@ -14,42 +21,40 @@ from edge._checks import check_positive
 
 
 class RateMonitor:
-    """The delivered/declared rate ratio of a live stream, one span at a time.
+    """The stream clock's speed against the arrival clock, one span at a time.
 
     Parameters
     ----------
-    fs : float
-        The declared rate (Hz).
+    expected : float
+        The expected ratio (1: a device; ``k``: a recording streamed ``k`` times faster).
     span_s, warmup_s, max_gap_s : float
-        Span of arrival time per measurement; time ignored at the start; a pause between two
-        chunks longer than this restarts the span.
+        Arrival time per measurement; time ignored at the start (liblsl hands over its backlog
+        at once); a pause between two chunks longer than ``max_gap_s`` restarts the span.
     """
 
-    def __init__(self, fs: float, span_s: float = C.RATE_CHECK_S, warmup_s: float = C.RATE_WARMUP_S,
+    def __init__(self, expected: float = 1.0, span_s: float = C.RATE_CHECK_S, warmup_s: float = C.RATE_WARMUP_S,
                  max_gap_s: float = C.RATE_MAX_GAP_S):
-        self.fs = check_positive(fs, "fs")
+        self.expected = check_positive(expected, "expected")
         self.span_s, self.warmup_s, self.max_gap_s = span_s, warmup_s, max_gap_s
-        self._first = self._start = self._last = None
-        self._n = 0
+        self._first = self._last = self._start = None
+        self._ts0 = 0.0
 
-    def update(self, n_samples: int, t_arrival: float) -> float | None:
-        """A chunk of ``n_samples`` arrived at ``t_arrival`` (monotonic seconds).
+    def update(self, t_arrival: float, t_stream: float) -> float | None:
+        """A chunk arrived at ``t_arrival`` (monotonic s) whose last sample is stamped ``t_stream``.
 
-        Returns the delivered/declared ratio when a span completes, else None.  A span begins at
-        a chunk's arrival and counts the samples of the chunks after it, so a chunk's samples are
-        counted over the time it took them to come.
+        Returns the measured/expected ratio of the two clocks when a span completes (1.0: as
+        declared; 0.5: the stream's clock runs at half the speed its timestamps claim), else None.
         """
         if self._first is None:
             self._first = self._last = t_arrival
             return None
         gap, self._last = t_arrival - self._last, t_arrival
         if t_arrival - self._first < self.warmup_s or gap > self.max_gap_s or self._start is None:
-            self._start, self._n = t_arrival, 0  # (re)start the span here
+            self._start, self._ts0 = t_arrival, t_stream  # (re)start the span here
             return None
-        self._n += int(n_samples)
         elapsed = t_arrival - self._start
         if elapsed < self.span_s:
             return None
-        ratio = self._n / (elapsed * self.fs)
-        self._start, self._n = t_arrival, 0
+        ratio = (t_stream - self._ts0) / elapsed / self.expected
+        self._start, self._ts0 = t_arrival, t_stream
         return ratio
