@@ -49,6 +49,10 @@ per kind), queued for :meth:`ArmLink.take_faults` and passed to the ``on_fault``
   watchdog trip does, and resuming is the owner's decision.
 - ``WATCHDOG_TRIP``: the firmware's watchdog latched; ``intended`` says whether heartbeats were
   paused by the owner (or left to it).  The link never clears it: ``clear(Fault.WATCHDOG)``.
+- ``ESTOP`` / ``ESTOP_RELEASED``: the arm stopped itself — its e-stop switch was pressed (STATUS
+  fault ``ESTOP_INPUT``, or NACK ESTOPPED), or an e-stop latch the owner did not set — and
+  refuses every motion; then the switch was released (the arm stays where it stopped).  The link
+  clears nothing: a person pressed it.
 - ``RESYNC`` / ``RESYNC_FAILED``: the session was (or could not be) re-established.
 - ``MALFORMED_REPLY``, ``THREAD_DIED``: above.
 
@@ -113,6 +117,8 @@ class FaultKind(str, enum.Enum):
     WATCHDOG_TRIP = "watchdog_trip"
     RESYNC = "resync"
     RESYNC_FAILED = "resync_failed"
+    ESTOP = "estop"
+    ESTOP_RELEASED = "estop_released"
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class LinkStats:
     resync_failures: int = 0
     watchdog_trips: int = 0  # firmware watchdog latches seen (each latch once)
     watchdog_trips_unintended: int = 0  # ... of which heartbeats had not been paused by the owner
+    estops: int = 0  # the arm stopping itself (its e-stop switch, or a latch not set by this link)
     held_commands: int = 0  # ARM_CMDs refused by the link after an MCU reset (HeldAfterReset)
 
 
@@ -277,6 +284,7 @@ class ArmLink:
         self._hold: str | None = None  # why ARM_CMDs are held (after an MCU reset), or None
         self._restore_needed = False  # the firmware forgot the settings below (a reset)
         self._estop_wanted = False  # the owner latched the e-stop and has not cleared it
+        self._estop_seen = False    # the arm's own e-stop (switch, or a latch not ours) was reported
         self._limits: dict[int, bytes] = {}  # joint -> acknowledged SET_LIMITS payload
         self._config: bytes | None = None  # acknowledged SET_CONFIG payload
         self._last_hb_ok: float | None = None  # when the last acknowledged heartbeat was sent
@@ -847,7 +855,23 @@ class ArmLink:
             self._wd_seen = False
         elif not self._wd_seen:
             events += self._on_watchdog("its STATUS reports the WATCHDOG fault", heartbeat)
+        stopped = P.Fault.ESTOP_INPUT in s.faults or (P.Fault.ESTOP in s.faults and not self._estop_wanted)
+        if stopped and not self._estop_seen:
+            events += self._on_estop("its STATUS reports " + ("the e-stop switch pressed (ESTOP_INPUT)"
+                                                              if P.Fault.ESTOP_INPUT in s.faults else
+                                                              "an e-stop latch this link did not set"))
+        elif not stopped and self._estop_seen:
+            self._estop_seen = False
+            events.append(LinkFault(FaultKind.ESTOP_RELEASED, "the arm's e-stop was released: it stays where it "
+                                                              "stopped and takes commands again"))
         return events
+
+    def _on_estop(self, how: str) -> list[LinkFault]:
+        self._estop_seen = True
+        self.stats.estops += 1
+        return [LinkFault(FaultKind.ESTOP, f"the arm stopped itself ({how}): every joint froze where it was and "
+                          "every motion is refused until the e-stop is released (a person pressed it: nothing "
+                          "here releases it)")]
 
     def _note_nack(self, p: _Pending, reason: int) -> list[LinkFault]:
         name = _name(p.msg_type)
@@ -857,6 +881,8 @@ class ArmLink:
                                   session_lost=True)
         if reason == P.Reason.WATCHDOG and not self._wd_seen:
             return self._on_watchdog(f"it refused {name} with NACK WATCHDOG", None)
+        if reason == P.Reason.ESTOPPED and not self._estop_seen and not self._estop_wanted:
+            return self._on_estop(f"it refused {name} with NACK ESTOPPED")
         return []
 
     def _note_ack(self, p: _Pending) -> None:

@@ -103,6 +103,7 @@ class Fault(enum.IntFlag):
     CLAMPED = 0x04
     NO_HELLO = 0x08
     RX_OVERFLOW = 0x10
+    ESTOP_INPUT = 0x20  # the arm's own e-stop switch is pressed (only releasing it clears this)
 
 
 CLEARABLE = Fault.ESTOP | Fault.WATCHDOG | Fault.RX_OVERFLOW

@@ -65,6 +65,8 @@ class ArmProcess:
         the simulated timer output pins; host build: computed, with ``trace_ms``).
     resets : int
         MCU resets done by :meth:`reset_mcu` so far (as reported by the process).
+    estop_pressed : bool
+        The arm's e-stop switch as :meth:`set_estop` left it (as reported by the process).
     """
 
     kind: str
@@ -75,6 +77,7 @@ class ArmProcess:
     pwm_period_us: int | None = None
     commands: list = field(default_factory=list)
     resets: int = 0
+    estop_pressed: bool = False
     fallback_reason: str | None = None
     _reader: threading.Thread | None = None
 
@@ -93,6 +96,8 @@ class ArmProcess:
                 del self.pulses[:-10000]
             elif parts and parts[0] == "R":
                 self.resets += 1
+            elif parts and parts[0] == "E":
+                self.estop_pressed = parts[1:] == ["1"]
 
     def reset_mcu(self, timeout: float = 2.0) -> None:
         """Reset the simulated microcontroller behind the same pty, and wait until it has.
@@ -115,6 +120,29 @@ class ArmProcess:
         while self.resets == before:
             if time.monotonic() > t_end:
                 raise SimError(f"the simulated arm ({self.kind}) did not confirm the reset within {timeout} s")
+            time.sleep(0.002)
+
+    def set_estop(self, pressed: bool, timeout: float = 2.0) -> None:
+        """Press (or release) the arm's e-stop switch, and wait until the simulator has.
+
+        The firmware reads the switch on its e-stop input (D2, a normally-closed switch to GND):
+        pressed, every joint freezes and motion is refused (fault ESTOP_INPUT); released, the arm
+        stays where it stopped until a new command.
+
+        Raises
+        ------
+        SimError
+            The process is not running or did not confirm within ``timeout`` seconds.
+        """
+        if self.proc.poll() is not None:
+            raise SimError(f"the simulated arm exited (status {self.proc.returncode}): start it again")
+        if self.estop_pressed == bool(pressed):
+            return
+        self.proc.send_signal(signal.SIGUSR2)  # toggles the switch
+        t_end = time.monotonic() + timeout
+        while self.estop_pressed != bool(pressed):
+            if time.monotonic() > t_end:
+                raise SimError(f"the simulated arm ({self.kind}) did not confirm the e-stop within {timeout} s")
             time.sleep(0.002)
 
     def stop(self) -> None:

@@ -11,6 +11,7 @@ running the AVR binary, or re-initialises the host build's core, behind the same
 from __future__ import annotations
 
 import signal
+import struct
 import time
 
 import pytest
@@ -298,6 +299,36 @@ def test_a_latched_estop_survives_an_mcu_reset(arm_host):
             link.command(P.Action.GRASP, 1000, 600)
         link.clear(P.Fault.ESTOP)
         link.command(P.Action.GRASP, 1000, 600)
+
+
+# ------------------------------------------------------------------ the arm's own e-stop switch
+def test_the_arms_estop_switch_is_reported_refuses_motion_and_its_release_too(any_arm):
+    """The e-stop switch on the arm (D2; simulated: SIGUSR2): every joint freezes where it was, every
+    motion is refused, CLEAR cannot release it, the link reports it and its release; released, the
+    arm stays where it stopped and takes commands again."""
+    with make_link(any_arm.pty, boot_timeout=3) as link:
+        link.command(P.Action.GRASP, 1500, 300)
+        time.sleep(0.2)
+        link.take_faults()
+        any_arm.set_estop(True)
+        assert _wait(lambda: link.stats.estops == 1, 1.0)
+        frozen = link.status().position
+        s = link.status()
+        assert s.faults & P.Fault.ESTOP_INPUT and s.target == frozen
+        with pytest.raises(Nacked, match="ESTOPPED"):
+            link.command(P.Action.REST, 0, 900)
+        with pytest.raises(Nacked, match="BAD_ARG"):  # only releasing the switch clears it
+            link.request(P.MsgType.CLEAR, struct.pack("<HH", int(P.Fault.ESTOP_INPUT), 0xC1EA))
+        time.sleep(0.3)
+        assert link.status().position == frozen  # nothing moved, not even the watchdog's safe pose
+        kinds = [f.kind for f in link.take_faults()]
+        assert kinds.count(FaultKind.ESTOP) == 1
+        any_arm.set_estop(False)
+        assert _wait(lambda: FaultKind.ESTOP_RELEASED in [f.kind for f in link.take_faults()], 1.0)
+        assert not link.status().faults & P.Fault.ESTOP_INPUT
+        assert link.status().position == frozen  # released: it stays where it stopped
+        link.command(P.Action.GRASP, 800, 600)
+        assert link.healthy()
 
 
 # ------------------------------------------------------------------ watchdog trips

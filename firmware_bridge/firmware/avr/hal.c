@@ -46,7 +46,15 @@ void hal_init(void)
     OCR1B = 2u * 1500u - 1u;
     TCCR1A = (uint8_t)((1u << COM1A1) | (1u << COM1B1) | (1u << WGM11));
     TCCR1B = (uint8_t)((1u << WGM13) | (1u << WGM12) | (1u << CS11));
+    /* E-stop input: PD2 with its pull-up (a normally-closed switch holds it low). */
+    DDRD &= (uint8_t)~(1u << DDD2);
+    PORTD |= (uint8_t)(1u << PORTD2);
     sei();
+}
+
+uint8_t hal_estop_pressed(void)
+{
+    return (uint8_t)((PIND & (1u << PIND2)) != 0u);
 }
 
 uint32_t hal_millis(void)

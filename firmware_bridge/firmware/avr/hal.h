@@ -16,6 +16,10 @@ uint8_t hal_uart_read(uint8_t *byte);
 /* Returns and clears the "a received byte was dropped" flag. */
 uint8_t hal_uart_take_overflow(void);
 void hal_uart_write(void *ctx, const uint8_t *data, size_t len);
+/* The e-stop switch on D2 (PD2): a normally-closed switch to GND, the pin pulled up, so a pressed
+ * switch, a cut wire or an unplugged switch all read "pressed" (fail-safe). Without a switch, a
+ * jumper from D2 to GND. */
+uint8_t hal_estop_pressed(void);
 /* Servo pulse width in microseconds, clamped to 1000..2000 here as a last line of defence. */
 void hal_servo_us(uint8_t joint, uint16_t us);
 

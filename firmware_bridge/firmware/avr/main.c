@@ -29,6 +29,7 @@ int main(void)
         if (now != last) {
             last = now;
             ng_core_tick(&core, now);
+            ng_core_estop_input(&core, hal_estop_pressed());
             for (j = 0; j < NG_N_JOINTS; j++) {
                 hal_servo_us(j, ng_pulse_us(ng_core_position(&core, j)));
             }

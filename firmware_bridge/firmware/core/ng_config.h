@@ -29,6 +29,10 @@
 #define NG_J1_SAFE 400u
 #define NG_J1_SPEED 900u
 
+/* The e-stop switch must read released this long before the arm takes commands again (contact
+ * bounce of a mechanical switch); pressed takes effect at once. */
+#define NG_ESTOP_RELEASE_MS 20u
+
 /* Servo pulse range at 0 and 180 degrees. */
 #define NG_PULSE_MIN_US 1000u
 #define NG_PULSE_MAX_US 2000u

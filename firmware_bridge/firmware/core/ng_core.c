@@ -174,7 +174,7 @@ static uint8_t gate(const ng_core_t *c, int motion)
     if (!c->hello_done) {
         return NG_R_NO_HELLO;
     }
-    if (c->faults & NG_FAULT_ESTOP) {
+    if (c->faults & NG_FAULT_STOPPED) {
         return NG_R_ESTOPPED;
     }
     if (motion && (c->faults & NG_FAULT_WATCHDOG)) {
@@ -398,12 +398,12 @@ void ng_core_tick(ng_core_t *c, uint32_t now_ms)
         (uint32_t)(now_ms - c->last_heartbeat_ms) >= c->watchdog_ms) {
         c->faults |= NG_FAULT_WATCHDOG;
         c->watchdog_trips++;
-        if (!(c->faults & NG_FAULT_ESTOP)) {
+        if (!(c->faults & NG_FAULT_STOPPED)) {
             go_safe(c);
         }
     }
-    if (c->faults & NG_FAULT_ESTOP) {
-        return; /* latched: nothing moves */
+    if (c->faults & NG_FAULT_STOPPED) {
+        return; /* e-stopped: nothing moves */
     }
     for (j = 0; j < NG_N_JOINTS; j++) {
         uint32_t goal = (uint32_t)c->target[j] * 1000u;
@@ -412,6 +412,23 @@ void ng_core_tick(ng_core_t *c, uint32_t now_ms)
             c->pos_fine[j] = (goal - c->pos_fine[j] > step) ? c->pos_fine[j] + step : goal;
         } else if (c->pos_fine[j] > goal) {
             c->pos_fine[j] = (c->pos_fine[j] - goal > step) ? c->pos_fine[j] - step : goal;
+        }
+    }
+}
+
+void ng_core_estop_input(ng_core_t *c, int pressed)
+{
+    if (pressed) {
+        if (!(c->faults & NG_FAULT_STOPPED)) {
+            freeze(c); /* from this pose nothing moves until the switch is released */
+        }
+        c->faults |= NG_FAULT_ESTOP_INPUT;
+        c->estop_pressed_ms = c->now_ms;
+    } else if ((c->faults & NG_FAULT_ESTOP_INPUT) &&
+               (uint32_t)(c->now_ms - c->estop_pressed_ms) >= NG_ESTOP_RELEASE_MS) {
+        c->faults &= (uint16_t)~NG_FAULT_ESTOP_INPUT;
+        if (!(c->faults & NG_FAULT_STOPPED)) {
+            freeze(c); /* still where it stopped: the targets it had before are not resumed */
         }
     }
 }

@@ -26,7 +26,7 @@ typedef struct {
     uint16_t speed[NG_N_JOINTS];
     uint16_t faults;
     uint16_t watchdog_ms;
-    uint32_t boot_ms, now_ms, last_tick_ms, last_heartbeat_ms;
+    uint32_t boot_ms, now_ms, last_tick_ms, last_heartbeat_ms, estop_pressed_ms;
     uint8_t hello_done;
     uint8_t last_action;
     /* Counters reported in STATUS (wrap at 65536). */
@@ -50,6 +50,11 @@ void ng_core_rx(ng_core_t *c, uint8_t byte, uint32_t now_ms);
 void ng_core_tick(ng_core_t *c, uint32_t now_ms);
 /* The hardware layer reports a lost received byte (UART ring overflow). */
 void ng_core_note_rx_overflow(ng_core_t *c);
+/* The hardware layer reports the arm's e-stop switch as it reads it (call after each tick): pressed
+ * freezes every joint and refuses motion (NACK ESTOPPED, fault ESTOP_INPUT) at once; once it has
+ * read released for NG_ESTOP_RELEASE_MS (contact bounce) the fault clears, and the arm stays where
+ * it stopped until a new command. */
+void ng_core_estop_input(ng_core_t *c, int pressed);
 /* Current commanded position of joint j in ddeg (rounded). */
 uint16_t ng_core_position(const ng_core_t *c, uint8_t j);
 /* Servo pulse width in microseconds for an angle in ddeg. */

@@ -44,6 +44,10 @@ enum ng_reason {
 #define NG_FAULT_CLAMPED 0x04u
 #define NG_FAULT_NO_HELLO 0x08u
 #define NG_FAULT_RX_OVERFLOW 0x10u
+/* The arm's own e-stop switch is pressed (a latching switch: it holds until turned to release).
+ * Not clearable by CLEAR: only releasing the switch clears it. */
+#define NG_FAULT_ESTOP_INPUT 0x20u
 #define NG_FAULT_CLEARABLE (NG_FAULT_ESTOP | NG_FAULT_WATCHDOG | NG_FAULT_RX_OVERFLOW)
+#define NG_FAULT_STOPPED (NG_FAULT_ESTOP | NG_FAULT_ESTOP_INPUT)
 
 #endif

@@ -11,7 +11,8 @@
  * Exits on SIGTERM/SIGINT, removing the symlink. SIGUSR1 resets the "MCU": the core is initialised
  * again behind the same pty (session, faults, limits and counters forgotten, joints commanded to
  * the safe pose), as an Uno's ATmega328P reboots while its USB-serial chip keeps /dev/ttyACM0 open;
- * prints "R" when it has. */
+ * prints "R" when it has. SIGUSR2 presses the arm's e-stop switch, or releases it when pressed;
+ * prints "E 1" / "E 0" when it has. */
 #define _XOPEN_SOURCE 600
 #define _DEFAULT_SOURCE
 #include <errno.h>
@@ -27,12 +28,14 @@
 
 #include "ng_core.h"
 
-static volatile sig_atomic_t stop, reset_requested;
+static volatile sig_atomic_t stop, reset_requested, estop_toggle_requested;
 
 static void on_signal(int sig)
 {
     if (sig == SIGUSR1) {
         reset_requested = 1;
+    } else if (sig == SIGUSR2) {
+        estop_toggle_requested = 1;
     } else {
         stop = 1;
     }
@@ -71,6 +74,7 @@ int main(int argc, char **argv)
     const char *link_path = NULL;
     long trace_ms = 0;
     int log_commands = 0;
+    int estop_pressed = 0;
     int master, slave, i;
     char *name;
     struct termios t;
@@ -119,6 +123,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     ng_core_init(&core, now_ms(), write_all, &master);
@@ -141,8 +146,15 @@ int main(int argc, char **argv)
         /* Tick before handling what arrived: if this process was descheduled past the watchdog
          * deadline, the trip happens first, as it would have on time on the MCU, and a late
          * heartbeat cannot undo it. */
+        if (estop_toggle_requested) {
+            estop_toggle_requested = 0;
+            estop_pressed = !estop_pressed;
+            printf("E %d\n", estop_pressed);
+            fflush(stdout);
+        }
         now = now_ms();
         ng_core_tick(&core, now);
+        ng_core_estop_input(&core, estop_pressed);
         if (ready) {
             ssize_t n = read(master, buf, sizeof buf);
             ssize_t k;

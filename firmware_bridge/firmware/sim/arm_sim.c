@@ -9,7 +9,9 @@
  *   width changes (and at least every N ms with --trace-ms).
  * Exits promptly on SIGTERM/SIGINT. SIGUSR1 resets the simulated MCU (avr_reset: the firmware
  * reboots and forgets its session, as an Uno's ATmega328P does on a brown-out or watchdog reset,
- * while the pty stays open like the Uno's USB-serial chip); prints "R" when it has. */
+ * while the pty stays open like the Uno's USB-serial chip); prints "R" when it has. SIGUSR2 presses
+ * the arm's e-stop switch, or releases it when pressed (the normally-closed switch on D2: the pin
+ * is driven low while released, high while pressed); prints "E 1" / "E 0" when it has. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -26,7 +28,8 @@
 #include <simavr/sim_avr.h>
 #include <simavr/sim_elf.h>
 
-static volatile sig_atomic_t stop, reset_requested;
+static volatile sig_atomic_t stop, reset_requested, estop_toggle_requested;
+static int estop_pressed;
 static avr_t *avr;
 static uart_pty_t uart;
 static uint64_t rise[1];
@@ -39,12 +42,26 @@ static void on_signal(int sig)
 {
     if (sig == SIGUSR1) {
         reset_requested = 1;
+    } else if (sig == SIGUSR2) {
+        estop_toggle_requested = 1;
     } else {
         stop = 1;
     }
 }
 
 static uint64_t cycles_to_ms(uint64_t c) { return c / (avr->frequency / 1000u); }
+
+/* Drive the e-stop pin (PD2) as the normally-closed switch would: low while released, high while
+ * pressed. Set as the port's external value too, so the firmware's pull-up does not override it. */
+static void drive_estop(void)
+{
+    avr_ioport_external_t e;
+    e.name = 'D';
+    e.mask = 1u << 2;
+    e.value = estop_pressed ? (1u << 2) : 0u;
+    avr_ioctl(avr, AVR_IOCTL_IOPORT_SET_EXTERNAL('D'), &e);
+    avr_raise_irq(avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('D'), 2), estop_pressed ? 1u : 0u);
+}
 
 static void report(void)
 {
@@ -134,6 +151,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGUSR1);
+    sigaddset(&sigs, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     uart_pty_init(avr, &uart);
     uart_pty_connect(&uart, '0');
@@ -150,7 +168,9 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+    drive_estop(); /* the switch is closed: released */
 
     printf("PTY %s\n", uart.pty.slavename);
     fflush(stdout);
@@ -171,7 +191,15 @@ int main(int argc, char **argv)
             start_cycle = avr->cycle;
             last_print_cycle = avr->cycle;
             n = 0;
+            drive_estop();
             printf("R\n");
+            fflush(stdout);
+        }
+        if (estop_toggle_requested) {
+            estop_toggle_requested = 0;
+            estop_pressed = !estop_pressed;
+            drive_estop();
+            printf("E %d\n", estop_pressed);
             fflush(stdout);
         }
         if (trace_ms > 0 && cycles_to_ms(avr->cycle - last_print_cycle) >= (uint64_t)trace_ms) {

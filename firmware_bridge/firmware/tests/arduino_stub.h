@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #define OUTPUT 1
+#define INPUT_PULLUP 2
+#define HIGH 1
+#define LOW 0
+int digitalRead(uint8_t pin);
 #define SERIAL_RX_BUFFER_SIZE 64
 void pinMode(uint8_t pin, uint8_t mode);
 unsigned long millis(void);

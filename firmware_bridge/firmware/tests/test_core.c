@@ -498,6 +498,58 @@ static void test_pulse(void)
     CHECK(ng_pulse_us(1) == 1001);
 }
 
+/* The arm's own e-stop switch: pressed, nothing moves and motion is refused, CLEAR cannot release
+ * it; released, the arm stays where it stopped until a new command. */
+static void test_estop_input(void)
+{
+    uint16_t pos;
+    ng_frame_t r;
+    fresh(0);
+    hello();
+    arm(NG_ACT_GRASP, 1500, 1000);
+    advance(30);
+    heartbeat();
+    ng_core_estop_input(&core, 1);
+    pos = ng_core_position(&core, 0);
+    CHECK(core.target[0] == pos && (core.faults & NG_FAULT_ESTOP_INPUT));
+    advance(100);
+    heartbeat();
+    CHECK(ng_core_position(&core, 0) == pos);
+    CHECK(is_nack(arm(NG_ACT_GRASP, 1000, 100), NG_R_ESTOPPED));
+    CHECK(is_nack(arm(NG_ACT_REST, 0, 900), NG_R_ESTOPPED));
+    CHECK(is_nack(clear(NG_FAULT_ESTOP_INPUT), NG_R_BAD_ARG)); /* only the switch releases it */
+    r = heartbeat();
+    CHECK(r.type == NG_MSG_STATUS && (r.payload[12] & NG_FAULT_ESTOP_INPUT));
+    ng_core_estop_input(&core, 1); /* still pressed: nothing changes */
+    CHECK(core.target[0] == pos);
+    advance(NG_ESTOP_RELEASE_MS - 1);
+    ng_core_estop_input(&core, 0); /* bouncing contacts: not yet released */
+    CHECK(core.faults & NG_FAULT_ESTOP_INPUT);
+    advance(1);
+    ng_core_estop_input(&core, 0);
+    CHECK(!(core.faults & NG_FAULT_ESTOP_INPUT));
+    advance(100);
+    heartbeat();
+    CHECK(ng_core_position(&core, 0) == pos); /* released: stays still until a new command */
+    CHECK(is_ack(arm(NG_ACT_REST, 0, 900), NG_MSG_ARM_CMD));
+    /* pressed while the ESTOP message also latched: releasing the switch leaves that latch */
+    CHECK(is_ack(request(NG_MSG_ESTOP, seqn++, NULL, 0), NG_MSG_ESTOP));
+    ng_core_estop_input(&core, 1);
+    advance(NG_ESTOP_RELEASE_MS);
+    ng_core_estop_input(&core, 0);
+    CHECK(!(core.faults & NG_FAULT_ESTOP_INPUT) && (core.faults & NG_FAULT_ESTOP));
+    CHECK(is_nack(arm(NG_ACT_GRASP, 1000, 100), NG_R_ESTOPPED));
+    CHECK(is_ack(clear(NG_FAULT_ESTOP), NG_MSG_CLEAR));
+    CHECK(is_ack(arm(NG_ACT_GRASP, 1000, 100), NG_MSG_ARM_CMD));
+    /* the watchdog trips while the switch is pressed: nothing moves, not even to the safe pose */
+    ng_core_estop_input(&core, 1);
+    pos = ng_core_position(&core, 0);
+    advance(1000);
+    CHECK((core.faults & NG_FAULT_WATCHDOG) && ng_core_position(&core, 0) == pos);
+    ng_core_estop_input(&core, 0);
+    CHECK(!(core.faults & NG_FAULT_ESTOP_INPUT));
+}
+
 int main(void)
 {
     test_crc();
@@ -509,6 +561,7 @@ int main(void)
     test_hold_and_rest();
     test_watchdog();
     test_estop();
+    test_estop_input();
     test_set_limits_validation();
     test_retransmission_not_reexecuted();
     test_corrupted_frames_never_execute();

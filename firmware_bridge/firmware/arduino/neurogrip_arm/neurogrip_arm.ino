@@ -8,7 +8,9 @@
 // library or analogWrite() on pins 9/10 in this sketch.
 //
 // Wiring: servo signal wires to D9 and D10, servo power from a separate 5-6 V supply whose ground
-// is joined to the Arduino's GND (never power servos from the Uno's 5 V pin).
+// is joined to the Arduino's GND (never power servos from the Uno's 5 V pin). The e-stop: a
+// normally-closed (latching) switch from D2 to GND; pressed, cut or unplugged, the pin reads high
+// and nothing moves (fail-safe). Without a switch, a jumper from D2 to GND.
 
 extern "C" {
 #include "src/ng_core.h"
@@ -47,6 +49,7 @@ void setup()
     TCCR1A = 0;
     TCCR1B = 0;
     ICR1 = 39999u;
+    pinMode(2, INPUT_PULLUP);  // the e-stop switch (normally closed to GND)
     ng_core_init(&core, millis(), serial_write, 0);
     servo_us(0, ng_pulse_us(ng_core_position(&core, 0)));
     servo_us(1, ng_pulse_us(ng_core_position(&core, 1)));
@@ -65,6 +68,7 @@ void loop()
     if (now != last) {
         last = now;
         ng_core_tick(&core, now);
+        ng_core_estop_input(&core, digitalRead(2) == HIGH);
         servo_us(0, ng_pulse_us(ng_core_position(&core, 0)));
         servo_us(1, ng_pulse_us(ng_core_position(&core, 1)));
     }
