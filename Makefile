@@ -11,7 +11,7 @@ EDGE_VENV  := .venv-edge
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test test-edge test-train test-slow env-edge env-train system-deps lint bench fuzz firmware fixtures bundles pi-check clean
+.PHONY: demo test test-edge test-train test-slow env-edge env-train system-deps lint bench soak fuzz firmware fixtures bundles pi-check clean
 
 # The main job: train a quick bundle, stream a held-out recording over LSL to the runtime and
 # the simulated arm, print the latency report and the decisions against the truth (tools/demo).
@@ -71,6 +71,11 @@ bench: env-edge
 	@if [ -x $(TRAIN_VENV)/bin/python ]; then $(MAKE) --no-print-directory env-train; fi
 	@mkdir -p reports
 	$(EDGE_VENV)/bin/neurogrip bench --json reports/bench.json --markdown reports/bench.md --plots reports/plots
+
+# 30 minutes of the runtime, the simulated arm and a looped real stream, a fault injected every minute
+# (not part of make test or make bench); the report goes to docs/soak.md and docs/bench/soak_rss.png.
+soak: system-deps env-edge
+	$(EDGE_VENV)/bin/python tools/soak --minutes 30
 
 # Bounded libFuzzer run of the firmware's frame parser (FUZZ_SECONDS, default 60).
 fuzz:

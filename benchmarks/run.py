@@ -22,7 +22,7 @@ from benchmarks.common import Context
 from benchmarks.machine import describe
 from edge.progress import Progress
 
-SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "calibration", "link")
+SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "calibration", "link", "robustness")
 SCHEMA_VERSION = 1
 
 

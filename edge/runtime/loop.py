@@ -9,6 +9,8 @@ sends commands over a :class:`firmware_bridge.link.ArmLink`, publishes decisions
 - a window with NaN/inf or out-of-range samples never produces a command (counted as a fault);
 - a live stream whose clock runs at another rate than it declares (its timestamps against arrival
   time, :mod:`edge.runtime.rate`) → safe state, counted as a ``rate`` fault, until they agree;
+- the arm's own e-stop pressed (its firmware reports it) → nothing is sent until it is released;
+  then control resumes from where the arm stopped (nothing moves by itself);
 - processing later than ``budget_ms`` is a deadline miss; a chunk that yields several windows
   because processing fell behind runs only the newest (stale ones are dropped and counted, never
   queued); ``overload_limit`` consecutive misses → safe state;
@@ -74,7 +76,9 @@ class Runtime:
         speed = self.config.stream_speed
         self._rate = (RateMonitor(speed, C.RATE_CHECK_S, C.RATE_WARMUP_S, C.RATE_MAX_GAP_S)
                       if getattr(source, "live", False) and source.fs > 0 and speed > 0 else None)
-        self._rate_bad = False
+        # Causes that hold the arm at rest whatever else clears: a stream at the wrong rate, the arm's
+        # own e-stop.  Each clears only by itself (_release).
+        self._holds: set[str] = set()
         self._stop = False
         self._lsl_clock = None
         if getattr(source, "kind", "") == "lsl":
@@ -133,7 +137,10 @@ class Runtime:
             # Refused because the arm is already safe: the watchdog rested it (clear the latch so
             # the firmware takes commands again, then REST explicitly), or the e-stop froze it.
             if exc.reason == Reason.ESTOPPED:
-                self._log("rest", result="e-stop latched: the arm is frozen until cleared")
+                if self._rest_pending:  # the e-stop holds the arm; heartbeats carry its STATUS (its release)
+                    self._rest_pending = False
+                    self.arm.resume_heartbeat()
+                self._log("rest", result="e-stop latched: the arm is frozen until it is released")
                 return True
             if exc.reason == Reason.WATCHDOG and not self._in_watchdog_retry:
                 self.arm.resume_heartbeat()
@@ -168,9 +175,20 @@ class Runtime:
         self._log("rest", result="failed", detail=str(exc))
         return False
 
+    def _hold(self, cause: str) -> None:
+        """A cause that holds the arm at rest until it clears by itself (:meth:`_release`)."""
+        self._holds.add(cause)
+        self.go_safe(cause)
+
+    def _release(self, cause: str, why: str) -> None:
+        if cause in self._holds:
+            self._holds.discard(cause)
+            if self._safe and self._safe_reason == cause:
+                self._clear_safe(why)
+
     def _clear_safe(self, why: str) -> None:
-        if self._safe and self._rate_bad and self._safe_reason != "stream rate":
-            self._safe_reason = "stream rate"  # the other cause is gone, the wrong rate is not
+        if self._safe and self._holds and self._safe_reason not in self._holds:
+            self._safe_reason = min(self._holds)  # this cause is gone, a held one is not
             return
         if self._safe:
             self._safe = False
@@ -246,12 +264,9 @@ class Runtime:
                                "the bundle would decide on a signal at the wrong speed; fix the producer's rate (or "
                                "the rate it declares); for a recording streamed faster than real time, "
                                "--stream-speed")
-            self._rate_bad = True
-            self.go_safe("stream rate")
-        elif self._rate_bad:
-            self._rate_bad = False
-            if self._safe and self._safe_reason == "stream rate":
-                self._clear_safe(f"the stream delivers its declared {fs:g} Hz again")
+            self._hold("stream rate")
+        else:
+            self._release("stream rate", f"the stream runs at its declared {fs:g} Hz again")
 
     def _handle(self, chunk, read_ms: float) -> None:
         cfg, pipe = self.config, self.pipeline
@@ -290,7 +305,7 @@ class Runtime:
                 self.summary.fired.append((r.t_end, d.label, d.action.name, r.labels))
                 if self.markers is not None:
                     self.markers.push({"label": d.label, "action": d.action.name, "probs": r.probs.round(3).tolist()})
-                self._log("decision", t_end=r.t_end, label=d.label, action=d.action.name,
+                self._log("decision", t_end=r.t_end, label=d.label, action=d.action.name, sent=sent,
                           probs=r.probs.round(3), stages_ms=r.stages_ms)
             elif d.reason == "held":  # fired, but not valid in the arm's state: counted, logged, not sent
                 self.summary.held[d.detail] = self.summary.held.get(d.detail, 0) + 1
@@ -331,6 +346,14 @@ class Runtime:
                 self.pipeline.arm_state.reset()
                 self.fault("arm", f"{f.kind.value}: {f.detail}")
                 self.go_safe("arm rested by its firmware")
+            elif f.kind == FaultKind.ESTOP:
+                # A person stopped the arm: nothing is sent until it is released, and then nothing
+                # moves by itself (no REST on release); the sequence restarts from the arm's rest state.
+                self.pipeline.arm_state.reset()
+                self.fault("arm", f"estop: {f.detail}")
+                self._hold("e-stopped")
+            elif f.kind == FaultKind.ESTOP_RELEASED:
+                self._release("e-stopped", "the arm's e-stop was released")
         if not self.arm.healthy():
             raise RunError(f"the serial link to the arm failed ({getattr(self.arm, 'failed', None)}); stopping so "
                            "the service manager restarts neurogrip (the firmware's watchdog rests the arm)")
