@@ -242,12 +242,15 @@ def rig_inputs(ctx) -> tuple[Path, Path]:
     session = ctx.shared_data / MYO_SESSION
     ref = ctx.bundle("gesture")
     if ref is None or not session.is_dir():
-        raise FileNotFoundError(f"needs a gesture bundle and {session} (../shared/data)")
+        raise FileNotFoundError(f"the rig needs a gesture bundle (make bundles trains one) and {session}")
     return rig_bundle(ref.path), session
 
 
 def run(quick: bool = False, ctx=None) -> dict:
-    bundle, recording = rig_inputs(ctx)
+    try:
+        bundle, recording = rig_inputs(ctx)
+    except FileNotFoundError as exc:
+        return {"skipped": str(exc)}
     rig = Rig(bundle, recording, ctx.tmp / "robustness")
     rounds = 1 if quick else 3
     t0 = time.monotonic()
@@ -282,6 +285,8 @@ GOAL_FAULTS = ("mcu_reset", "watchdog", "estop")
 
 
 def targets(r: dict) -> list[dict]:
+    if "skipped" in r:
+        return []
     out = []
     for kind, v in r["recovery"].items():
         if kind not in GOAL_FAULTS:
@@ -298,6 +303,8 @@ def targets(r: dict) -> list[dict]:
 
 
 def markdown(r: dict) -> str:
+    if "skipped" in r:
+        return f"skipped: {r['skipped']}"
     lines = ["| fault | injected | recovered | worst (s) | each (s) |", "|---|---|---|---|---|"]
     for kind, v in r["recovery"].items():
         each = ", ".join("—" if t is None else f"{t:.2f}" for t in v["times_s"])
