@@ -132,3 +132,20 @@ def drain(src) -> list:
         if chunk is not None:
             chunks.append(chunk.copy())
     return chunks
+
+
+def record_synthetic_grasp_lift(out: Path, repeat: int) -> Path:
+    """``neurogrip record`` of a synthetic grasp-lift stream (as fast as possible) under a short
+    grasp-lift paradigm (``repeat`` trials of HandStart 2 s, LiftOff 2 s, Replace 2 s, BothReleased
+    1 s, pause 1 s): the XDF at ``out``."""
+    from edge.cli import main
+
+    par = out.with_suffix(".toml")
+    par.write_text(f'name = "short"\ntask = "grasp-lift"\nrepeat = {int(repeat)}\n'
+                   '[[cue]]\nlabel = "HandStart"\nseconds = 2\n[[cue]]\nlabel = "LiftOff"\nseconds = 2\n'
+                   '[[cue]]\nlabel = "Replace"\nseconds = 2\n[[cue]]\nlabel = "BothReleased"\nseconds = 1\n'
+                   '[[cue]]\nlabel = "pause"\nseconds = 1\n')
+    if main(["record", "--source", "synthetic:?kind=grasp-lift&seed=3&speed=max", "--paradigm", str(par),
+             "--out", str(out)]) != 0:
+        raise AssertionError(f"neurogrip record failed for {out}")
+    return out

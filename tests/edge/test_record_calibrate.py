@@ -17,7 +17,7 @@ from edge.record.display import CueDisplay
 from edge.recordings import read_recording
 from edge.runtime import RuntimeConfig, serve
 from edge.sources import open_source
-from tests.conftest import FIXTURE_BUNDLES
+from tests.conftest import FIXTURE_BUNDLES, record_synthetic_grasp_lift
 
 
 def _markers(path):
@@ -64,14 +64,7 @@ def test_record_calibrate_run_on_a_synthetic_source(tmp_path, capsys):
     """A synthetic grasp-lift stream under the grasp-lift paradigm: the cues do not follow the
     synthetic trials, so calibration may find nothing to gain — either way the outcome is explicit
     (written, or refused as worse), and a forced bundle runs."""
-    xdf = tmp_path / "syn.xdf"
-    par = tmp_path / "short.toml"
-    par.write_text('name = "short"\ntask = "grasp-lift"\nrepeat = 12\n'
-                   '[[cue]]\nlabel = "HandStart"\nseconds = 2\n[[cue]]\nlabel = "LiftOff"\nseconds = 2\n'
-                   '[[cue]]\nlabel = "Replace"\nseconds = 2\n[[cue]]\nlabel = "BothReleased"\nseconds = 1\n'
-                   '[[cue]]\nlabel = "pause"\nseconds = 1\n')
-    assert main(["record", "--source", "synthetic:?kind=grasp-lift&seed=3&speed=max", "--paradigm", str(par),
-                 "--out", str(xdf)]) == 0
+    xdf = record_synthetic_grasp_lift(tmp_path / "syn.xdf", repeat=12)
     rec = read_recording(xdf)
     assert rec.fs == 500.0 and len(rec.channels) == 32 and rec.n_samples == pytest.approx(96 * 500, abs=2)
     mine = tmp_path / "mine"

@@ -149,16 +149,10 @@ def test_train_and_evaluate_read_an_edf_written_by_pyedflib(shared_data, tmp_pat
 def test_train_reads_a_recorded_xdf_of_a_multilabel_task(tmp_path):
     """``neurogrip record`` (synthetic grasp-lift source, a short paradigm) → XDF → ``train``: event
     labels ±150 ms around each cue, as the Kaggle files mark them."""
-    from edge.cli import main
+    from tests.conftest import record_synthetic_grasp_lift
     from training.protocols import FILES
 
-    xdf, par = tmp_path / "gl.xdf", tmp_path / "short.toml"
-    par.write_text('name = "short"\ntask = "grasp-lift"\nrepeat = 10\n'
-                   '[[cue]]\nlabel = "HandStart"\nseconds = 2\n[[cue]]\nlabel = "LiftOff"\nseconds = 2\n'
-                   '[[cue]]\nlabel = "Replace"\nseconds = 2\n[[cue]]\nlabel = "BothReleased"\nseconds = 1\n'
-                   '[[cue]]\nlabel = "pause"\nseconds = 1\n')
-    assert main(["record", "--source", "synthetic:?kind=grasp-lift&seed=3&speed=max", "--paradigm", str(par),
-                 "--out", str(xdf)]) == 0
+    record_synthetic_grasp_lift(tmp_path / "gl.xdf", repeat=10)
     run = train("grasp-lift", tmp_path, tmp_path / "gl_bundle", quick=True, seed=0, progress=None)  # a folder of files
     r = run.report["runs"][0]
     assert r["protocol"] == FILES and 0.0 <= r["int8"]["auc"] <= 1.0
