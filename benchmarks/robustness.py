@@ -95,6 +95,8 @@ class Rig:
     runtime: subprocess.Popen | None = None
     injections: list = field(default_factory=list)
     name: str = field(default_factory=lambda: f"ng-rig-{uuid.uuid4().hex[:8]}")
+    _events: list = field(default_factory=list)
+    _offset: int = 0
 
     @property
     def log_path(self) -> Path:
@@ -138,16 +140,31 @@ class Rig:
         return self
 
     def events(self) -> list[dict]:
-        """Every event of the runtime's JSON log so far (rotated files included, oldest first)."""
-        paths = sorted(self.workdir.glob("run.jsonl.*"), key=lambda p: -int(p.suffix[1:])) + [self.log_path]
+        """Every event of the runtime's JSON log so far, oldest first.  Read incrementally (a soak's
+        log grows to megabytes and is polled every 50 ms); after a rotation, read whole again."""
+        if not self.log_path.is_file():
+            return self._events
+        size = self.log_path.stat().st_size
+        if size < self._offset:  # rotated: run.jsonl.N ... run.jsonl.1 hold what was read before
+            self._events, self._offset = [], 0
+            for p in sorted(self.workdir.glob("run.jsonl.*"), key=lambda p: -int(p.suffix[1:])):
+                self._events += self._parse(p.read_bytes())
+        with self.log_path.open("rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        whole = data[:data.rfind(b"\n") + 1]  # a line being written right now waits for the next call
+        self._offset += len(whole)
+        self._events += self._parse(whole)
+        return self._events
+
+    @staticmethod
+    def _parse(data: bytes) -> list[dict]:
         out = []
-        for p in paths:
-            if p.is_file():
-                for line in p.read_text().splitlines():
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError:  # a line being written right now
-                        pass
+        for line in data.splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
         return out
 
     def output(self) -> str:
@@ -189,13 +206,14 @@ class Rig:
         return inj
 
     def wait_recovered(self, inj: Injection, timeout_s: float = 10.0) -> Injection:
-        """Wait for the runtime's first ``resume`` after the fault began; fills ``recovered_s``."""
+        """Wait for the runtime's first ``resume`` after the fault began; fills ``recovered_s``
+        (negative: it resumed before the cause was gone — a failure, never counted as fast)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             resumes = [e["t"] for e in self.events() if e["event"] == "resume" and e["t"] >= inj.t_inject]
             if resumes:
                 inj.t_resume = resumes[0]
-                inj.recovered_s = max(0.0, resumes[0] - inj.t_cause_gone)
+                inj.recovered_s = resumes[0] - inj.t_cause_gone
                 return inj
             if self.runtime.poll() is not None:
                 break
@@ -203,22 +221,20 @@ class Rig:
         return inj
 
     def stop(self) -> dict:
-        """SIGTERM the runtime (it rests the arm and writes its summary), then the others."""
-        summary = {}
-        if self.runtime is not None and self.runtime.poll() is None:
-            self.runtime.send_signal(signal.SIGTERM)
+        """SIGTERM the runtime (it rests the arm and writes its summary), then the others; every
+        process is waited for, whatever happened to the one before."""
+        for proc, grace in ((self.runtime, 15), (self.player, 5)):
+            if proc is None or proc.poll() is not None:
+                continue
             try:
-                self.runtime.wait(15)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(grace)
             except subprocess.TimeoutExpired:
-                self.runtime.kill()
-        if self.summary_path.is_file():
-            summary = json.loads(self.summary_path.read_text())
-        if self.player is not None and self.player.poll() is None:
-            self.player.terminate()
-            self.player.wait(5)
+                proc.kill()
+                proc.wait(5)
         if self.arm is not None:
             self.arm.stop()
-        return summary
+        return json.loads(self.summary_path.read_text()) if self.summary_path.is_file() else {}
 
     def lost_commands(self) -> tuple[int, int]:
         """(decisions not delivered outside the injected episodes, decisions in all)."""
@@ -267,9 +283,8 @@ def run(quick: bool = False, ctx=None) -> dict:
     per_kind = {}
     for kind in FAULTS:
         times = [i.recovered_s for i in rig.injections if i.kind == kind]
-        per_kind[kind] = {"n": len(times), "recovered": sum(t is not None for t in times),
-                          "max_s": max((t for t in times if t is not None), default=None),
-                          "times_s": times}
+        ok = [t for t in times if t is not None and t >= 0]  # a resume before the cause was gone failed
+        per_kind[kind] = {"n": len(times), "recovered": len(ok), "max_s": max(ok, default=None), "times_s": times}
     return {"arm": getattr(rig.arm, "kind", "?"), "bundle": str(bundle), "recording": str(recording),
             "rounds": rounds, "seconds": time.monotonic() - t0, "recovery": per_kind,
             "lost_commands": lost, "decisions": decisions, "faults": summary.get("faults", {}),

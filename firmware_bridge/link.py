@@ -584,7 +584,10 @@ class ArmLink:
         return status
 
     def _restore(self, send: Callable[[int, bytes], object]) -> list[str]:
-        """After an MCU reset: re-apply what this link had set, the e-stop latch last (it refuses SET_*)."""
+        """After an MCU reset: re-apply what this link had set, the e-stop latch last (it refuses SET_*).
+
+        While the arm's e-stop switch is pressed the firmware refuses SET_* too: the resync then fails
+        (RESYNC_FAILED) and is retried with back-off until the switch is released."""
         restored = []
         if self._config is not None:
             send(P.MsgType.SET_CONFIG, self._config)

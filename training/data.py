@@ -183,17 +183,19 @@ def recording_windows(rec: Recording, chain: SignalChain, length: int, stride: i
                      label_names, tuple(rec.channels), chain.fs_out, chain.saturations - sat0, [str(rec.source)])
 
 
-def build_windows(recordings, config: TaskConfig, label_names, *, train: bool = False,
-                  chain: SignalChain | None = None, classes: bool = False) -> tuple[WindowSet, SignalChain]:
+def build_windows(recordings, config: TaskConfig | None, label_names, *, train: bool = False,
+                  chain: SignalChain | None = None, classes: bool = False,
+                  geometry: tuple[int, int] | None = None) -> tuple[WindowSet, SignalChain]:
     """Windows for a list of recordings (all with the same channels and rate); ``classes``: see
-    :func:`recording_windows`."""
+    :func:`recording_windows`.  ``geometry`` = (length, stride) in output samples (a bundle's own,
+    with its ``chain``) instead of ``config``'s."""
     recordings = list(recordings)
     if not recordings:
         raise ValueError("recordings: nothing to window")
     first = recordings[0]
     if chain is None:
         chain = design_signal_chain(config.filters, first.fs, len(first.channels), config.factor_for(first.fs))
-    length, stride = config.window_samples(first.fs), config.stride_samples(first.fs, train)
+    length, stride = geometry or (config.window_samples(first.fs), config.stride_samples(first.fs, train))
     sets, offset = [], 0
     for rec in recordings:
         if tuple(rec.channels) != tuple(first.channels):

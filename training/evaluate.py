@@ -21,7 +21,7 @@ from edge.bundle import load_bundle
 from edge.metrics import task_metrics
 from edge.recordings import recorded_files
 from edge.tasks import get_task
-from training.data import WindowSet, recording_windows
+from training.data import build_windows
 from training.errors import TrainingError
 from training.protocols import FILES, file_splits, load_recorded, protocol_for
 
@@ -72,17 +72,13 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
         r.channels = tuple(bundle.channels)
     length, stride = int(bundle.window["length"]), int(bundle.window["stride"])
     classes = files is not None and not bundle.task_spec.multilabel
-    sets, offset = [], 0
-    for r in recs:  # the bundle's own window geometry, as the runtime cuts windows
-        sets.append(recording_windows(r, chain, length, stride, tuple(bundle.labels), offset, classes))
-        offset += len(r.segments)
-    try:
-        ws = WindowSet.concat(sets)
+    try:  # the bundle's own chain and window geometry, as the runtime cuts windows
+        ws, _ = build_windows(recs, None, bundle.labels, chain=chain, classes=classes, geometry=(length, stride))
     except ValueError as exc:  # e.g. every recording shorter than one window
         raise TrainingError(f"{data}: {exc}") from exc
     window_s = length / chain.fs_out
     if files is not None:
-        ws, protocol = ws.take(file_splits(ws, window_s)[0].test), FILES + ", test blocks"
+        ws, protocol = ws.take(file_splits(ws, window_s, recs)[0].test), FILES + ", test blocks"
     else:
         ws, protocol = proto.held_out_windows(ws, window_s)
     if not len(ws):

@@ -42,8 +42,8 @@ from edge.progress import Progress
 from edge.recordings import Recording
 from edge.recordings.myo import as_continuous, find_myo_sessions, read_myo_session
 from edge.scoring import combine, score_continuous, segments_of
-from edge.signing import TrustPolicy
 from edge.tasks import get_task
+from training.convert import load_exported
 from training.data import TaskConfig, WindowSet, recording_windows
 from training.errors import TrainingError
 from training.filter_design import FilterSpec, design_signal_chain
@@ -65,12 +65,6 @@ OBJECTIVE = {"maximise": "gestures commanded (detected fraction)", "subject_to":
 # The decision grid: confidence rejection, majority vote, dwell, per-action refractory time.
 GRID = {"reject_below": (0.5, 0.6, 0.7, 0.8, 0.9), "vote": (1, 3, 5), "min_dwell_ms": (0.0, 50.0, 100.0, 200.0),
         "refractory_ms": (0.0, 500.0)}
-
-
-def _load_own(path):
-    """A bundle this process just wrote, through the edge's own checks; signing comes later
-    ('neurogrip sign'), so no signature is checked (and no 'unsigned' warning is logged)."""
-    return load_bundle(path, trust=TrustPolicy())
 
 
 def _log(progress, msg: str) -> None:
@@ -322,7 +316,7 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
     # ---- the base bundle's decision parameters: chosen on the pre-training participants' cycle 3
     base_policy = DecisionPolicy(labels=labels, mode="multiclass", moves_arm=True,
                                  commands=dict(task.commands), sequence=task.sequence, refractory_scope="joint")
-    tmp = _load_own(_bundle_for(scratch / "base", model=base, export=base_export, cfg=cfg, chain=chain,
+    tmp = load_exported(_bundle_for(scratch / "base", model=base, export=base_export, cfg=cfg, chain=chain,
                                   spec=spec, labels=labels, policy=base_policy, metrics={}, provenance=provenance))
     pre_replays = []
     for rec in list(pre_recs.values())[: 2 if quick else 6]:
@@ -368,7 +362,7 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
             lda_pooled = _pooled_lda(pre_ws)
         res["lda_no_calibration"] = float(np.mean(lda_pooled.predict(td_features(test.X, TD_THRESHOLD)) == test.y))
         # decision parameters on training0 cycle 3, replayed continuously through this participant's bundle
-        draft = _load_own(_bundle_for(scratch / name, model=draft_model, export=draft_export, cfg=cfg, chain=chain,
+        draft = load_exported(_bundle_for(scratch / name, model=draft_model, export=draft_export, cfg=cfg, chain=chain,
                                         spec=own,
                                         labels=labels, policy=base_policy, metrics={}, provenance=provenance))
         tune_rec = continuous_cycle(as_continuous(cal_rec), TUNE_CYCLE)
@@ -378,7 +372,7 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
                            spec=own, labels=labels, policy=policy,
                            metrics={"calibration": {"tune_cycle": TUNE_CYCLE, "decision_tune": _brief(tune_score)}},
                            provenance={**provenance, "participant": name, "parent": base_export_hash(base_export)})
-        bundle = _load_own(path)
+        bundle = load_exported(path)
         # each test session replayed as one stream: the calibrated bundle, and the pre-trained one
         # (its scratch copy, with the base policy chosen above)
         streams = [as_continuous(r) for r in test_recs]
@@ -401,7 +395,7 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
     path = _bundle_for(Path(out), model=base, export=base_export, cfg=cfg, chain=chain, spec=spec, labels=labels,
                        policy=base_policy, metrics=manifest_metrics,
                        provenance={**provenance, "evaluation_participants": list(ev)})
-    exported = _load_own(path)
+    exported = load_exported(path)
     report["bundle"] = {"path": str(path), "content_hash": exported.content_hash,
                         "model_bytes": len(base_export.tflite)}
     report["train_seconds"] = round(time.perf_counter() - t_start, 1)

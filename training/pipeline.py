@@ -36,16 +36,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import load_bundle, write_bundle
+from edge.bundle import write_bundle
 from edge.chain import SignalChain
 from edge.decision.policy import DecisionPolicy
 from edge.inference import Int8Model
 from edge.model_input import channel_scale_of, model_inputs, normalise_windows, window_spec  # noqa: F401 (re-exported)
 from edge.progress import Progress
 from edge.recordings import recorded_files
-from edge.signing import TrustPolicy
 from edge.tasks import get_task
 from training.control import tune_multilabel
+from training.convert import load_exported
 from training.data import TASKS, TaskConfig, WindowSet, build_windows
 from training.errors import TrainingError
 from training.evaluate import evaluate  # noqa: F401  (re-exported: `neurogrip evaluate` needs no TF, no sklearn)
@@ -277,7 +277,7 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     if files is not None:  # recorded sessions (XDF/EDF/BDF): labels from their cues, time blocks per file
         recs, labels = load_recorded(files, task)
         ws, chain = build_windows(recs, cfg, labels, classes=not spec.multilabel)
-        splits = file_splits(ws, cfg.window_ms / 1000)
+        splits = file_splits(ws, cfg.window_ms / 1000, recs)
     else:
         recs, labels = proto.load(data, quick, seed)
         ws, chain = build_windows(recs, cfg, labels)
@@ -303,9 +303,7 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     manifest = _manifest(task, kind, cfg, chain, ws, labels, main, report, data, seed)
     out = Path(out)
     path = write_bundle(out, manifest, main["export"].tflite)
-    # the edge's own validation, including the model's tensors; signing comes later ('neurogrip sign'),
-    # so no signature is checked here (and no 'unsigned' warning for a bundle just written)
-    exported = load_bundle(path, trust=TrustPolicy())
+    exported = load_exported(path)  # the edge's own validation, including the model's tensors
     report_dir = out.parent / (out.name + ".report")
     report_dir.mkdir(parents=True, exist_ok=True)
     report["bundle"] = {"path": str(path), "content_hash": exported.content_hash,

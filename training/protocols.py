@@ -46,15 +46,16 @@ def grasp_lift_splits(ws: WindowSet, lso_folds: int) -> list[Split]:
     return splits
 
 
-def _time_blocks(ws: WindowSet, window_s: float, rec_ids: np.ndarray) -> tuple[np.ndarray, ...]:
+def _time_blocks(ws: WindowSet, window_s: float, rec_ids: np.ndarray, spans=None) -> tuple[np.ndarray, ...]:
     """Fit (first 60 %), tune (next 20 %) and test (last 20 %) blocks in time of each group of
-    ``rec_ids``; a window belongs to a block only if it lies inside it."""
+    ``rec_ids``; a window belongs to a block only if it lies inside it.  The blocks divide each
+    group's ``spans[id]`` = (first, last) second when given, else the span of its windows."""
     fit = np.zeros(len(ws), bool)
     tune, test = fit.copy(), fit.copy()
     t_start = ws.t_end - window_s
     for rid in np.unique(rec_ids):
         m = rec_ids == rid
-        lo, hi = ws.t_end[m].min() - window_s, ws.t_end[m].max()
+        lo, hi = spans[rid] if spans else (ws.t_end[m].min() - window_s, ws.t_end[m].max())
         b1, b2 = lo + 0.6 * (hi - lo), lo + 0.8 * (hi - lo)
         fit |= m & (ws.t_end <= b1)
         tune |= m & (t_start >= b1) & (ws.t_end <= b2)
@@ -73,9 +74,12 @@ def emotion_splits(ws: WindowSet, window_s: float, lso: bool) -> list[Split]:
     return splits
 
 
-def file_splits(ws: WindowSet, window_s: float) -> list[Split]:
-    """:data:`FILES`: time blocks 60/20/20 of each recorded file (its ``session`` is the file)."""
-    return [Split(*_time_blocks(ws, window_s, np.asarray(ws.session, dtype=str)), FILES)]
+def file_splits(ws: WindowSet, window_s: float, recordings) -> list[Split]:
+    """:data:`FILES`: time blocks 60/20/20 of each recorded file's whole time span (its ``session``
+    is the file), labelled or not — so the test block is the file's last 20 %, inside the last
+    quarter calibration holds out, whatever lead-in or unlabelled tail the file has."""
+    spans = {str(r.session): (r.sample_index[0] / r.fs, r.sample_index[-1] / r.fs) for r in recordings}
+    return [Split(*_time_blocks(ws, window_s, np.asarray(ws.session, dtype=str), spans), FILES)]
 
 
 def load_recorded(files, task: str, labels=None) -> tuple[list[Recording], tuple[str, ...]]:
@@ -83,7 +87,7 @@ def load_recorded(files, task: str, labels=None) -> tuple[list[Recording], tuple
 
     Labels come from each file's cue markers or annotations in ``labels``' order (default: the
     task's), as calibration reads them (:func:`edge.recordings.task_labels`); of a multi-label
-    (event) task only the events some cue marks are kept.  Each file is its own ``session`` (its
+    (event) task trained on the files (``labels`` not given) only the events some cue marks are kept.  Each file is its own ``session`` (its
     time blocks are its own).  A file with none of the labels, or with other
     channels or another rate than the first, raises :class:`edge.errors.RecordingError`.
     """
@@ -93,6 +97,7 @@ def load_recorded(files, task: str, labels=None) -> tuple[list[Recording], tuple
     from edge.tasks import get_task
 
     spec = get_task(task)
+    given = labels is not None  # a bundle's labels (evaluate): kept, cued or not
     labels = tuple(labels or spec.labels)
     recs = []
     for path in files:
@@ -110,9 +115,9 @@ def load_recorded(files, task: str, labels=None) -> tuple[list[Recording], tuple
         rec.session = Path(path).name
         rec.subject = rec.subject or Path(path).stem
         recs.append(rec)
-    if spec.multilabel:
+    if spec.multilabel and not given:
         # An event no cue marks (the grasp-lift paradigm cues 4 of the 6) has no positive window to
-        # learn from: the bundle detects the cued events only.
+        # learn from: the bundle trained on these files detects the cued events only.
         cued = np.any([r.labels.any(axis=0) for r in recs], axis=0)
         keep = [k for k in range(len(labels)) if cued[k]]
         for r in recs:
@@ -207,13 +212,26 @@ def first_held_out(task: str, data) -> Recording:
     from edge.recordings import read_recording, recorded_files
 
     files = recorded_files(data)
-    if files:
-        return read_recording(files[0])
+    if files:  # the test block of the first file: its last 20 % in time (FILES)
+        return _tail(read_recording(files[0]), 0.2)
     proto = protocol_for(task)
     recs = proto.recordings(data) if proto.recordings else proto.held_out(proto.load(data, False, 0)[0])
     if not recs:
         raise ValueError(f"{data}: no held-out recording for {task}")
     return recs[0]
+
+
+def _tail(rec: Recording, fraction: float) -> Recording:
+    """The last ``fraction`` of a recording's time span, as a recording of its own."""
+    from dataclasses import replace
+
+    t = rec.sample_index
+    a = int(np.searchsorted(t, t[0] + (1 - fraction) * (t[-1] - t[0])))
+    segs = np.clip(rec.segments, a, rec.n_samples) - a
+    return replace(rec, samples=rec.samples[a:], sample_index=t[a:], segments=segs[segs[:, 1] > segs[:, 0]],
+                   labels=None if rec.labels is None else rec.labels[a:],
+                   timestamps=None if rec.timestamps is None else rec.timestamps[a:],
+                   markers=tuple((row - a, text) for row, text in rec.markers if row >= a))
 
 
 def is_table(data) -> bool:

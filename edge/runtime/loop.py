@@ -40,6 +40,9 @@ from firmware_bridge.protocol import Action, Fault, Reason
 
 log = logging.getLogger(__name__)
 
+#: The safe-state reason after the firmware rested the arm itself (an MCU reset, a watchdog trip).
+FIRMWARE_RESTED = "arm rested by its firmware"
+
 
 class Runtime:
     """The live loop.  ``arm`` is an open :class:`firmware_bridge.link.ArmLink` or None.
@@ -79,6 +82,7 @@ class Runtime:
         # Causes that hold the arm at rest whatever else clears: a stream at the wrong rate, the arm's
         # own e-stop.  Each clears only by itself (_release).
         self._holds: set[str] = set()
+        self._firmware_rested = False  # the firmware rested the arm and no REST was acknowledged since
         self._stop = False
         self._lsl_clock = None
         if getattr(source, "kind", "") == "lsl":
@@ -106,10 +110,12 @@ class Runtime:
         """Ask the loop to finish (safe to call from a signal handler)."""
         self._stop = True
 
-    def go_safe(self, reason: str, *, force: bool = False) -> None:
+    def go_safe(self, reason: str, *, force: bool = False, rest: bool = True) -> None:
         """Send the arm to its safe pose (REST); decisions are held until the cause clears.
 
-        Once per episode, unless ``force`` (the final stop always sends REST).
+        Once per episode, unless ``force`` (the final stop always sends REST).  ``rest=False``: hold
+        decisions without sending anything (the arm's own e-stop: it froze where it is, and must not
+        move by itself when it is released), and keep the arm-state sequence where the arm is.
         """
         if self._safe and not force:
             return
@@ -117,10 +123,12 @@ class Runtime:
             self._safe, self._safe_reason = True, reason
             self.summary.safe_state_entries += 1
             self.pipeline.decider.reset()
-            self.pipeline.arm_state.reset()  # at its safe pose the arm holds nothing: the sequence restarts
+            if rest:
+                self.pipeline.arm_state.reset()  # at its safe pose the arm holds nothing: the sequence restarts
             self._log("safe_state", reason=reason)
             log.warning("safe state: %s", reason)
-        self._send_rest()
+        if rest:
+            self._send_rest()
 
     def _send_rest(self) -> bool:
         """REST until acknowledged.  While it is not, heartbeats are paused so the firmware's own
@@ -163,6 +171,7 @@ class Runtime:
                 self.arm.clear(Fault.WATCHDOG)
             except LinkError as exc:
                 self.fault("link", f"could not clear the watchdog fault ({exc})")
+        self._firmware_rested = False
         self._log("rest", result="acknowledged")
         return True
 
@@ -175,10 +184,10 @@ class Runtime:
         self._log("rest", result="failed", detail=str(exc))
         return False
 
-    def _hold(self, cause: str) -> None:
-        """A cause that holds the arm at rest until it clears by itself (:meth:`_release`)."""
+    def _hold(self, cause: str, *, rest: bool = True) -> None:
+        """A cause that holds the arm until it clears by itself (:meth:`_release`); see :meth:`go_safe`."""
         self._holds.add(cause)
-        self.go_safe(cause)
+        self.go_safe(cause, rest=rest)
 
     def _release(self, cause: str, why: str) -> None:
         if cause in self._holds:
@@ -189,6 +198,12 @@ class Runtime:
     def _clear_safe(self, why: str) -> None:
         if self._safe and self._holds and self._safe_reason not in self._holds:
             self._safe_reason = min(self._holds)  # this cause is gone, a held one is not
+            return
+        if self._safe and self._firmware_rested and self._safe_reason != FIRMWARE_RESTED:
+            # The firmware rested the arm (an MCU reset, a watchdog trip) while another cause held it:
+            # resume through REST, whose path clears the firmware's latch, as after any such event.
+            self._safe_reason = FIRMWARE_RESTED
+            self._send_rest()
             return
         if self._safe:
             self._safe = False
@@ -234,7 +249,8 @@ class Runtime:
                         self._last_good = time.monotonic()
                         if self._safe and self._safe_reason in ("stream stalled", "no valid EEG"):
                             self._clear_safe("valid EEG again")
-                        elif self._safe and self._safe_reason == "arm rested by its firmware" and not self._rest_pending:
+                        elif (self._safe and self._safe_reason == FIRMWARE_RESTED and not self._rest_pending
+                              and not self._firmware_rested):
                             # REST was acknowledged (its path cleared the firmware's watchdog latch) and
                             # valid data flow: the cause is gone, control resumes from the safe pose.
                             self._clear_safe("REST acknowledged and valid data flowing")
@@ -344,14 +360,15 @@ class Runtime:
             self._log("link_fault", kind=f.kind.value, detail=f.detail, intended=f.intended)
             if f.kind in (FaultKind.MCU_RESET, FaultKind.WATCHDOG_TRIP) and not f.intended:
                 self.pipeline.arm_state.reset()
+                self._firmware_rested = True  # until a REST is acknowledged
                 self.fault("arm", f"{f.kind.value}: {f.detail}")
-                self.go_safe("arm rested by its firmware")
+                self.go_safe(FIRMWARE_RESTED)
             elif f.kind == FaultKind.ESTOP:
-                # A person stopped the arm: nothing is sent until it is released, and then nothing
-                # moves by itself (no REST on release); the sequence restarts from the arm's rest state.
-                self.pipeline.arm_state.reset()
+                # A person stopped the arm: it froze where it is.  Nothing is sent while it is pressed
+                # (not even REST), and after the release control resumes from where the arm stopped:
+                # the arm-state sequence is kept (a lifted object stays lifted, not "ready" to open).
                 self.fault("arm", f"estop: {f.detail}")
-                self._hold("e-stopped")
+                self._hold("e-stopped", rest=False)
             elif f.kind == FaultKind.ESTOP_RELEASED:
                 self._release("e-stopped", "the arm's e-stop was released")
         if not self.arm.healthy():
@@ -368,10 +385,12 @@ class Runtime:
             self.summary.commands_failed += 1
             self.fault("link", f"{d.action.name} not delivered ({type(exc).__name__}: {exc}); dropped, "
                                "not replayed")
-            if isinstance(exc, Nacked) and exc.reason in (Reason.WATCHDOG, Reason.ESTOPPED):
-                self.pipeline.arm_state.reset()  # the firmware rested (or froze) the arm: the sequence restarts
-                if exc.reason == Reason.WATCHDOG:  # a watchdog trip or an MCU reset we did not cause
-                    self.go_safe("arm rested by its firmware")
+            if isinstance(exc, Nacked) and exc.reason == Reason.WATCHDOG:
+                # a watchdog trip or an MCU reset we did not cause: the firmware rested the arm
+                self.pipeline.arm_state.reset()
+                self._firmware_rested = True
+                self.go_safe(FIRMWARE_RESTED)
+            # NACK ESTOPPED: the arm froze where it is (its state is kept); the link reports the e-stop
             return False
         self.summary.commands_sent += 1
         self.pipeline.arm_state.confirm(d.action)  # the arm did it: its state advances

@@ -29,7 +29,8 @@ class RateMonitor:
         The expected ratio (1: a device; ``k``: a recording streamed ``k`` times faster).
     span_s, warmup_s, max_gap_s : float
         Arrival time per measurement; time ignored at the start (liblsl hands over its backlog
-        at once); a pause between two chunks longer than ``max_gap_s`` restarts the span.
+        at once); a pause between two chunks longer than ``max_gap_s`` starts a new warm-up (the
+        backlog after a stall comes in bursts of old samples).
     """
 
     def __init__(self, expected: float = 1.0, span_s: float = C.RATE_CHECK_S, warmup_s: float = C.RATE_WARMUP_S,
@@ -49,7 +50,11 @@ class RateMonitor:
             self._first = self._last = t_arrival
             return None
         gap, self._last = t_arrival - self._last, t_arrival
-        if t_arrival - self._first < self.warmup_s or gap > self.max_gap_s or self._start is None:
+        if gap > self.max_gap_s:
+            # After a pause the backlog arrives in bursts of old samples: warm up again, as at the start.
+            self._first, self._start = t_arrival, None
+            return None
+        if t_arrival - self._first < self.warmup_s or self._start is None:
             self._start, self._ts0 = t_arrival, t_stream  # (re)start the span here
             return None
         elapsed = t_arrival - self._start

@@ -54,9 +54,15 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
     """
     t0 = time.monotonic()
     bundle = load_bundle(bundle_path)
-    source = open_source(source_spec)
-    arm = sim = None
+    # the log's settings are checked before the source is opened: a bad one leaves nothing open
     json_log = JsonLog(log_path, log_max_bytes, log_backups) if log_path else None
+    try:
+        source = open_source(source_spec)
+    except BaseException:
+        if json_log is not None:
+            json_log.close()
+        raise
+    arm = sim = None
     try:
         arm, sim = open_arm(arm_spec)
         outlet = MarkerOutlet(f"neurogrip-{bundle.task}", f"neurogrip-{bundle.content_hash[7:19]}") if markers \

@@ -26,6 +26,7 @@ def test_control_resumes_after_each_fault_the_firmware_or_the_stream_throws(tmp_
         for kind in FAULTS:
             inj = rig.wait_recovered(rig.inject(kind))
             assert inj.recovered_s is not None, f"{kind}: control did not resume ({rig.output()[-1500:]})"
+            assert inj.recovered_s >= 0, f"{kind}: control resumed {-inj.recovered_s:.2f} s before the cause was gone"
             if kind in GOAL_FAULTS:
                 assert inj.recovered_s <= RECOVERY_GOAL_S, f"{kind}: resumed {inj.recovered_s:.2f} s after the cause"
             assert rig.runtime.poll() is None, "the runtime exited"

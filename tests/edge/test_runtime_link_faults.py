@@ -11,6 +11,7 @@ from edge.runtime import Runtime
 from edge.sources import ReplaySource
 from edge.synthetic import grasp_lift_series
 from firmware_bridge.link import FaultKind, LinkFault
+from firmware_bridge.protocol import Action
 from tests.conftest import FIXTURE_BUNDLES
 from tests.edge.fake_arm import AckingArm
 
@@ -64,3 +65,39 @@ def test_a_dead_link_stops_the_runtime_with_an_error_after_resting_the_arm():
     with pytest.raises(RunError, match="service manager restarts"):
         rt.run()
     assert arm.rests >= 1  # the final REST was still attempted
+
+
+def test_the_arms_estop_holds_every_command_sends_nothing_and_keeps_where_the_arm_is():
+    """The arm froze where it is (a lifted object stays lifted): no REST while it is pressed, no
+    decision sent, and the arm-state sequence is kept for when it is released."""
+    arm = _ReportingArm([LinkFault(FaultKind.ESTOP, "the e-stop switch was pressed")])
+    rt = _runtime(arm)
+    rt.pipeline.arm_state.state = "lifted"
+    sent_before = []
+    fault = rt.fault
+
+    def spy(kind, detail):
+        if kind == "arm" and not sent_before:
+            sent_before.append(len(arm.sent))
+        fault(kind, detail)
+
+    rt.fault = spy
+    s = rt.run()
+    assert s.faults.get("arm") == 1 and rt._safe_reason == "e-stopped"
+    assert rt.pipeline.arm_state.state == "lifted"  # not restarted at "ready": opening at height stays invalid
+    assert arm.sent[sent_before[0]:] == [Action.REST]  # nothing while pressed; only the final stop's REST
+
+
+def test_a_firmware_rest_during_an_estop_resumes_through_rest_after_the_release():
+    """An MCU reset while the e-stop is pressed: on release, REST first (its path clears the
+    firmware's latch), then control resumes — not straight into a command the firmware refuses."""
+    arm = _ReportingArm()
+    rt = _runtime(arm)
+    rt._hold("e-stopped", rest=False)
+    arm.faults = [LinkFault(FaultKind.MCU_RESET, "test")]
+    arm.turns = 2
+    rt._watch_link()  # turn 3: the reset is reported while held
+    assert rt._safe_reason == "e-stopped" and rt._firmware_rested and arm.rests == 0
+    rt._release("e-stopped", "released")
+    assert rt._safe and rt._safe_reason == "arm rested by its firmware" and arm.rests == 1
+    assert not rt._firmware_rested  # REST acknowledged: valid data will resume control

@@ -101,6 +101,24 @@ def test_rate_monitor_spans_warmup_and_pauses():
     assert m2.update(0.1, 0.2) is None and m2.update(5.0, 0.4) is None  # a pause restarts the span
     vals = [m2.update(5.0 + 0.1 * k, 0.4 + 0.2 * k) for k in range(1, 25)]
     assert [v for v in vals if v is not None] == [pytest.approx(1.0)]
+    # a 3 s stall of a 500 Hz stream, then its backlog in chunks of 1024 samples (LSL_MAX_CHUNK) as
+    # fast as the loop reads them, then live chunks again: warm-up after the stall, no false fault
+    m4 = RateMonitor(1.0, span_s=2.0, warmup_s=1.0, max_gap_s=0.5)
+    t, ts, got = 0.0, 0.0, []
+    for _ in range(40):  # 4 s live
+        t, ts = t + 0.1, ts + 0.1
+        got.append(m4.update(t, ts))
+    t += 3.0  # the stall: 1500 samples pile up
+    backlog = 1500
+    while backlog > 0:
+        n = min(1024, backlog)
+        backlog -= n
+        t, ts = t + 0.01, ts + n / 500
+        got.append(m4.update(t, ts))
+    for _ in range(60):  # live again
+        t, ts = t + 0.1, ts + 0.1
+        got.append(m4.update(t, ts))
+    assert all(r == pytest.approx(1.0, abs=0.05) for r in got if r is not None) and any(r is not None for r in got)
     # lost samples (a jump in the timestamps that matches the time that passed) are no rate fault
     m3 = RateMonitor(1.0, span_s=2.0, warmup_s=0.0, max_gap_s=0.5)
     m3.update(0.0, 0.0)

@@ -150,12 +150,16 @@ def test_train_reads_a_recorded_xdf_of_a_multilabel_task(tmp_path):
     """``neurogrip record`` (synthetic grasp-lift source, a short paradigm) → XDF → ``train``: event
     labels ±150 ms around each cue, as the Kaggle files mark them."""
     from tests.conftest import record_synthetic_grasp_lift
-    from training.protocols import FILES
+    from training.protocols import FILES, load_recorded
 
     record_synthetic_grasp_lift(tmp_path / "gl.xdf", repeat=10)
+    # the labels train reads: each cued event is 1 for ±150 ms around its cue, once per 8 s trial
+    recs, labels = load_recorded([tmp_path / "gl.xdf"], "grasp-lift")
+    assert labels == ("HandStart", "LiftOff", "Replace", "BothReleased")
+    np.testing.assert_allclose(recs[0].labels.mean(axis=0), 0.3 / 8, atol=0.002)
     run = train("grasp-lift", tmp_path, tmp_path / "gl_bundle", quick=True, seed=0, progress=None)  # a folder of files
     r = run.report["runs"][0]
-    assert r["protocol"] == FILES and 0.0 <= r["int8"]["auc"] <= 1.0
+    assert r["protocol"] == FILES and r["n_windows"]["test"] >= 0.18 * sum(r["n_windows"].values())
     # the paradigm cues 4 of the 6 events: the bundle detects those, each still commanding its step
     bundle = load_bundle(run.bundle)
     assert bundle.labels == ["HandStart", "LiftOff", "Replace", "BothReleased"]
