@@ -49,6 +49,12 @@ RATE_MAX_GAP_S = 0.5
 LOG_MAX_BYTES = 50 << 20
 LOG_BACKUPS = 3
 
+# glibc gives each new thread its own malloc arena (up to 8 per core) and keeps their memory: every
+# LSL re-connection (liblsl starts new threads) then grew the runtime by 50-480 KB that never came
+# back (the soak, docs/soak.md).  Two arenas for the whole process make that growth vanish
+# (edge/runtime/serve.py sets it with mallopt before any source opens).
+MALLOC_ARENAS = 2
+
 # -- the arm's safe state (edge.runtime) -----------------------------------------------------
 REST_TARGET_DDEG = 0       # REST's target is the firmware's own safe pose; the field is ignored
 REST_SPEED_DDEG_S = 900

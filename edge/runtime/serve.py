@@ -43,6 +43,25 @@ def open_arm(spec: str | None):
     return link, sim
 
 
+def limit_malloc_arenas(n: int | None = None) -> bool:
+    """Cap glibc's malloc arenas for this process (``mallopt(M_ARENA_MAX)``), as a long-running
+    service needs: see :data:`edge.config.MALLOC_ARENAS`.  Returns False where it does not apply
+    (not glibc); threads started before keep the arenas they have."""
+    import ctypes
+    import ctypes.util
+
+    from edge import config
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    M_ARENA_MAX = -8  # glibc's malloc.h
+    return bool(mallopt(M_ARENA_MAX, int(config.MALLOC_ARENAS if n is None else n)))
+
+
 def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, config: RuntimeConfig | None = None,
           log_path=None, markers: bool = False, duration: float | None = None, install_signals: bool = True,
           on_ready=None, log_max_bytes: int | None = None, log_backups: int | None = None) -> RunSummary:
@@ -53,6 +72,7 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
     ``log_max_bytes``, ``log_backups``: the JSON log's rotation (:class:`~edge.runtime.outputs.JsonLog`).
     """
     t0 = time.monotonic()
+    limit_malloc_arenas()  # before liblsl and the link start their threads
     bundle = load_bundle(bundle_path)
     # the log's settings are checked before the source is opened: a bad one leaves nothing open
     json_log = JsonLog(log_path, log_max_bytes, log_backups) if log_path else None
