@@ -27,24 +27,21 @@ import time
 from edge import config as C
 from edge.bundle import Bundle
 from edge.config import RuntimeConfig
-from edge.errors import RunError
 from edge.runtime.outputs import JsonLog, MarkerOutlet
 from edge.runtime.pipeline import Pipeline
 from edge.runtime.rate import RateMonitor
 from edge.runtime.report import STAGES, RunSummary, Timings, peak_rss_mb, percentiles
+from edge.runtime.safety import FIRMWARE_RESTED, Safety
 from edge.sources import import_pylsl
 from edge.sources.units import prepare_source
 from firmware_bridge.errors import LinkError, Nacked
-from firmware_bridge.link import FaultKind
-from firmware_bridge.protocol import Action, Fault, Reason
+from firmware_bridge.protocol import Reason
 
 log = logging.getLogger(__name__)
 
-#: The safe-state reason after the firmware rested the arm itself (an MCU reset, a watchdog trip).
-FIRMWARE_RESTED = "arm rested by its firmware"
 
 
-class Runtime:
+class Runtime(Safety):
     """The live loop.  ``arm`` is an open :class:`firmware_bridge.link.ArmLink` or None.
 
     The safe pose is the firmware's REST (every joint to its configured safe angle).
@@ -110,106 +107,6 @@ class Runtime:
         """Ask the loop to finish (safe to call from a signal handler)."""
         self._stop = True
 
-    def go_safe(self, reason: str, *, force: bool = False, rest: bool = True) -> None:
-        """Send the arm to its safe pose (REST); decisions are held until the cause clears.
-
-        Once per episode, unless ``force`` (the final stop always sends REST).  ``rest=False``: hold
-        decisions without sending anything (the arm's own e-stop: it froze where it is, and must not
-        move by itself when it is released), and keep the arm-state sequence where the arm is.
-        """
-        if self._safe and not force:
-            return
-        if not self._safe:
-            self._safe, self._safe_reason = True, reason
-            self.summary.safe_state_entries += 1
-            self.pipeline.decider.reset()
-            if rest:
-                self.pipeline.arm_state.reset()  # at its safe pose the arm holds nothing: the sequence restarts
-            self._log("safe_state", reason=reason)
-            log.warning("safe state: %s", reason)
-        if rest:
-            self._send_rest()
-
-    def _send_rest(self) -> bool:
-        """REST until acknowledged.  While it is not, heartbeats are paused so the firmware's own
-        watchdog rests the arm (the link's heartbeat thread would otherwise keep feeding it), and
-        the loop retries every 100 ms."""
-        if self.arm is None:
-            self._log("rest", result="no arm")
-            return True
-        self._last_rest_try = time.monotonic()
-        try:
-            self.arm.command(Action.REST, C.REST_TARGET_DDEG, C.REST_SPEED_DDEG_S,
-                             deadline=time.monotonic() + C.REST_DEADLINE_S)
-        except Nacked as exc:
-            # Refused because the arm is already safe: the watchdog rested it (clear the latch so
-            # the firmware takes commands again, then REST explicitly), or the e-stop froze it.
-            if exc.reason == Reason.ESTOPPED:
-                if self._rest_pending:  # the e-stop holds the arm; heartbeats carry its STATUS (its release)
-                    self._rest_pending = False
-                    self.arm.resume_heartbeat()
-                self._log("rest", result="e-stop latched: the arm is frozen until it is released")
-                return True
-            if exc.reason == Reason.WATCHDOG and not self._in_watchdog_retry:
-                self.arm.resume_heartbeat()
-                self._rest_pending = False
-                self._in_watchdog_retry = True
-                try:
-                    self.arm.clear(Fault.WATCHDOG)
-                    return self._send_rest()
-                except LinkError:
-                    pass
-                finally:
-                    self._in_watchdog_retry = False
-            return self._rest_failed(exc)
-        except LinkError as exc:
-            return self._rest_failed(exc)
-        if self._rest_pending:  # back in control: feed the watchdog again and clear its latch
-            self._rest_pending = False
-            self.arm.resume_heartbeat()
-            try:
-                self.arm.clear(Fault.WATCHDOG)
-            except LinkError as exc:
-                self.fault("link", f"could not clear the watchdog fault ({exc})")
-        self._firmware_rested = False
-        self._log("rest", result="acknowledged")
-        return True
-
-    def _rest_failed(self, exc) -> bool:
-        if not self._rest_pending:
-            self.fault("link", f"REST not acknowledged ({type(exc).__name__}: {exc}); heartbeats paused "
-                               "so the firmware watchdog rests the arm; retrying")
-        self._rest_pending = True
-        self.arm.pause_heartbeat()
-        self._log("rest", result="failed", detail=str(exc))
-        return False
-
-    def _hold(self, cause: str, *, rest: bool = True) -> None:
-        """A cause that holds the arm until it clears by itself (:meth:`_release`); see :meth:`go_safe`."""
-        self._holds.add(cause)
-        self.go_safe(cause, rest=rest)
-
-    def _release(self, cause: str, why: str) -> None:
-        if cause in self._holds:
-            self._holds.discard(cause)
-            if self._safe and self._safe_reason == cause:
-                self._clear_safe(why)
-
-    def _clear_safe(self, why: str) -> None:
-        if self._safe and self._holds and self._safe_reason not in self._holds:
-            self._safe_reason = min(self._holds)  # this cause is gone, a held one is not
-            return
-        if self._safe and self._firmware_rested and self._safe_reason != FIRMWARE_RESTED:
-            # The firmware rested the arm (an MCU reset, a watchdog trip) while another cause held it:
-            # resume through REST, whose path clears the firmware's latch, as after any such event.
-            self._safe_reason = FIRMWARE_RESTED
-            self._send_rest()
-            return
-        if self._safe:
-            self._safe = False
-            self._log("resume", after=self._safe_reason, why=why)
-            log.info("resumed after %s: %s", self._safe_reason, why)
-
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, max_seconds: float | None = None) -> RunSummary:
@@ -268,21 +165,6 @@ class Runtime:
             self.go_safe("stopped", force=True)
             self._finish(t_start, first_ts, last_ts)
         return self.summary
-
-    def _check_rate(self, ratio: float) -> None:
-        """A span of the live stream measured: hold the arm at rest while it delivers another rate
-        than it declares, resume when it delivers its own again."""
-        fs, speed = self.source.fs, self.config.stream_speed
-        if abs(ratio - 1.0) > C.RATE_TOLERANCE:
-            played = f" x {speed:g} (--stream-speed)" if speed != 1 else ""
-            self.fault("rate", f"the stream's timestamps advance {ratio:.2f}x as fast as its samples arrive: it "
-                               f"delivers about {fs * speed / ratio:.0f} samples/s stamped as {fs:g} Hz{played}, so "
-                               "the bundle would decide on a signal at the wrong speed; fix the producer's rate (or "
-                               "the rate it declares); for a recording streamed faster than real time, "
-                               "--stream-speed")
-            self._hold("stream rate")
-        else:
-            self._release("stream rate", f"the stream runs at its declared {fs:g} Hz again")
 
     def _handle(self, chunk, read_ms: float) -> None:
         cfg, pipe = self.config, self.pipeline
@@ -348,32 +230,6 @@ class Runtime:
                 self._consecutive_misses = 0
                 if self._safe and self._safe_reason == "overload":
                     self._clear_safe("back within budget")
-
-    def _watch_link(self) -> None:
-        """The link's own reports: the firmware protected itself (an MCU reset, a watchdog trip we did not
-        ask for) → safe state and a fresh sequence; a link whose threads died → stop with an error, so
-        the service manager restarts the process (the firmware's watchdog rests the arm meanwhile)."""
-        take = getattr(self.arm, "take_faults", None)
-        if take is None:
-            return
-        for f in take():
-            self._log("link_fault", kind=f.kind.value, detail=f.detail, intended=f.intended)
-            if f.kind in (FaultKind.MCU_RESET, FaultKind.WATCHDOG_TRIP) and not f.intended:
-                self.pipeline.arm_state.reset()
-                self._firmware_rested = True  # until a REST is acknowledged
-                self.fault("arm", f"{f.kind.value}: {f.detail}")
-                self.go_safe(FIRMWARE_RESTED)
-            elif f.kind == FaultKind.ESTOP:
-                # A person stopped the arm: it froze where it is.  Nothing is sent while it is pressed
-                # (not even REST), and after the release control resumes from where the arm stopped:
-                # the arm-state sequence is kept (a lifted object stays lifted, not "ready" to open).
-                self.fault("arm", f"estop: {f.detail}")
-                self._hold("e-stopped", rest=False)
-            elif f.kind == FaultKind.ESTOP_RELEASED:
-                self._release("e-stopped", "the arm's e-stop was released")
-        if not self.arm.healthy():
-            raise RunError(f"the serial link to the arm failed ({getattr(self.arm, 'failed', None)}); stopping so "
-                           "the service manager restarts neurogrip (the firmware's watchdog rests the arm)")
 
     def _send(self, d, deadline: float) -> bool:
         """Send a command; True when the arm acknowledged it (or there is no arm)."""

@@ -139,7 +139,9 @@ def test_timestamp_jump_counts_dropped_samples_and_missing_labels_fall_back(capl
         assert outlet2.wait_for_consumers(5.0)
         outlet2.push_chunk(np.zeros((4, 1), np.float32), [t0, t0 + 1 / FS, t0 + 4 / FS, t0 + 5 / FS])
         got = _collect(src2, 4)
-        assert got[0].discontinuity and src2.counters.dropped == 2
+        # liblsl may hand the 4 samples over in more than one pull (a loaded machine): the chunk that
+        # holds the jump is flagged, wherever it falls
+        assert [c.discontinuity for c in got].count(True) == 1 and src2.counters.dropped == 2
 
 
 def test_stopping_the_player_stalls_the_source_and_a_restart_resumes_it(base):
