@@ -48,18 +48,25 @@ def _read_capped(fh, limit: int, chunk: int = 1 << 20) -> bytes:
     return b"".join(parts)
 
 
+def _check_file(path: Path, limit: int, name: str) -> int:
+    """A regular file of at most ``limit`` bytes (``name``: its bound in edge/config.py), checked before
+    it is read; returns its size.  Every reader calls this first."""
+    if not path.is_file():
+        what = "not a regular file" if path.exists() else "file not found"
+        raise RecordingError(path, None, what, "an existing recording file (check the path)")
+    size = path.stat().st_size
+    if size > limit:
+        raise RecordingError(path, None, f"{size} bytes, over the {limit}-byte limit",
+                             f"a file of at most {limit} bytes ({name} in edge/config.py); split the recording")
+    return size
+
+
 def _read_bytes(path: Path) -> bytes:
     """The whole file (decompressed for ``.gz``), refused beyond ``RECORDING_MAX_BYTES``."""
     limit = config.RECORDING_MAX_BYTES
-    if not path.is_file():
-        if path.exists():
-            raise RecordingError(path, None, "not a regular file", "a recording file (check the path)")
-        raise RecordingError(path, None, "file not found", "an existing file (check the path)")
     too_big = f"a recording of at most {limit} bytes (RECORDING_MAX_BYTES)"
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise RecordingError(path, None, f"{size} bytes, over the {limit}-byte limit", too_big)
+        _check_file(path, limit, "RECORDING_MAX_BYTES")
         gz = path.suffix == ".gz"
         with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
             data = _read_capped(fh, limit)  # bounded even if the file grew since stat(); a bomb stops here

@@ -21,9 +21,9 @@ import numpy as np
 
 from edge import config
 from edge.errors import RecordingError
-from edge.recordings._text import _clip, _names
+from edge.recordings._text import _check_file, _clip, _names
 from edge.recordings.base import STOP_MARKERS, Recording, labels_from_markers
-from edge.recordings.xdf import _check_file, _to_uv
+from edge.recordings.xdf import _to_uv
 
 log = logging.getLogger(__name__)
 

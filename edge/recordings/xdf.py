@@ -24,7 +24,7 @@ import numpy as np
 
 from edge import config
 from edge.errors import RecordingError
-from edge.recordings._text import _clip, _names
+from edge.recordings._text import _check_file, _clip, _names
 from edge.recordings.base import Recording, labels_from_markers
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,6 @@ _MAX_SPAN_SAMPLES = 2.0**53  # sample numbers are int64 made from float64 timest
 
 def _corrupt(path: Path, offset: int, problem: str, expected: str = "a well-formed XDF chunk") -> RecordingError:
     return RecordingError(path, None, f"byte {offset}: {problem}", expected)
-
-
-def _check_file(path: Path, limit: int, name: str) -> int:
-    if not path.is_file():
-        what = "not a regular file" if path.exists() else "file not found"
-        raise RecordingError(path, None, what, "an existing recording file (check the path)")
-    size = path.stat().st_size
-    if size > limit:
-        raise RecordingError(path, None, f"{size} bytes, over the {limit}-byte limit",
-                             f"a file of at most {limit} bytes ({name} in edge/config.py); split the recording")
-    return size
 
 
 def _read_varlen(fh, path: Path, offset: int) -> tuple[int, int] | None:
