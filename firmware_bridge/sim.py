@@ -112,15 +112,8 @@ class ArmProcess:
         SimError
             The process is not running or did not confirm the reset within ``timeout`` seconds.
         """
-        if self.proc.poll() is not None:
-            raise SimError(f"the simulated arm exited (status {self.proc.returncode}): start it again")
         before = self.resets
-        self.proc.send_signal(signal.SIGUSR1)
-        t_end = time.monotonic() + timeout
-        while self.resets == before:
-            if time.monotonic() > t_end:
-                raise SimError(f"the simulated arm ({self.kind}) did not confirm the reset within {timeout} s")
-            time.sleep(0.002)
+        self._signal(signal.SIGUSR1, lambda: self.resets != before, "the reset", timeout)
 
     def set_estop(self, pressed: bool, timeout: float = 2.0) -> None:
         """Press (or release) the arm's e-stop switch, and wait until the simulator has.
@@ -134,15 +127,18 @@ class ArmProcess:
         SimError
             The process is not running or did not confirm within ``timeout`` seconds.
         """
+        if self.estop_pressed != bool(pressed):  # SIGUSR2 toggles the switch
+            self._signal(signal.SIGUSR2, lambda: self.estop_pressed == bool(pressed), "the e-stop", timeout)
+
+    def _signal(self, sig: int, done, what: str, timeout: float) -> None:
+        """Send ``sig`` to the simulator and wait until ``done()`` (its confirmation was read)."""
         if self.proc.poll() is not None:
             raise SimError(f"the simulated arm exited (status {self.proc.returncode}): start it again")
-        if self.estop_pressed == bool(pressed):
-            return
-        self.proc.send_signal(signal.SIGUSR2)  # toggles the switch
+        self.proc.send_signal(sig)
         t_end = time.monotonic() + timeout
-        while self.estop_pressed != bool(pressed):
+        while not done():
             if time.monotonic() > t_end:
-                raise SimError(f"the simulated arm ({self.kind}) did not confirm the e-stop within {timeout} s")
+                raise SimError(f"the simulated arm ({self.kind}) did not confirm {what} within {timeout} s")
             time.sleep(0.002)
 
     def stop(self) -> None:

@@ -9,12 +9,15 @@ the tune block chooses, the test block only reports.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from edge.recordings import Recording
+from edge import config
+from edge.errors import RecordingError
+from edge.recordings import Recording, read_recording, recorded_files, task_labels
+from edge.tasks import get_task
 from training.data import GRASP_LIFT_LABELS, TaskConfig, WindowSet, load_emotion, load_grasp_lift
 
 WITHIN = "series 1-6 -> 7-8 (within subject)"
@@ -91,11 +94,6 @@ def load_recorded(files, task: str, labels=None) -> tuple[list[Recording], tuple
     time blocks are its own).  A file with none of the labels, or with other
     channels or another rate than the first, raises :class:`edge.errors.RecordingError`.
     """
-    from edge import config
-    from edge.errors import RecordingError
-    from edge.recordings import read_recording, task_labels
-    from edge.tasks import get_task
-
     spec = get_task(task)
     given = labels is not None  # a bundle's labels (evaluate): kept, cued or not
     labels = tuple(labels or spec.labels)
@@ -209,8 +207,6 @@ def protocol_for(task: str) -> TaskProtocol:
 
 def first_held_out(task: str, data) -> Recording:
     """One held-out recording of ``data`` for a picture: the first the task's evaluation uses."""
-    from edge.recordings import read_recording, recorded_files
-
     files = recorded_files(data)
     if files:  # the test block of the first file: its last 20 % in time (FILES)
         return _tail(read_recording(files[0]), 0.2)
@@ -223,8 +219,6 @@ def first_held_out(task: str, data) -> Recording:
 
 def _tail(rec: Recording, fraction: float) -> Recording:
     """The last ``fraction`` of a recording's time span, as a recording of its own."""
-    from dataclasses import replace
-
     t = rec.sample_index
     a = int(np.searchsorted(t, t[0] + (1 - fraction) * (t[-1] - t[0])))
     segs = np.clip(rec.segments, a, rec.n_samples) - a

@@ -48,14 +48,11 @@ def limit_malloc_arenas(n: int | None = None) -> bool:
     service needs: see :data:`edge.config.MALLOC_ARENAS`.  Returns False where it does not apply
     (not glibc); threads started before keep the arenas they have."""
     import ctypes
-    import ctypes.util
 
     from edge import config
 
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+    try:  # the process's own symbols hold libc's (find_library would run ldconfig at every start-up)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError):
         return False
     M_ARENA_MAX = -8  # glibc's malloc.h
