@@ -80,8 +80,9 @@ def labrecorder_xdf(tmp_path_factory):
             while not (markers.have_consumers() and player.t0_lsl is not None) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert player.t0_lsl is not None, "LabRecorderCLI did not connect"
-            for row, text in cues:  # stamped on the signal's own clock: sample row's timestamp
-                markers.push_sample([text], player.t0_lsl + row / rec.fs)
+            for row, text in cues:  # on the signal's own clock, half a sample before that row's timestamp:
+                # each stream's clock offsets are applied separately, so "at" the sample could read after it
+                markers.push_sample([text], player.t0_lsl + (row - 0.5) / rec.fs)
             assert player.wait(30)
             time.sleep(1.0)  # the last chunks reach the recorder
             log, _ = proc.communicate("\n", timeout=30)  # LabRecorderCLI stops on Enter
