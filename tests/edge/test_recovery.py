@@ -41,3 +41,50 @@ def test_control_resumes_after_each_fault_the_firmware_or_the_stream_throws(tmp_
     assert sum(e["event"] == "resume" for e in events) >= len(FAULTS)
     lost, _ = rig.lost_commands()
     assert lost == 0
+
+
+_ARENA_PROBE = """
+import ctypes, os, sys, tempfile, threading
+from edge.runtime.serve import limit_malloc_arenas
+if sys.argv[1] == "capped" and not limit_malloc_arenas():
+    print("no-glibc"); raise SystemExit
+together = threading.Barrier(4)  # all alive at once: an exited thread's arena would be reused
+def work():  # > 512 bytes: malloc, not pymalloc; each new thread's first malloc picks its arena
+    keep = [bytearray(4000) for _ in range(200)]
+    together.wait(30)
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+path = os.path.join(tempfile.mkdtemp(), "malloc_info.xml")
+fp = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, fp)
+libc.fclose(fp)
+print(open(path).read().count("<heap nr="))
+"""
+
+
+def test_the_service_keeps_one_malloc_arena_so_reconnections_do_not_fragment_a_threads_heap():
+    """liblsl starts new threads at every reconnection; with an arena per thread the soak's RSS grew
+    at each producer restart (edge/config.py MALLOC_ARENAS, docs/soak.md).  glibc's malloc_info lists
+    the arenas: the capped process has MALLOC_ARENAS of them after four threads allocated, an uncapped
+    one more (so the probe can tell)."""
+    import subprocess
+    import sys
+
+    from edge import config
+    from tests.conftest import REPO
+
+    def arenas(mode):
+        out = subprocess.run([sys.executable, "-c", _ARENA_PROBE, mode], cwd=REPO, capture_output=True,
+                             text=True, timeout=60, check=True).stdout.strip()
+        if out == "no-glibc":
+            pytest.skip("not glibc: mallopt does not apply")
+        return int(out)
+
+    assert arenas("capped") == config.MALLOC_ARENAS
+    assert arenas("uncapped") > config.MALLOC_ARENAS
