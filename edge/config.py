@@ -50,13 +50,14 @@ LOG_MAX_BYTES = 50 << 20
 LOG_BACKUPS = 3
 
 # glibc gives each new thread its own malloc arena (up to 8 per core) and keeps their memory: every
-# LSL re-connection (liblsl starts new threads) grew the runtime by 50-480 KB that never came back
-# (the soak, docs/soak.md).  With two arenas the threads' arena still fragmented: its top grew by
-# 500, 170, 80, 40 ... KB at successive producer restarts (/proc/PID/smaps).  With one, liblsl's
-# threads allocate from the main heap, whose free space absorbs it: after the first restart the
-# growth is 0-32 KB per restart.  The cost is none worth measuring: Python's threads share the GIL
-# anyway, and liblsl's receiver takes its samples from a pool (edge/runtime/serve.py sets this with
-# mallopt before any source opens).
+# LSL re-connection (liblsl starts new threads) grew the runtime by 50-480 KB that never came back.
+# With two arenas the threads' arena still fragmented: its top grew by 500, 170, 80, 40 ... KB over
+# ten producer restarts in a row (/proc/PID/smaps), +15 KB/min in the 30-minute soak.  With one,
+# liblsl's threads allocate from the main heap, whose free space absorbs it: after the first restart
+# the growth is 0-32 KB per restart, +3 KB/min (docs/soak.md).  liblsl's native threads and the
+# serial reads do not hold the GIL, so they now share the main arena's lock with the loop; the bench
+# saw no cost beyond its noise (sample -> command p99 6.4 ms after, 8.9 ms before; README, Performance).
+# edge/runtime/serve.py sets this with mallopt before any source opens.
 MALLOC_ARENAS = 1
 
 # -- the arm's safe state (edge.runtime) -----------------------------------------------------

@@ -65,6 +65,7 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
     """Load, validate, connect and run until the end, ``duration``, Ctrl-C or SIGTERM.
 
     The arm is sent to REST before the function returns, whatever stopped the run.
+    It first caps glibc's malloc arenas for the whole calling process (:func:`limit_malloc_arenas`).
     ``on_ready(runtime)`` is called once everything is connected (tests and the demo use it).
     ``log_max_bytes``, ``log_backups``: the JSON log's rotation (:class:`~edge.runtime.outputs.JsonLog`).
     """
