@@ -115,10 +115,15 @@ class Safety:
         self.go_safe(cause, rest=rest)
 
     def _release(self, cause: str, why: str) -> None:
-        if cause in self._holds:
-            self._holds.discard(cause)
-            if self._safe and self._safe_reason == cause:
-                self._clear_safe(why)
+        if cause not in self._holds:
+            return
+        self._holds.discard(cause)
+        if self._safe and self._safe_reason == cause:
+            self._clear_safe(why)
+        elif self._safe and self._firmware_rested and not self._holds and not self._rest_pending:
+            # The firmware rested the arm and its REST was refused while this held it (NACK ESTOPPED):
+            # the firmware's latch still needs that REST, and nothing else would send it again.
+            self._send_rest()
 
     def _clear_safe(self, why: str) -> None:
         if self._safe and self._holds and self._safe_reason not in self._holds:

@@ -10,8 +10,9 @@ from edge.errors import RunError
 from edge.runtime import Runtime
 from edge.sources import ReplaySource
 from edge.synthetic import grasp_lift_series
+from firmware_bridge.errors import Nacked
 from firmware_bridge.link import FaultKind, LinkFault
-from firmware_bridge.protocol import Action
+from firmware_bridge.protocol import Action, Reason
 from tests.conftest import FIXTURE_BUNDLES
 from tests.edge.fake_arm import AckingArm
 
@@ -101,3 +102,27 @@ def test_a_firmware_rest_during_an_estop_resumes_through_rest_after_the_release(
     rt._release("e-stopped", "released")
     assert rt._safe and rt._safe_reason == "arm rested by its firmware" and arm.rests == 1
     assert not rt._firmware_rested  # REST acknowledged: valid data will resume control
+
+
+def test_a_rest_the_estop_refused_after_a_firmware_rest_is_sent_again_on_the_release():
+    """The other order: the firmware rested the arm, its REST was refused (NACK ESTOPPED: the switch
+    was pressed meanwhile).  The firmware's latch still needs that REST, so the release sends it
+    again — control must not stay at rest for good."""
+    arm = _ReportingArm()
+    rt = _runtime(arm)
+    arm.refuse_rest = True
+    command = arm.command
+
+    def refusing(action, *a, **kw):
+        if action is Action.REST and arm.refuse_rest:
+            raise Nacked(0, Reason.ESTOPPED)
+        command(action, *a, **kw)
+
+    arm.command = refusing
+    arm.faults = [LinkFault(FaultKind.MCU_RESET, "test"), LinkFault(FaultKind.ESTOP, "pressed")]
+    arm.turns = 2
+    rt._watch_link()  # turn 3: the reset (its REST refused by the e-stop), then the e-stop itself
+    assert rt._safe and rt._firmware_rested and arm.rests == 0
+    arm.refuse_rest = False
+    rt._release("e-stopped", "released")
+    assert arm.rests == 1 and not rt._firmware_rested  # REST acknowledged: valid data will resume control
