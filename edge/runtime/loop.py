@@ -54,7 +54,7 @@ class Runtime(Safety):
         self.config = config or RuntimeConfig()
         # Stale windows exist only against a clock: a live stream or a paced replay.  A replay
         # "as fast as possible" has no deadline, so every window runs.
-        live = getattr(source, "live", False) or getattr(source, "speed", 1.0) > 0
+        live = source.live or getattr(source, "speed", 1.0) > 0
         # Channel types, units → per-channel factor, amplitude check of undeclared units: before the
         # loop, so no command can leave before the stream passed (edge/sources/units.py).
         prepare_source(source, bundle)
@@ -74,8 +74,7 @@ class Runtime(Safety):
         self._consecutive_misses = 0
         # A live producer must deliver the rate it declares (edge/runtime/rate.py).
         speed = self.config.stream_speed
-        self._rate = (RateMonitor(speed, C.RATE_CHECK_S, C.RATE_WARMUP_S, C.RATE_MAX_GAP_S)
-                      if getattr(source, "live", False) and source.fs > 0 and speed > 0 else None)
+        self._rate = RateMonitor(speed) if source.live and source.fs > 0 and speed > 0 else None
         # Causes that hold the arm at rest whatever else clears: a stream at the wrong rate, the arm's
         # own e-stop.  Each clears only by itself (_release).
         self._holds: set[str] = set()
@@ -146,8 +145,7 @@ class Runtime(Safety):
                         self._last_good = time.monotonic()
                         if self._safe and self._safe_reason in ("stream stalled", "no valid EEG"):
                             self._clear_safe("valid EEG again")
-                        elif (self._safe and self._safe_reason == FIRMWARE_RESTED and not self._rest_pending
-                              and not self._firmware_rested):
+                        elif self._safe and self._safe_reason == FIRMWARE_RESTED and not self._firmware_rested:
                             # REST was acknowledged (its path cleared the firmware's watchdog latch) and
                             # valid data flow: the cause is gone, control resumes from the safe pose.
                             self._clear_safe("REST acknowledged and valid data flowing")
@@ -242,10 +240,7 @@ class Runtime(Safety):
             self.fault("link", f"{d.action.name} not delivered ({type(exc).__name__}: {exc}); dropped, "
                                "not replayed")
             if isinstance(exc, Nacked) and exc.reason == Reason.WATCHDOG:
-                # a watchdog trip or an MCU reset we did not cause: the firmware rested the arm
-                self.pipeline.arm_state.reset()
-                self._firmware_rested = True
-                self.go_safe(FIRMWARE_RESTED)
+                self._firmware_rest()  # a watchdog trip or an MCU reset we did not cause
             # NACK ESTOPPED: the arm froze where it is (its state is kept); the link reports the e-stop
             return False
         self.summary.commands_sent += 1

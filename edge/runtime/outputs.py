@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
+import os
 import time
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,10 @@ class JsonLog:
 
     A process that runs for weeks must not fill the Pi's card: when the file would pass
     ``max_bytes`` it is renamed ``FILE.1`` (``FILE.1`` → ``FILE.2`` ...), and only ``backups`` old
-    files are kept (the standard library's :class:`logging.handlers.RotatingFileHandler`).  Every
-    line is flushed when written.
+    files are kept, as :class:`logging.handlers.RotatingFileHandler` names them.  Lines are written
+    straight to a line-buffered file (flushed when written) and their bytes counted: the log is
+    written per decision, inside the measured processing time, where a logging handler took about
+    three times as long per line (json included).
 
     Parameters
     ----------
@@ -33,23 +34,33 @@ class JsonLog:
     def __init__(self, path, max_bytes: int | None = None, backups: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        max_bytes = check_int(C.LOG_MAX_BYTES if max_bytes is None else max_bytes, "log max_bytes", lo=1 << 10)
-        backups = check_int(C.LOG_BACKUPS if backups is None else backups, "log backups", lo=1)
-        self._handler = RotatingFileHandler(self.path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
-        self._handler.setFormatter(logging.Formatter("%(message)s"))
-        # A logger of its own whose lines go to this file only (not to the console's handlers).
-        self._logger = logging.getLogger(f"neurogrip.jsonlog.{self.path.resolve()}")
-        self._logger.propagate = False
-        self._logger.setLevel(logging.INFO)
-        self._logger.addHandler(self._handler)
+        self.max_bytes = check_int(C.LOG_MAX_BYTES if max_bytes is None else max_bytes, "log max_bytes", lo=1 << 10)
+        self.backups = check_int(C.LOG_BACKUPS if backups is None else backups, "log backups", lo=1)
+        self._open()
+
+    def _open(self) -> None:
+        self._f = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in close()
+        self._size = self._f.tell()
 
     def write(self, event: str, **fields) -> None:
         fields = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in fields.items()}
-        self._logger.info(json.dumps({"t": round(time.time(), 4), "event": event, **fields}))
+        line = json.dumps({"t": round(time.time(), 4), "event": event, **fields}) + "\n"  # ASCII: len = bytes
+        if self._size and self._size + len(line) > self.max_bytes:
+            self._rotate()
+        self._f.write(line)
+        self._size += len(line)
+
+    def _rotate(self) -> None:
+        self._f.close()
+        for i in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._open()
 
     def close(self) -> None:
-        self._logger.removeHandler(self._handler)
-        self._handler.close()
+        self._f.close()
 
 
 class MarkerOutlet:

@@ -27,16 +27,19 @@ class RateMonitor:
     ----------
     expected : float
         The expected ratio (1: a device; ``k``: a recording streamed ``k`` times faster).
-    span_s, warmup_s, max_gap_s : float
-        Arrival time per measurement; time ignored at the start (liblsl hands over its backlog
+    span_s, warmup_s, max_gap_s : float, optional
+        Default :data:`edge.config.RATE_CHECK_S`, ``RATE_WARMUP_S``, ``RATE_MAX_GAP_S``.  Arrival time per measurement; time ignored at the start (liblsl hands over its backlog
         at once); a pause between two chunks longer than ``max_gap_s`` starts a new warm-up (the
         backlog after a stall comes in bursts of old samples).
     """
 
-    def __init__(self, expected: float = 1.0, span_s: float = C.RATE_CHECK_S, warmup_s: float = C.RATE_WARMUP_S,
-                 max_gap_s: float = C.RATE_MAX_GAP_S):
+    def __init__(self, expected: float = 1.0, span_s: float | None = None, warmup_s: float | None = None,
+                 max_gap_s: float | None = None):
         self.expected = check_positive(expected, "expected")
-        self.span_s, self.warmup_s, self.max_gap_s = span_s, warmup_s, max_gap_s
+        # None: edge/config.py's, read now (not when this module was imported)
+        self.span_s = C.RATE_CHECK_S if span_s is None else span_s
+        self.warmup_s = C.RATE_WARMUP_S if warmup_s is None else warmup_s
+        self.max_gap_s = C.RATE_MAX_GAP_S if max_gap_s is None else max_gap_s
         self._first = self._last = self._start = None
         self._ts0 = 0.0
 

@@ -81,11 +81,7 @@ class Timings:
 
     def __init__(self, cap: int = 20_000):
         self.cap = cap
-        self.data = {}
-        for k in (*STAGES, "latency", "processing"):
-            ring = np.empty(cap)
-            ring.fill(0.0)  # touch every page now
-            self.data[k] = ring
+        self.data = {k: np.full(cap, 0.0) for k in (*STAGES, "latency", "processing")}  # every page touched
         self.n = Counter()
 
     def add(self, key: str, value: float) -> None:

@@ -109,6 +109,13 @@ class Safety:
         self._log("rest", result="failed", detail=str(exc))
         return False
 
+    def _firmware_rest(self) -> None:
+        """The firmware rested the arm itself (an MCU reset, a watchdog trip we did not cause): at its
+        safe pose the arm holds nothing, and the firmware's latch wants a REST before anything else."""
+        self.pipeline.arm_state.reset()
+        self._firmware_rested = True  # until a REST is acknowledged
+        self.go_safe(FIRMWARE_RESTED)
+
     def _hold(self, cause: str, *, rest: bool = True) -> None:
         """A cause that holds the arm until it clears by itself (:meth:`_release`); see :meth:`go_safe`."""
         self._holds.add(cause)
@@ -165,10 +172,8 @@ class Safety:
         for f in take():
             self._log("link_fault", kind=f.kind.value, detail=f.detail, intended=f.intended)
             if f.kind in (FaultKind.MCU_RESET, FaultKind.WATCHDOG_TRIP) and not f.intended:
-                self.pipeline.arm_state.reset()
-                self._firmware_rested = True  # until a REST is acknowledged
                 self.fault("arm", f"{f.kind.value}: {f.detail}")
-                self.go_safe(FIRMWARE_RESTED)
+                self._firmware_rest()
             elif f.kind == FaultKind.ESTOP:
                 # A person stopped the arm: it froze where it is.  Nothing is sent while it is pressed
                 # (not even REST), and after the release control resumes from where the arm stopped:

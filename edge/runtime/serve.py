@@ -7,7 +7,7 @@ import threading
 import time
 
 from edge.bundle import load_bundle
-from edge.config import RuntimeConfig
+from edge.config import MALLOC_ARENAS, RuntimeConfig
 from edge.errors import RunError
 from edge.runtime.loop import Runtime
 from edge.runtime.outputs import JsonLog, MarkerOutlet
@@ -43,20 +43,18 @@ def open_arm(spec: str | None):
     return link, sim
 
 
-def limit_malloc_arenas(n: int | None = None) -> bool:
+def limit_malloc_arenas() -> bool:
     """Cap glibc's malloc arenas for this process (``mallopt(M_ARENA_MAX)``), as a long-running
     service needs: see :data:`edge.config.MALLOC_ARENAS`.  Returns False where it does not apply
     (not glibc); threads started before keep the arenas they have."""
     import ctypes
-
-    from edge import config
 
     try:  # the process's own symbols hold libc's (find_library would run ldconfig at every start-up)
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError):
         return False
     M_ARENA_MAX = -8  # glibc's malloc.h
-    return bool(mallopt(M_ARENA_MAX, int(config.MALLOC_ARENAS if n is None else n)))
+    return bool(mallopt(M_ARENA_MAX, MALLOC_ARENAS))
 
 
 def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, config: RuntimeConfig | None = None,
@@ -74,14 +72,9 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
     bundle = load_bundle(bundle_path)
     # the log's settings are checked before the source is opened: a bad one leaves nothing open
     json_log = JsonLog(log_path, log_max_bytes, log_backups) if log_path else None
+    source = arm = sim = None
     try:
         source = open_source(source_spec)
-    except BaseException:
-        if json_log is not None:
-            json_log.close()
-        raise
-    arm = sim = None
-    try:
         arm, sim = open_arm(arm_spec)
         outlet = MarkerOutlet(f"neurogrip-{bundle.task}", f"neurogrip-{bundle.content_hash[7:19]}") if markers \
             else None
@@ -101,7 +94,8 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
                 signal.signal(signal.SIGTERM, previous)
         return summary
     finally:
-        source.close()
+        if source is not None:
+            source.close()
         if arm is not None:
             arm.close()
         if sim is not None:
