@@ -161,6 +161,18 @@ def emotion_file(ctx: Context) -> tuple[Path, str]:
     return out, "synthetic"
 
 
+def proc_status_kb(pid: int, key: str) -> int | None:
+    """A ``/proc/<pid>/status`` field in KB (``VmRSS``, ``VmHWM`` ...); None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(f"{key}:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def myo_session(ctx: Context) -> tuple[Path, str]:
     """A Myo armband test session of an evaluation participant (real data only: there is no synthetic
     EMG); FileNotFoundError when the dataset is absent."""

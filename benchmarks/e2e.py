@@ -50,6 +50,7 @@ from benchmarks.common import (
     fmt,
     forced_decider,
     grasp_lift_file,
+    proc_status_kb,
     recording_for,
     stats_ms,
 )
@@ -240,14 +241,10 @@ def _poll_vmhwm(proc, every_s: float = 0.005) -> float | None:
     """Peak resident set (VmHWM, MB) of a running child, polled until it exits."""
     hwm = None
     while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/status") as fh:
-                for line in fh:
-                    if line.startswith("VmHWM:"):
-                        hwm = max(hwm or 0.0, int(line.split()[1]) / 1024)
-                        break
-        except OSError:
+        kb = proc_status_kb(proc.pid, "VmHWM")
+        if kb is None:
             break
+        hwm = max(hwm or 0.0, kb / 1024)
         time.sleep(every_s)
     return hwm
 

@@ -42,7 +42,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import REPO
+from benchmarks.common import REPO, myo_session, proc_status_kb
 
 FAULTS = ("mcu_reset", "watchdog", "estop", "stream_drop")
 FREEZE_S = 0.6          # the runtime frozen this long: > the firmware watchdog's 250 ms
@@ -52,18 +52,12 @@ LABELS = {"mcu_reset": "an MCU reset", "watchdog": "a watchdog trip", "estop": "
 DROP_S = 1.0            # the producer away this long
 RECOVERY_GOAL_S = 1.0   # cause gone → control resumed (issue 13)
 EPISODE_MARGIN_S = 1.0  # after the resume, still part of the injected episode (commands in flight)
-MYO_SESSION = Path("myo_armband/EvaluationDataset/Male1/Test0")
 
 
-def _rss_kb(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+def _read_from(path: Path, offset: int) -> bytes:
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read()
 
 
 @dataclass
@@ -73,6 +67,18 @@ class Injection:
     t_cause_gone: float  # when its cause was gone
     recovered_s: float | None = None
     t_resume: float | None = None
+    first_event: int = 0  # Rig.events() before it began: its resume comes after
+
+    @property
+    def ok(self) -> bool:
+        """Control resumed, and not before the cause was gone (that would be a failure, never fast)."""
+        return self.recovered_s is not None and self.recovered_s >= 0
+
+
+def recovery_times(injections, kind: str) -> tuple[list, list[float]]:
+    """Every recovery time of one fault kind (None: not recovered), and those that count (:attr:`Injection.ok`)."""
+    mine = [i for i in injections if i.kind == kind]
+    return [i.recovered_s for i in mine], [i.recovered_s for i in mine if i.ok]
 
 
 @dataclass
@@ -97,6 +103,7 @@ class Rig:
     name: str = field(default_factory=lambda: f"ng-rig-{uuid.uuid4().hex[:8]}")
     _events: list = field(default_factory=list)
     _offset: int = 0
+    _inode: int | None = None
 
     @property
     def log_path(self) -> Path:
@@ -117,13 +124,10 @@ class Rig:
         out.close()
 
     def start(self, ready_timeout_s: float = 60.0) -> Rig:
-        from firmware_bridge.sim import SimError, start_arm_host, start_simavr
+        from firmware_bridge.sim import start
 
         self.workdir.mkdir(parents=True, exist_ok=True)
-        try:
-            self.arm = start_simavr()
-        except SimError:
-            self.arm = start_arm_host()
+        self.arm = start()  # simavr's Uno, else the host build of the same firmware core
         self._start_player()
         spec = f"lsl:name={self.name}&source_id={self.name}&hostname=localhost&timeout=20"
         out = open(self.workdir / "runtime.out", "w")  # noqa: SIM115 - the child owns it
@@ -141,17 +145,15 @@ class Rig:
 
     def events(self) -> list[dict]:
         """Every event of the runtime's JSON log so far, oldest first.  Read incrementally (a soak's
-        log grows to megabytes and is polled every 50 ms); after a rotation, read whole again."""
+        log grows to megabytes and is polled every 50 ms), across the log's rotations."""
         if not self.log_path.is_file():
             return self._events
-        size = self.log_path.stat().st_size
-        if size < self._offset:  # rotated: run.jsonl.N ... run.jsonl.1 hold what was read before
-            self._events, self._offset = [], 0
-            for p in sorted(self.workdir.glob("run.jsonl.*"), key=lambda p: -int(p.suffix[1:])):
-                self._events += self._parse(p.read_bytes())
-        with self.log_path.open("rb") as f:
-            f.seek(self._offset)
-            data = f.read()
+        inode = self.log_path.stat().st_ino
+        if self._inode is not None and inode != self._inode:  # rotated: what we were reading is run.jsonl.1
+            self._events += self._parse(_read_from(self.log_path.with_name(self.log_path.name + ".1"), self._offset))
+            self._offset = 0
+        self._inode = inode
+        data = _read_from(self.log_path, self._offset)
         whole = data[:data.rfind(b"\n") + 1]  # a line being written right now waits for the next call
         self._offset += len(whole)
         self._events += self._parse(whole)
@@ -172,10 +174,11 @@ class Rig:
         return p.read_text() if p.is_file() else ""
 
     def rss_kb(self) -> int | None:
-        return _rss_kb(self.runtime.pid) if self.runtime is not None else None
+        return proc_status_kb(self.runtime.pid, "VmRSS") if self.runtime is not None else None
 
     def inject(self, kind: str) -> Injection:
         """Inject one fault (see the module docstring); returns when its cause is gone."""
+        first_event = len(self.events())  # its events come after these
         t0 = time.time()
         if kind == "mcu_reset":
             self.arm.reset_mcu()
@@ -192,16 +195,16 @@ class Rig:
             self.player.wait(5)
             time.sleep(DROP_S)
             out = self.workdir / "player.out"
-            before = out.read_text().count("publishing LSL stream")
+            start = out.stat().st_size  # the output of every producer so far: look only at the new one's
             self._start_player()
             deadline = time.monotonic() + 30  # the cause is gone once the new producer publishes
-            while out.read_text().count("publishing LSL stream") == before and time.monotonic() < deadline:
+            while b"publishing LSL stream" not in (new := _read_from(out, start)) and time.monotonic() < deadline:
                 if self.player.poll() is not None:
-                    raise RuntimeError(f"the producer exited: {out.read_text()[-2000:]}")
+                    raise RuntimeError(f"the producer exited: {new[-2000:].decode(errors='replace')}")
                 time.sleep(0.01)
         else:
             raise ValueError(f"fault must be one of {FAULTS}, got {kind!r}")
-        inj = Injection(kind, t0, time.time())
+        inj = Injection(kind, t0, time.time(), first_event=first_event)
         self.injections.append(inj)
         return inj
 
@@ -210,7 +213,7 @@ class Rig:
         (negative: it resumed before the cause was gone — a failure, never counted as fast)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            resumes = [e["t"] for e in self.events() if e["event"] == "resume" and e["t"] >= inj.t_inject]
+            resumes = [e["t"] for e in self.events()[inj.first_event:] if e["event"] == "resume" and e["t"] >= inj.t_inject]
             if resumes:
                 inj.t_resume = resumes[0]
                 inj.recovered_s = resumes[0] - inj.t_cause_gone
@@ -244,22 +247,22 @@ class Rig:
         return len(lost), len(decisions)
 
 
-def rig_bundle(gesture_bundle: Path) -> Path:
+def rig_bundle(gesture_bundle: Path, session: Path) -> Path:
     """The gesture bundle calibrated to the session's participant (Male1) when ``make bundles`` made
     it (``<bundle>.report/calibrated/Male1``: it recognises their gestures, so commands flow), else
     the base bundle."""
-    calibrated = gesture_bundle.parent / f"{gesture_bundle.name}.report" / "calibrated" / MYO_SESSION.parent.name
+    calibrated = gesture_bundle.parent / f"{gesture_bundle.name}.report" / "calibrated" / session.parent.name
     return calibrated if (calibrated / "manifest.json").is_file() else gesture_bundle
 
 
 def rig_inputs(ctx) -> tuple[Path, Path]:
     """A gesture bundle (it drives the arm by class, so commands flow all the time) and a real
-    Myo test session (../shared/data)."""
-    session = ctx.shared_data / MYO_SESSION
+    Myo test session (../shared/data); FileNotFoundError when either is missing."""
+    session, _ = myo_session(ctx)
     ref = ctx.bundle("gesture")
-    if ref is None or not session.is_dir():
-        raise FileNotFoundError(f"the rig needs a gesture bundle (make bundles trains one) and {session}")
-    return rig_bundle(ref.path), session
+    if ref is None:
+        raise FileNotFoundError("the rig needs a gesture bundle (make bundles trains one)")
+    return rig_bundle(ref.path, session), session
 
 
 def run(quick: bool = False, ctx=None) -> dict:
@@ -282,8 +285,7 @@ def run(quick: bool = False, ctx=None) -> dict:
     lost, decisions = rig.lost_commands()
     per_kind = {}
     for kind in FAULTS:
-        times = [i.recovered_s for i in rig.injections if i.kind == kind]
-        ok = [t for t in times if t is not None and t >= 0]  # a resume before the cause was gone failed
+        times, ok = recovery_times(rig.injections, kind)
         per_kind[kind] = {"n": len(times), "recovered": len(ok), "max_s": max(ok, default=None), "times_s": times}
     return {"arm": getattr(rig.arm, "kind", "?"), "bundle": str(bundle), "recording": str(recording),
             "rounds": rounds, "seconds": time.monotonic() - t0, "recovery": per_kind,

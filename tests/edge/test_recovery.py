@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.robustness import FAULTS, GOAL_FAULTS, MYO_SESSION, RECOVERY_GOAL_S, Rig
+from benchmarks.common import Context, myo_session
+from benchmarks.robustness import FAULTS, GOAL_FAULTS, RECOVERY_GOAL_S, Rig
 from tests.conftest import FIXTURE_BUNDLES, SHARED_DATA
 
 pytest.importorskip("pylsl")
 
 
 def test_control_resumes_after_each_fault_the_firmware_or_the_stream_throws(tmp_path):
-    session = SHARED_DATA / MYO_SESSION
-    if not session.is_dir():
-        pytest.skip(f"{session} is not here (../shared/data)")
+    try:
+        session, _ = myo_session(Context(shared_data=SHARED_DATA, tmp=tmp_path))
+    except FileNotFoundError as exc:
+        pytest.skip(f"{exc} (../shared/data)")
     rig = Rig(FIXTURE_BUNDLES / "gesture", session, tmp_path)
     try:
         rig.start()
