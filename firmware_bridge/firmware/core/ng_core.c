@@ -426,9 +426,8 @@ void ng_core_estop_input(ng_core_t *c, int pressed)
         c->estop_pressed_ms = c->now_ms;
     } else if ((c->faults & NG_FAULT_ESTOP_INPUT) &&
                (uint32_t)(c->now_ms - c->estop_pressed_ms) >= NG_ESTOP_RELEASE_MS) {
+        /* Nothing to restore: the press froze the targets where the arm stood, and nothing moves
+           them while it is held (commands and limits are refused, tick moves nothing). */
         c->faults &= (uint16_t)~NG_FAULT_ESTOP_INPUT;
-        if (!(c->faults & NG_FAULT_STOPPED)) {
-            freeze(c); /* still where it stopped: the targets it had before are not resumed */
-        }
     }
 }
