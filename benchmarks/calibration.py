@@ -28,7 +28,6 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -158,11 +157,7 @@ def _grasp_lift(ctx, quick: bool) -> dict:
 
 def _half(rec, first: bool):
     n = rec.n_samples // 2
-    sl = slice(0, n) if first else slice(n, rec.n_samples)
-    a, b = (0, n) if first else (n, rec.n_samples)
-    segs = np.array([[max(x, a) - a, min(y, b) - a] for x, y in rec.segments if min(y, b) > max(x, a)], np.int64)
-    return replace(rec, samples=rec.samples[sl], sample_index=rec.sample_index[sl], segments=segs,
-                   timestamps=None if rec.timestamps is None else rec.timestamps[sl])
+    return rec.rows(0, n) if first else rec.rows(n, rec.n_samples)
 
 
 def _muse(ctx, quick: bool) -> dict:

@@ -149,3 +149,51 @@ def record_synthetic_grasp_lift(out: Path, repeat: int) -> Path:
              "--out", str(out)]) != 0:
         raise AssertionError(f"neurogrip record failed for {out}")
     return out
+
+
+def write_edf_plus(path: Path, samples, channels, fs: int, annotations, *, unit: str, physical, digital) -> int:
+    """Write an EDF+ file with pyedflib (another library's writer, for format tests): ``samples``
+    (n, k) cut to whole 1 s data records, one signal per channel with the given physical and digital
+    ranges, and an annotation without duration per ``(onset_s, text)``.  Returns the rows written."""
+    import numpy as np
+    import pyedflib
+
+    n = len(samples) - len(samples) % int(fs)
+    heads = [{"label": c, "dimension": unit, "sample_frequency": int(fs), "physical_min": physical[0],
+              "physical_max": physical[1], "digital_min": digital[0], "digital_max": digital[1]} for c in channels]
+    with pyedflib.EdfWriter(str(path), len(heads), file_type=pyedflib.FILETYPE_EDFPLUS) as f:
+        f.setSignalHeaders(heads)
+        f.writeSamples([np.ascontiguousarray(samples[:n, k], dtype=np.float64) for k in range(len(heads))])
+        for onset, text in annotations:
+            f.writeAnnotation(onset, -1, text)
+    return n
+
+
+def serve_until(bundle, spec: str, done, *, timeout_s: float = 30.0, settle_s: float = 0.2):
+    """``serve()`` a live source spec with no arm, deciding every window however LSL chunks the
+    stream, and stop it once ``done(runtime)`` holds (or ``timeout_s`` passed) and ``settle_s`` more
+    for the last chunk through the pipeline.  Returns (summary, runtime)."""
+    import threading
+    import time
+
+    from edge.config import RuntimeConfig
+    from edge.runtime import serve
+
+    seen = {}
+
+    def on_ready(rt):
+        seen["rt"] = rt
+        rt.pipeline.drop_stale = False
+
+        def stop_when_done():
+            deadline = time.monotonic() + timeout_s
+            while not done(rt) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(settle_s)
+            rt.stop()
+
+        threading.Thread(target=stop_when_done, daemon=True).start()
+
+    summary = serve(bundle, spec, "none", duration=40, install_signals=False, on_ready=on_ready,
+                    config=RuntimeConfig(budget_ms=60_000, safe_after_ms=60_000))
+    return summary, seen["rt"]

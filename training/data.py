@@ -158,17 +158,16 @@ def recording_windows(rec: Recording, chain: SignalChain, length: int, stride: i
             windows, ends, rows = windows[keep], ends[keep], rows[keep]
             if not len(ends):
                 continue
-            xs.append(windows)
-            ys.append(rec.labels[rows].argmax(axis=1).astype(np.int64))
+            y = rec.labels[rows].argmax(axis=1).astype(np.int64)
         elif rec.labels is not None:
-            xs.append(windows)
-            ys.append(rec.labels[rows].astype(np.uint8))
+            y = rec.labels[rows].astype(np.uint8)
         else:
             if rec.state not in label_names:
                 raise RecordingError(rec.source, None, f"state {rec.state!r} is not a known label",
                                      f"one of {label_names}")
-            xs.append(windows)
-            ys.append(np.full(len(ends), label_names.index(rec.state), np.int64))
+            y = np.full(len(ends), label_names.index(rec.state), np.int64)
+        xs.append(windows)
+        ys.append(y)
         ts.append(rec.sample_index[rows] / rec.fs)
         segs.append(np.full(len(ends), segment_offset + k))
     n = sum(len(t) for t in ts)

@@ -114,10 +114,8 @@ def session_windows(rec: Recording, chain, cfg: TaskConfig, *, train: bool = Fal
     """Windows of one session read per file (no window crosses two files); ``y`` the class index,
     ``segment`` the file number K (so ``segment // 7`` is the cycle)."""
     chain.reset()
-    ws = recording_windows(rec, chain, cfg.window_samples(rec.fs), cfg.stride_samples(rec.fs, train),
-                           rec.label_names)
-    ws.y = ws.y.argmax(axis=1).astype(np.int64)
-    return ws
+    return recording_windows(rec, chain, cfg.window_samples(rec.fs), cfg.stride_samples(rec.fs, train),
+                             rec.label_names, classes=True)  # every Myo row is labelled: none dropped
 
 
 def _cycle(ws: WindowSet) -> np.ndarray:
@@ -128,8 +126,9 @@ def continuous_cycle(rec: Recording, cycle: int) -> Recording:
     """The files of one cycle of a continuous session, as their own continuous recording."""
     segs = segments_of(rec.labels.argmax(axis=1))
     a, b = segs[cycle * FILES_PER_CYCLE].start, segs[(cycle + 1) * FILES_PER_CYCLE - 1].stop
-    return replace(rec, samples=rec.samples[a:b], labels=rec.labels[a:b], segments=np.array([[0, b - a]]),
-                   sample_index=np.arange(b - a, dtype=np.int64), session=f"{rec.session} cycle {cycle}")
+    # one continuous stream: a single segment over the files, numbered from 0
+    return replace(rec.rows(a, b), segments=np.array([[0, b - a]]), sample_index=np.arange(b - a, dtype=np.int64),
+                   session=f"{rec.session} cycle {cycle}")
 
 
 # --------------------------------------------------------------------------- models

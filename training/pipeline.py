@@ -46,7 +46,7 @@ from edge.recordings import recorded_files
 from edge.tasks import get_task
 from training.control import tune_multilabel
 from training.convert import load_exported
-from training.data import TASKS, TaskConfig, WindowSet, build_windows
+from training.data import TaskConfig, WindowSet, build_windows
 from training.errors import TrainingError
 from training.evaluate import evaluate  # noqa: F401  (re-exported: `neurogrip evaluate` needs no TF, no sklearn)
 from training.metrics import Baseline, logistic_regression, task_metrics
@@ -269,7 +269,7 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
                                if files is not None else ""))
     if files is None and spec.features and is_table(data):
         return train_feature_table(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress)
-    cfg = TASKS.get(task) or TaskConfig.of(spec)
+    cfg = TaskConfig.of(spec)
     kind = model_kind or spec.default_model
     epochs = epochs or (2 if quick else (80 if cfg.features else 25))
     t_start = time.perf_counter()

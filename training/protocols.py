@@ -9,12 +9,11 @@ the tune block chooses, the test block only reports.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge import config
 from edge.errors import RecordingError
 from edge.recordings import Recording, read_recording, recorded_files, task_labels
 from edge.tasks import get_task
@@ -100,7 +99,7 @@ def load_recorded(files, task: str, labels=None) -> tuple[list[Recording], tuple
     recs = []
     for path in files:
         rec = read_recording(path)
-        y = task_labels(rec, labels, spec.multilabel, config.EVENT_HALF_WIDTH_S)
+        y = task_labels(rec, labels, spec.multilabel)
         if y is None:
             raise RecordingError(path, None, f"no cue markers or annotations naming the {task} labels "
                                              f"({', '.join(labels)}); it has {len(rec.markers)} markers",
@@ -220,12 +219,7 @@ def first_held_out(task: str, data) -> Recording:
 def _tail(rec: Recording, fraction: float) -> Recording:
     """The last ``fraction`` of a recording's time span, as a recording of its own."""
     t = rec.sample_index
-    a = int(np.searchsorted(t, t[0] + (1 - fraction) * (t[-1] - t[0])))
-    segs = np.clip(rec.segments, a, rec.n_samples) - a
-    return replace(rec, samples=rec.samples[a:], sample_index=t[a:], segments=segs[segs[:, 1] > segs[:, 0]],
-                   labels=None if rec.labels is None else rec.labels[a:],
-                   timestamps=None if rec.timestamps is None else rec.timestamps[a:],
-                   markers=tuple((row - a, text) for row, text in rec.markers if row >= a))
+    return rec.rows(int(np.searchsorted(t, t[0] + (1 - fraction) * (t[-1] - t[0]))), rec.n_samples)
 
 
 def is_table(data) -> bool:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import config
 from edge.chain import segment_windows
 from edge.errors import CalibrationError
 from edge.recordings import Recording, read_recording
@@ -32,7 +31,7 @@ from edge.recordings.base import task_labels
 
 def _task_labels(rec: Recording, labels: list[str], where, multilabel: bool = False) -> np.ndarray:
     """Per-sample 0/1 labels (n, len(labels)) in the bundle's label order (:func:`task_labels`)."""
-    out = task_labels(rec, labels, multilabel, config.EVENT_HALF_WIDTH_S)
+    out = task_labels(rec, labels, multilabel)
     if out is None:
         raise CalibrationError(f"{where}: no labels this bundle knows ({', '.join(labels)}) in the session "
                                f"(its labels: {', '.join(rec.label_names) or 'none'}; state: {rec.state}; "

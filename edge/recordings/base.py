@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from edge._checks import check_int
+from edge.config import EVENT_HALF_WIDTH_S
 
 #: Marker texts that end the current label (rows after them are unlabelled until the next label).
 STOP_MARKERS = ("end", "pause")
@@ -73,6 +74,17 @@ class Recording:
     @property
     def n_samples(self) -> int:
         return int(self.samples.shape[0])
+
+    def rows(self, a: int, b: int) -> Recording:
+        """Rows ``[a, b)`` as a recording of their own: every per-row field cut, the segments clipped
+        to them, the markers in them moved to the new row numbers."""
+        a, b = max(0, int(a)), min(self.n_samples, int(b))
+        segs = np.clip(self.segments, a, b) - a
+        return replace(self, samples=self.samples[a:b], sample_index=self.sample_index[a:b],
+                       segments=segs[segs[:, 1] > segs[:, 0]],
+                       labels=None if self.labels is None else self.labels[a:b],
+                       timestamps=None if self.timestamps is None else self.timestamps[a:b],
+                       markers=tuple((row - a, text) for row, text in self.markers if a <= row < b))
 
 
 @dataclass
@@ -155,13 +167,14 @@ def event_labels(n_samples: int, events, n_labels: int, half_width: int) -> np.n
     return out
 
 
-def task_labels(rec: Recording, labels, multilabel: bool, event_half_width_s: float) -> np.ndarray | None:
+def task_labels(rec: Recording, labels, multilabel: bool, event_half_width_s: float | None = None) -> np.ndarray | None:
     """Per-sample 0/1 labels ``(n_samples, len(labels))`` of a recording, in ``labels``' order, or
     ``None`` when the recording carries none of them.
 
     In order of preference: the recording's own per-sample labels (a Kaggle events file) when they
     name every label; its whole-recording ``state``; its cue markers.  Markers of a multi-label
-    (event) task mark ``event_half_width_s`` either side of each cue, as the Kaggle files do
+    (event) task mark ``event_half_width_s`` (default :data:`edge.config.EVENT_HALF_WIDTH_S`) either side of
+    each cue, as the Kaggle files do
     (:func:`event_labels`); those of a multi-class task hold their class until the next cue
     (:func:`labels_from_markers`).
     """
@@ -178,7 +191,8 @@ def task_labels(rec: Recording, labels, multilabel: bool, event_half_width_s: fl
         return None
     if multilabel:
         out = event_labels(n, [(row, labels.index(text)) for row, text in rec.markers if text in labels and row < n],
-                           len(labels), round(event_half_width_s * rec.fs))
+                           len(labels), round((EVENT_HALF_WIDTH_S if event_half_width_s is None
+                                               else event_half_width_s) * rec.fs))
     else:
         out = labels_from_markers(n, rec.markers, labels)
     return out if out.any() else None

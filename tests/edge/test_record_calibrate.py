@@ -17,7 +17,7 @@ from edge.record.display import CueDisplay
 from edge.recordings import read_recording
 from edge.runtime import RuntimeConfig, serve
 from edge.sources import open_source
-from tests.conftest import FIXTURE_BUNDLES, record_synthetic_grasp_lift
+from tests.conftest import FIXTURE_BUNDLES, record_synthetic_grasp_lift, write_edf_plus
 
 
 def _markers(path):
@@ -156,21 +156,14 @@ def test_evaluate_reads_edf_files_written_by_pyedflib(shared_data, tmp_path, cap
     """Three real Muse recordings of one person, each written by pyedflib as an EDF+ with its state
     as a cue annotation: ``neurogrip evaluate`` on the folder runs the emotion bundle on the last
     20 % of each file, so every state is in the evaluated block."""
-    import pyedflib
-
     from edge.recordings import read_muse
 
     folder = tmp_path / "edf"
     folder.mkdir()
     for st in ("concentrating", "neutral", "relaxed"):
         rec = read_muse(shared_data / "muse_mental_state" / f"subjectd-{st}-1.csv")
-        n = rec.n_samples - rec.n_samples % 256
-        heads = [{"label": c, "dimension": "uV", "sample_frequency": 256, "physical_min": -2000,
-                  "physical_max": 2000, "digital_min": -32768, "digital_max": 32767} for c in rec.channels[:4]]
-        with pyedflib.EdfWriter(str(folder / f"{st}.edf"), 4, file_type=pyedflib.FILETYPE_EDFPLUS) as f:
-            f.setSignalHeaders(heads)
-            f.writeSamples([np.ascontiguousarray(rec.samples[:n, k].clip(-2000, 2000)) for k in range(4)])
-            f.writeAnnotation(0.0, -1, st)
+        write_edf_plus(folder / f"{st}.edf", rec.samples[:, :4].clip(-2000, 2000), rec.channels[:4], 256,
+                       [(0.0, st)], unit="uV", physical=(-2000, 2000), digital=(-32768, 32767))
     report = tmp_path / "e.json"
     assert main(["evaluate", str(FIXTURE_BUNDLES / "emotion"), "--data", str(folder), "--json", str(report)]) == 0
     result = json.loads(report.read_text())

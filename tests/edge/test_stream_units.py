@@ -20,12 +20,12 @@ from edge import doctor
 from edge.bundle import load_bundle
 from edge.player import Player
 from edge.recordings import read_recording
-from edge.runtime import Runtime, RuntimeConfig, serve
+from edge.runtime import Runtime, RuntimeConfig
 from edge.sources import ReplaySource, SourceError, SourceSpecError, channel_map, open_source, parse_spec
 from edge.sources.channels import channel_key
 from edge.sources.units import parse_unit, plan_units, prepare_source
 from edge.synthetic import grasp_lift_series
-from tests.conftest import FIXTURE_BUNDLES, SHARED_DATA
+from tests.conftest import FIXTURE_BUNDLES, SHARED_DATA, serve_until
 
 pylsl = pytest.importorskip("pylsl")
 
@@ -122,21 +122,11 @@ def _serve(rec, **player_kw):
     """The recording published over LSL and run through serve(): (summary, [(row, label, action)])."""
     name = _name()
     player = Player(rec, name=name, speed=0, wait_consumers=5.0, **player_kw)
-    seen = {}
-
-    def on_ready(rt):
-        seen["rt"] = rt
-        rt.pipeline.drop_stale = False  # every window, however LSL happens to chunk the stream
-
-        threading.Thread(target=lambda: (_wait(lambda: rt.source.counters.samples >= rec.n_samples, 30),
-                                         rt.stop()), daemon=True).start()
-
     with player:
-        s = serve(GL, f"lsl:name={name}&timeout=5", "none", duration=40, install_signals=False, on_ready=on_ready,
-                  config=RuntimeConfig(budget_ms=60_000, safe_after_ms=60_000))
-    assert seen["rt"].source.counters.samples == rec.n_samples
+        s, rt = serve_until(GL, f"lsl:name={name}&timeout=5", lambda rt: rt.source.counters.samples >= rec.n_samples)
+    assert rt.source.counters.samples == rec.n_samples
     rows = player.rows_at([f[0] for f in s.fired]) if s.fired else []
-    return s, seen["rt"], [(int(r), label, action) for r, (_, label, action, _) in zip(rows, s.fired)]
+    return s, rt, [(int(r), label, action) for r, (_, label, action, _) in zip(rows, s.fired)]
 
 
 def test_the_same_recording_in_volts_and_in_microvolts_gives_the_same_decisions(rec, caplog):

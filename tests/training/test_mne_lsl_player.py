@@ -11,8 +11,6 @@ it, is tested in the edge environment (tests/edge/test_stream_units.py).
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 
 import numpy as np
@@ -21,8 +19,7 @@ import pytest
 from edge.bundle import load_bundle
 from edge.player import Player
 from edge.recordings import Recording, read_recording
-from edge.runtime import RuntimeConfig, serve
-from tests.conftest import FIXTURE_BUNDLES, SHARED_DATA
+from tests.conftest import FIXTURE_BUNDLES, SHARED_DATA, serve_until
 
 mne = pytest.importorskip("mne")
 mne_lsl_player = pytest.importorskip("mne_lsl.player")
@@ -49,26 +46,10 @@ def raw_volts():
 def _serve(spec: str, done) -> tuple:
     """serve() on an LSL stream until ``done()``: (summary, the source's factors, samples read,
     [(seconds after the first decision, label, action)])."""
-    seen = {}
-
-    def on_ready(rt):
-        seen["rt"] = rt
-        rt.pipeline.drop_stale = False  # every window, however LSL chunks the stream
-
-        def stop_when_done():
-            deadline = time.monotonic() + 30
-            while not done(rt) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)  # the last chunk through the pipeline
-            rt.stop()
-
-        threading.Thread(target=stop_when_done, daemon=True).start()
-
-    s = serve(GL, spec, "none", duration=40, install_signals=False, on_ready=on_ready,
-              config=RuntimeConfig(budget_ms=60_000, safe_after_ms=60_000))
+    s, rt = serve_until(GL, spec, done, settle_s=0.5)
     fired = list(s.fired)
     t0 = fired[0][0] if fired else 0.0
-    return (s, seen["rt"].source.factors, seen["rt"].source.counters.samples,
+    return (s, rt.source.factors, rt.source.counters.samples,
             [(round(t - t0, 3), label, action) for t, label, action, _ in fired])
 
 

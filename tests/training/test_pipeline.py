@@ -7,6 +7,7 @@ import pytest
 
 from edge.bundle import load_bundle
 from edge.recordings import EMOTION_LABELS
+from tests.conftest import write_edf_plus
 from training.pipeline import evaluate, train, train_feature_table
 from training.protocols import BLOCKS, LSO, WITHIN
 
@@ -111,20 +112,12 @@ def test_gameemo_rate_is_not_decimated_into_aliasing(shared_data):
 
 def _myo_session_as_edf(session, path):
     """One Myo session written by pyedflib (another library) as EDF+, a cue annotation at each gesture."""
-    import pyedflib
-
     from edge.recordings import read_myo_session
 
     rec = read_myo_session(session)
     cls = rec.labels.argmax(1)
-    n = rec.n_samples - rec.n_samples % 200  # whole 1 s data records
-    heads = [{"label": c, "dimension": "myo", "sample_frequency": 200, "physical_min": -128, "physical_max": 127,
-              "digital_min": -128, "digital_max": 127} for c in rec.channels]
-    with pyedflib.EdfWriter(str(path), len(heads), file_type=pyedflib.FILETYPE_EDFPLUS) as f:
-        f.setSignalHeaders(heads)
-        f.writeSamples([np.ascontiguousarray(rec.samples[:n, k]) for k in range(len(heads))])
-        for a in np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]]):
-            f.writeAnnotation(a / 200, -1, rec.label_names[cls[a]])
+    cues = [(a / 200, rec.label_names[cls[a]]) for a in np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]])]
+    write_edf_plus(path, rec.samples, rec.channels, 200, cues, unit="myo", physical=(-128, 127), digital=(-128, 127))
     return rec
 
 
@@ -168,15 +161,9 @@ def test_train_reads_a_recorded_xdf_of_a_multilabel_task(tmp_path):
 
 def test_train_refuses_a_recorded_file_without_the_tasks_cues(tmp_path):
     from edge.errors import RecordingError
-    from edge.recordings import XdfWriter  # noqa: F401  (the format neurogrip records)
 
     edf = tmp_path / "other.edf"
-    import pyedflib
-
-    with pyedflib.EdfWriter(str(edf), 1, file_type=pyedflib.FILETYPE_EDFPLUS) as f:
-        f.setSignalHeaders([{"label": "emg1", "dimension": "myo", "sample_frequency": 200, "physical_min": -128,
-                             "physical_max": 127, "digital_min": -128, "digital_max": 127}])
-        f.writeSamples([np.zeros(2000)])
-        f.writeAnnotation(1.0, -1, "something else")
+    write_edf_plus(edf, np.zeros((2000, 1)), ["emg1"], 200, [(1.0, "something else")], unit="myo",
+                   physical=(-128, 127), digital=(-128, 127))
     with pytest.raises(RecordingError, match="no cue markers or annotations naming the gesture labels"):
         train("gesture", edf, tmp_path / "x", quick=True, progress=None)
