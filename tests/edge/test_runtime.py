@@ -337,8 +337,6 @@ def test_unacknowledged_rest_pauses_heartbeats_so_the_watchdog_rests_the_arm(gl,
 
 
 def test_the_json_log_rotates_by_size_and_keeps_its_backups(tmp_path):
-    import json as _json
-
     path = tmp_path / "run.jsonl"
     log = JsonLog(path, max_bytes=4096, backups=2)
     for k in range(500):
@@ -347,7 +345,7 @@ def test_the_json_log_rotates_by_size_and_keeps_its_backups(tmp_path):
     files = sorted(tmp_path.iterdir())
     assert [f.name for f in files] == ["run.jsonl", "run.jsonl.1", "run.jsonl.2"]  # no .3: the oldest went
     assert all(f.stat().st_size <= 4096 for f in files)
-    ks = [_json.loads(line)["k"] for f in (files[2], files[1], files[0]) for line in f.read_text().splitlines()]
+    ks = [json.loads(line)["k"] for f in (files[2], files[1], files[0]) for line in f.read_text().splitlines()]
     assert ks == list(range(ks[0], 500)) and ks[0] > 0  # every line whole, in order, the newest kept
     with pytest.raises(ValueError, match="max_bytes"):
         JsonLog(tmp_path / "x.jsonl", max_bytes=10)

@@ -144,11 +144,8 @@ def _lying_outlet_run(monkeypatch, delivered_hz: float, seconds: float, stamps: 
     monkeypatch.setattr(C, "RATE_CHECK_S", 1.5)
     name = f"ng-rate-{uuid.uuid4().hex[:8]}"
     info = pylsl.StreamInfo(name, "EEG", 32, 500.0, "float32", name)
-    chans = info.desc().append_child("channels")
-    for c in GL.channels:
-        ch = chans.append_child("channel")
-        ch.append_child_value("label", c)
-        ch.append_child_value("unit", "microvolts")
+    info.set_channel_labels(list(GL.channels))
+    info.set_channel_units("microvolts")
     outlet = pylsl.StreamOutlet(info)
     x = grasp_lift_series(1, 7, seed=0, n_trials=4).samples.astype(np.float32)
     stop = threading.Event()
