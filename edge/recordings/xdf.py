@@ -393,7 +393,10 @@ def read_xdf(path: str | Path, *, stream: str | None = None, label_names=None) -
     if not (np.isfinite(ts).all() and span < _MAX_SPAN_SAMPLES):
         raise RecordingError(path, None, f"stream {_describe(chosen)} has non-finite timestamps or spans "
                              f"{span:.3g} samples", "finite timestamps in seconds of one recording")
-    x = np.asarray(chosen["time_series"], dtype=np.float64).reshape(ts.size, -1)
+    # A damaged float32 can be a signalling NaN, whose cast numpy warns about: it becomes a NaN like any
+    # other, and NaN samples are invalid downstream (never decided on).
+    with np.errstate(invalid="ignore"):
+        x = np.asarray(chosen["time_series"], dtype=np.float64).reshape(ts.size, -1)
     _footer_note(chosen, path)
     labels_text, units = _channel_info(info, x.shape[1])
     x, units = _to_uv(path, labels_text, units, np.ascontiguousarray(x))
