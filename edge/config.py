@@ -56,7 +56,7 @@ LOG_BACKUPS = 3
 # liblsl's threads allocate from the main heap, whose free space absorbs it: after the first restart
 # the growth is 0-32 KB per restart, +3 KB/min (docs/soak.md).  liblsl's native threads and the
 # serial reads do not hold the GIL, so they now share the main arena's lock with the loop; the bench
-# saw no cost beyond its noise (sample -> command p99 6.4 ms after, 8.9 ms before; README, Performance).
+# saw no cost beyond its noise (sample -> command p99 6.4 and 6.6 ms after, 8.9 ms before; README, Performance).
 # edge/runtime/serve.py sets this with mallopt before any source opens.
 MALLOC_ARENAS = 1
 
