@@ -1,17 +1,21 @@
 # neurogrip — the two commands that matter are `make demo` (the main job) and `make test`.
 #
-# Two environments, like reality:
-#   .venv-edge   Python 3.11 + tflite-runtime + numpy<2, NO TensorFlow (what a Raspberry Pi runs)
-#   .venv-train  Python 3.12 + TensorFlow (numpy 2) + ai-edge-litert (the workstation)
-# Each is built on first use and rebuilt only when pyproject.toml changes.
+# Environments, like reality:
+#   .venv-edge         Python 3.11 + tflite-runtime + numpy<2, NO TensorFlow (Raspberry Pi OS 12, bookworm)
+#   .venv-edge-litert  Python 3.13 + ai-edge-litert + numpy 2, NO TensorFlow (Raspberry Pi OS 13, trixie)
+#   .venv-train        Python 3.12 + TensorFlow (numpy 2) + ai-edge-litert (the workstation)
+# Each is built on first use and rebuilt only when pyproject.toml changes.  The edge test suite runs in
+# both edge environments: both interpreters are first-class (tests/edge/test_interpreters.py).
 
 EDGE_PY  ?= python3.11
+LITERT_PY ?= python3.13
 TRAIN_PY ?= python3.12
 EDGE_VENV  := .venv-edge
+LITERT_VENV := .venv-edge-litert
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test test-edge test-train test-slow env-edge env-train system-deps lint bench soak fuzz firmware fixtures bundles pi-check clean
+.PHONY: demo test test-edge test-edge-litert test-train test-slow env-edge env-edge-litert env-train system-deps lint bench soak fuzz firmware fixtures bundles pi-check clean
 
 # The main job: train a quick bundle, stream a held-out recording over LSL to the runtime and
 # the simulated arm, print the latency report and the decisions against the truth (tools/demo).
@@ -19,7 +23,7 @@ demo: system-deps env-train env-edge
 	firmware_bridge/firmware/install-deps.sh
 	tools/demo
 
-test: system-deps test-edge test-train
+test: system-deps test-edge test-edge-litert test-train
 
 system-deps:
 	@tools/install-system-deps
@@ -34,6 +38,10 @@ env-edge:
 	@tools/ensure-venv $(EDGE_VENV) $(EDGE_PY) edge,dev
 	@$(MAKE) --no-print-directory $(EDGE_VENV)/.kernel-built VENV=$(EDGE_VENV)
 
+env-edge-litert:
+	@tools/ensure-venv $(LITERT_VENV) $(LITERT_PY) edge,dev
+	@$(MAKE) --no-print-directory $(LITERT_VENV)/.kernel-built VENV=$(LITERT_VENV)
+
 env-train:
 	@tools/ensure-venv $(TRAIN_VENV) $(TRAIN_PY) train,dev
 	@$(MAKE) --no-print-directory $(TRAIN_VENV)/.kernel-built VENV=$(TRAIN_VENV)
@@ -45,14 +53,22 @@ env-train:
 # Everything except tests/training runs in the edge environment, which proves that
 # nothing outside training/ needs TensorFlow.  The tools are installed first, so a test that needs
 # avr-gcc, simavr or the C filter kernel fails here instead of skipping (tests/conftest.py).
-REQUIRE := NEUROGRIP_REQUIRE_KERNEL=1 NEUROGRIP_REQUIRE_AVR=1
-test-edge: env-edge
+# NEUROGRIP_BACKEND: the interpreter each edge run must have; NEUROGRIP_REQUIRE_BACKENDS: the other edge
+# environment must exist for the cross-interpreter tests (both are built before either runs).
+REQUIRE := NEUROGRIP_REQUIRE_KERNEL=1 NEUROGRIP_REQUIRE_AVR=1 NEUROGRIP_REQUIRE_BACKENDS=1
+test-edge: env-edge env-edge-litert
 	@# An existing training environment is brought up to date first: some edge tests run a replay in
 	@# it (under ai_edge_litert), and its C kernel must be this work tree's (NEUROGRIP_REQUIRE_KERNEL).
 	@if [ -x $(TRAIN_VENV)/bin/python ]; then $(MAKE) --no-print-directory env-train; fi
 	firmware_bridge/firmware/install-deps.sh
 	$(REQUIRE) $(MAKE) -C firmware_bridge/firmware test
-	$(REQUIRE) $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training $(PYTEST_ARGS)
+	$(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training $(PYTEST_ARGS)
+
+# The same edge suite under ai_edge_litert (Python 3.13, numpy 2): the interpreter a Pi set up today has.
+# The firmware's C tests ran once in test-edge; this run is the Python suite only.
+test-edge-litert: env-edge env-edge-litert system-deps
+	firmware_bridge/firmware/install-deps.sh
+	$(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training $(PYTEST_ARGS)
 
 # The slow training tests (full protocols on synthetic data) run with `make test-slow`.
 test-train: env-train
@@ -113,4 +129,4 @@ fixtures: env-train
 
 clean:
 	$(MAKE) -C firmware_bridge/firmware clean
-	rm -rf $(EDGE_VENV) $(TRAIN_VENV) .pytest_cache .hypothesis build reports edge/_ng_sos*.so
+	rm -rf $(EDGE_VENV) $(LITERT_VENV) $(TRAIN_VENV) .pytest_cache .hypothesis build reports edge/_ng_sos*.so

@@ -4,6 +4,13 @@ The Pi has one of two interpreters: ``tflite_runtime`` (Raspberry Pi OS Bookworm
 numpy < 2) or its successor ``ai_edge_litert``.  :func:`interpreter_backend` picks whichever is
 installed (``tflite_runtime`` first, since it is what Bookworm ships) and says which.
 
+Both are built the same way (:func:`new_interpreter`): with TFLite's own built-in kernels and
+**no default delegate**.  ``ai_edge_litert`` otherwise applies XNNPACK to every model, whose int8
+kernels round differently (±1 LSB on a few percent of outputs against ``tflite_runtime``'s) and whose
+fused ``DELEGATE`` nodes hide the graph that calibration reads (:func:`edge.calibration.head.find_head`).
+Without it, the two interpreters give equal int8 outputs on the same inputs
+(``tests/edge/test_interpreters.py``), so a bundle made under one runs the same under the other.
+
 Quantisation follows TFLite's affine scheme, ``real = scale · (q − zero_point)``; the float → int8
 step is :func:`quantise`, shared by training (to evaluate the int8 model through the edge path)
 and the runtime, so both round identically.
@@ -12,6 +19,7 @@ and the runtime, so both round identically.
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +28,6 @@ from edge.errors import InferenceError
 from edge.model_input import quantise
 
 _BACKENDS = (("tflite_runtime", "tflite_runtime.interpreter"), ("ai_edge_litert", "ai_edge_litert.interpreter"))
-
-
 
 
 def interpreter_backend(prefer: str | None = None) -> tuple[str, str, type]:
@@ -47,6 +53,51 @@ def interpreter_backend(prefer: str | None = None) -> tuple[str, str, type]:
         return name, str(version), mod.Interpreter
     raise InferenceError("no TFLite interpreter is installed (" + "; ".join(errors) + "); "
                          "install one with: pip install 'neurogrip[edge]'")
+
+
+def new_interpreter(content: bytes, *, num_threads: int = 1, backend: str | None = None,
+                    reference_kernels: bool = False, preserve_all_tensors: bool = False):
+    """A TFLite interpreter for ``content`` built the same way under either backend (tensors allocated).
+
+    Parameters
+    ----------
+    content : bytes
+        The ``.tflite`` flatbuffer.
+    num_threads : int
+    backend : {"tflite_runtime", "ai_edge_litert"}, optional
+    reference_kernels : bool
+        TFLite's portable reference kernels (``BUILTIN_REF``); otherwise its optimised built-in
+        kernels without the default delegate (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``).
+    preserve_all_tensors : bool
+        Keep every intermediate tensor readable after ``invoke``.
+
+    Returns
+    -------
+    (interpreter, backend name, backend version)
+
+    Raises
+    ------
+    InferenceError
+        No interpreter installed, or it cannot load the model.
+    """
+    name, version, interp_cls = interpreter_backend(backend)
+    resolver = importlib.import_module(interp_cls.__module__).OpResolverType
+    # Why no default delegate: see the module docstring (equal outputs under both backends).
+    kwargs = {"experimental_op_resolver_type": resolver.BUILTIN_REF if reference_kernels
+              else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    if preserve_all_tensors:
+        kwargs["experimental_preserve_all_tensors"] = True
+    try:
+        with warnings.catch_warnings():
+            # ai_edge_litert warns that preserving tensors is "for debugging"; calibrated bundles need
+            # one tensor of it (the features), and the models are a few hundred kB.
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+            interp = interp_cls(model_content=bytes(content), num_threads=num_threads, **kwargs)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise InferenceError(f"the interpreter ({name} {version}) cannot load the model: {exc}; "
+                             "re-export the bundle") from None
+    return interp, name, version
 
 
 def dequantise(q, scale: float, zero_point: int) -> np.ndarray:
@@ -87,23 +138,13 @@ class Int8Model:
 
     def __init__(self, model, num_threads: int = 1, backend: str | None = None, reference_kernels: bool = False,
                  head=None, keep_features: bool = False):
-        self.backend, self.backend_version, interp_cls = interpreter_backend(backend)
         content = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
-        kwargs = {}
-        if reference_kernels:
-            # TFLite's optimised int8 kernels round differently on x86-64 and aarch64 (±1 LSB in a few
-            # percent of outputs); the reference kernels are the same integer arithmetic everywhere.
-            mod = importlib.import_module(interp_cls.__module__)
-            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_REF
+        # reference kernels: TFLite's optimised int8 kernels round differently on x86-64 and aarch64
+        # (±1 LSB in a few percent of outputs); the reference kernels are the same arithmetic everywhere.
         self.reference_kernels = reference_kernels
-        if head is not None or keep_features:
-            kwargs["experimental_preserve_all_tensors"] = True
-        try:
-            self._interp = interp_cls(model_content=content, num_threads=num_threads, **kwargs)
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise InferenceError(f"the interpreter ({self.backend} {self.backend_version}) cannot load the "
-                                 f"model: {exc}; re-export the bundle") from None
+        self._interp, self.backend, self.backend_version = new_interpreter(
+            content, num_threads=num_threads, backend=backend, reference_kernels=reference_kernels,
+            preserve_all_tensors=head is not None or keep_features)
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(ins) != 1 or len(outs) != 1:
             raise InferenceError(f"model has {len(ins)} inputs and {len(outs)} outputs; expected 1 and 1")

@@ -115,6 +115,28 @@ def c_kernel() -> None:
     require_c_kernel()
 
 
+# Both TFLite interpreters are first-class (docs/pi-check.md): `make test` runs the edge suite once in
+# each edge environment, and tells each run which interpreter it must be (NEUROGRIP_BACKEND) and that
+# the other environment must be there for the cross-interpreter tests (NEUROGRIP_REQUIRE_BACKENDS=1).
+REQUIRE_BACKENDS = "NEUROGRIP_REQUIRE_BACKENDS"
+EDGE_VENVS = {"tflite_runtime": REPO / ".venv-edge", "ai_edge_litert": REPO / ".venv-edge-litert"}
+
+
+def other_edge_python() -> tuple[str, Path]:
+    """(name, python) of the edge environment with the *other* TFLite interpreter than this one; skips
+    (fails under NEUROGRIP_REQUIRE_BACKENDS=1) when it has not been built."""
+    __tracebackhide__ = True
+    from edge.inference import interpreter_backend
+
+    here = interpreter_backend()[0]
+    other = next(name for name in EDGE_VENVS if name != here)
+    py = EDGE_VENVS[other] / "bin" / "python"
+    if not py.is_file():
+        missing(f"the {other} edge environment {EDGE_VENVS[other].name} is not built: make env-edge env-edge-litert",
+                REQUIRE_BACKENDS)
+    return other, py
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
@@ -194,6 +216,8 @@ def serve_until(bundle, spec: str, done, *, timeout_s: float = 30.0, settle_s: f
 
         threading.Thread(target=stop_when_done, daemon=True).start()
 
+    # stream_speed=0: the producers here publish as fast as they can, so their stamps run ahead of time;
+    # the stream-time checks have tests of their own (test_signal_validity.py)
     summary = serve(bundle, spec, "none", duration=40, install_signals=False, on_ready=on_ready,
-                    config=RuntimeConfig(budget_ms=60_000, safe_after_ms=60_000))
+                    config=RuntimeConfig(budget_ms=60_000, safe_after_ms=60_000, stream_speed=0))
     return summary, seen["rt"]

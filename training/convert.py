@@ -18,6 +18,7 @@ Pitfalls handled here:
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -202,7 +203,12 @@ def _interpreter_class():
 
 
 def _interpreter(tflite_bytes: bytes, num_threads: int = 1):
-    return _interpreter_class()(model_content=bytes(tflite_bytes), num_threads=num_threads)
+    """Built as the edge builds it (:func:`edge.inference.new_interpreter`): built-in kernels without
+    the default XNNPACK delegate, so the workstation's int8 figures are the Pi's, bit for bit."""
+    cls = _interpreter_class()
+    resolver = importlib.import_module(cls.__module__).OpResolverType
+    return cls(model_content=bytes(tflite_bytes), num_threads=num_threads,
+               experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
 
 
 def _schema():

@@ -87,6 +87,11 @@ def find_head(interpreter) -> Head:
         The graph does not end in FULLY_CONNECTED → SOFTMAX/LOGISTIC.
     """
     ops = interpreter._get_ops_details()  # public in all TFLite Python APIs since 2.5, named with _
+    if any(o["op_name"] == "DELEGATE" for o in ops):
+        # A delegate (ai_edge_litert's default XNNPACK) fuses the graph's nodes: the last layer and its
+        # input tensor are no longer the interpreter's own.  edge.inference.new_interpreter builds none.
+        raise InferenceError("the interpreter runs this model through a delegate, which hides its last layer; "
+                             "build it with edge.inference.new_interpreter (no default delegate)")
     out = interpreter.get_output_details()[0]["index"]
     last = [o for o in ops if out in list(o["outputs"])]
     if len(last) != 1 or last[0]["op_name"] not in ACTIVATION_OPS:

@@ -1,4 +1,5 @@
-"""The edge environment is what a Raspberry Pi has: no TensorFlow, numpy < 2 with tflite-runtime."""
+"""The edge environments are what a Raspberry Pi has: no TensorFlow; numpy < 2 with tflite-runtime on
+Python <= 3.11 (Raspberry Pi OS 12), ai-edge-litert on Python >= 3.12 (Raspberry Pi OS 13)."""
 
 import importlib.util
 import subprocess
@@ -27,3 +28,11 @@ def test_tflite_runtime_and_numpy1_are_installed():
 
     assert int(np.__version__.split(".")[0]) < 2, "tflite-runtime 2.14 needs numpy < 2"
     assert importlib.util.find_spec("tflite_runtime") is not None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="ai-edge-litert is the interpreter of Python >= 3.12")
+def test_ai_edge_litert_is_the_interpreter_on_newer_pythons():
+    from edge.inference import interpreter_backend
+
+    assert importlib.util.find_spec("tflite_runtime") is None
+    assert interpreter_backend()[0] == "ai_edge_litert"
