@@ -42,6 +42,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import stream_time
 from benchmarks.common import REPO, myo_session, proc_status_kb
 
 FAULTS = ("mcu_reset", "watchdog", "estop", "stream_drop")
@@ -283,6 +284,7 @@ def run(quick: bool = False, ctx=None) -> dict:
     finally:
         summary = rig.stop()
     lost, decisions = rig.lost_commands()
+    stream = _stream_time(ctx)
     per_kind = {}
     for kind in FAULTS:
         times, ok = recovery_times(rig.injections, kind)
@@ -291,7 +293,17 @@ def run(quick: bool = False, ctx=None) -> dict:
             "rounds": rounds, "seconds": time.monotonic() - t0, "recovery": per_kind,
             "lost_commands": lost, "decisions": decisions, "faults": summary.get("faults", {}),
             "safe_state_entries": summary.get("safe_state_entries"),
-            "commands_sent": summary.get("commands_sent"), "commands_failed": summary.get("commands_failed")}
+            "commands_sent": summary.get("commands_sent"), "commands_failed": summary.get("commands_failed"),
+            "stream_time": stream}
+
+
+def _stream_time(ctx) -> dict:
+    """The stream-time checks (:mod:`benchmarks.stream_time`) with a 500 Hz grasp-lift bundle."""
+    from edge.bundle import load_bundle
+
+    ref = ctx.bundle("grasp-lift")
+    path = ref.path if ref is not None else REPO / "tests" / "fixtures" / "bundles" / "grasp-lift"
+    return stream_time.run(load_bundle(path))
 
 
 #: Faults with the recovery goal (issue 13: the firmware protecting itself).  A stream drop is
@@ -313,6 +325,8 @@ def targets(r: dict) -> list[dict]:
                     "measured": worst, "unit": "s", "goal": RECOVERY_GOAL_S, "op": "<=",
                     "note": f"worst of {v['n']}, cause gone → 'resume', simulated arm ({r['arm']}), "
                             "runtime in its own process"})
+    if "stream_time" in r:
+        out += stream_time.targets(r["stream_time"])
     out.append({"area": "robustness", "target": "no lost command outside the injected faults",
                 "measured": r["lost_commands"], "unit": "commands", "goal": 0, "op": "<=",
                 "note": f"of {r['decisions']} decisions"})
@@ -334,6 +348,10 @@ def markdown(r: dict) -> str:
                    "(`LSL_RESOLVE_ALL_S`), so it has no 1 s goal."),
               "", (f"Simulated arm: {r['arm']}; {r['decisions']} decisions, {r['lost_commands']} lost outside the "
                    f"injected faults; runtime faults {r['faults']}; {r['safe_state_entries']} safe-state entries.")]
+    if "stream_time" in r:
+        lines += ["", ("**Stream time** (docs/robustness.md § Stream time): a real LSL outlet on loopback that lies "
+                      "about its rate or age, the runtime in this process; times from the loop's first chunk."), "",
+                  stream_time.markdown(r["stream_time"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 

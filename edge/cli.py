@@ -21,6 +21,7 @@ import contextlib
 import importlib.util
 import inspect
 import logging
+import math
 import os
 import re
 import subprocess
@@ -170,6 +171,28 @@ def _parse_int_list(text: str) -> list[int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a list like 1-3,5") from None
     return out
+
+
+def _positive_mb(text: str) -> float:
+    """A log size in MB: finite and > 0 (0 or NaN would rotate at every line, or never)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of MB") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of MB > 0, got {text}")
+    return v
+
+
+def _at_least_one(text: str) -> int:
+    """A count of rotated logs kept: an integer >= 1 (the file being written is rotated into it)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
 
 
 def _cmd_info(args) -> int:
@@ -407,9 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "('neurogrip stream --speed'); its rate is checked against that (0: not checked)")
     p.add_argument("--log", metavar="FILE", help="append decisions, faults and timings as JSON lines "
                                                  "(rotated by size: FILE.1, FILE.2 ...)")
-    p.add_argument("--log-max-mb", type=float, default=config.LOG_MAX_BYTES / (1 << 20),
+    p.add_argument("--log-max-mb", type=_positive_mb, default=config.LOG_MAX_BYTES / (1 << 20),
                    help=f"rotate the log at this size (default {config.LOG_MAX_BYTES >> 20:d} MB)")
-    p.add_argument("--log-keep", type=int, default=config.LOG_BACKUPS,
+    p.add_argument("--log-keep", type=_at_least_one, default=config.LOG_BACKUPS,
                    help=f"rotated logs kept (default {config.LOG_BACKUPS})")
     p.add_argument("--markers", action="store_true", help="publish decisions on an LSL marker stream")
     p.add_argument("--duration", type=float, help="stop after this many seconds")

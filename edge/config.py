@@ -33,15 +33,15 @@ BRAINFLOW_DROP_TOLERANCE = 3.0  # nominal periods a chunk may fall behind before
 BRAINFLOW_BUFFER_S = 60    # s of samples BrainFlow's ring buffer keeps for us (older ones are overwritten)
 BRAINFLOW_POLL_S = 0.002   # read(timeout) polls BrainFlow's buffer this often (BrainFlow has no blocking read)
 
-# A live stream (LSL, BrainFlow) must run at the rate it declares: a 250 Hz producer that stamps its
-# samples as 500 Hz would feed a 500 Hz bundle signals at half speed (edge/runtime/rate.py).  Its
-# timestamps are compared with arrival time over spans of RATE_CHECK_S, after RATE_WARMUP_S (liblsl
-# hands over its backlog at once); a pause over RATE_MAX_GAP_S restarts the span (a stall is its own
-# fault).  Clock drift between devices is far below the tolerance (100 ppm).
-RATE_CHECK_S = 5.0
-RATE_TOLERANCE = 0.1       # |stream clock / arrival clock - 1| beyond this is a "rate" fault
-RATE_WARMUP_S = 2.0
-RATE_MAX_GAP_S = 0.5
+# A live stream's time is checked on every chunk, from the first (edge/runtime/rate.py,
+# docs/robustness.md § Stream time): its newest sample's age (where the stamps are on a clock this
+# machine reads), or how far it falls behind / runs ahead of its own freshest chunk.  The age limit
+# is the safe-state time of docs/design.md §3: data older than that cannot make a timely command, and
+# a Bluetooth headset's chunking and jitter (tens of ms) stay well inside it.
+STREAM_MAX_AGE_S = 0.25      # data older (or stamps further ahead) are never decided on
+STREAM_BEHIND_HOLD_S = 0.3   # behind this long → an "age"/"rate" fault and REST (detected in <= 1 s at 0.5x)
+STREAM_CLEAR_S = 0.8         # a stream that ran ahead must run at its declared rate this long to resume
+RATE_TOLERANCE = 0.1         # |stream clock / arrival clock - 1| that counts as a wrong rate
 
 # The JSON-lines log (`neurogrip run --log`): about 60 MB a day at 20 decisions/s, so it rotates by size
 # (edge/runtime/outputs.py): at most LOG_MAX_BYTES per file, LOG_BACKUPS older files (FILE.1 ...).

@@ -292,7 +292,11 @@ class TrustPolicy:
         :data:`edge.config.TRUSTED_KEYS_DIR` (may be missing or empty: no trust store), and the opt-out
         ``$NEUROGRIP_ALLOW_UNSIGNED``.  ``where`` (the bundle) names a bad opt-out value."""
         allow = _allow_unsigned(where)
-        named = os.environ.get(TRUSTED_KEYS_ENV, "")
+        named = os.environ.get(TRUSTED_KEYS_ENV)
+        if named is not None and not named.strip():
+            # set but empty: a script's unset variable, not a wish to check nothing; fail closed
+            raise SignatureError(where, f"{TRUSTED_KEYS_ENV} is set but empty", f"name the trust store directory "
+                                 f"(e.g. {config.TRUSTED_KEYS_DIR}), or unset {TRUSTED_KEYS_ENV} to use that default")
         if named:
             return cls.from_directory(named, allow_unsigned=allow)
         store = Path(config.TRUSTED_KEYS_DIR)

@@ -7,8 +7,10 @@ sends commands over a :class:`firmware_bridge.link.ArmLink`, publishes decisions
 - stream stalled or lost for ``safe_after_ms`` (default 200 ms) → arm to its safe pose (REST),
   resume when valid data returns;
 - a window with NaN/inf or out-of-range samples never produces a command (counted as a fault);
-- a live stream whose clock runs at another rate than it declares (its timestamps against arrival
-  time, :mod:`edge.runtime.rate`) → safe state, counted as a ``rate`` fault, until they agree;
+- a live stream's time is checked on every chunk (its timestamps against arrival time,
+  :mod:`edge.runtime.rate`): data older than ``STREAM_MAX_AGE_S`` are never decided on, and after
+  ``STREAM_BEHIND_HOLD_S`` of them the arm rests (an ``age`` or ``rate`` fault); stamps running
+  ahead of time (a stream faster than it declares) → a ``rate`` fault and safe state at once;
 - the arm's own e-stop pressed (its firmware reports it) → nothing is sent until it is released;
   then control resumes from where the arm stopped (nothing moves by itself);
 - processing later than ``budget_ms`` is a deadline miss; a chunk that yields several windows
@@ -29,10 +31,9 @@ from edge.bundle import Bundle
 from edge.config import RuntimeConfig
 from edge.runtime.outputs import JsonLog, MarkerOutlet
 from edge.runtime.pipeline import Pipeline
-from edge.runtime.rate import RateMonitor
+from edge.runtime.rate import StreamClock
 from edge.runtime.report import STAGES, RunSummary, Timings, peak_rss_mb, percentiles
 from edge.runtime.safety import FIRMWARE_RESTED, Safety
-from edge.sources import import_pylsl
 from edge.sources.units import prepare_source
 from firmware_bridge.errors import LinkError, Nacked
 from firmware_bridge.protocol import Reason
@@ -72,17 +73,19 @@ class Runtime(Safety):
         self._last_good = time.monotonic()
         self._fault_logged: dict[str, float] = {}
         self._consecutive_misses = 0
-        # A live producer must deliver the rate it declares (edge/runtime/rate.py).
+        # A live producer's time must be trustworthy: its rate, the age of its data (edge/runtime/rate.py).
+        # Where its stamps are on a clock this machine reads (stream_clock), the age is measured directly.
         speed = self.config.stream_speed
-        self._rate = RateMonitor(speed) if source.live and source.fs > 0 and speed > 0 else None
+        self._stream_now = getattr(source, "stream_clock", None)
+        self._clock = (StreamClock(speed, absolute=self._stream_now is not None)
+                       if source.live and source.fs > 0 and speed > 0 else None)
+        self._behind_since: float | None = None  # when the stream's data fell behind
+        self._ok_since: float | None = None
         # Causes that hold the arm at rest whatever else clears: a stream at the wrong rate, the arm's
         # own e-stop.  Each clears only by itself (_release).
         self._holds: set[str] = set()
         self._firmware_rested = False  # the firmware rested the arm and no REST was acknowledged since
         self._stop = False
-        self._lsl_clock = None
-        if getattr(source, "kind", "") == "lsl":
-            self._lsl_clock = import_pylsl().local_clock
         self._log("start", bundle=str(bundle.path), content_hash=bundle.content_hash, task=bundle.task,
                   source=repr(source), interpreter=self.summary.interpreter,
                   arm=None if arm is None else getattr(arm, "url", "arm"))
@@ -133,14 +136,11 @@ class Runtime(Safety):
                 if chunk is None and getattr(self.source, "exhausted", False):
                     break
                 if chunk is not None:
-                    if self._rate is not None:
-                        ratio = self._rate.update(chunk.t_received, float(chunk.timestamps[-1]))
-                        if ratio is not None:
-                            self._check_rate(ratio)
+                    untimely = self._clock is not None and self._check_clock(chunk)
                     first_ts = chunk.timestamps[0] if first_ts is None else first_ts
                     last_ts = chunk.timestamps[-1]
                     good = self.pipeline.valid_samples
-                    self._handle(chunk, read_ms)
+                    self._handle(chunk, read_ms, untimely)
                     if self.pipeline.valid_samples > good:
                         self._last_good = time.monotonic()
                         if self._safe and self._safe_reason in ("stream stalled", "no valid EEG"):
@@ -164,7 +164,7 @@ class Runtime(Safety):
             self._finish(t_start, first_ts, last_ts)
         return self.summary
 
-    def _handle(self, chunk, read_ms: float) -> None:
+    def _handle(self, chunk, read_ms: float, untimely: bool = False) -> None:
         cfg, pipe = self.config, self.pipeline
         before = dict(pipe.faults)
         results = pipe.process(chunk)
@@ -176,15 +176,21 @@ class Runtime(Safety):
                     kind, f"bad samples near index {chunk.first_index}; windows containing them are not used"))
         if not results:
             return
+        if untimely:
+            # Data too old (or a clock running ahead): through the chain, so its state stays continuous,
+            # but never decided on; the decider forgets the votes they cast (edge/runtime/rate.py).
+            self.summary.untimely_windows += len(results)
+            pipe.decider.reset()
+            return
         if self.summary.startup_seconds is None:
             self.summary.startup_seconds = time.monotonic() - self.t_created
-        # acquire: for LSL, the transport delay of the chunk's newest sample (pushed → received);
+        # acquire: for LSL (a stream_clock), the transport delay of the chunk's newest sample (pushed → received);
         # for a replay, the time read() took.  Samples that waited inside the sender's chunk before
         # it was pushed are, like the filter's group delay, a property of the headset, not ours.
         acquire = read_ms
-        if self._lsl_clock is not None:
-            received_lsl = self._lsl_clock() - (time.monotonic() - chunk.t_received)
-            acquire = max(0.0, (received_lsl - float(chunk.timestamps[-1])) * 1e3)
+        if self._stream_now is not None:
+            received = self._stream_now() - (time.monotonic() - chunk.t_received)
+            acquire = max(0.0, (received - float(chunk.timestamps[-1])) * 1e3)
         for r in results:
             d = r.decision
             send_ms = 0.0

@@ -1,68 +1,108 @@
-"""Does a live stream's clock run at the rate it declares?
+"""Can a live stream's time be trusted?  Its rate and the age of its data, from the first chunk.
 
-An LSL (or BrainFlow) producer declares a nominal rate and stamps its samples.  A producer that
-sends 250 samples a second but stamps them 1/500 s apart (a device clock that believes its
-declared rate) shows no gap anywhere, and a 500 Hz bundle would run on a signal played at half
-its speed.  What cannot lie is when the samples arrive here: :class:`RateMonitor` compares how far
-the stream's timestamps advance with how far the arrival clock advances, over spans of
-``RATE_CHECK_S`` (edge/config.py; docs/design.md §3).
+An LSL (or BrainFlow) producer declares a nominal rate and stamps its samples.  Two lies matter:
 
-Samples lost on the way (a gap in the timestamps) change neither clock, so a stream with
-drop-outs is not a rate fault (its gaps restart the chain and are counted where they happen).  A
-producer whose samples liblsl stamps on arrival, 1/fs apart back from the chunk's arrival, keeps
-the two clocks together: a slow one leaves a gap before every chunk, so no window ever completes
-and nothing is decided on it.
+* **behind** — the data are older than they should be: a Bluetooth or network backlog (every sample
+  stamped seconds in the past), or a producer that sends 250 samples a second but stamps them 1/500 s
+  apart, whose stamps fall further behind the clock every second.  A decision on such data moves
+  the arm for what the person did long ago.
+* **ahead** — the stamps advance faster than time passes: a producer sending 1000 samples a second
+  stamped as 500 Hz.  A 500 Hz bundle would decide on the signal played at twice its speed.
+
+What cannot lie is when the samples arrive here.  :class:`StreamClock` compares each chunk's newest
+stamp with its arrival (docs/robustness.md § Stream time):
+
+* **absolute** — where the stream's timestamps are on a clock this machine reads (LSL's
+  clock-corrected ``local_clock``, BrainFlow's Unix time) and the stream plays in real time, the
+  newest sample's *age* is simply arrival − stamp;
+* **relative** — otherwise (a recording streamed ``k`` times faster, a clock this machine cannot
+  read), ``offset = arrival − stamp / k`` is compared with the smallest offset seen since the
+  stream started (its freshest chunk): how far it has fallen *behind* that, and how far that
+  smallest offset has moved *ahead* of where it started.
+
+There is no warm-up and nothing resets the comparison except the check itself, after it has raised
+"ahead" (so that a stream that runs right again can clear): pauses, stalls and bursts change neither
+clock's reading, so they cannot walk a lying stream around it.  Samples lost on the way (a jump in
+the stamps that matches the time that passed) change neither either.  A backlog after a stall
+arrives *behind*: it is not decided on, as it should not be, and clears by itself once the stream is
+live again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from edge import config as C
 from edge._checks import check_positive
 
+#: verdicts of :meth:`StreamClock.update`
+OK, BEHIND, AHEAD = "ok", "behind", "ahead"
 
-class RateMonitor:
-    """The stream clock's speed against the arrival clock, one span at a time.
+
+@dataclass(frozen=True)
+class ClockVerdict:
+    """One chunk judged.  ``seconds``: how far behind (its age beyond the fresh one's, or its age when
+    absolute) or ahead; ``ratio``: the stream clock's speed against the arrival clock since the
+    comparison began (1: as declared), or None before 0.1 s have passed."""
+
+    state: str
+    seconds: float
+    ratio: float | None = None
+
+
+class StreamClock:
+    """A live stream's timestamps against their arrival, one chunk at a time.
 
     Parameters
     ----------
     expected : float
-        The expected ratio (1: a device; ``k``: a recording streamed ``k`` times faster).
-    span_s, warmup_s, max_gap_s : float, optional
-        Default :data:`edge.config.RATE_CHECK_S`, ``RATE_WARMUP_S``, ``RATE_MAX_GAP_S``.  Arrival time per measurement; time ignored at the start (liblsl hands over its backlog
-        at once); a pause between two chunks longer than ``max_gap_s`` starts a new warm-up (the
-        backlog after a stall comes in bursts of old samples).
+        The expected ratio of the two clocks (1: a device; ``k``: a recording streamed ``k`` times
+        faster than real time).
+    absolute : bool
+        The arrival times given to :meth:`update` are on the stream's own clock (and ``expected``
+        is 1): the newest sample's age is measured directly, so a constant backlog is seen too.
+    tolerance_s : float, optional
+        Default :data:`edge.config.STREAM_MAX_AGE_S`: how far a chunk may be behind, or the stream
+        ahead, before the verdict says so.
     """
 
-    def __init__(self, expected: float = 1.0, span_s: float | None = None, warmup_s: float | None = None,
-                 max_gap_s: float | None = None):
+    def __init__(self, expected: float = 1.0, absolute: bool = False, tolerance_s: float | None = None):
         self.expected = check_positive(expected, "expected")
+        self.absolute = bool(absolute) and expected == 1.0
         # None: edge/config.py's, read now (not when this module was imported)
-        self.span_s = C.RATE_CHECK_S if span_s is None else span_s
-        self.warmup_s = C.RATE_WARMUP_S if warmup_s is None else warmup_s
-        self.max_gap_s = C.RATE_MAX_GAP_S if max_gap_s is None else max_gap_s
-        self._first = self._last = self._start = None
-        self._ts0 = 0.0
+        self.tolerance_s = check_positive(C.STREAM_MAX_AGE_S if tolerance_s is None else tolerance_s,
+                                          "tolerance_s")
+        self._start: tuple[float, float] | None = None  # (arrival, stamp) where the comparison began
+        self._anchor = self._best = 0.0  # relative: the offset at the start, the smallest since
 
-    def update(self, t_arrival: float, t_stream: float) -> float | None:
-        """A chunk arrived at ``t_arrival`` (monotonic s) whose last sample is stamped ``t_stream``.
+    def update(self, t_arrival: float, t_stream: float) -> ClockVerdict:
+        """A chunk whose newest sample is stamped ``t_stream`` arrived at ``t_arrival`` (seconds; on the
+        stream's clock when ``absolute``, else any steady clock)."""
+        if self._start is None:
+            self._start = (t_arrival, t_stream)
+            self._anchor = self._best = t_arrival - t_stream / self.expected
+        ratio = self._ratio(t_arrival, t_stream)
+        tol = self.tolerance_s
+        if self.absolute:
+            age = t_arrival - t_stream
+            if age > tol:
+                return ClockVerdict(BEHIND, age, ratio)
+            if -age > tol:
+                self._start = None  # measured again from here, so a stream that runs right can clear
+                return ClockVerdict(AHEAD, -age, ratio)
+            return ClockVerdict(OK, age, ratio)
+        offset = t_arrival - t_stream / self.expected
+        self._best = min(self._best, offset)
+        if offset - self._best > tol:
+            return ClockVerdict(BEHIND, offset - self._best, ratio)
+        if self._anchor - self._best > tol:
+            ahead = self._anchor - self._best
+            self._start = None
+            return ClockVerdict(AHEAD, ahead, ratio)
+        return ClockVerdict(OK, offset - self._best, ratio)
 
-        Returns the measured/expected ratio of the two clocks when a span completes (1.0: as
-        declared; 0.5: the stream's clock runs at half the speed its timestamps claim), else None.
-        """
-        if self._first is None:
-            self._first = self._last = t_arrival
+    def _ratio(self, t_arrival: float, t_stream: float) -> float | None:
+        a0, s0 = self._start
+        if t_arrival - a0 < 0.1:
             return None
-        gap, self._last = t_arrival - self._last, t_arrival
-        if gap > self.max_gap_s:
-            # After a pause the backlog arrives in bursts of old samples: warm up again, as at the start.
-            self._first, self._start = t_arrival, None
-            return None
-        if t_arrival - self._first < self.warmup_s or self._start is None:
-            self._start, self._ts0 = t_arrival, t_stream  # (re)start the span here
-            return None
-        elapsed = t_arrival - self._start
-        if elapsed < self.span_s:
-            return None
-        ratio = (t_stream - self._ts0) / elapsed / self.expected
-        self._start, self._ts0 = t_arrival, t_stream
-        return ratio
+        return (t_stream - s0) / (t_arrival - a0) / self.expected

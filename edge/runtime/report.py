@@ -22,6 +22,7 @@ class RunSummary:
     deadline_misses: int = 0
     dropped_windows: int = 0
     safe_state_entries: int = 0
+    untimely_windows: int = 0  # windows on data too old (or ahead of time): never decided on
     faults: dict = field(default_factory=dict)
     held: dict = field(default_factory=dict)  # commands held back by the arm's state, per reason
     stages_ms: dict = field(default_factory=dict)     # stage → {p50, p99, max}

@@ -8,8 +8,8 @@ Causes and how each ends:
 * the firmware rested the arm itself (an MCU reset, a watchdog trip the runtime did not ask for)
   → REST; cleared once a REST was acknowledged (its path clears the firmware's latch) and valid
   data flow;
-* *holds* — a stream whose clock runs at another rate than it declares (:mod:`edge.runtime.rate`),
-  the arm's own e-stop switch — clear only by themselves (:meth:`Safety._release`), whatever else
+* *holds* — a stream whose time cannot be trusted (stamps ahead of time, data too old:
+  :mod:`edge.runtime.rate`), the arm's own e-stop switch — clear only by themselves (:meth:`Safety._release`), whatever else
   cleared meanwhile.  The e-stop sends nothing, not even REST, and keeps the arm-state sequence:
   the arm froze where it is.
 """
@@ -21,6 +21,7 @@ import time
 
 from edge import config as C
 from edge.errors import RunError
+from edge.runtime.rate import AHEAD, BEHIND
 from firmware_bridge.errors import LinkError, Nacked
 from firmware_bridge.link import FaultKind
 from firmware_bridge.protocol import Action, Fault, Reason
@@ -29,6 +30,9 @@ log = logging.getLogger("edge.runtime.loop")  # one logger for the live loop, wh
 
 #: The safe-state reason after the firmware rested the arm itself (an MCU reset, a watchdog trip).
 FIRMWARE_RESTED = "arm rested by its firmware"
+#: Holds of a live stream whose time cannot be trusted (edge/runtime/rate.py): stamps ahead of time,
+#: data behind it.
+STREAM_RATE, STREAM_TIME = "stream rate", "stream data too old"
 
 
 class Safety:
@@ -147,20 +151,61 @@ class Safety:
             self._log("resume", after=self._safe_reason, why=why)
             log.info("resumed after %s: %s", self._safe_reason, why)
 
-    def _check_rate(self, ratio: float) -> None:
-        """A span of the live stream measured: hold the arm at rest while it delivers another rate
-        than it declares, resume when it delivers its own again."""
+    def _check_clock(self, chunk) -> bool:
+        """Judge a live chunk's time (:mod:`edge.runtime.rate`); True when its data must not be decided on.
+
+        * behind (older than :data:`~edge.config.STREAM_MAX_AGE_S`): never decided on; behind for
+          :data:`~edge.config.STREAM_BEHIND_HOLD_S` → a fault (``rate`` when the lag grows: the stream
+          delivers fewer samples than it declares; ``age`` for a constant backlog) and the arm to
+          REST, until a chunk is fresh again;
+        * ahead (stamps advancing faster than time): a ``rate`` fault and REST at once, until the
+          stream has run at its declared rate for :data:`~edge.config.STREAM_CLEAR_S`.
+        """
+        t_arrival = chunk.t_received
+        if self._stream_now is not None:  # arrival on the stream's own clock, as the stamps are
+            t_arrival = self._stream_now() - (time.monotonic() - chunk.t_received)
+        v = self._clock.update(t_arrival, float(chunk.timestamps[-1]))
+        now = time.monotonic()
         fs, speed = self.source.fs, self.config.stream_speed
-        if abs(ratio - 1.0) > C.RATE_TOLERANCE:
-            played = f" x {speed:g} (--stream-speed)" if speed != 1 else ""
-            self.fault("rate", f"the stream's timestamps advance {ratio:.2f}x as fast as its samples arrive: it "
-                               f"delivers about {fs * speed / ratio:.0f} samples/s stamped as {fs:g} Hz{played}, so "
-                               "the bundle would decide on a signal at the wrong speed; fix the producer's rate (or "
-                               "the rate it declares); for a recording streamed faster than real time, "
-                               "--stream-speed")
-            self._hold("stream rate")
-        else:
-            self._release("stream rate", f"the stream runs at its declared {fs:g} Hz again")
+        played = f" x {speed:g} (--stream-speed)" if speed != 1 else ""
+        if v.state == AHEAD:
+            self._behind_since, self._ok_since = None, None
+            delivered = "" if v.ratio is None else f"it delivers about {fs * speed * v.ratio:.0f} samples/s "
+            self.fault("rate", f"the stream's timestamps run {v.seconds:.2f} s ahead of the time that passed: "
+                               f"{delivered}stamped as {fs:g} Hz{played}, so the bundle would decide on a signal "
+                               "at the wrong speed; fix the producer's rate (or the rate it declares); for a "
+                               "recording streamed faster than real time, --stream-speed")
+            self._hold(STREAM_RATE)
+            return True
+        if v.state == BEHIND:
+            self._ok_since = None
+            if self._behind_since is None:
+                self._behind_since = now
+            t0 = self._behind_since
+            if now - t0 >= C.STREAM_BEHIND_HOLD_S and STREAM_TIME not in self._holds:
+                if v.ratio is not None and 1.0 - v.ratio > C.RATE_TOLERANCE:  # its lag grows: a slow stream
+                    self.fault("rate", f"the stream falls behind its own timestamps by {1 - v.ratio:.2f} s every "
+                                       f"second: it delivers about {fs * speed * v.ratio:.0f} samples/s "
+                                       f"stamped as {fs:g} Hz{played}; its data are {v.seconds:.2f} s old and "
+                                       "are not decided on; fix the producer's rate (or the rate it declares)")
+                else:
+                    self.fault("age", f"the stream's newest samples are {v.seconds:.2f} s old (a backlog in "
+                                      "the producer, the network or Bluetooth); data older than "
+                                      f"{C.STREAM_MAX_AGE_S * 1e3:.0f} ms are not decided on; bring the "
+                                      "producer closer or lighten its link")
+                self._hold(STREAM_TIME)
+            return True
+        self._behind_since = None
+        self._release(STREAM_TIME, "the stream's data are fresh again")
+        if STREAM_RATE in self._holds:
+            self._ok_since = now if self._ok_since is None else self._ok_since
+            steady = v.ratio is None or abs(v.ratio - 1.0) <= C.RATE_TOLERANCE
+            if not steady:
+                self._ok_since = now
+            elif now - self._ok_since >= C.STREAM_CLEAR_S:
+                self._release(STREAM_RATE, f"the stream runs at its declared {fs:g} Hz again")
+            return True
+        return False
 
     def _watch_link(self) -> None:
         """The link's own reports: the firmware protected itself (an MCU reset, a watchdog trip we did not

@@ -159,6 +159,10 @@ class Source:
     #: A producer outside this process sets the pace (LSL, a BrainFlow board): the runtime checks
     #: that it delivers the rate it declares (edge/runtime/rate.py).  Replays pace themselves.
     live: ClassVar[bool] = False
+    #: "Now" on the clock of this source's timestamps, where this machine reads that clock (LSL's
+    #: clock-corrected ``local_clock``): the runtime then checks the age of the data directly.  None:
+    #: only against the stream's own freshest chunk (edge/runtime/rate.py).
+    stream_clock: Callable[[], float] | None = None
     #: Options a spec string may set: spec key → cast from the spec's text (in the order the
     #: "allowed:" of an error lists them).  Each is a keyword of :meth:`spec_factory`.
     OPTIONS: ClassVar[dict[str, Callable[[str], object]]] = {}

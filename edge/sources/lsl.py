@@ -158,6 +158,8 @@ class LSLSource(Source):
         self.source_id, self.hostname = self.identity.source_id, self.identity.hostname
         self.identity.warn_unpinned(props, self.searched)
         self._inlet = inlet
+        # proc_clocksync puts every stamp on this machine's LSL clock: the data's age is measurable
+        self.stream_clock = pylsl.local_clock
         self._dtype = np.dtype(dtype)
         self._cap = int(max_chunk)
         # Preallocated buffers: liblsl writes into _raw (the stream's dtype), which is cast into

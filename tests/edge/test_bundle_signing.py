@@ -347,3 +347,14 @@ def test_keygen_sign_and_verify_commands(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(signing.ALLOW_UNSIGNED_ENV, "1")  # verify ignores the opt-out
     with pytest.raises(SignatureError, match="unsigned"):
         verify_main([str(GL), "--trusted-keys", str(tmp_path / "keys")])
+
+
+def test_an_empty_trust_store_variable_fails_closed(monkeypatch):
+    """NEUROGRIP_TRUSTED_KEYS='' (a script's unset variable) must not fall back to no trust store, where an
+    unsigned bundle would load."""
+    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, "")
+    with pytest.raises(SignatureError, match="set but empty"):
+        load_bundle(FIXTURE_BUNDLES / "grasp-lift")
+    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, "  ")
+    with pytest.raises(SignatureError, match="unset"):
+        signing.TrustPolicy.from_environment()

@@ -24,6 +24,15 @@ def test_unknown_subcommand_is_one_line_with_the_fix():
     assert out.stderr.count("\n") == 1 and "invalid choice: 'fly'" in out.stderr and "--help" in out.stderr
 
 
+@pytest.mark.parametrize("args", [("--log-max-mb", "0"), ("--log-max-mb", "nan"), ("--log-max-mb", "-1"),
+                                  ("--log-keep", "0"), ("--log-keep", "-1"), ("--log-keep", "two")])
+def test_log_rotation_arguments_out_of_range_are_one_line_errors(args, tmp_path):
+    out = run("run", "--bundle", str(FIXTURE_BUNDLES / "grasp-lift"), "--source", "synthetic:",
+              "--log", str(tmp_path / "log.jsonl"), *args)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and args[0] in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "log.jsonl").exists()
+
+
 def test_info_and_bad_file(tmp_path):
     out = run("info", str(tmp_path / "missing.csv"))
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "file not found" in out.stderr

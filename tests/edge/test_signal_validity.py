@@ -1,10 +1,12 @@
-"""Inputs that must neither stop nor fool the loop: time that goes back or repeats, flat channels."""
+"""Inputs that must neither stop nor fool the loop: time that goes back or repeats, flat channels, a stream
+whose rate or age cannot be trusted."""
 
-import time
+import re
 
 import numpy as np
 import pytest
 
+from benchmarks.stream_time import lying_producer_run
 from edge.bundle import load_bundle
 from edge.config import RuntimeConfig
 from edge.runtime import Pipeline, Runtime
@@ -85,125 +87,148 @@ def test_time_going_back_inside_a_chunk_with_several_windows_is_a_fault_not_a_cr
 # --------------------------------------------------------------------------- a stream that lies about its rate
 
 
-def test_rate_monitor_spans_warmup_and_pauses():
-    from edge.runtime.rate import RateMonitor
+def _feed(clock, pattern, seconds, dt=0.1, t0=100.0, stamp0=100.0):
+    """Chunks every ``dt`` s of arrival time; ``pattern(t)`` → (samples in this chunk at 500 Hz, pause s
+    before it).  Returns [(arrival, verdict)]."""
+    t, ts, out = t0, stamp0, []
+    while t - t0 < seconds:
+        n, pause = pattern(t - t0)
+        t += dt + pause
+        ts += n / 500
+        out.append((t - t0, clock.update(t, ts)))
+    return out
 
-    m = RateMonitor(1.0, span_s=2.0, warmup_s=1.0, max_gap_s=0.5)
-    t, ratios = 0.0, []
-    for k in range(60):  # 25 samples every 0.1 s stamped 1/500 s apart: the stream clock runs at half speed
-        ratios.append(m.update(t, (k + 1) * 25 / 500))
-        t += 0.1
-    got = [r for r in ratios if r is not None]
-    assert len(got) == 2 and all(r == pytest.approx(0.5, abs=1e-9) for r in got)
-    assert all(r is None for r in ratios[:30])  # 1 s of warm-up, then a whole span first
-    m2 = RateMonitor(2.0, span_s=2.0, warmup_s=0.0, max_gap_s=0.5)  # a recording played 2x faster
-    m2.update(0.0, 0.0)
-    assert m2.update(0.1, 0.2) is None and m2.update(5.0, 0.4) is None  # a pause restarts the span
-    vals = [m2.update(5.0 + 0.1 * k, 0.4 + 0.2 * k) for k in range(1, 25)]
-    assert [v for v in vals if v is not None] == [pytest.approx(1.0)]
-    # a 3 s stall of a 500 Hz stream, then its backlog in chunks of 1024 samples (LSL_MAX_CHUNK) as
-    # fast as the loop reads them, then live chunks again: warm-up after the stall, no false fault
-    m4 = RateMonitor(1.0, span_s=2.0, warmup_s=1.0, max_gap_s=0.5)
-    t, ts, got = 0.0, 0.0, []
+
+def _first(verdicts, state):
+    return next((t for t, v in verdicts if v.state == state), None)
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_a_stream_at_half_its_rate_is_behind_within_a_second_whatever_its_pauses(absolute):
+    from edge.runtime.rate import AHEAD, BEHIND, StreamClock
+
+    # the review's attack: 250 samples/s stamped 2 ms apart (as 500 Hz), a 0.6 s pause every 4 s
+    def attack(t):
+        return 25, (0.6 if int(t * 10) % 40 == 39 else 0.0)
+
+    got = _feed(StreamClock(1.0, absolute=absolute), attack, 40.0)
+    first = _first(got, BEHIND)
+    assert first is not None and first <= 0.7
+    assert all(v.state == BEHIND for t, v in got if t > first)  # no pause restarts anything
+    assert _first(got, AHEAD) is None
+    assert got[-1][1].ratio == pytest.approx(0.5 * 40 / (40 + 0.6 * 10), rel=0.05)
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_a_stream_at_twice_its_rate_is_ahead_within_a_second(absolute):
+    from edge.runtime.rate import AHEAD, StreamClock
+
+    got = _feed(StreamClock(1.0, absolute=absolute), lambda t: (100, 0.0), 5.0)
+    first = _first(got, AHEAD)
+    assert first is not None and first <= 0.4
+    assert sum(v.state == AHEAD for _, v in got) >= 5  # caught again and again, not once
+
+
+def test_a_constant_backlog_is_behind_from_the_first_chunk_when_the_clock_is_shared():
+    from edge.runtime.rate import BEHIND, StreamClock
+
+    got = _feed(StreamClock(1.0, absolute=True), lambda t: (50, 0.0), 3.0, stamp0=95.0)  # 5 s old
+    assert all(v.state == BEHIND and v.seconds == pytest.approx(5.0, abs=0.11) for _, v in got)
+    assert got[-1][1].ratio == pytest.approx(1.0, abs=0.05)  # the rate is right: it is the age
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_honest_streams_stalls_backlogs_and_losses_are_never_ahead_and_clear(absolute):
+    from edge.runtime.rate import AHEAD, BEHIND, OK, StreamClock
+
+    c = StreamClock(1.0, absolute=absolute)
+    t, ts, got = 100.0, 100.0, []
     for _ in range(40):  # 4 s live
         t, ts = t + 0.1, ts + 0.1
-        got.append(m4.update(t, ts))
-    t += 3.0  # the stall: 1500 samples pile up
-    backlog = 1500
+        got.append(c.update(t, ts))
+    t += 3.0  # a 3 s stall: 1500 samples pile up, then come as fast as the loop reads them
+    backlog, burst = 1500, []
     while backlog > 0:
         n = min(1024, backlog)
         backlog -= n
         t, ts = t + 0.01, ts + n / 500
-        got.append(m4.update(t, ts))
-    for _ in range(60):  # live again
+        burst.append(c.update(t, ts))
+    assert burst[0].state == BEHIND  # old samples: not decided on
+    for _ in range(30):  # live again
         t, ts = t + 0.1, ts + 0.1
-        got.append(m4.update(t, ts))
-    assert all(r == pytest.approx(1.0, abs=0.05) for r in got if r is not None) and any(r is not None for r in got)
-    # lost samples (a jump in the timestamps that matches the time that passed) are no rate fault
-    m3 = RateMonitor(1.0, span_s=2.0, warmup_s=0.0, max_gap_s=0.5)
-    m3.update(0.0, 0.0)
-    vals = [m3.update(0.1 * k, 0.1 * k) for k in range(1, 45)]
-    assert [v for v in vals if v is not None] == [pytest.approx(1.0), pytest.approx(1.0)]
+        got.append(c.update(t, ts))
+    t, ts = t + 1.0, ts + 1.0  # 1 s of samples lost on the way: stamps jump with the time that passed
+    for _ in range(30):
+        t, ts = t + 0.1, ts + 0.1
+        got.append(c.update(t, ts))
+    assert all(v.state == OK for v in got) and all(v.state != AHEAD for v in burst)
 
 
-def _lying_outlet_run(monkeypatch, delivered_hz: float, seconds: float, stamps: str = "producer",
-                      stream_speed: float = 1.0):
-    """A real LSL outlet that declares 500 Hz and pushes ``delivered_hz`` samples a second, run
-    through the runtime.  ``stamps="producer"``: the producer stamps sample *i* ``t0 + i/500`` (a
-    device clock that believes its declared rate: no gap anywhere, the dangerous case);
-    ``"liblsl"``: liblsl stamps each chunk's samples 1/500 s back from its arrival (gaps between
-    chunks)."""
-    import threading
-    import uuid
+def test_a_recording_streamed_faster_is_judged_against_its_speed():
+    from edge.runtime.rate import OK, StreamClock
 
-    pylsl = pytest.importorskip("pylsl")
-    from edge import config as C
-    from edge.sources import open_source
-
-    monkeypatch.setattr(C, "RATE_WARMUP_S", 0.5)
-    monkeypatch.setattr(C, "RATE_CHECK_S", 1.5)
-    name = f"ng-rate-{uuid.uuid4().hex[:8]}"
-    info = pylsl.StreamInfo(name, "EEG", 32, 500.0, "float32", name)
-    info.set_channel_labels(list(GL.channels))
-    info.set_channel_units("microvolts")
-    outlet = pylsl.StreamOutlet(info)
-    x = grasp_lift_series(1, 7, seed=0, n_trials=4).samples.astype(np.float32)
-    stop = threading.Event()
-
-    def push():
-        k, per, t0, t0_lsl = 0, int(delivered_hz / 10), time.monotonic(), pylsl.local_clock()
-        while not stop.is_set() and (k + 1) * per <= len(x):
-            if stamps == "producer":  # the timestamp of the chunk's last sample on the declared clock
-                outlet.push_chunk(x[k * per:(k + 1) * per], t0_lsl + ((k + 1) * per - 1) / 500.0)
-            else:
-                outlet.push_chunk(x[k * per:(k + 1) * per])
-            k += 1
-            time.sleep(max(0.0, t0 + k * 0.1 - time.monotonic()))
-
-    pusher = threading.Thread(target=push, daemon=True)
-    pusher.start()
-    rt = Runtime(GL, open_source(f"lsl:name={name}&timeout=5"), None,
-                 RuntimeConfig(budget_ms=1000, stream_speed=stream_speed))
-    fired_at_fault = []
-    fault = rt.fault
-
-    def spy(kind, detail):
-        if kind == "rate" and not fired_at_fault:
-            fired_at_fault.append(rt.summary.decisions_fired)
-        fault(kind, detail)
-
-    rt.fault = spy
-    try:
-        s = rt.run(max_seconds=seconds)
-    finally:
-        stop.set()
-        pusher.join(2)
-    return s, fired_at_fault
+    got = _feed(StreamClock(2.0), lambda t: (100, 0.0), 5.0)  # 1000 samples/s of a 500 Hz recording
+    assert all(v.state == OK for _, v in got)
+    assert StreamClock(2.0, absolute=True).absolute is False  # its stamps are not wall time
 
 
-def test_a_stream_delivering_half_its_declared_rate_rests_the_arm(monkeypatch):
-    s, fired_at_fault = _lying_outlet_run(monkeypatch, 250.0, 6.0)
-    assert s.faults.get("rate", 0) >= 2 and s.safe_state_entries >= 1
-    assert s.windows > 20  # continuous timestamps: windows flow, only the rate says something is wrong
+def _lying_outlet_run(delivered_hz, seconds, **kw):
+    return lying_producer_run(GL, delivered_hz, seconds, **kw)
+
+
+def test_a_stream_delivering_half_its_declared_rate_rests_the_arm_within_a_second():
+    s, faults, fired_at_fault = _lying_outlet_run(250.0, 4.0)
+    assert faults and faults[0][1] == "rate" and faults[0][0] <= 1.0
+    delivered = float(re.search(r"delivers about (\d+) samples/s", faults[0][2]).group(1))
+    assert 200 <= delivered <= 320  # the rate it delivers (since it started, with its first burst), not 1000
+    assert s.safe_state_entries >= 1 and s.windows > 20 and s.untimely_windows > 0
     assert s.decisions_fired == fired_at_fault[0]  # nothing decided once it was seen
 
 
-def test_half_rate_stamped_by_liblsl_never_completes_a_window(monkeypatch):
+def test_pauses_do_not_walk_a_half_rate_stream_around_the_check():
+    """The review's attack: 250 samples/s stamped as 500 Hz with a 0.6 s pause every 4 s (every pause
+    used to restart the check's 7 s measurement)."""
+    s, faults, fired_at_fault = _lying_outlet_run(250.0, 10.0, pause=lambda t: 0.6 if int(t * 10) % 40 == 39 else 0)
+    assert faults and faults[0][0] <= 1.0 and s.decisions_fired == fired_at_fault[0]
+    assert s.untimely_windows > 0.8 * s.windows
+
+
+def test_a_stream_at_twice_its_rate_is_stopped_within_a_second_and_resumes_when_right():
+    s, faults, _fired_at_fault = _lying_outlet_run(lambda t: 1000.0 if t < 3 else 500.0, 7.0)
+    assert faults and faults[0][1] == "rate" and faults[0][0] <= 1.0
+    assert "ahead" in faults[0][2]
+    # caught again while it lasts; control comes back within a second once it is right, and stays
+    fixed = 3.0 - s.loop_start  # in the loop's time
+    assert all(t < fixed + 0.2 for t, _, _ in faults) and len(faults) >= 2
+    back = [t for t, cause in s.released if cause == "stream rate"]
+    assert back and fixed < back[-1] <= fixed + 1.0 + 0.2
+    assert s.untimely_windows < s.windows
+
+
+def test_old_data_are_never_decided_on():
+    """Every sample stamped 5 s in the past (a Bluetooth or network backlog): an ``age`` fault within a
+    second, and not one decision."""
+    s, faults, _ = _lying_outlet_run(500.0, 4.0, age_s=5.0)
+    assert faults and faults[0][1] == "age" and faults[0][0] <= 1.0
+    assert s.decisions_fired == 0 and s.untimely_windows == s.windows > 0
+
+
+def test_half_rate_stamped_by_liblsl_never_completes_a_window():
     """liblsl stamps each chunk back from its arrival: the clocks agree, but 50 ms of samples per
     100 ms leave a gap before every chunk, so the chain restarts and nothing is ever decided."""
-    s, _ = _lying_outlet_run(monkeypatch, 250.0, 5.0, stamps="liblsl")
+    s, _, _ = _lying_outlet_run(250.0, 5.0, stamps="liblsl")
     assert s.windows == 0 and s.decisions_fired == 0
 
 
-def test_a_stream_at_its_declared_rate_is_no_rate_fault(monkeypatch):
-    s, _ = _lying_outlet_run(monkeypatch, 500.0, 6.0)
-    assert "rate" not in s.faults and s.windows + s.dropped_windows > 100  # 100 ms chunks: stale windows dropped
+def test_a_stream_at_its_declared_rate_is_no_rate_fault():
+    s, _, _ = _lying_outlet_run(500.0, 6.0)
+    assert "rate" not in s.faults and "age" not in s.faults and s.windows + s.dropped_windows > 100  # 100 ms chunks: stale windows dropped
 
 
-def test_a_recording_played_faster_is_checked_against_its_speed(monkeypatch):
+def test_a_recording_played_faster_is_checked_against_its_speed():
     """``neurogrip stream --speed 2`` pushes 1000 samples/s of a 500 Hz recording: expected with
     --stream-speed 2, a rate fault without."""
-    s, _ = _lying_outlet_run(monkeypatch, 1000.0, 5.0, stream_speed=2.0)
+    s, _, _ = _lying_outlet_run(1000.0, 5.0, stream_speed=2.0)
     assert "rate" not in s.faults and s.windows + s.dropped_windows > 100
-    s, _ = _lying_outlet_run(monkeypatch, 1000.0, 5.0, stream_speed=1.0)
+    s, _, _ = _lying_outlet_run(1000.0, 5.0, stream_speed=1.0)
     assert s.faults.get("rate", 0) >= 1

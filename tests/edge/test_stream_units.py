@@ -191,7 +191,7 @@ def test_no_unit_and_microvolt_data_runs_and_loses_no_sample(rec, gl):
     name = _name()
     with Player(rec, name=name, speed=0, wait_consumers=5.0, unit=None), \
             open_source(f"lsl:name={name}&timeout=5") as src:
-        rt = Runtime(gl, src, None, RuntimeConfig(budget_ms=60_000))
+        rt = Runtime(gl, src, None, RuntimeConfig(budget_ms=60_000, stream_speed=0))  # published at once: not paced
         assert src._pending[0].shape[0] >= 500  # the first second (or more), read for the check ...
         at_end = {}
 
