@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import warnings
@@ -286,7 +287,12 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_record(args) -> int:
     from edge.record import record
+    from edge.record.recorder import TERMINATED
 
+    def terminated(signum, frame):  # a service stop, `kill`: close the file with its footer, as Ctrl-C does
+        raise KeyboardInterrupt(TERMINATED)
+
+    signal.signal(signal.SIGTERM, terminated)
     result = record(args.source, args.paradigm, args.out)
     if result.partial:
         return 130 if result.interrupted else 1
@@ -297,7 +303,7 @@ def _cmd_calibrate(args) -> int:
     from edge.calibration import calibrate
 
     result = calibrate(args.bundle, args.data, args.out, holdout=args.holdout, force=args.force, progress=print,
-                       sign_key=args.sign_key)
+                       sign_key=args.sign_key, overwrite=args.overwrite)
     print(f"[calibrate] {result.summary()}")
     return 0
 
@@ -410,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="last fraction of each session file that judges base vs calibrated "
                         f"(default {config.CALIBRATION_HOLDOUT:g})")
     p.add_argument("--force", action="store_true", help="write the bundle even if it is worse than the base there")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (refused otherwise)")
     p.add_argument("--sign-key", metavar="PRIVATE.pem",
                    help="sign the calibrated bundle with this key (needed where a trust store is installed)")
     p.set_defaults(func=_cmd_calibrate)

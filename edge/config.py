@@ -38,6 +38,10 @@ BRAINFLOW_POLL_S = 0.002   # read(timeout) polls BrainFlow's buffer this often (
 # machine reads), or how far it falls behind / runs ahead of its own freshest chunk.  The age limit
 # is the safe-state time of docs/design.md §3: data older than that cannot make a timely command, and
 # a Bluetooth headset's chunking and jitter (tens of ms) stay well inside it.
+# The arm's state is known only from its STATUS replies (each heartbeat's, every 50 ms): none valid for
+# this long (a peer answering malformed replies, heartbeats unanswered) → an "arm" fault and a hold.
+# Longer than a stall the runtime itself may have (the bench freezes it 0.6 s) so that is no fault.
+ARM_STATUS_MAX_AGE_S = 1.0
 STREAM_MAX_AGE_S = 0.25      # data older (or stamps further ahead) are never decided on
 STREAM_BEHIND_HOLD_S = 0.3   # behind this long → an "age"/"rate" fault and REST (detected in <= 1 s at 0.5x)
 STREAM_CLEAR_S = 0.8         # a stream that ran ahead must run at its declared rate this long to resume
@@ -48,6 +52,7 @@ RATE_TOLERANCE = 0.1         # |stream clock / arrival clock - 1| that counts as
 # The console goes to journald under systemd, which caps its own size (SystemMaxUse=).
 LOG_MAX_BYTES = 50 << 20
 LOG_BACKUPS = 3
+LOG_RETRY_S = 5.0  # a log that cannot be written (full card) is opened again this often
 
 # glibc gives each new thread its own malloc arena (up to 8 per core) and keeps their memory: every
 # LSL re-connection (liblsl starts new threads) grew the runtime by 50-480 KB that never came back.
@@ -166,6 +171,7 @@ XDF_BOUNDARY_EVERY_S = 10.0            # a Boundary chunk this often, as LabReco
 
 
 # -- on-device calibration (edge/calibration, docs/design.md §7)
+CALIBRATION_MIN_VALID = 0.9  # a session with more than 10 % NaN/inf rows is refused (electrodes off)
 CALIBRATION_HOLDOUT = 0.25  # the last quarter of each session file judges base vs calibrated
 CALIBRATION_INNER = 0.25    # of the rest, the last quarter chooses the penalty and the normalisation
 CALIBRATION_PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # pull towards the base head (standardised features)

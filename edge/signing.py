@@ -193,7 +193,8 @@ def generate_keypair(out_dir, name: str = DEFAULT_KEY_NAME) -> tuple[Path, Path,
     """
     check_type(name, str, "name")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
-        raise ValueError(f"name must be a plain file name (letters, digits, '.', '_', '-'), got {clip(repr(name))}")
+        raise SignatureError(out_dir, f"the key name {clip(repr(name))} is not a plain file name",
+                             "name it with letters, digits, '.', '_' and '-' only (no path: --out says where)")
     out = Path(out_dir)
     private, public = out / f"{name}{PRIVATE_SUFFIX}", out / f"{name}{PUBLIC_SUFFIX}"
     for p in (private, public):

@@ -253,6 +253,7 @@ class ArmLink:
         self.stats = LinkStats()
         self.hello: P.HelloReply | None = None
         self.last_status: P.Status | None = None
+        self._last_status_at: float | None = None  # monotonic time of the last valid STATUS
         self._parser = P.FrameParser()
         self._port: serial.SerialBase | None = None
         self._write_lock = threading.Lock()
@@ -351,6 +352,15 @@ class ArmLink:
     def failed(self) -> BaseException | None:
         """The exception that ended one of the link's threads, or None.  Sticky until :meth:`open`."""
         return self._failed
+
+    def status_age(self) -> float | None:
+        """Seconds since the last valid STATUS (a heartbeat's reply or :meth:`status`); None before the first.
+
+        A peer whose STATUS replies are all malformed, or that stopped answering heartbeats, leaves the
+        firmware's state (e-stop, watchdog, joints) unknown: the runtime holds the arm while this is old.
+        """
+        t = self._last_status_at
+        return None if t is None else time.monotonic() - t
 
     def healthy(self) -> bool:
         """Whether the link is open and all its threads run (it may be reconnecting: see :attr:`connected`).
@@ -844,7 +854,7 @@ class ArmLink:
     def _note_status(self, s: P.Status, heartbeat: _Pending | None) -> list[LinkFault]:
         events = []
         prev, self._baseline = self._baseline, s
-        self.last_status = s
+        self.last_status, self._last_status_at = s, time.monotonic()
         went_back = (prev is not None and s.uptime_ms < prev.uptime_ms
                      and not (prev.uptime_ms > 0xFFFFFFFF - _UPTIME_WRAP_MARGIN_MS
                               and s.uptime_ms < _UPTIME_WRAP_MARGIN_MS))

@@ -101,7 +101,7 @@ def _as_run(head: Head, features: np.ndarray, output_quant) -> np.ndarray:
 
 
 def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOLDOUT, progress=None,
-              force: bool = False, sign_key=None) -> CalibrationResult:
+              force: bool = False, sign_key=None, overwrite: bool = False) -> CalibrationResult:
     """Adapt the bundle at ``bundle_path`` to the person recorded in ``data``; write it to ``out``.
 
     Parameters
@@ -118,6 +118,8 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
         Fraction of each session file (its end, in time) held out to judge the result.
     force : bool
         Write the calibrated bundle even if it is worse than the base on the held-out block.
+    overwrite : bool
+        Replace an existing ``out``; without it an existing path (or a link) is refused before any work.
     sign_key : path, optional
         Sign the calibrated bundle with this Ed25519 private key (:mod:`edge.signing`).  Where a
         trust store is installed, an unsigned bundle would not load: calibration then refuses to
@@ -134,6 +136,8 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
                  fix="hold out a fraction in (0, 0.5], e.g. 0.25")
     if Path(out).resolve() == Path(bundle_path).resolve():
         raise CalibrationError(f"--out {out} is the base bundle itself; write the calibrated bundle elsewhere")
+    if (Path(out).exists() or Path(out).is_symlink()) and not overwrite:
+        raise CalibrationError(f"--out {out} already exists; choose another path, or pass --overwrite to replace it")
     base = load_bundle(bundle_path)
     if sign_key is not None:
         load_private_key(sign_key)  # a missing key or an unsafe file fails now, not after the work

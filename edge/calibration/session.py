@@ -17,16 +17,21 @@ sample (the filters' memory), so no held-out sample ever reaches the fit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge import config
 from edge.chain import segment_windows
 from edge.errors import CalibrationError
 from edge.recordings import Recording, read_recording
 from edge.recordings.base import task_labels
+
+log = logging.getLogger(__name__)
 
 
 def _task_labels(rec: Recording, labels: list[str], where, multilabel: bool = False) -> np.ndarray:
@@ -37,6 +42,32 @@ def _task_labels(rec: Recording, labels: list[str], where, multilabel: bool = Fa
                                f"(its labels: {', '.join(rec.label_names) or 'none'}; state: {rec.state}; "
                                f"{len(rec.markers)} markers); record it with 'neurogrip record' and the task's paradigm")
     return out
+
+
+def _without_invalid_rows(rec: Recording, x: np.ndarray, where) -> Recording:
+    """Rows with a NaN or an infinity (a dropped Bluetooth packet, a disconnected lead that ``record``
+    stored as it came) leave the session's segments: each segment is cut around them, so the chain
+    restarts after them as the runtime's does and no window contains one.  Refused when fewer than
+    :data:`edge.config.CALIBRATION_MIN_VALID` of the rows are valid."""
+    bad = ~np.isfinite(x).all(axis=1)
+    n_bad = int(bad.sum())
+    if not n_bad:
+        return rec
+    if n_bad > (1.0 - config.CALIBRATION_MIN_VALID) * len(x):
+        raise CalibrationError(f"{where}: {n_bad} of {len(x)} rows hold NaN or infinite values (at most "
+                               f"{1 - config.CALIBRATION_MIN_VALID:.0%} may); check the electrodes and record again")
+    segs = []
+    for a, b in rec.segments.tolist():
+        good = np.flatnonzero(~bad[a:b]) + a
+        if not len(good):
+            continue
+        breaks = np.flatnonzero(np.diff(good) > 1)  # runs of consecutive valid rows
+        starts = np.r_[good[0], good[breaks + 1]]
+        stops = np.r_[good[breaks] + 1, good[-1] + 1]
+        segs += [[s0, s1] for s0, s1 in zip(starts.tolist(), stops.tolist())]
+    log.warning("%s: %d row(s) with NaN or infinite values left out of the calibration (the chain restarts "
+                "after each run of them)", where, n_bad)
+    return dataclasses.replace(rec, segments=np.array(segs, np.int64).reshape(-1, 2))
 
 
 def read_session(paths, bundle) -> tuple[Recording, str, np.ndarray]:
@@ -66,7 +97,9 @@ def read_session(paths, bundle) -> tuple[Recording, str, np.ndarray]:
         if abs(rec.fs - bundle.fs) > 1e-6 * bundle.fs:
             raise CalibrationError(f"{p}: recorded at {rec.fs:g} Hz, the bundle expects {bundle.fs:g} Hz")
         cols = [list(rec.channels).index(c) for c in bundle.channels]
-        recs.append((rec, rec.samples[:, cols], _task_labels(rec, labels, p, bundle.task_spec.mode == "multilabel")))
+        x = rec.samples[:, cols]
+        rec = _without_invalid_rows(rec, x, p)
+        recs.append((rec, x, _task_labels(rec, labels, p, bundle.task_spec.mode == "multilabel")))
         if isinstance(p, Recording):  # an in-memory session (tests, the bench): hash what calibration reads
             digest.update(np.ascontiguousarray(rec.samples).tobytes())
             digest.update(np.ascontiguousarray(recs[-1][2]).tobytes())

@@ -10,9 +10,12 @@ sample of each cue.  What can go wrong is written into the file, never bridged:
   noticed; the samples' own timestamps show the hole;
 * the stream stalls: a ``stall`` marker, and ``resume`` when data returns; the cue schedule
   pauses with the stream's clock;
-* Ctrl-C: the file is closed valid, its footer says ``partial`` and why;
-* the disk fills: :class:`~edge.errors.RecordingWriteError`; the file keeps every complete
-  chunk written before it (pyxdf reads it) and is marked partial.
+* Ctrl-C or SIGTERM: the file is closed valid, its footer says ``partial`` and why;
+* the disk fills (or ``ulimit -f``): :class:`~edge.errors.RecordingWriteError`; the file keeps every
+  complete chunk written before it (pyxdf and neurogrip read it), and has no footer when there was
+  no room left for one;
+* rows with NaN or infinite values (a dropped packet, a lead off) are written as they came and
+  counted: the footer's ``invalid_rows``, the summary says so, and ``calibrate`` leaves them out.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from edge.recordings.xdf_writer import XdfWriter
 from edge.tasks import get_task
 
 INTERRUPTED = "interrupted (Ctrl-C)"
+TERMINATED = "terminated (SIGTERM)"
 
 
 @dataclass
@@ -43,19 +47,23 @@ class RecordResult:
     gaps: int = 0
     stalls: int = 0
     dropped: int = 0
+    invalid_rows: int = 0  # rows with NaN or infinite values, written as they came
     partial: bool = False
     reason: str = ""
     markers: list = field(default_factory=list)
 
     @property
     def interrupted(self) -> bool:
-        """Stopped by Ctrl-C."""
-        return self.partial and self.reason == INTERRUPTED
+        """Stopped by Ctrl-C or SIGTERM."""
+        return self.partial and self.reason in (INTERRUPTED, TERMINATED)
 
     def summary(self) -> str:
         state = f"PARTIAL ({self.reason})" if self.partial else "complete"
+        invalid = (f"; {self.invalid_rows} row(s) with NaN or infinite values (calibrate leaves them out; "
+                   "check the electrodes)") if self.invalid_rows else ""
         return (f"{self.path}: {state}; {self.samples} samples ({self.seconds:.1f} s), cues {self.cues_done}/"
-                f"{self.cues_total}, {self.gaps} gap(s), {self.stalls} stall(s), {self.dropped} sample(s) dropped")
+                f"{self.cues_total}, {self.gaps} gap(s), {self.stalls} stall(s), {self.dropped} sample(s) "
+                f"dropped{invalid}")
 
 
 class Recorder:
@@ -86,8 +94,8 @@ class Recorder:
             self._open_streams()
             while self._step(self.source.read(read_timeout)):
                 pass
-        except KeyboardInterrupt:
-            res.partial, res.reason = True, INTERRUPTED
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (neurogrip record raises it with its reason)
+            res.partial, res.reason = True, (str(exc.args[0]) if exc.args else INTERRUPTED)
         except BaseException as exc:  # a write that failed, a source that failed: the file is closed valid
             res.partial, res.reason = True, f"stopped: {exc}"
             raise
@@ -146,7 +154,9 @@ class Recorder:
             self._marker(float(ts[min(i, len(ts) - 1)]), par.cues[k].label)
         keep = rel < par.seconds
         if keep.any():
-            self._writer.write_samples(self._sig, ts[keep], chunk.samples[keep])
+            kept = chunk.samples[keep]
+            res.invalid_rows += int((~np.isfinite(kept).all(axis=1)).sum())
+            self._writer.write_samples(self._sig, ts[keep], kept)
             self._last_ts = float(ts[keep][-1])
         res.samples += int(keep.sum())
         self._cue = min(end_cue, len(par.cues) - 1)
@@ -165,6 +175,7 @@ class Recorder:
                        else self._last_ts - self._t_first + 1.0 / self.source.fs)
         footer = {"paradigm": self.paradigm.name, "cues_done": str(res.cues_done), "cues_total": str(res.cues_total),
                   "gaps": str(res.gaps), "stalls": str(res.stalls), "dropped": str(res.dropped),
+                  "invalid_rows": str(res.invalid_rows),
                   "partial": "true" if res.partial else "false"}
         if res.reason:
             footer["reason"] = res.reason

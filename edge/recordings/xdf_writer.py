@@ -37,6 +37,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import struct
 import time
 import uuid
@@ -163,7 +164,10 @@ class XdfWriter:
         self._closed = False
         self._good = 0  # bytes of complete chunks: where a failed write is cut back to
         try:
-            self._fh = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
+            self._fh = self._create(self.path)
+        except FileExistsError:
+            raise RecordingWriteError(self.path, "already exists (or is a link)",
+                                      "choose another --out, or move the old file away first") from None
         except OSError as exc:
             raise RecordingWriteError(self.path, f"cannot be created ({exc.strerror or exc})",
                                       _fix(exc, creating=True)) from None
@@ -297,6 +301,18 @@ class XdfWriter:
         v = check_number(offset, "offset")
         self._write(chunk(TAG_CLOCK_OFFSET, struct.pack("<Idd", stream_id, t, v)))
         self._streams[stream_id].clock_offsets.append((t, v))
+
+    @staticmethod
+    def _create(path: Path):
+        """A new file: "x" is O_CREAT | O_EXCL, which also refuses a symlink wherever it points, so a
+        session is never written through a link nor over an earlier one.  A character device (/dev/null
+        for a dry run) is opened as it is."""
+        try:
+            return open(path, "xb", buffering=0)  # closed by close()
+        except FileExistsError:
+            if stat.S_ISCHR(os.lstat(path).st_mode):
+                return open(path, "wb", buffering=0)
+            raise
 
     def close(self, *, footer: dict | None = None) -> None:
         """Write every stream's StreamFooter and close the file; a second call does nothing.

@@ -265,4 +265,6 @@ class Runtime(Safety):
         s.latency_ms = percentiles(self._timings.values("latency"))
         s.processing_ms = percentiles(self._timings.values("processing"))
         s.peak_rss_mb = peak_rss_mb()
+        if self.json_log is not None:
+            s.log_lines_lost = self.json_log.lost
         self._log("summary", **s.to_dict())

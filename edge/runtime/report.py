@@ -22,6 +22,7 @@ class RunSummary:
     deadline_misses: int = 0
     dropped_windows: int = 0
     safe_state_entries: int = 0
+    log_lines_lost: int = 0  # JSON-log lines that could not be written (a full card): control went on
     untimely_windows: int = 0  # windows on data too old (or ahead of time): never decided on
     faults: dict = field(default_factory=dict)
     held: dict = field(default_factory=dict)  # commands held back by the arm's state, per reason
@@ -109,6 +110,10 @@ def format_report(s: RunSummary) -> str:
              + (f"{s.startup_seconds:.2f} s" if s.startup_seconds is not None else "n/a")
              + f"; peak RSS {s.peak_rss_mb:.0f} MB",
              "stage (ms)        p50      p99      max"]
+    if s.untimely_windows:
+        lines.append(f"windows on data too old or ahead of time (not decided on): {s.untimely_windows}")
+    if s.log_lines_lost:
+        lines.append(f"log lines lost (the log could not be written; control went on): {s.log_lines_lost}")
     for k in (*STAGES, "processing"):
         v = s.processing_ms if k == "processing" else s.stages_ms.get(k, {})
         if v.get("n"):

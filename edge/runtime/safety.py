@@ -33,6 +33,8 @@ FIRMWARE_RESTED = "arm rested by its firmware"
 #: Holds of a live stream whose time cannot be trusted (edge/runtime/rate.py): stamps ahead of time,
 #: data behind it.
 STREAM_RATE, STREAM_TIME = "stream rate", "stream data too old"
+#: Hold while the arm's firmware state is unknown (no valid STATUS for ARM_STATUS_MAX_AGE_S).
+ARM_UNKNOWN = "arm state unknown"
 
 
 class Safety:
@@ -227,6 +229,17 @@ class Safety:
                 self._hold("e-stopped", rest=False)
             elif f.kind == FaultKind.ESTOP_RELEASED:
                 self._release("e-stopped", "the arm's e-stop was released")
+        # (while a REST is pending the runtime paused the heartbeats itself: no STATUS is expected then)
+        age = self.arm.status_age() if hasattr(self.arm, "status_age") and not self._rest_pending else None
+        if age is not None and age > C.ARM_STATUS_MAX_AGE_S:
+            if ARM_UNKNOWN not in self._holds:
+                bad = getattr(getattr(self.arm, "stats", None), "malformed_replies", 0)
+                self.fault("arm", f"no valid STATUS from the arm for {age * 1e3:.0f} ms ({bad} malformed replies so "
+                                  "far): its state (e-stop, watchdog, joints) is unknown, so nothing is sent until it "
+                                  "reports again; check the cable and that its firmware speaks this protocol version")
+                self._hold(ARM_UNKNOWN)
+        elif ARM_UNKNOWN in self._holds:
+            self._release(ARM_UNKNOWN, "the arm reports its state again")
         if not self.arm.healthy():
             raise RunError(f"the serial link to the arm failed ({getattr(self.arm, 'failed', None)}); stopping so "
                            "the service manager restarts neurogrip (the firmware's watchdog rests the arm)")

@@ -108,6 +108,8 @@ class SourceAlarm:
     ``kind``: ``"impostor"`` (another producer matches the spec), ``"ambiguous"`` (several streams
     claim the producer's identity), ``"changed"`` (the producer came back with other channels or
     units) or ``"search"`` (the background search itself failed); ``detail`` says which stream and why.
+    ``"takeover"`` is no refusal: a new outlet with the pinned identity was taken back after a drop
+    (a restarted producer, or a copy of its identity), reported so the run's log shows it.
     """
 
     kind: str
@@ -139,10 +141,15 @@ def choose(infos: list, searched: str):
     if len(infos) == 1:
         return infos[0]
     ids = sorted((StreamIdentity.of(i) for i in infos), key=lambda s: (s.hostname, s.source_id, s.uid))
-    listing = "; ".join(f"({k}) {s}" for k, s in enumerate(ids, 1))
+    pins = [s.pin_spec() for s in ids]
+    # No stream is proposed: the order is the streams' own (a host name anyone can choose), and a copy
+    # that publishes the same name, source_id and host cannot be told apart from the original at all.
+    listing = "; ".join(f"({k}) {s}, pinned by --source '{p}'" if pins.count(p) == 1 else
+                        f"({k}) {s}, which no spec tells apart from another one listed (same name, source_id "
+                        "and host)" for k, (s, p) in enumerate(zip(ids, pins), 1))
     raise SourceError(f"{len(ids)} LSL streams match {searched} and LSL cannot tell which is the real "
-                      f"producer: {listing}; select yours by its producer, e.g. --source '{ids[0].pin_spec()}', "
-                      "and stop any stream you did not start (docs/security.md)")
+                      f"producer: {listing}; pin the one you started (its source_id and host are on the device "
+                      "or program that publishes it), and stop any stream you did not start (docs/security.md)")
 
 
 class Readoption:

@@ -106,8 +106,18 @@ def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path):
     assert len(public.read_bytes()) < 200 and public.read_text().startswith("-----BEGIN PUBLIC KEY-----")
     with pytest.raises(SignatureError, match="never overwritten"):
         signing.generate_keypair(tmp_path / "k")
-    with pytest.raises(ValueError, match="plain file name"):
+    with pytest.raises(SignatureError, match="plain file name"):  # a BundleError: one line on the CLI
         signing.generate_keypair(tmp_path / "k", "../evil")
+
+
+
+def test_keygen_with_a_path_in_the_name_is_a_one_line_error(tmp_path, capsys):
+    from edge.cli import main
+
+    assert main(["keygen", "--out", str(tmp_path / "k2"), "--name", "../../etc/evil"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a plain file name" in err and "Traceback" not in err
+    assert not (tmp_path / "etc").exists() and not list(tmp_path.rglob("*.pem"))
 
 
 def test_a_private_key_others_can_read_is_refused(tmp_path, keys):

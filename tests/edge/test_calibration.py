@@ -188,3 +188,24 @@ def test_a_calibrated_bundle_can_be_signed_on_the_device(training0, tmp_path):
         calibrate(BASE, training0, BASE)
     with pytest.raises(CalibrationError, match="holdout"):
         calibrate(BASE, training0, tmp_path / "x", holdout=0.0)
+
+
+def test_nan_rows_are_left_out_and_a_session_mostly_of_them_is_refused(bundle, training0, tmp_path, caplog):
+    """`record` stores what the stream sent, NaN included (a dropped packet, a lead off): calibration
+    cuts the segments around those rows instead of fitting on NaN features, and refuses a session that
+    is mostly invalid with a one-line reason."""
+    rec, _, _parts = read_session(training0, bundle)
+    x = rec.samples.copy()
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(x), 40, replace=False)
+    x[rows, rng.integers(0, x.shape[1], 40)] = np.nan
+    x[rows[:5], 0] = np.inf
+    result = calibrate(BASE, [replace(rec, samples=x)], tmp_path / "nan")
+    assert np.isfinite(result.calibrated) and result.calibrated >= result.base
+    assert "40 row(s) with NaN or infinite values left out" in caplog.text
+    sw = session_windows(bundle, read_session([replace(rec, samples=x)], bundle)[0])
+    assert np.isfinite(sw.windows).all()  # no window was filtered through a NaN
+    x[: len(x) // 5] = np.nan
+    with pytest.raises(CalibrationError, match="NaN or infinite"):
+        calibrate(BASE, [replace(rec, samples=x)], tmp_path / "mostly-nan")
+    assert not (tmp_path / "mostly-nan").exists()

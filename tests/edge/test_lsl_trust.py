@@ -86,8 +86,21 @@ def test_two_streams_matching_at_start_are_refused_with_both_listed_and_how_to_p
         for outlet, sid in ((a, f"amp-{name}"), (b, f"other-{name}")):
             assert f"source_id {sid!r}" in msg and _uid(outlet) in msg
         assert f"hostname {socket.gethostname()!r}" in msg and f"type {stype!r}" in msg
-        assert f"--source 'lsl:name={name}&source_id=amp-{name}&hostname=localhost'" in msg
-        assert "docs/security.md" in msg
+        for sid in (f"amp-{name}", f"other-{name}"):  # each with its own pin; none proposed as "yours"
+            assert f"pinned by --source 'lsl:name={name}&source_id={sid}&hostname=localhost'" in msg
+        assert "e.g." not in msg and "pin the one you started" in msg and "docs/security.md" in msg
+
+
+def test_copies_that_no_spec_tells_apart_are_listed_as_such():
+    """The review: streams were listed by host name, and the first was the one the message told the user
+    to pin, so a copy from a host whose name sorts first was proposed.  Identical copies get no pin."""
+    name = _name()
+    a, b = _outlet(name, f"amp-{name}"), _outlet(name, f"amp-{name}")  # same name, source_id, host
+    with pytest.raises(SourceError) as info:
+        open_source(f"lsl:name={name}")
+    msg = str(info.value)
+    assert msg.count("which no spec tells apart") == 2 and "pinned by" not in msg
+    assert _uid(a) in msg and _uid(b) in msg
 
 
 def test_a_pinned_spec_picks_its_producer_and_only_its_samples_arrive(caplog):
@@ -137,8 +150,9 @@ def test_after_a_drop_an_impostor_is_refused_and_alarmed_and_the_producer_is_tak
         after, _ = _drain(src, 0.5, [(legit, LEGIT), (impostor, FAKE)])
         assert _values(back + after) == {LEGIT} and back[0].discontinuity
         assert src.identity.uid == _uid(legit) != first_uid and not src.stalled
-        assert alarms == []  # the impostor was already reported
-        assert "its producer restarted" in caplog.text
+        # the impostor was already reported; the new outlet is reported once, as a takeover
+        assert [a.kind for a in alarms] == ["takeover"] and _uid(legit) in alarms[0].detail
+        assert "its producer restarted" in caplog.text and src.alarms == 1  # no refusal counted
     finally:
         src.close()
 

@@ -73,7 +73,7 @@ def test_record_calibrate_run_on_a_synthetic_source(tmp_path, capsys):
     captured = capsys.readouterr()
     assert (code == 0 and "wrote" in captured.out) or (code != 0 and "worse than the base" in captured.err)
     assert main(["calibrate", "--bundle", str(FIXTURE_BUNDLES / "grasp-lift"), "--data", str(xdf), "--out",
-                 str(mine), "--force"]) == 0
+                 str(mine), "--force", "--overwrite"]) == 0  # it may have been written above
     summary = serve(mine, "synthetic:?kind=grasp-lift&seed=4&trials=3&speed=0", "none", config=RuntimeConfig(),
                     install_signals=False)
     assert summary.windows > 100 and summary.faults == {}
@@ -170,3 +170,64 @@ def test_evaluate_reads_edf_files_written_by_pyedflib(shared_data, tmp_path, cap
     rows = [sum(r) for r in result["int8"]["confusion"]]
     assert all(k > 5 for k in rows) and sum(rows) == result["n_windows"]  # every state evaluated
     assert "time blocks" in capsys.readouterr().out
+
+
+def test_nan_rows_are_counted_in_the_footer_and_calibrate_leaves_them_out(shared_data, tmp_path, capsys):
+    from dataclasses import replace
+
+    from edge.sources import ReplaySource
+
+    session = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0"
+    rec = read_recording(session)
+    x = rec.samples.copy()
+    x[1000:1012, 3] = np.nan  # a dropped packet
+    res = Recorder(ReplaySource(replace(rec, samples=x), speed=0), load_paradigm("gesture"), tmp_path / "n.xdf",
+                   CueDisplay(io.StringIO())).run()
+    assert res.invalid_rows == 12 and "12 row(s) with NaN" in res.summary() and not res.partial
+    by, _ = _markers(tmp_path / "n.xdf")
+    assert by["EMG"]["footer"]["info"]["neurogrip"][0]["invalid_rows"] == ["12"]
+    assert main(["calibrate", "--bundle", str(FIXTURE_BUNDLES / "gesture"), "--data", str(tmp_path / "n.xdf"),
+                 "--out", str(tmp_path / "mine")]) == 0
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_record_and_calibrate_never_replace_or_write_through_what_is_there(shared_data, tmp_path, capsys):
+    session = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0"
+    old = tmp_path / "old.xdf"
+    old.write_bytes(b"an earlier session")
+    link = tmp_path / "link.xdf"
+    link.symlink_to(tmp_path / "elsewhere.xdf")
+    for out in (old, link):
+        assert main(["record", "--source", f"replay:{session}?speed=max", "--paradigm", "gesture",
+                     "--out", str(out)]) == 1
+        assert "already exists" in capsys.readouterr().err
+    assert old.read_bytes() == b"an earlier session" and not (tmp_path / "elsewhere.xdf").exists()
+    other = tmp_path / "other-bundle"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    args = ["calibrate", "--bundle", str(FIXTURE_BUNDLES / "gesture"), "--data", str(session), "--out", str(other)]
+    assert main(args) == 1 and "already exists" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == ["keep.txt"]
+    assert main([*args, "--overwrite"]) == 0 and load_bundle(other).task == "gesture"
+
+
+def test_sigterm_closes_the_session_with_its_footer(shared_data, tmp_path):
+    """A service stop (SIGTERM) during `neurogrip record`: the file ends with footers saying why."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    session = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0"
+    xdf = tmp_path / "t.xdf"
+    p = subprocess.Popen([sys.executable, "-m", "edge.cli", "record", "--source", f"replay:{session}?speed=4",
+                          "--paradigm", "gesture", "--out", str(xdf)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not xdf.exists() or xdf.stat().st_size < 20_000):
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and "Traceback" not in err and "SIGTERM" in err
+    by, texts = _markers(xdf)
+    assert "SIGTERM" in json.dumps(by["EMG"]["footer"]) and texts[0] == "neutral"

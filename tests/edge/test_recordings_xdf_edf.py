@@ -313,6 +313,7 @@ def test_corrupt_chunks_are_refused_with_their_offset(tmp_path):
     t[0] = 3.0
     for k in range(1, 10):
         t[k] = t[k - 1] + 1.0 / FS
+    path = tmp_path / "deduced.xdf"  # XdfWriter never replaces a file
     with XdfWriter(path) as w:
         sid = w.add_stream("EEG", "EEG", 1, FS)
         w.write_samples(sid, t, np.zeros((10, 1)))

@@ -6,6 +6,8 @@ firmware's host build behind a real pty.
 
 import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -349,3 +351,71 @@ def test_the_json_log_rotates_by_size_and_keeps_its_backups(tmp_path):
     assert ks == list(range(ks[0], 500)) and ks[0] > 0  # every line whole, in order, the newest kept
     with pytest.raises(ValueError, match="max_bytes"):
         JsonLog(tmp_path / "x.jsonl", max_bytes=10)
+
+
+# --------------------------------------------------------------------------- a log that cannot be written
+
+
+def _run_cli_with_log(log, *, fsize: int | None = None):
+    """``neurogrip run`` on a short synthetic replay with ``--log log``; ``fsize``: the child's
+    RLIMIT_FSIZE (``ulimit -f``), with SIGXFSZ ignored as a service's would be (the write fails EFBIG)."""
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    return subprocess.run([sys.executable, "-m", "edge.cli", "run", "--bundle", str(FIXTURE_BUNDLES / "grasp-lift"),
+                           "--source", "synthetic:?kind=grasp-lift&trials=2&speed=max", "--log", str(log)],
+                          capture_output=True, text=True, timeout=120, check=False, preexec_fn=limit)
+
+
+def test_a_full_disk_under_the_log_never_ends_control(tmp_path):
+    out = _run_cli_with_log("/dev/full")  # every write: ENOSPC
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("cannot be written") == 1  # said once
+    lost = re.search(r"log lines lost \(the log could not be written; control went on\): (\d+)", out.stdout)
+    assert lost and int(lost.group(1)) > 3 and "in->command" in out.stdout  # the run went on and reported
+
+
+def test_a_file_size_limit_loses_the_lines_past_it_and_keeps_the_rest(tmp_path):
+    log = tmp_path / "run.jsonl"
+    out = _run_cli_with_log(log, fsize=2048)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "cannot be written" in out.stderr
+    lines = log.read_bytes().split(b"\n")
+    assert lines[0].startswith(b'{"t"') and json.loads(lines[0])["event"] == "start"
+    assert log.stat().st_size <= 2048 and re.search(r"log lines lost[^:]*: [1-9]", out.stdout)
+
+
+def test_the_log_resumes_when_it_can_be_written_again(tmp_path, monkeypatch, caplog):
+    from edge import config as C
+
+    monkeypatch.setattr(C, "LOG_RETRY_S", 0.0)
+    log = JsonLog(tmp_path / "run.jsonl")
+    log.write("start")
+    real = log._f
+
+    class Full:  # the card is full for three lines: the real file's writes fail as the kernel's would
+        def write(self, line):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            real.close()
+
+    log._f = Full()
+    with caplog.at_level("WARNING"):
+        for i in range(3):
+            log.write("decision", i=i)
+            if log._f is None:  # reopened at the next write: keep it failing until the third line
+                log._retry_at = float("inf") if i < 2 else 0.0
+        log.write("decision", i=3)
+    log.close()
+    events = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["start", "log_lost", "decision"]
+    assert events[1]["lines"] == 3 and events[2]["i"] == 3 and log.lost == 3
+    assert "written again" in caplog.text and caplog.text.count("cannot be written") == 1
+
+
+def test_a_log_that_cannot_be_opened_is_a_one_line_error(tmp_path):
+    with pytest.raises(RunError, match="cannot open the log"):
+        JsonLog(tmp_path)  # a directory

@@ -126,3 +126,43 @@ def test_a_rest_the_estop_refused_after_a_firmware_rest_is_sent_again_on_the_rel
     arm.refuse_rest = False
     rt._release("e-stopped", "released")
     assert arm.rests == 1 and not rt._firmware_rested  # REST acknowledged: valid data will resume control
+
+
+class _SilentStatusArm(AckingArm):
+    """Acknowledges commands, but its last valid STATUS is ``age`` seconds old (``age`` a function of the
+    loop turn): a peer whose STATUS replies are all malformed."""
+
+    def __init__(self, age):
+        super().__init__()
+        self.age, self.turns = age, 0
+
+    def take_faults(self):
+        self.turns += 1
+        return []
+
+    def status_age(self):
+        return self.age(self.turns)
+
+    def healthy(self):
+        return True
+
+
+def test_no_valid_status_from_the_arm_holds_it_and_sends_nothing_until_it_reports_again():
+    from edge import config as C
+    from tests.edge.test_runtime import _forced
+
+    stale = C.ARM_STATUS_MAX_AGE_S + 0.5
+    arm = _SilentStatusArm(lambda turn: stale if turn < 5 else 0.02)  # unknown at first, then it reports
+    rt = _runtime(arm)
+    rt.pipeline.decider = _forced(GL)
+    s = rt.run()
+    sent_before = [a for a in arm.sent[:1] if a is not Action.REST]
+    assert s.faults.get("arm") == 1 and s.safe_state_entries >= 2 and not sent_before
+    assert [a for a in arm.sent if a is not Action.REST] and "arm state unknown" not in rt._holds
+
+    arm = _SilentStatusArm(lambda turn: stale)  # never a valid STATUS
+    rt = _runtime(arm)
+    rt.pipeline.decider = _forced(GL)
+    s = rt.run()
+    assert s.faults.get("arm") == 1 and [a for a in arm.sent if a is not Action.REST] == []
+    assert s.decisions_fired == 0

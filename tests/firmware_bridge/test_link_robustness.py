@@ -167,6 +167,19 @@ def test_a_malformed_status_never_ends_the_heartbeat_thread(proxy):
         assert s.target[1] == 1000 and not s.faults & P.Fault.WATCHDOG  # heartbeats kept feeding it
 
 
+def test_a_peer_whose_every_status_is_malformed_leaves_the_arms_state_unknown(proxy):
+    """The review: a peer answering only malformed STATUS replies kept receiving commands for a whole run.
+    The link says how long it has had no valid STATUS (the runtime holds the arm past ARM_STATUS_MAX_AGE_S)."""
+    px = proxy(first(1, is_status, lambda f: None))  # the first STATUS (open's) passes
+    with make_link(px.path, heartbeat_period=0.02) as link:
+        assert link.status_age() is not None and link.status_age() < 0.5
+        px.tamper = lambda f, req: P.encode_frame(P.MsgType.STATUS, f.seq, b"") if is_status(f, req) else None
+        assert _wait(lambda: link.status_age() > 0.3, 2.0)
+        assert link.stats.malformed_replies >= 5 and link.healthy()  # reported, the link goes on
+        px.tamper = lambda f, req: None  # a valid STATUS again
+        assert _wait(lambda: link.status_age() < 0.1, 2.0)
+
+
 def test_raw_requests_the_protocol_does_not_have_are_refused_and_the_link_goes_on(arm_host):
     with make_link(arm_host.pty) as link:
         with pytest.raises(Nacked, match="0x7e: UNKNOWN_TYPE"):
