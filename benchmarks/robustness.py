@@ -20,7 +20,9 @@ Faults (each with the moment its cause is gone, from which recovery is timed):
     watchdog (250 ms): heartbeats stop, the firmware rests the arm and latches.  Cause gone: SIGCONT.
 ``estop``
     a person presses the arm's own e-stop switch (the firmware's e-stop input; simulated by
-    SIGUSR2) and releases it :data:`ESTOP_S` later.  Cause gone: the switch released.
+    SIGUSR2), releases it :data:`ESTOP_S` later — the arm stays stopped (ISO 13850) — and starts it
+    again deliberately :data:`START_AFTER_S` after that (SIGUSR1 to the runtime).  Cause gone: the
+    start.
 ``stream_drop``
     the producer is killed and started again :data:`DROP_S` later with the same identity.  Cause
     gone: the new producer publishes (its "publishing" line; its Python start-up is not counted).
@@ -48,7 +50,9 @@ from benchmarks.common import REPO, myo_session, proc_status_kb
 FAULTS = ("mcu_reset", "watchdog", "estop", "stream_drop")
 FREEZE_S = 0.6          # the runtime frozen this long: > the firmware watchdog's 250 ms
 ESTOP_S = 0.5           # the arm's e-stop switch held this long
-LABELS = {"mcu_reset": "an MCU reset", "watchdog": "a watchdog trip", "estop": "the arm's e-stop is released",
+START_AFTER_S = 0.3     # then released; the person starts the arm again (SIGUSR1) this long after
+LABELS = {"mcu_reset": "an MCU reset", "watchdog": "a watchdog trip",
+          "estop": "the arm's e-stop is released and started",
           "stream_drop": "a stream drop"}
 DROP_S = 1.0            # the producer away this long
 RECOVERY_GOAL_S = 1.0   # cause gone → control resumed (issue 13)
@@ -191,6 +195,11 @@ class Rig:
             self.arm.set_estop(True)
             time.sleep(ESTOP_S)
             self.arm.set_estop(False)
+            # released, the arm stays stopped (ISO 13850) until a person starts it: SIGUSR1, as the
+            # guide says, once the runtime has seen the release
+            self._wait_event("link_fault", first_event, "estop_switch_released")
+            time.sleep(START_AFTER_S)
+            os.kill(self.runtime.pid, signal.SIGUSR1)
         elif kind == "stream_drop":
             self.player.terminate()
             self.player.wait(5)
@@ -208,6 +217,15 @@ class Rig:
         inj = Injection(kind, t0, time.time(), first_event=first_event)
         self.injections.append(inj)
         return inj
+
+    def _wait_event(self, event: str, first: int, kind: str | None = None, timeout_s: float = 5.0) -> bool:
+        """Wait until the runtime's log has ``event`` (with ``kind``) after its ``first`` events."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(e["event"] == event and (kind is None or e.get("kind") == kind) for e in self.events()[first:]):
+                return True
+            time.sleep(0.01)
+        return False
 
     def wait_recovered(self, inj: Injection, timeout_s: float = 10.0) -> Injection:
         """Wait for the runtime's first ``resume`` after the fault began; fills ``recovered_s``
@@ -342,7 +360,8 @@ def markdown(r: dict) -> str:
         worst = "—" if v["max_s"] is None else f"{v['max_s']:.2f}"
         lines.append(f"| {kind} | {v['n']} | {v['recovered']} | {worst} | {each} |")
     lines += ["", ("Recovery: from the moment the cause is gone (the MCU has reset; the frozen runtime runs "
-                   "again; the e-stop switch is released; the new producer publishes) to the runtime's "
+                   "again; after the e-stop switch's release, the deliberate start (SIGUSR1); the new producer "
+                   "publishes) to the runtime's "
                    "`resume`. A stream drop's recovery includes liblsl finding the producer again and the "
                    "pinned source listening for a second producer of the same identity "
                    "(`LSL_RESOLVE_ALL_S`), so it has no 1 s goal."),

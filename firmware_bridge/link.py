@@ -49,10 +49,13 @@ per kind), queued for :meth:`ArmLink.take_faults` and passed to the ``on_fault``
   watchdog trip does, and resuming is the owner's decision.
 - ``WATCHDOG_TRIP``: the firmware's watchdog latched; ``intended`` says whether heartbeats were
   paused by the owner (or left to it).  The link never clears it: ``clear(Fault.WATCHDOG)``.
-- ``ESTOP`` / ``ESTOP_RELEASED``: the arm stopped itself — its e-stop switch was pressed (STATUS
-  fault ``ESTOP_INPUT``, or NACK ESTOPPED), or an e-stop latch the owner did not set — and
-  refuses every motion; then the switch was released (the arm stays where it stopped).  The link
-  clears nothing: a person pressed it.
+- ``ESTOP`` / ``ESTOP_SWITCH_RELEASED`` / ``ESTOP_RELEASED``: the arm stopped itself — its e-stop
+  switch was pressed (STATUS fault ``ESTOP_INPUT``, or NACK ESTOPPED), or an e-stop latch the owner
+  did not set — and refuses every motion.  Releasing the switch leaves the firmware's ESTOP latch
+  (ISO 13850: resetting a stop must not restart the machine): ``ESTOP_SWITCH_RELEASED``.  Only a
+  deliberate start, :meth:`ArmLink.start`, clears it: ``ESTOP_RELEASED``, and the arm stays where it
+  stopped until a new command.  The link starts nothing by itself; if the MCU resets before the
+  start, the latch is set again on the new session.
 - ``RESYNC`` / ``RESYNC_FAILED``: the session was (or could not be) re-established.
 - ``MALFORMED_REPLY``, ``THREAD_DIED``: above.
 
@@ -118,6 +121,7 @@ class FaultKind(str, enum.Enum):
     RESYNC = "resync"
     RESYNC_FAILED = "resync_failed"
     ESTOP = "estop"
+    ESTOP_SWITCH_RELEASED = "estop_switch_released"
     ESTOP_RELEASED = "estop_released"
 
 
@@ -286,6 +290,7 @@ class ArmLink:
         self._restore_needed = False  # the firmware forgot the settings below (a reset)
         self._estop_wanted = False  # the owner latched the e-stop and has not cleared it
         self._estop_seen = False    # the arm's own e-stop (switch, or a latch not ours) was reported
+        self._estop_pressed = False  # its switch was pressed at the last STATUS
         self._limits: dict[int, bytes] = {}  # joint -> acknowledged SET_LIMITS payload
         self._config: bytes | None = None  # acknowledged SET_CONFIG payload
         self._last_hb_ok: float | None = None  # when the last acknowledged heartbeat was sent
@@ -523,6 +528,23 @@ class ArmLink:
         self._estop_wanted = True
         self.request(P.MsgType.ESTOP, retries=max(self.retries, 5))
 
+    def start(self) -> None:
+        """The deliberate start after the arm's own e-stop: clear its ESTOP latch (the switch released).
+
+        The arm then stays where it stopped until a new command.  Call it only on a person's explicit
+        action (ISO 13850 4.1.4, IEC 60204-1 9.2.5.4.2): releasing the switch never restarts anything.
+
+        Raises
+        ------
+        Nacked, LinkError
+            The switch is still pressed (refused here, before anything is sent), or the clear failed.
+        """
+        s = self.last_status
+        if s is not None and P.Fault.ESTOP_INPUT in s.faults:
+            raise Nacked(0, P.Reason.ESTOPPED)  # the switch is held: nothing to start yet
+        self.clear(P.Fault.ESTOP)
+        self.status()  # its STATUS reports the release (ESTOP_RELEASED) now, not at the next heartbeat
+
     def clear(self, mask: P.Fault | int) -> None:
         """Clear latched faults (``Fault.ESTOP``, ``Fault.WATCHDOG``, ``Fault.RX_OVERFLOW``).
 
@@ -605,7 +627,8 @@ class ArmLink:
         for j in sorted(self._limits):
             send(P.MsgType.SET_LIMITS, self._limits[j])
             restored.append(f"joint {j} limits")
-        if self._estop_wanted:
+        if self._estop_wanted or self._estop_seen:
+            # the owner's latch, or the arm's own stop not yet started again: a reset must not start it
             send(P.MsgType.ESTOP, b"")
             restored.append("e-stop latch")
         return restored
@@ -711,7 +734,7 @@ class ArmLink:
             send = lambda t, pl: self._exchange(port, t, pl, budget())
             if self._restore_needed:  # the MCU rebooted while we were away: before anything else runs
                 events.append(self._session_restored(self._loss_gen, "by the reconnect", t0, self._restore(send)))
-            elif self._estop_wanted:  # the e-stop must hold whatever happened while we were away
+            elif self._estop_wanted or self._estop_seen:  # a stop holds whatever happened while we were away
                 send(P.MsgType.ESTOP, b"")
             events += self._note_status(send(P.MsgType.STATUS_REQ, b""), None)
         except LinkError:  # first: AckTimeout is also an OSError (a TimeoutError)
@@ -875,8 +898,14 @@ class ArmLink:
                                                               "an e-stop latch this link did not set"))
         elif not stopped and self._estop_seen:
             self._estop_seen = False
-            events.append(LinkFault(FaultKind.ESTOP_RELEASED, "the arm's e-stop was released: it stays where it "
-                                                              "stopped and takes commands again"))
+            events.append(LinkFault(FaultKind.ESTOP_RELEASED, "the arm was started again after its e-stop: it "
+                                                              "stays where it stopped and takes commands again"))
+        pressed = P.Fault.ESTOP_INPUT in s.faults
+        if self._estop_pressed and not pressed and stopped:
+            events.append(LinkFault(FaultKind.ESTOP_SWITCH_RELEASED,
+                                    "the arm's e-stop switch was released; it stays stopped until a deliberate "
+                                    "start (ArmLink.start)"))
+        self._estop_pressed = pressed
         return events
 
     def _on_estop(self, how: str) -> list[LinkFault]:

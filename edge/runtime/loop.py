@@ -11,8 +11,9 @@ sends commands over a :class:`firmware_bridge.link.ArmLink`, publishes decisions
   :mod:`edge.runtime.rate`): data older than ``STREAM_MAX_AGE_S`` are never decided on, and after
   ``STREAM_BEHIND_HOLD_S`` of them the arm rests (an ``age`` or ``rate`` fault); stamps running
   ahead of time (a stream faster than it declares) → a ``rate`` fault and safe state at once;
-- the arm's own e-stop pressed (its firmware reports it) → nothing is sent until it is released;
-  then control resumes from where the arm stopped (nothing moves by itself);
+- the arm's own e-stop pressed (its firmware reports it) → nothing is sent; releasing the switch does
+  not restart (ISO 13850): a deliberate start (SIGUSR1) does, and control resumes from where the arm
+  stopped (nothing moves by itself);
 - processing later than ``budget_ms`` is a deadline miss; a chunk that yields several windows
   because processing fell behind runs only the newest (stale ones are dropped and counted, never
   queued); ``overload_limit`` consecutive misses → safe state;
@@ -85,6 +86,7 @@ class Runtime(Safety):
         # own e-stop.  Each clears only by itself (_release).
         self._holds: set[str] = set()
         self._firmware_rested = False  # the firmware rested the arm and no REST was acknowledged since
+        self._start_requested = False  # a person asked to start the arm again after its e-stop (SIGUSR1)
         self._stop = False
         self._log("start", bundle=str(bundle.path), content_hash=bundle.content_hash, task=bundle.task,
                   source=repr(source), interpreter=self.summary.interpreter,

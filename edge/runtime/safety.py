@@ -9,9 +9,10 @@ Causes and how each ends:
   → REST; cleared once a REST was acknowledged (its path clears the firmware's latch) and valid
   data flow;
 * *holds* — a stream whose time cannot be trusted (stamps ahead of time, data too old:
-  :mod:`edge.runtime.rate`), the arm's own e-stop switch — clear only by themselves (:meth:`Safety._release`), whatever else
-  cleared meanwhile.  The e-stop sends nothing, not even REST, and keeps the arm-state sequence:
-  the arm froze where it is.
+  :mod:`edge.runtime.rate`), the arm's own e-stop switch (released only by a deliberate start after
+  the switch is released: :meth:`Safety.request_start`, SIGUSR1), an arm whose state is unknown —
+  clear only by themselves (:meth:`Safety._release`), whatever else cleared meanwhile.  The e-stop
+  sends nothing, not even REST, and keeps the arm-state sequence: the arm froze where it is.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ FIRMWARE_RESTED = "arm rested by its firmware"
 #: Holds of a live stream whose time cannot be trusted (edge/runtime/rate.py): stamps ahead of time,
 #: data behind it.
 STREAM_RATE, STREAM_TIME = "stream rate", "stream data too old"
+#: Hold while the arm's own e-stop is pressed, and after its release until a deliberate start.
+ESTOPPED = "e-stopped"
+#: How a person gives that start (logged with the release).
+START_HOW = "send SIGUSR1 to neurogrip: 'systemctl kill -s USR1 neurogrip', or 'kill -USR1 <pid>'"
 #: Hold while the arm's firmware state is unknown (no valid STATUS for ARM_STATUS_MAX_AGE_S).
 ARM_UNKNOWN = "arm state unknown"
 
@@ -209,6 +214,26 @@ class Safety:
             return True
         return False
 
+    def request_start(self) -> None:
+        """A person's deliberate start after the arm's e-stop (SIGUSR1; safe from a signal handler): the
+        loop clears the firmware's e-stop latch at its next turn, if the switch is released."""
+        self._start_requested = True
+
+    def _start(self) -> None:
+        if ESTOPPED not in self._holds or self.arm is None:
+            self._log("start", result="nothing to start: the arm is not e-stopped")
+            log.info("start requested, but the arm is not e-stopped: nothing to do")
+            return
+        try:
+            self.arm.start()
+        except LinkError as exc:
+            self.fault("arm", f"start refused ({type(exc).__name__}: {exc}): release the arm's e-stop switch, "
+                              "then start again")
+            self._log("start", result="refused", detail=str(exc))
+            return
+        self._log("start", result="sent")
+        log.warning("start: the arm's e-stop latch is cleared; control resumes from where the arm stopped")
+
     def _watch_link(self) -> None:
         """The link's own reports: the firmware protected itself (an MCU reset, a watchdog trip we did not
         ask for) → safe state and a fresh sequence; a link whose threads died → stop with an error, so
@@ -226,9 +251,18 @@ class Safety:
                 # (not even REST), and after the release control resumes from where the arm stopped:
                 # the arm-state sequence is kept (a lifted object stays lifted, not "ready" to open).
                 self.fault("arm", f"estop: {f.detail}")
-                self._hold("e-stopped", rest=False)
+                self._hold(ESTOPPED, rest=False)
+            elif f.kind == FaultKind.ESTOP_SWITCH_RELEASED:
+                # Resetting the stop does not restart (ISO 13850 4.1.4, IEC 60204-1 9.2.5.4.2): the arm
+                # and this hold stay until a person starts it again (request_start).
+                self._log("estop_switch_released", start=START_HOW)
+                log.warning("the arm's e-stop switch was released: the arm stays stopped until you start it "
+                            "deliberately (%s)", START_HOW)
             elif f.kind == FaultKind.ESTOP_RELEASED:
-                self._release("e-stopped", "the arm's e-stop was released")
+                self._release(ESTOPPED, "the arm was started again after its e-stop")
+        if self._start_requested:
+            self._start_requested = False
+            self._start()
         # (while a REST is pending the runtime paused the heartbeats itself: no STATUS is expected then)
         age = self.arm.status_age() if hasattr(self.arm, "status_age") and not self._rest_pending else None
         if age is not None and age > C.ARM_STATUS_MAX_AGE_S:

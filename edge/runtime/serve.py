@@ -80,9 +80,11 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
             else None
         rt = Runtime(bundle, source, arm, config, json_log, outlet)
         rt.t_created = t0  # start-up is measured from the command, not from the loop
-        previous = None
+        previous = {}
         if install_signals and threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, lambda *_: rt.stop())
+            previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda *_: rt.stop())
+            # SIGUSR1: the deliberate start after the arm's e-stop (docs/robustness.md § E-stop)
+            previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: rt.request_start())
         if on_ready is not None:
             on_ready(rt)
         try:
@@ -90,8 +92,8 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
         except KeyboardInterrupt:
             summary = rt.summary  # run()'s finally already rested the arm
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return summary
     finally:
         if source is not None:

@@ -166,3 +166,70 @@ def test_no_valid_status_from_the_arm_holds_it_and_sends_nothing_until_it_report
     s = rt.run()
     assert s.faults.get("arm") == 1 and [a for a in arm.sent if a is not Action.REST] == []
     assert s.decisions_fired == 0
+
+
+class _EstopArm(AckingArm):
+    """The real link's e-stop sequence: ESTOP, then ESTOP_SWITCH_RELEASED; ESTOP_RELEASED only after
+    :meth:`start` (the firmware keeps its latch until then); ``pressed``: start refused."""
+
+    def __init__(self):
+        super().__init__()
+        self.queue, self.started, self.pressed = [], 0, False
+
+    def take_faults(self):
+        out, self.queue = self.queue, []
+        return out
+
+    def healthy(self):
+        return True
+
+    def start(self):
+        if self.pressed:
+            raise Nacked(0, Reason.ESTOPPED)
+        self.started += 1
+        self.queue.append(LinkFault(FaultKind.ESTOP_RELEASED, "started"))
+
+
+def test_releasing_the_estop_switch_does_not_restart_only_a_deliberate_start_does(caplog):
+    """ISO 13850 / IEC 60204-1: resetting an emergency stop must not by itself restart the machine."""
+    arm = _EstopArm()
+    rt = _runtime(arm)
+    arm.queue = [LinkFault(FaultKind.ESTOP, "pressed")]
+    arm.pressed = True
+    rt._watch_link()
+    assert rt._safe and rt._safe_reason == "e-stopped"
+    rt.request_start()  # while it is pressed: refused, counted, still held
+    rt._watch_link()
+    assert arm.started == 0 and rt._safe and rt.summary.faults["arm"] == 2
+    arm.pressed = False
+    arm.queue = [LinkFault(FaultKind.ESTOP_SWITCH_RELEASED, "released")]
+    with caplog.at_level("WARNING"):
+        for _ in range(5):
+            rt._watch_link()
+    assert rt._safe and rt._safe_reason == "e-stopped" and arm.sent == []  # released, not restarted
+    assert "SIGUSR1" in caplog.text
+    rt.request_start()  # the deliberate start (what SIGUSR1 does)
+    rt._watch_link()  # the start is sent
+    rt._watch_link()  # its ESTOP_RELEASED arrives
+    assert arm.started == 1 and not rt._safe
+
+
+def test_sigusr1_requests_the_start_in_serve():
+    """serve() maps SIGUSR1 to Runtime.request_start (the service's start action)."""
+    import os
+    import signal
+    import threading
+
+    from edge.runtime import serve
+
+    seen, before = {}, signal.getsignal(signal.SIGUSR1)
+
+    def on_ready(rt):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        seen["requested"] = rt._start_requested
+        threading.Timer(0.2, rt.stop).start()
+
+    serve(FIXTURE_BUNDLES / "grasp-lift", "synthetic:?kind=grasp-lift&trials=1", "none", on_ready=on_ready,
+          install_signals=True)
+    assert seen["requested"] is True
+    assert signal.getsignal(signal.SIGUSR1) is before  # restored after the run

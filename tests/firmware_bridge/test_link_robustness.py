@@ -18,7 +18,7 @@ import pytest
 
 from firmware_bridge import protocol as P
 from firmware_bridge import sim
-from firmware_bridge.errors import HeldAfterReset, LinkFailed, Nacked, ProtocolError, VersionMismatch
+from firmware_bridge.errors import HeldAfterReset, LinkError, LinkFailed, Nacked, ProtocolError, VersionMismatch
 from firmware_bridge.link import ArmLink, FaultKind
 from tests.conftest import REQUIRE_AVR, missing, require_tool
 
@@ -317,8 +317,9 @@ def test_a_latched_estop_survives_an_mcu_reset(arm_host):
 # ------------------------------------------------------------------ the arm's own e-stop switch
 def test_the_arms_estop_switch_is_reported_refuses_motion_and_its_release_too(any_arm):
     """The e-stop switch on the arm (D2; simulated: SIGUSR2): every joint freezes where it was, every
-    motion is refused, CLEAR cannot release it, the link reports it and its release; released, the
-    arm stays where it stopped and takes commands again."""
+    motion is refused, CLEAR cannot release it, the link reports it and its release.  Released, the
+    arm stays stopped (ISO 13850: resetting does not restart) until a deliberate start; then it stays
+    where it stopped and takes commands again."""
     with make_link(any_arm.pty, boot_timeout=3) as link:
         link.command(P.Action.GRASP, 1500, 300)
         time.sleep(0.2)
@@ -336,12 +337,44 @@ def test_the_arms_estop_switch_is_reported_refuses_motion_and_its_release_too(an
         assert link.status().position == frozen  # nothing moved, not even the watchdog's safe pose
         kinds = [f.kind for f in link.take_faults()]
         assert kinds.count(FaultKind.ESTOP) == 1
+        with pytest.raises(Nacked, match="ESTOPPED"):  # no start while the switch is held
+            link.start()
         any_arm.set_estop(False)
-        assert _wait(lambda: FaultKind.ESTOP_RELEASED in [f.kind for f in link.take_faults()], 1.0)
-        assert not link.status().faults & P.Fault.ESTOP_INPUT
-        assert link.status().position == frozen  # released: it stays where it stopped
+        seen = []
+        assert _wait(lambda: FaultKind.ESTOP_SWITCH_RELEASED in (seen.extend(link.take_faults()) or
+                                                                [f.kind for f in seen]), 1.0)
+        s = link.status()
+        assert not s.faults & P.Fault.ESTOP_INPUT and s.faults & P.Fault.ESTOP  # released, still stopped
+        assert FaultKind.ESTOP_RELEASED not in [f.kind for f in seen]
+        with pytest.raises(Nacked, match="ESTOPPED"):
+            link.command(P.Action.GRASP, 800, 600)
+        time.sleep(0.3)
+        assert link.status().position == frozen
+        link.start()  # the deliberate start
+        assert FaultKind.ESTOP_RELEASED in [f.kind for f in link.take_faults()]
+        assert not link.status().faults & (P.Fault.ESTOP | P.Fault.ESTOP_INPUT)
+        assert link.status().position == frozen  # started: it stays where it stopped
         link.command(P.Action.GRASP, 800, 600)
         assert link.healthy()
+
+
+def test_an_mcu_reset_before_the_start_keeps_the_arm_stopped(arm_host):
+    """The arm's e-stop released but not started, then its MCU resets (forgetting every latch): the link
+    latches the e-stop again on the new session, so the reset cannot start the arm either."""
+    with make_link(arm_host.pty, boot_timeout=3) as link:
+        link.command(P.Action.GRASP, 1500, 300)
+        arm_host.set_estop(True)
+        assert _wait(lambda: link.stats.estops == 1, 1.0)
+        arm_host.set_estop(False)
+        assert _wait(lambda: not link.status().faults & P.Fault.ESTOP_INPUT, 1.0)
+        arm_host.reset_mcu()
+        assert _wait(lambda: link.stats.mcu_resets >= 1, 2.0)
+        assert _wait(lambda: bool(link.status().faults & P.Fault.ESTOP), 2.0)
+        with pytest.raises(LinkError):
+            link.command(P.Action.GRASP, 800, 600)
+        link.clear(P.Fault.WATCHDOG)  # the reset's own hold, released by the owner
+        link.start()
+        link.command(P.Action.GRASP, 800, 600)
 
 
 # ------------------------------------------------------------------ watchdog trips

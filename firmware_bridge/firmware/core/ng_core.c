@@ -426,8 +426,9 @@ void ng_core_estop_input(ng_core_t *c, int pressed)
         c->estop_pressed_ms = c->now_ms;
     } else if ((c->faults & NG_FAULT_ESTOP_INPUT) &&
                (uint32_t)(c->now_ms - c->estop_pressed_ms) >= NG_ESTOP_RELEASE_MS) {
-        /* Nothing to restore: the press froze the targets where the arm stood, and nothing moves
-           them while it is held (commands and limits are refused, tick moves nothing). */
-        c->faults &= (uint16_t)~NG_FAULT_ESTOP_INPUT;
+        /* Releasing the switch resets the stop but must not restart the machine (ISO 13850 4.1.4,
+           IEC 60204-1 9.2.5.4.2): the ESTOP latch stays until a deliberate start, CLEAR with the
+           ESTOP bit.  Nothing to restore: the press froze the targets where the arm stood. */
+        c->faults = (uint16_t)((c->faults & (uint16_t)~NG_FAULT_ESTOP_INPUT) | NG_FAULT_ESTOP);
     }
 }

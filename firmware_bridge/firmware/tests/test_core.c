@@ -499,7 +499,8 @@ static void test_pulse(void)
 }
 
 /* The arm's own e-stop switch: pressed, nothing moves and motion is refused, CLEAR cannot release
- * it; released, the arm stays where it stopped until a new command. */
+ * it; released, the arm stays stopped (the ESTOP latch) until a deliberate start (CLEAR ESTOP), then
+ * where it stopped until a new command (ISO 13850: resetting the stop does not restart). */
 static void test_estop_input(void)
 {
     uint16_t pos;
@@ -527,10 +528,18 @@ static void test_estop_input(void)
     CHECK(core.faults & NG_FAULT_ESTOP_INPUT);
     advance(1);
     ng_core_estop_input(&core, 0);
-    CHECK(!(core.faults & NG_FAULT_ESTOP_INPUT));
+    CHECK(!(core.faults & NG_FAULT_ESTOP_INPUT) && (core.faults & NG_FAULT_ESTOP));
+    advance(100);
+    r = heartbeat();
+    CHECK(r.type == NG_MSG_STATUS && (r.payload[12] & NG_FAULT_ESTOP) && !(r.payload[12] & NG_FAULT_ESTOP_INPUT));
+    CHECK(ng_core_position(&core, 0) == pos);
+    /* released, not started: motion is still refused, REST included */
+    CHECK(is_nack(arm(NG_ACT_GRASP, 1000, 100), NG_R_ESTOPPED));
+    CHECK(is_nack(arm(NG_ACT_REST, 0, 900), NG_R_ESTOPPED));
+    CHECK(is_ack(clear(NG_FAULT_ESTOP), NG_MSG_CLEAR)); /* the deliberate start */
     advance(100);
     heartbeat();
-    CHECK(ng_core_position(&core, 0) == pos); /* released: stays still until a new command */
+    CHECK(ng_core_position(&core, 0) == pos); /* started: stays still until a new command */
     CHECK(is_ack(arm(NG_ACT_REST, 0, 900), NG_MSG_ARM_CMD));
     /* pressed while the ESTOP message also latched: releasing the switch leaves that latch */
     CHECK(is_ack(request(NG_MSG_ESTOP, seqn++, NULL, 0), NG_MSG_ESTOP));
@@ -547,7 +556,7 @@ static void test_estop_input(void)
     advance(1000);
     CHECK((core.faults & NG_FAULT_WATCHDOG) && ng_core_position(&core, 0) == pos);
     ng_core_estop_input(&core, 0);
-    CHECK(!(core.faults & NG_FAULT_ESTOP_INPUT));
+    CHECK(!(core.faults & NG_FAULT_ESTOP_INPUT) && (core.faults & NG_FAULT_ESTOP));
 }
 
 int main(void)
