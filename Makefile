@@ -67,6 +67,7 @@ test-edge: env-edge env-edge-litert
 # The same edge suite under ai_edge_litert (Python 3.13, numpy 2): the interpreter a Pi set up today has.
 # The firmware's C tests ran once in test-edge; this run is the Python suite only.
 test-edge-litert: env-edge env-edge-litert system-deps
+	@if [ -x $(TRAIN_VENV)/bin/python ]; then $(MAKE) --no-print-directory env-train; fi
 	firmware_bridge/firmware/install-deps.sh
 	$(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training $(PYTEST_ARGS)
 

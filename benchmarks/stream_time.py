@@ -19,12 +19,13 @@ RESUME_GOAL_S = 1.0  # and control back within a second of the cause gone
 
 
 def lying_producer_run(bundle, delivered_hz, seconds: float, stamps: str = "producer", stream_speed: float = 1.0,
-                      age_s: float = 0.0, pause=None):
+                      age_s: float = 0.0, pause=None, nan_stamps: bool = False):
     """A real LSL outlet that declares 500 Hz and pushes ``delivered_hz`` samples a second (a number, or
     a function of the time since start), run through the runtime.  ``stamps="producer"``: the producer
     stamps sample *i* ``t0 - age_s + i/500`` (a device clock that believes its declared rate: no gap
     anywhere, the dangerous case); ``"liblsl"``: liblsl stamps each chunk's samples 1/500 s back from its
-    arrival (gaps between chunks).  ``pause(t)`` → seconds to pause before the chunk at ``t``.  Returns
+    arrival (gaps between chunks).  ``pause(t)`` → seconds to pause before the chunk at ``t``;
+    ``nan_stamps``: every chunk stamped NaN.  Returns
     (summary, [(seconds since start, fault kind, message)], decisions fired at the first fault); the
     summary's ``released`` lists (seconds since the loop's start, hold) of each hold released, and its
     ``loop_start`` is when the loop started in the producer's time."""
@@ -57,7 +58,9 @@ def lying_producer_run(bundle, delivered_hz, seconds: float, stamps: str = "prod
             per = int(rate(el) / 10)
             if per != per0:  # a producer whose rate changes (is fixed, restarted) stamps from its clock again
                 t0_lsl, i0, per0 = pylsl.local_clock(), i, per
-            if stamps == "producer":  # the timestamp of the chunk's last sample on the declared clock
+            if nan_stamps:  # no time at all (liblsl passes NaN stamps through)
+                outlet.push_chunk(x[i:i + per], float("nan"))
+            elif stamps == "producer":  # the timestamp of the chunk's last sample on the declared clock
                 outlet.push_chunk(x[i:i + per], t0_lsl - age_s + (i - i0 + per - 1) / 500.0)
             else:
                 outlet.push_chunk(x[i:i + per])

@@ -46,6 +46,10 @@ STREAM_MAX_AGE_S = 0.25      # data older (or stamps further ahead) are never de
 STREAM_BEHIND_HOLD_S = 0.3   # behind this long → an "age"/"rate" fault and REST (detected in <= 1 s at 0.5x)
 STREAM_CLEAR_S = 0.8         # a stream that ran ahead must run at its declared rate this long to resume
 RATE_TOLERANCE = 0.1         # |stream clock / arrival clock - 1| that counts as a wrong rate
+RATE_WINDOW_S = 2.0          # the delivered rate (messages, the release of a rate hold) is measured over this
+STREAM_DRIFT = 1e-3          # relative check: clocks may drift apart this much (s/s; devices: ~1e-4)
+STREAM_FOREIGN_CLOCK_S = 60.0  # a stamp this far from LSL's clock is on another clock, not late
+STREAM_SETTLE_S = 1.0        # relative check: the start follows fresher chunks this long (a backlog start)
 
 # The JSON-lines log (`neurogrip run --log`): about 60 MB a day at 20 decisions/s, so it rotates by size
 # (edge/runtime/outputs.py): at most LOG_MAX_BYTES per file, LOG_BACKUPS older files (FILE.1 ...).
@@ -97,7 +101,7 @@ class RuntimeConfig:
     stream_speed : float
         A live stream is expected to deliver its declared rate times this (1: a device; 4: a
         recording played 4x faster by ``neurogrip stream --speed 4``); 0: played as fast as
-        possible, the rate is not checked (:mod:`edge.runtime.rate`).
+        possible: neither its rate nor the age of its data is checked (:mod:`edge.runtime.rate`).
     """
 
     budget_ms: float = 10.0

@@ -81,7 +81,7 @@ class Runtime(Safety):
         self._clock = (StreamClock(speed, absolute=self._stream_now is not None)
                        if source.live and source.fs > 0 and speed > 0 else None)
         self._behind_since: float | None = None  # when the stream's data fell behind
-        self._ok_since: float | None = None
+        self._ok_since: tuple[float, float, float] | None = None  # (when, arrival, stamp) on time since
         # Causes that hold the arm at rest whatever else clears: a stream at the wrong rate, the arm's
         # own e-stop.  Each clears only by itself (_release).
         self._holds: set[str] = set()
@@ -145,7 +145,9 @@ class Runtime(Safety):
                     self._handle(chunk, read_ms, untimely)
                     if self.pipeline.valid_samples > good:
                         self._last_good = time.monotonic()
-                        if self._safe and self._safe_reason in ("stream stalled", "no valid EEG"):
+                        if untimely:
+                            pass  # a backlog is no recovery: only data on time clear a stall
+                        elif self._safe and self._safe_reason in ("stream stalled", "no valid EEG"):
                             self._clear_safe("valid EEG again")
                         elif self._safe and self._safe_reason == FIRMWARE_RESTED and not self._firmware_rested:
                             # REST was acknowledged (its path cleared the firmware's watchdog latch) and
@@ -169,6 +171,7 @@ class Runtime(Safety):
     def _handle(self, chunk, read_ms: float, untimely: bool = False) -> None:
         cfg, pipe = self.config, self.pipeline
         before = dict(pipe.faults)
+        pipe.untimely = untimely
         results = pipe.process(chunk)
         for kind, n in pipe.faults.items():
             if n > before.get(kind, 0) and kind != "discontinuity":
@@ -178,11 +181,8 @@ class Runtime(Safety):
                     kind, f"bad samples near index {chunk.first_index}; windows containing them are not used"))
         if not results:
             return
-        if untimely:
-            # Data too old (or a clock running ahead): through the chain, so its state stays continuous,
-            # but never decided on; the decider forgets the votes they cast (edge/runtime/rate.py).
+        if untimely:  # data too old (or ahead of time): decided as invalid windows, never sent
             self.summary.untimely_windows += len(results)
-            pipe.decider.reset()
             return
         if self.summary.startup_seconds is None:
             self.summary.startup_seconds = time.monotonic() - self.t_created

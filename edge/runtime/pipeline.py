@@ -96,6 +96,10 @@ class Pipeline:
         self._last_t = -float("inf")  # the newest timestamp accepted
         self._max_step = 1.5 / bundle.fs  # a larger timestamp step inside a chunk is a gap
         self.valid_samples = 0  # finite, in-range samples seen (the runtime's "EEG is flowing" clock)
+        # Set by the runtime for a chunk whose data are too old (or ahead of time: edge/runtime/rate.py):
+        # its windows go through chain and model and reach the decider as invalid windows (its
+        # no-decision path: votes and dwell forgotten, latches and refractory times kept).
+        self.untimely = False
 
     def reset(self, at_index: int) -> None:
         """Restart chain and windows after a gap or bad samples.
@@ -118,7 +122,8 @@ class Pipeline:
         if n:  # first and last only (numpy per chunk would cost more than the check is worth);
             # disorder inside a chunk is caught by the Decider's own check, in _windows
             first, last = float(ts[0]), float(ts[-1])
-            if first <= self._last_t or (n > 1 and last <= first):
+            # written as "not (later)" so that a NaN stamp (liblsl passes them through) is refused too
+            if not first > self._last_t or (n > 1 and not last > first):
                 return self._bad_time(chunk)
             self._last_t = last
         x = chunk.samples if self._identity else chunk.samples[:, self.idx]
@@ -140,7 +145,9 @@ class Pipeline:
         self.reset(self._next_index)
         if backwards:  # a new time base (the producer's clock was reset): decisions restart with it
             self.decider.reset()
-        self._last_t = float(chunk.timestamps.max())
+        finite = chunk.timestamps[np.isfinite(chunk.timestamps)]
+        if len(finite):  # NaN stamps move nothing: the next chunk is judged against the last real time
+            self._last_t = max(self._last_t, float(finite.max())) if not backwards else float(finite.max())
         return []
 
     def _after_gap(self, chunk, x, t0: float) -> list[WindowResult]:
@@ -220,14 +227,16 @@ class Pipeline:
         index_end = [self._reset_index + e * self.factor + self.factor - 1 for e in ends.tolist()]
         rel = [i - chunk.first_index for i in index_end]
         t_end = [float(chunk.timestamps[r]) for r in rel]
+        timely = not self.untimely
         try:
             if k == 1:  # the live case: one window per chunk
-                decisions = [self.decider.step(probs[0], t_end[0] * 1000.0)]
+                decisions = [self.decider.step(probs[0], t_end[0] * 1000.0, timely)]
             else:  # all timestamps checked before any decision changes state
-                decisions = self.decider.process(probs, np.array(t_end) * 1000.0)
+                decisions = self.decider.process(probs, np.array(t_end) * 1000.0,
+                                                 None if timely else np.zeros(k, bool))
         except DecisionError:  # time went back inside the chunk: no decision on windows of unknown timing
             return self._bad_time(chunk)
-        if self.arm_state.rules is not None:
+        if self.arm_state.rules is not None and timely:
             decisions = [self.arm_state.gate(d, self.auto_confirm) for d in decisions]
         t3 = time.perf_counter()
         self.windows += k

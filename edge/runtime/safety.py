@@ -18,11 +18,12 @@ Causes and how each ends:
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from edge import config as C
 from edge.errors import RunError
-from edge.runtime.rate import AHEAD, BEHIND
+from edge.runtime.rate import AHEAD, BEHIND, OK
 from firmware_bridge.errors import LinkError, Nacked
 from firmware_bridge.link import FaultKind
 from firmware_bridge.protocol import Action, Fault, Reason
@@ -168,13 +169,24 @@ class Safety:
         * ahead (stamps advancing faster than time): a ``rate`` fault and REST at once, until the
           stream has run at its declared rate for :data:`~edge.config.STREAM_CLEAR_S`.
         """
+        stamp = float(chunk.timestamps[-1])
+        if not math.isfinite(stamp):  # no time at all: never decided on (the pipeline drops and counts it)
+            return True
         t_arrival = chunk.t_received
         if self._stream_now is not None:  # arrival on the stream's own clock, as the stamps are
             t_arrival = self._stream_now() - (time.monotonic() - chunk.t_received)
-        v = self._clock.update(t_arrival, float(chunk.timestamps[-1]))
+        v = self._clock.update(t_arrival, stamp)
         now = time.monotonic()
         fs, speed = self.source.fs, self.config.stream_speed
         played = f" x {speed:g} (--stream-speed)" if speed != 1 else ""
+        if v.state != OK and self._clock.absolute and v.seconds > C.STREAM_FOREIGN_CLOCK_S:
+            self._behind_since = self._ok_since = None
+            where = "ahead of" if v.state == AHEAD else "behind"
+            self.fault("rate", f"the stream's timestamps are {v.seconds:.0f} s {where} this machine's clock: its "
+                               "producer stamps on another clock (Unix time, its own uptime); an LSL producer must "
+                               "stamp with LSL's local_clock() or let liblsl stamp its samples")
+            self._hold(STREAM_RATE)
+            return True
         if v.state == AHEAD:
             self._behind_since, self._ok_since = None, None
             delivered = "" if v.ratio is None else f"it delivers about {fs * speed * v.ratio:.0f} samples/s "
@@ -205,12 +217,17 @@ class Safety:
         self._behind_since = None
         self._release(STREAM_TIME, "the stream's data are fresh again")
         if STREAM_RATE in self._holds:
-            self._ok_since = now if self._ok_since is None else self._ok_since
-            steady = v.ratio is None or abs(v.ratio - 1.0) <= C.RATE_TOLERANCE
-            if not steady:
-                self._ok_since = now
-            elif now - self._ok_since >= C.STREAM_CLEAR_S:
-                self._release(STREAM_RATE, f"the stream runs at its declared {fs:g} Hz again")
+            # released after STREAM_CLEAR_S of chunks on time whose stamps advanced at the declared rate
+            # over that whole time (a stream merely less fast than before stays held)
+            if self._ok_since is None:
+                self._ok_since = (now, t_arrival, stamp)
+            t0, a0, s0 = self._ok_since
+            if now - t0 >= C.STREAM_CLEAR_S:
+                ratio = (stamp - s0) / (t_arrival - a0) / self._clock.expected
+                if abs(ratio - 1.0) <= C.RATE_TOLERANCE:
+                    self._release(STREAM_RATE, f"the stream runs at its declared {fs:g} Hz again")
+                    return False
+                self._ok_since = (now, t_arrival, stamp)
             return True
         return False
 

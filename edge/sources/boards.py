@@ -243,6 +243,9 @@ class BrainFlowSource(Source):
         super().__init__(names, fs, stall_timeout)
         self.units, self.channel_types = ["uV"] * len(names), [signal.upper()] * len(names)
         self.stream_type, self.unit, self.scale, self.signal = signal.upper(), unit, scale, signal
+        # BrainFlow stamps samples with this machine's Unix time as they arrive: their age is measurable
+        # (edge/runtime/rate.py).  (time.time, not monotonic: the stamps are BrainFlow's.)
+        self.stream_clock = time.time
         self._phase: float | None = None  # time of running sample 0 by the previous chunk's earliest sample
         self._last_ts: float | None = None
         self._failing = False

@@ -286,6 +286,8 @@ def test_a_playback_board_runs_through_the_runtime_and_the_arm_rests_when_it_sto
     assert s.processing_ms["n"] > 0 and s.processing_ms["p50"] < 1000
     assert s.decisions_fired == 0 and s.commands_sent == 0  # the emotion task never moves the arm
     assert s.faults.get("stream", 0) == 1 and arm.rests >= 1  # the file ended: a stall, the arm rested
+    # BrainFlow stamps with this machine's clock: an honest board's data are on time (edge/runtime/rate.py)
+    assert "rate" not in s.faults and "age" not in s.faults and s.untimely_windows == 0
     events = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
     assert "BrainFlowSource PLAYBACK_FILE_BOARD (Muse2)" in events[0]["source"]
     assert any(e["event"] == "safe_state" and e["reason"] == "stream stalled" for e in events)
