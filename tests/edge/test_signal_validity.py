@@ -121,9 +121,8 @@ def test_a_stream_at_half_its_rate_is_behind_within_a_second_whatever_its_pauses
 
 @pytest.mark.parametrize("absolute", [True, False])
 def test_a_stream_at_twice_its_rate_is_ahead_within_a_second(absolute):
-    from edge.runtime.rate import AHEAD, StreamClock
-
     from edge import config as C
+    from edge.runtime.rate import AHEAD, StreamClock
 
     got = _feed(StreamClock(1.0, absolute=absolute), lambda t: (100, 0.0), 5.0)
     first = _first(got, AHEAD)
@@ -210,7 +209,7 @@ def test_the_runtime_check_holds_and_releases_on_time(monkeypatch):
     clock = {"t": 1000.0}
     import types
 
-    import edge.runtime.safety as safety
+    from edge.runtime import safety
 
     monkeypatch.setattr(safety, "time", types.SimpleNamespace(monotonic=lambda: clock["t"]))
     x = np.zeros((50, 32))

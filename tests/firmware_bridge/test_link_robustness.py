@@ -18,7 +18,14 @@ import pytest
 
 from firmware_bridge import protocol as P
 from firmware_bridge import sim
-from firmware_bridge.errors import HeldAfterReset, LinkError, LinkFailed, Nacked, ProtocolError, VersionMismatch
+from firmware_bridge.errors import (
+    HeldAfterReset,
+    LinkError,
+    LinkFailed,
+    Nacked,
+    ProtocolError,
+    VersionMismatch,
+)
 from firmware_bridge.link import ArmLink, FaultKind
 from tests.conftest import REQUIRE_AVR, missing, require_tool
 
