@@ -72,7 +72,7 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
     bundle = load_bundle(bundle_path)
     # the log's settings are checked before the source is opened: a bad one leaves nothing open
     json_log = JsonLog(log_path, log_max_bytes, log_backups) if log_path else None
-    source = arm = sim = None
+    source = arm = sim = rt = None
     try:
         source = open_source(source_spec)
         arm, sim = open_arm(arm_spec)
@@ -104,3 +104,5 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
             sim.stop()
         if json_log is not None:
             json_log.close()
+            if rt is not None:  # lines lost up to the very last (the summary's own line included)
+                rt.summary.log_lines_lost = json_log.lost

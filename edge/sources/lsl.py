@@ -328,12 +328,8 @@ class LSLSource(Source):
         restarted = identity.uid != self.identity.uid
         log.log(logging.WARNING if restarted else logging.INFO, "LSL stream %r taken back: %s", self.name,
                 f"its producer restarted (uid {self.identity.uid} → {identity.uid})" if restarted else "same outlet")
-        if restarted:
-            # A restarted producer and a copy that took its identity over during the drop look the same
-            # (docs/security.md): the runtime logs it as a fault, so the log says which outlet fed it.
-            self._alarms.append(SourceAlarm("takeover", f"after a drop, a new outlet with the pinned identity "
-                                                        f"feeds the stream: {identity} (was uid {self.identity.uid}); "
-                                                        "if you did not restart the producer, stop and check"))
+        if restarted:  # a restart or a copy of its identity: the same to us, so the run's log says which
+            self._alarms.append(SourceAlarm.takeover(identity, self.identity.uid))
         # _last_ts is kept: the samples missing across the silence count as dropped, as they did before
         self.identity, self._lost, self._gap_pending = identity, False, True
 

@@ -115,6 +115,13 @@ class SourceAlarm:
     kind: str
     detail: str
 
+    @classmethod
+    def takeover(cls, identity, old_uid: str) -> SourceAlarm:
+        """A new outlet with the pinned identity taken back after a drop: a restarted producer and a
+        copy that took its identity over look the same (docs/security.md), so the runtime logs it."""
+        return cls("takeover", f"after a drop, a new outlet with the pinned identity feeds the stream: {identity} "
+                               f"(was uid {old_uid}); if you did not restart the producer, stop and check")
+
 
 def resolve_all(pylsl, predicate: str, timeout: float) -> list:
     """Every stream matching ``predicate``: wait up to ``timeout`` for one, then listen
