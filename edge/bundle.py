@@ -100,6 +100,8 @@ class Bundle:
     path: Path
     manifest: dict
     model_bytes: bytes = field(repr=False)
+    #: its ``signature.json`` document (checked where a trust store is installed), or None: unsigned
+    signature: dict | None = field(default=None, repr=False)
 
     @property
     def task(self) -> str:
@@ -620,5 +622,11 @@ def load_bundle(path, *, check_model: bool = True, trust: signing.TrustPolicy | 
         _fail(path, f"signal.chain is not usable: {clip(str(exc), 400)}")
     if check_model:
         _check_model(path, m, model_bytes)
-    return Bundle(path, m, model_bytes)
+    signature = None
+    if raw_signature is not None:
+        try:
+            signature = json.loads(raw_signature)
+        except ValueError:  # not verified here (no trust store): an unreadable one is as good as none
+            signature = None
+    return Bundle(path, m, model_bytes, signature if isinstance(signature, dict) else None)
 

@@ -418,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="write the bundle even if it is worse than the base there")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (refused otherwise)")
     p.add_argument("--sign-key", metavar="PRIVATE.pem",
-                   help="sign the calibrated bundle with this key (needed where a trust store is installed)")
+                   help="sign the calibrated bundle with this key (default where a trust store is installed: "
+                        "this Pi's device key, 'neurogrip keygen --device')")
     p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("run", help="the edge runtime: EEG source -> int8 model -> arm commands")

@@ -126,6 +126,11 @@ class RuntimeConfig:
 # load_bundle refuses unsigned bundles and bundles signed by any other key.  The environment
 # variable NEUROGRIP_TRUSTED_KEYS names another directory (read at call time, like the bounds).
 TRUSTED_KEYS_DIR = "/etc/neurogrip/trusted-keys"
+# This Pi's own key pair (edge.device_trust): calibrate signs with the private key; the public key in
+# DEVICE_KEYS_DIR is trusted only for bundles whose workstation-signed root they carry.
+# NEUROGRIP_DEVICE_KEY and NEUROGRIP_DEVICE_KEYS name others.
+DEVICE_KEY_FILE = "/etc/neurogrip/device-key/device.pem"
+DEVICE_KEYS_DIR = "/etc/neurogrip/device-keys"
 
 
 # -- bounds (edge.bundle, edge.manifest_schema, edge.recordings) ----------------------------------

@@ -33,6 +33,10 @@ Trust (:class:`TrustPolicy`, read from the environment at every load)
       by ``NEUROGRIP_TRUSTED_KEYS`` must exist and hold a key (a typo must not turn checks off), and
       a key file that does not parse is an error, not skipped: a trust store fails closed.
 
+Device keys (:mod:`edge.device_trust`)
+    A bundle calibrated on the Pi is signed by the Pi's own key and trusted only through the
+    workstation-signed bundle it was calibrated from, which its manifest carries.
+
 What a signature does not cover: an older bundle signed by the same key still verifies (replace
 the key to retire all its bundles), and the private key is only as safe as the workstation.
 """
@@ -68,6 +72,9 @@ SIGNATURE_SCHEMA = "neurogrip-bundle-signature"
 SIGNATURE_VERSION = 1
 ALGORITHM = "ed25519"
 TRUSTED_KEYS_ENV = "NEUROGRIP_TRUSTED_KEYS"
+DEVICE_KEYS_ENV = "NEUROGRIP_DEVICE_KEYS"   # this Pi's own public keys (edge.device_trust)
+DEVICE_KEY_ENV = "NEUROGRIP_DEVICE_KEY"     # this Pi's private key, for calibrate
+DEVICE_KEY_NAME = "device"
 ALLOW_UNSIGNED_ENV = "NEUROGRIP_ALLOW_UNSIGNED"
 PUBLIC_SUFFIX, PRIVATE_SUFFIX = ".pub", ".pem"
 DEFAULT_KEY_NAME = "neurogrip-signing"
@@ -277,6 +284,9 @@ class TrustPolicy:
     keys: dict = field(default_factory=dict)
     store: Path | None = None
     allow_unsigned: bool = False
+    #: This Pi's own keys (:mod:`edge.device_trust`): a bundle one of them signed is trusted only
+    #: through its workstation-signed root.
+    device_keys: dict = field(default_factory=dict)
 
     @property
     def enforced(self) -> bool:
@@ -298,10 +308,15 @@ class TrustPolicy:
             # set but empty: a script's unset variable, not a wish to check nothing; fail closed
             raise SignatureError(where, f"{TRUSTED_KEYS_ENV} is set but empty", f"name the trust store directory "
                                  f"(e.g. {config.TRUSTED_KEYS_DIR}), or unset {TRUSTED_KEYS_ENV} to use that default")
+        device_dir = os.environ.get(DEVICE_KEYS_ENV) or config.DEVICE_KEYS_DIR
         if named:
-            return cls.from_directory(named, allow_unsigned=allow)
-        store = Path(config.TRUSTED_KEYS_DIR)
-        return cls(load_trusted_keys(store, required=False), store, allow)
+            policy = cls.from_directory(named, allow_unsigned=allow)
+        else:
+            store = Path(config.TRUSTED_KEYS_DIR)
+            policy = cls(load_trusted_keys(store, required=False), store, allow)
+        if not policy.enforced:
+            return policy
+        return cls(policy.keys, policy.store, allow, load_trusted_keys(device_dir, required=False))
 
     def describe(self, shown: int = 4) -> str:
         """The trust store for a message: its directory and the first ``shown`` key ids with their files."""
@@ -387,7 +402,8 @@ def _verify(path, raw_manifest: bytes, manifest: dict, model: bytes, raw_signatu
                              f"its {SIGNATURE_FILE}; for development only, {ALLOW_UNSIGNED_ENV}=1 loads it anyway")
     sig = parse_signature(raw_signature, path)
     kid = sig["key_id"]
-    if kid not in policy.keys:
+    key = policy.keys.get(kid) or policy.device_keys.get(kid)
+    if key is None:
         raise SignatureError(path, f"signed by key {kid[:16]}, which this machine does not trust "
                                    f"({policy.describe()})",
                              f"sign it with a trusted key, or install the signer's public key in {policy.store}")
@@ -401,10 +417,14 @@ def _verify(path, raw_manifest: bytes, manifest: dict, model: bytes, raw_signatu
                                    "what was signed)", _RESIGN)
     invalid, _, _, _ = _crypto()
     try:
-        policy.keys[kid][0].verify(sig["signature"], signed_message(content_hash, manifest_sha256))
+        key[0].verify(sig["signature"], signed_message(content_hash, manifest_sha256))
     except invalid:
         raise SignatureError(path, f"the signature does not match the bundle and key {kid[:16]} (altered after "
                                    f"signing, or a forged or damaged {SIGNATURE_FILE})", _RESIGN) from None
+    if kid not in policy.keys:  # this Pi's own key: trusted only through the workstation-signed root
+        from edge.device_trust import check_device_signed
+
+        check_device_signed(path, manifest, model, kid, policy)
     return kid
 
 
@@ -450,7 +470,7 @@ def check_signature(path, raw_manifest: bytes, manifest: dict, model: bytes, raw
         log.warning("%s: %s; loaded anyway because %s=1 (development only: unset it to enforce %s)",
                     path, exc.problem, ALLOW_UNSIGNED_ENV, policy.store)
         return None
-    log.info("%s: signature verified (key %s, %s)", path, kid[:16], policy.keys[kid][1])
+    log.info("%s: signature verified (key %s, %s)", path, kid[:16], (policy.keys.get(kid) or policy.device_keys[kid])[1])
     return kid
 
 

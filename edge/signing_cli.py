@@ -9,6 +9,7 @@ as one line with its fix.  The walk-through is docs/bundle-signing.md.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edge import config, signing
 
@@ -17,11 +18,23 @@ def keygen_main(argv=None) -> int:
     """``neurogrip keygen --out DIR [--name NAME]``: a new signing key pair."""
     p = argparse.ArgumentParser(prog="neurogrip keygen",
                                 description="Make an Ed25519 key pair for signing bundles (docs/bundle-signing.md).")
-    p.add_argument("--out", required=True, metavar="DIR", help="directory for NAME.pem (private) and NAME.pub")
-    p.add_argument("--name", default=signing.DEFAULT_KEY_NAME,
-                   help=f"base name of the two files (default {signing.DEFAULT_KEY_NAME})")
+    p.add_argument("--out", metavar="DIR", help="directory for NAME.pem (private) and NAME.pub")
+    p.add_argument("--name", help=f"base name of the two files (default {signing.DEFAULT_KEY_NAME}; "
+                                  f"with --device, {signing.DEVICE_KEY_NAME})")
+    p.add_argument("--device", action="store_true",
+                   help="this Pi's own key, for bundles calibrated here (default --out "
+                        f"{Path(config.DEVICE_KEY_FILE).parent}); trusted only through their workstation-signed root")
     args = p.parse_args(argv)
-    private, public, kid = signing.generate_keypair(args.out, args.name)
+    if args.out is None and not args.device:
+        p.error("--out DIR is required (or --device, for this Pi's own key)")
+    out = args.out or Path(config.DEVICE_KEY_FILE).parent
+    name = args.name or (signing.DEVICE_KEY_NAME if args.device else signing.DEFAULT_KEY_NAME)
+    private, public, kid = signing.generate_keypair(out, name)
+    if args.device:
+        print(f"device key {private} (mode 0600): it never leaves this Pi; 'neurogrip calibrate' signs with it")
+        print(f"its public key {public} (key id {kid[:16]}): trust it for calibrated bundles with")
+        print(f"  sudo install -D -m 644 {public} {config.DEVICE_KEYS_DIR}/{public.name}")
+        return 0
     print(f"private key {private} (mode 0600): keep it on this workstation; it signs bundles")
     print(f"public key  {public} (key id {kid[:16]}): install it on the Pi with")
     print(f"  sudo install -D -m 644 {public.name} {config.TRUSTED_KEYS_DIR}/{public.name}")

@@ -17,6 +17,7 @@ bundle that is worse there is refused, not written.  The decision policy is the 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +29,12 @@ from edge._checks import check_number
 from edge.bundle import load_bundle, write_bundle
 from edge.calibration.head import Head, fit_head
 from edge.calibration.session import SessionWindows, held_out_rows, read_session, session_windows
+from edge.device_trust import root_evidence
 from edge.errors import CalibrationError
 from edge.inference import Int8Model, dequantise
 from edge.metrics import accuracy, mean_columnwise_auc
 from edge.model_input import model_inputs, quantise, window_spec
-from edge.signing import TrustPolicy, load_private_key, sign
+from edge.signing import DEVICE_KEY_ENV, TrustPolicy, load_private_key, sign
 
 
 @dataclass
@@ -139,12 +141,17 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     if (Path(out).exists() or Path(out).is_symlink()) and not overwrite:
         raise CalibrationError(f"--out {out} already exists; choose another path, or pass --overwrite to replace it")
     base = load_bundle(bundle_path)
+    if sign_key is None and TrustPolicy.from_environment(bundle_path).enforced:
+        # Signed by this Pi's own key, trusted through the base's workstation signature (edge.device_trust):
+        # the workstation's private key never comes here.
+        sign_key = Path(os.environ.get(DEVICE_KEY_ENV) or config.DEVICE_KEY_FILE)
+        if not sign_key.is_file():
+            raise CalibrationError(f"this machine loads only signed bundles (a trust store is installed) and has no "
+                                   f"device key to sign the calibrated bundle ({sign_key}): create it once with "
+                                   "'sudo neurogrip keygen --device' (never copy the workstation's key here; "
+                                   "docs/bundle-signing.md)")
     if sign_key is not None:
         load_private_key(sign_key)  # a missing key or an unsafe file fails now, not after the work
-    elif TrustPolicy.from_environment(bundle_path).enforced:
-        raise CalibrationError("this machine loads only signed bundles (a trust store is installed) and the "
-                               "calibrated bundle would be unsigned: pass --sign-key PRIVATE.pem, a key whose .pub "
-                               "is in the trust store (docs/bundle-signing.md)")
     mode, labels = base.task_spec.mode, base.labels
     rec, session_hash, parts = read_session(data, base)
     sw = session_windows(base, rec)
@@ -214,9 +221,10 @@ def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout
                    "choice": result.choice, "windows": result.n_windows,
                    "held_out": {"metric": result.metric, "base": round(result.base, 6),
                                 "calibrated": round(result.calibrated, 6)}}
+    root = root_evidence(base.manifest, base.signature)  # what a device-key signature is trusted through
     m = {**base.manifest, "window": spec, "head": head.to_manifest(),
          "provenance": {**base.manifest.get("provenance", {}), "parent": base.content_hash,
-                        "calibration": calibration},
+                        "calibration": calibration, **(root or {})},
          "metrics": {**base.manifest.get("metrics", {}), "calibration": calibration["held_out"]}}
     write_bundle(out, m, base.model_bytes)  # a deep copy; the content hash is recomputed
     if sign_key is not None:

@@ -1,0 +1,86 @@
+"""Bundles calibrated on the Pi: signed by the Pi's own *device key*, trusted through their root.
+
+The workstation's private key never leaves the workstation (docs/bundle-signing.md), yet a Pi with a
+trust store loads only signed bundles, and ``neurogrip calibrate`` makes new ones there.  So the Pi has
+its own key pair, made at install (``neurogrip keygen --device``; the private half never leaves the
+Pi), whose public half is in the *device keys* directory (:data:`edge.config.DEVICE_KEYS_DIR`, or
+``$NEUROGRIP_DEVICE_KEYS``).
+
+A device key alone vouches for nothing.  A bundle it signed is trusted only through its **root**, the
+workstation-signed bundle it was calibrated from, which calibration copies into the new manifest's
+``provenance`` (:func:`root_evidence`):
+
+* ``workstation_signature`` — the root's ``signature.json`` document, by a key of the trust store;
+* ``workstation_manifest`` — the root's manifest.
+
+:func:`check_device_signed` requires that signature to verify, the root manifest with *this*
+bundle's model bytes to hash to the content hash it signed (so the model is the workstation's, byte
+for byte), and the sections that define what the arm does — task, labels, signal chain, model
+tensors, decision policy — to be the root's.  What the device may change is what calibration
+changes: the normalisation (``window``), the last layer (``head``), ``metrics`` and ``provenance``.
+A stolen device key can therefore re-fit a workstation-signed model, and nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+
+from edge.errors import SignatureError
+
+ROOT_SIGNATURE = "workstation_signature"
+ROOT_MANIFEST = "workstation_manifest"
+#: Manifest sections a device-signed bundle must share with its workstation-signed root.
+FIXED_SECTIONS = ("task", "labels", "signal", "model", "decision", "schema", "schema_version")
+_RECALIBRATE = "calibrate it again on this Pi from a bundle signed on the workstation"
+
+
+def root_evidence(manifest: dict, signature: dict | None) -> dict | None:
+    """What a bundle calibrated from this base carries in its ``provenance``: the base's own root when
+    it was itself calibrated on a device, else the base and its workstation signature; None when the
+    base is unsigned (its calibrated bundle can then only load where no trust store is installed)."""
+    prov = manifest.get("provenance") or {}
+    if isinstance(prov.get(ROOT_SIGNATURE), dict) and isinstance(prov.get(ROOT_MANIFEST), dict):
+        return {ROOT_SIGNATURE: prov[ROOT_SIGNATURE], ROOT_MANIFEST: prov[ROOT_MANIFEST]}
+    if signature is None:
+        return None
+    return {ROOT_SIGNATURE: signature, ROOT_MANIFEST: manifest}
+
+
+def check_device_signed(path, manifest: dict, model: bytes, device_kid: str, policy) -> str:
+    """Accept a bundle whose (already verified) signature is by device key ``device_kid`` only through a
+    workstation-signed root (module docstring); returns the root's workstation key id.
+
+    Raises
+    ------
+    SignatureError
+        No root, a root signed by a key the trust store does not hold, a root that is not this model,
+        or a section the device may not change.
+    """
+    from edge.bundle import content_hash
+    from edge.signing import _crypto, parse_signature, signed_message
+
+    prov = manifest.get("provenance") or {}
+    doc, root = prov.get(ROOT_SIGNATURE), prov.get(ROOT_MANIFEST)
+    who = f"signed by this Pi's device key {device_kid[:16]}"
+    if not isinstance(doc, dict) or not isinstance(root, dict):
+        raise SignatureError(path, f"{who}, but it carries no workstation-signed root (provenance."
+                                   f"{ROOT_SIGNATURE} and {ROOT_MANIFEST})", _RECALIBRATE)
+    sig = parse_signature(json.dumps(doc).encode(), path)
+    kid = sig["key_id"]
+    if kid not in policy.keys:
+        raise SignatureError(path, f"{who}; its root was signed by key {kid[:16]}, which this machine does not "
+                                   f"trust ({policy.describe()})", _RECALIBRATE)
+    if content_hash(root, model) != sig["content_hash"]:
+        raise SignatureError(path, f"{who}, but its model or its root's manifest is not what the workstation "
+                                   "signed", _RECALIBRATE)
+    invalid, _, _, _ = _crypto()
+    try:
+        policy.keys[kid][0].verify(sig["signature"], signed_message(sig["content_hash"], sig["manifest_sha256"]))
+    except invalid:
+        raise SignatureError(path, f"{who}; the workstation signature of its root does not verify",
+                             _RECALIBRATE) from None
+    changed = [s for s in FIXED_SECTIONS if manifest.get(s) != root.get(s)]
+    if changed:
+        raise SignatureError(path, f"{who}, but its {', '.join(changed)} differ from its workstation-signed root "
+                                   "(a device may re-fit only the normalisation and the last layer)", _RECALIBRATE)
+    return kid

@@ -1,0 +1,115 @@
+"""Calibration on the Pi without the workstation's key (issue 24): the Pi signs with its own device key,
+and a bundle so signed is trusted only through the workstation-signed base it carries — whose model it
+must be, byte for byte, with the same task, labels, signal chain and decision policy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from edge import config, signing
+from edge.bundle import content_hash, load_bundle, write_bundle
+from edge.calibration import calibrate
+from edge.cli import main
+from edge.errors import CalibrationError, SignatureError
+from tests.conftest import FIXTURE_BUNDLES
+
+
+@pytest.fixture
+def pi(tmp_path, monkeypatch, shared_data):
+    """A Pi with a trust store (the workstation's key W), its device key D installed, a W-signed base."""
+    ws_private, ws_public, ws_kid = signing.generate_keypair(tmp_path / "workstation", "w")
+    store = tmp_path / "trusted-keys"
+    store.mkdir()
+    shutil.copy(ws_public, store)
+    base = shutil.copytree(FIXTURE_BUNDLES / "gesture", tmp_path / "base")
+    monkeypatch.setattr(config, "TRUSTED_KEYS_DIR", str(tmp_path / "none"))
+    monkeypatch.delenv(signing.ALLOW_UNSIGNED_ENV, raising=False)
+    signing.sign(base, ws_private)
+    device_dir = tmp_path / "device-key"
+    assert main(["keygen", "--device", "--out", str(device_dir)]) == 0
+    devices = tmp_path / "device-keys"
+    devices.mkdir()
+    shutil.copy(device_dir / "device.pub", devices)
+    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(store))
+    monkeypatch.setenv(signing.DEVICE_KEYS_ENV, str(devices))
+    monkeypatch.setenv(signing.DEVICE_KEY_ENV, str(device_dir / "device.pem"))
+    session = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0"
+    return {"base": base, "session": session, "ws_private": ws_private, "ws_kid": ws_kid,
+            "device": device_dir / "device.pem", "devices": devices, "tmp": tmp_path}
+
+
+def _resigned(pi, src, out, edit, key):
+    """``src``'s manifest edited by ``edit(manifest)``, written to ``out`` and signed by ``key``."""
+    b = load_bundle(src)
+    m = json.loads(json.dumps(b.manifest))
+    model = edit(m) or b.model_bytes
+    write_bundle(out, m, model)
+    signing.sign(out, key, check_model=False)
+    return out
+
+
+def test_a_bundle_calibrated_on_the_pi_is_signed_by_its_device_key_and_loads(pi):
+    out = pi["tmp"] / "mine"
+    calibrate(pi["base"], pi["session"], out)  # no --sign-key: the device key
+    mine = load_bundle(out)
+    assert mine.signature["key_id"] != pi["ws_kid"]
+    prov = mine.manifest["provenance"]
+    assert prov["workstation_signature"]["key_id"] == pi["ws_kid"]
+    assert prov["workstation_manifest"]["content_hash"] == load_bundle(pi["base"]).content_hash
+    # calibrated again from it: the root is carried forward
+    again = pi["tmp"] / "again"
+    calibrate(out, pi["session"], again, force=True)
+    assert load_bundle(again).manifest["provenance"]["workstation_signature"]["key_id"] == pi["ws_kid"]
+
+
+def test_a_device_key_vouches_for_nothing_but_a_recalibrated_workstation_model(pi, monkeypatch):
+    out = pi["tmp"] / "mine"
+    calibrate(pi["base"], pi["session"], out)
+
+    def thresholds(m):
+        m["decision"]["reject_below"] = 0.01
+    with pytest.raises(SignatureError, match="decision differ from its workstation-signed root"):
+        load_bundle(_resigned(pi, out, pi["tmp"] / "t", thresholds, pi["device"]))
+
+    def other_model(m):
+        model = bytearray(load_bundle(out).model_bytes)
+        model[-1] ^= 1
+        return bytes(model)
+    with pytest.raises(SignatureError, match="model or its root's manifest"):
+        load_bundle(_resigned(pi, out, pi["tmp"] / "m", other_model, pi["device"]))
+
+    def no_root(m):
+        del m["provenance"]["workstation_signature"]
+    with pytest.raises(SignatureError, match="no workstation-signed root"):
+        load_bundle(_resigned(pi, out, pi["tmp"] / "r", no_root, pi["device"]))
+
+    stranger, _, _ = signing.generate_keypair(pi["tmp"] / "stranger", "s")  # a root signed by an untrusted key
+    rogue = shutil.copytree(FIXTURE_BUNDLES / "gesture", pi["tmp"] / "rogue")
+    signing.sign(rogue, stranger)
+    monkeypatch.setenv(signing.ALLOW_UNSIGNED_ENV, "1")  # to calibrate from it at all
+    calibrate(rogue, pi["session"], pi["tmp"] / "from-rogue")
+    monkeypatch.delenv(signing.ALLOW_UNSIGNED_ENV)
+    with pytest.raises(SignatureError, match="which this machine does not trust"):
+        load_bundle(pi["tmp"] / "from-rogue")
+    # the device's public key not installed: its bundles are from an unknown key
+    for f in pi["devices"].iterdir():
+        f.unlink()
+    with pytest.raises(SignatureError, match="does not trust"):
+        load_bundle(out)
+
+
+def test_without_a_device_key_calibrate_says_how_to_make_one(pi, monkeypatch):
+    monkeypatch.setenv(signing.DEVICE_KEY_ENV, str(pi["tmp"] / "nowhere.pem"))
+    with pytest.raises(CalibrationError, match="keygen --device"):
+        calibrate(pi["base"], pi["session"], pi["tmp"] / "x")
+    assert not (pi["tmp"] / "x").exists()
+
+
+def test_the_root_hash_binds_the_model(pi):
+    """The evidence is the root manifest and its signature: the root manifest with the calibrated
+    bundle's model bytes must hash to what the workstation signed."""
+    base = load_bundle(pi["base"])
+    assert content_hash(base.manifest, base.model_bytes) == base.signature["content_hash"]
