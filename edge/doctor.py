@@ -404,13 +404,41 @@ def check_source(spec: str, bundle_path: str | None = None) -> list[Check]:
         source.close()
 
 
-def run_checks(bundle: str | None = None, port: str | None = None) -> list[Check]:
-    """Run every check; ``bundle`` and ``port`` add the bundle check and a device check."""
+def check_lsl_scope(source_spec: str | None = None) -> Check:
+    """How far liblsl looks for streams (its ``ResolveScope``): ``machine`` keeps every other host's
+    streams out of sight, which is what a producer on this Pi (a local bridge, the arm's own front
+    end) needs; wider scopes are reported with the fix (docs/security.md)."""
+    from edge.errors import SourceSpecError
+    from edge.sources.lsl_config import scope_in_force
+    from edge.sources.spec import parse_spec
+
+    try:
+        scope = None
+        if source_spec is not None:
+            scheme, _, params = parse_spec(source_spec)
+            if scheme != "lsl":
+                return Check("lsl scope", True, f"not an LSL source ({scheme}:): no stream discovery")
+            scope = params.get("scope")
+        value, where = scope_in_force(scope)
+    except (SourceSpecError, TypeError) as exc:
+        return Check("lsl scope", False, f"the source spec cannot be read ({_one_line(exc)})")
+    if value == "machine":
+        return Check("lsl scope", True, f"liblsl looks for streams on this machine only (ResolveScope = machine, "
+                                        f"from {where}): no other host's stream can be found")
+    return Check("lsl scope", True, f"liblsl looks for streams beyond this machine (ResolveScope = {value}, from "
+                                    f"{where}): any host on the network can publish a matching stream",
+                 "if the producer runs on this Pi, add scope=machine to the lsl: spec (or ResolveScope = machine "
+                 "in /etc/lsl_api/lsl_api.cfg; docs/security.md)", warn=True)
+
+
+def run_checks(bundle: str | None = None, port: str | None = None, source: str | None = None) -> list[Check]:
+    """Run every check; ``bundle`` and ``port`` add the bundle check and a device check; ``source``
+    (a spec) is the one whose LSL discovery scope is reported."""
     checks = [
         ("python", check_python), ("numpy", check_numpy), ("tflite", check_tflite),
         ("liblsl", check_liblsl), ("brainflow", check_brainflow), ("pyserial", check_pyserial),
         ("serial", lambda: check_serial_port(port)), ("cpu governor", check_governor),
-        ("dsp kernel", check_dsp_kernel),
+        ("dsp kernel", check_dsp_kernel), ("lsl scope", lambda: check_lsl_scope(source)),
     ]
     if bundle is not None:
         checks.append(("bundle", lambda: check_bundle(bundle)))
@@ -426,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", help="a source spec (e.g. lsl:type=EEG): show what the stream declares "
                         "and what neurogrip will do with it (with --bundle: which bundle channel each feeds)")
     args = parser.parse_args(argv)
-    checks = run_checks(bundle=args.bundle, port=args.port)
+    checks = run_checks(bundle=args.bundle, port=args.port, source=args.source)
     if args.source:
         try:
             checks += check_source(args.source, args.bundle)

@@ -162,6 +162,18 @@ def quiet_liblsl(settings: dict[tuple[str, str], str] | None = None) -> Path | N
     return path
 
 
+def scope_in_force(scope: str | None = None) -> tuple[str, str]:
+    """The ``ResolveScope`` liblsl would use in a new process given a spec's ``scope=`` (None: its
+    file decides), and where it comes from — without configuring anything (``neurogrip doctor``)."""
+    if scope is not None:
+        return check_isolation(scope, None)[0], "the source spec's scope="
+    path, text = _config_text()
+    value = _ini_get(text, *SCOPE)
+    if value is not None:
+        return value, str(path)
+    return LSL_DEFAULTS[SCOPE], "liblsl's default" + (f" ({path} does not set it)" if path else "")
+
+
 def configure_liblsl(scope: str | None = None, session: str | None = None) -> dict[str, str]:
     """Configure liblsl for this process before its first use: the quiet log level
     (:func:`quiet_liblsl`) and, if given, ``ResolveScope`` and ``SessionID``.

@@ -270,7 +270,7 @@ def test_bundle_bad_decision_policy(monkeypatch):
 def test_run_checks_names_and_crash_guard(monkeypatch):
     names = [c.name for c in doctor.run_checks()]
     assert names == ["python", "numpy", "tflite", "liblsl", "brainflow", "pyserial", "serial", "cpu governor",
-                     "dsp kernel"]
+                     "dsp kernel", "lsl scope"]
     assert [c.name for c in doctor.run_checks(bundle="/nowhere")][-1] == "bundle"
 
     def boom():
@@ -283,13 +283,13 @@ def test_run_checks_names_and_crash_guard(monkeypatch):
 
 def test_main_exit_code_and_one_line_per_check(monkeypatch, capsys):
     good = [Check("a", True, "fine"), Check("b", True, "meh", "do x", warn=True)]
-    monkeypatch.setattr(doctor, "run_checks", lambda bundle=None, port=None: good)
+    monkeypatch.setattr(doctor, "run_checks", lambda bundle=None, port=None, source=None: good)
     assert doctor.main([]) == 0
     assert capsys.readouterr().out.splitlines() == ["OK   a: fine", "WARN b: meh -- fix: do x"]
 
     seen = {}
 
-    def failing(bundle=None, port=None):
+    def failing(bundle=None, port=None, source=None):
         seen.update(bundle=bundle, port=port)
         return good + [Check("c", False, "broken\nbadly", "fix it")]
 
@@ -303,6 +303,25 @@ def test_main_exit_code_and_one_line_per_check(monkeypatch, capsys):
 def test_main_for_real(capsys):
     rc = doctor.main(["--port", "loop://"])
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 10  # python ... dsp kernel, lsl scope
     assert all(line.split()[0] in ("OK", "WARN", "FAIL") for line in lines)
     assert rc == (0 if not any(line.startswith("FAIL") for line in lines) else 1)
+
+
+def test_the_lsl_discovery_scope_is_reported(tmp_path, monkeypatch):
+    """Issue 24: where the producer is on this machine, liblsl's scope should keep other hosts out; the
+    doctor says which scope a new process would use and where it comes from."""
+    from edge.doctor import check_lsl_scope
+
+    cfg = tmp_path / "lsl_api.cfg"
+    cfg.write_text("[multicast]\nResolveScope = machine\n")
+    monkeypatch.setenv("LSLAPICFG", str(cfg))
+    c = check_lsl_scope()
+    assert c.ok and not c.warn and "this machine only" in c.detail and str(cfg) in c.detail
+    cfg.write_text("[lab]\nSessionID = x\n")
+    c = check_lsl_scope()
+    assert c.ok and c.warn and "ResolveScope = site" in c.detail and "scope=machine" in c.fix
+    c = check_lsl_scope("lsl:name=a&source_id=b&scope=machine")
+    assert not c.warn and "source spec" in c.detail
+    assert not check_lsl_scope("lsl:name=a&scope=galaxy").ok
+    assert "not an LSL source" in check_lsl_scope("synthetic:?kind=grasp-lift").detail
