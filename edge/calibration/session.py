@@ -99,25 +99,32 @@ def read_session(paths, bundle) -> tuple[Recording, str, np.ndarray]:
         cols = [list(rec.channels).index(c) for c in bundle.channels]
         x = rec.samples[:, cols]
         rec = _without_invalid_rows(rec, x, p)
-        recs.append((rec, x, _task_labels(rec, labels, p, bundle.task_spec.mode == "multilabel")))
+        y = _task_labels(rec, labels, p, bundle.task_spec.mode == "multilabel")
         if isinstance(p, Recording):  # an in-memory session (tests, the bench): hash what calibration reads
             digest.update(np.ascontiguousarray(rec.samples).tobytes())
-            digest.update(np.ascontiguousarray(recs[-1][2]).tobytes())
+            digest.update(np.ascontiguousarray(y).tobytes())
+        # only the bundle's columns are kept: the file's other channels are let go now, not at the end
+        recs.append((dataclasses.replace(rec, samples=rec.samples[:0], labels=None, sample_index=rec.sample_index[:0]),
+                     len(x), x, y))
+        del rec
+        if isinstance(p, Recording):
             continue
         files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
         for f in files:
             with f.open("rb") as fh:  # in blocks: a session file may be far larger than the edge's memory budget
                 while block := fh.read(1 << 20):
                     digest.update(block)
-    offsets = np.cumsum([0] + [r.n_samples for r, _, _ in recs[:-1]])
+    offsets = np.cumsum([0] + [n for _, n, _, _ in recs[:-1]])
+    # one file: its arrays as they are (a concatenation would hold the session twice at its peak)
+    xs, ys = [x for _, _, x, _ in recs], [y for _, _, _, y in recs]
     session = Recording(
-        samples=np.concatenate([x for _, x, _ in recs]), channels=tuple(bundle.channels), fs=bundle.fs,
-        segments=np.concatenate([r.segments + o for (r, _, _), o in zip(recs, offsets)]),
-        sample_index=np.arange(sum(r.n_samples for r, _, _ in recs), dtype=np.int64),
-        labels=np.concatenate([y for _, _, y in recs]), label_names=tuple(labels),
+        samples=xs[0] if len(xs) == 1 else np.concatenate(xs), channels=tuple(bundle.channels), fs=bundle.fs,
+        segments=np.concatenate([r.segments + o for (r, _, _, _), o in zip(recs, offsets)]),
+        sample_index=np.arange(sum(n for _, n, _, _ in recs), dtype=np.int64),
+        labels=ys[0] if len(ys) == 1 else np.concatenate(ys), label_names=tuple(labels),
         subject=recs[0][0].subject, session="+".join(str(getattr(p, "source", p)) for p in paths),
         source=getattr(paths[0], "source", paths[0]))
-    parts = np.array([[o, o + r.n_samples] for (r, _, _), o in zip(recs, offsets)], np.int64)
+    parts = np.array([[o, o + n] for (_, n, _, _), o in zip(recs, offsets)], np.int64)
     return session, "sha256:" + digest.hexdigest(), parts
 
 
