@@ -305,6 +305,30 @@ def _cmd_calibrate(args) -> int:
     result = calibrate(args.bundle, args.data, args.out, holdout=args.holdout, force=args.force, progress=print,
                        sign_key=args.sign_key, overwrite=args.overwrite)
     print(f"[calibrate] {result.summary()}")
+    if args.install:
+        _install(args.out)
+    return 0
+
+
+def _install(bundle) -> None:
+    from edge.installed import bundle_link, install_bundle
+
+    target, previous = install_bundle(bundle)
+    print(f"installed: {bundle_link()} -> {target}" + (f" (previous: {previous}; 'neurogrip rollback' goes back)"
+                                                       if previous else ""))
+    print("the running service keeps its bundle until: sudo systemctl restart neurogrip")
+
+
+def _cmd_install_bundle(args) -> int:
+    _install(args.bundle)
+    return 0
+
+
+def _cmd_rollback(args) -> int:
+    from edge.installed import bundle_link, rollback
+
+    now, before = rollback()
+    print(f"rolled back: {bundle_link()} -> {now} (previous: {before}); start it: sudo systemctl restart neurogrip")
     return 0
 
 
@@ -417,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {config.CALIBRATION_HOLDOUT:g})")
     p.add_argument("--force", action="store_true", help="write the bundle even if it is worse than the base there")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (refused otherwise)")
+    p.add_argument("--install", action="store_true",
+                   help="then make it the bundle the service runs (the previous one kept: 'neurogrip rollback')")
     p.add_argument("--sign-key", metavar="PRIVATE.pem",
                    help="sign the calibrated bundle with this key (default where a trust store is installed: "
                         "this Pi's device key, 'neurogrip keygen --device')")
@@ -446,6 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--summary", metavar="FILE", help="write the run summary (latency report) as JSON")
     p.set_defaults(func=_cmd_run)
+
+    link = f"${'{'}NEUROGRIP_BUNDLE_LINK{'}'}, default {config.BUNDLE_LINK}"
+    p = sub.add_parser("install-bundle", help=f"make a bundle the one the service runs ({link}); the previous "
+                                              "one is kept for 'neurogrip rollback'")
+    p.add_argument("bundle")
+    p.set_defaults(func=_cmd_install_bundle)
+    p = sub.add_parser("rollback", help="go back to the bundle the service ran before the last install")
+    p.set_defaults(func=_cmd_rollback)
 
     p = sub.add_parser("replay-outputs", help="int8 outputs of every window of a recording (platform checks)")
     p.add_argument("--bundle", required=True)

@@ -131,6 +131,9 @@ TRUSTED_KEYS_DIR = "/etc/neurogrip/trusted-keys"
 # NEUROGRIP_DEVICE_KEY and NEUROGRIP_DEVICE_KEYS name others.
 DEVICE_KEY_FILE = "/etc/neurogrip/device-key/device.pem"
 DEVICE_KEYS_DIR = "/etc/neurogrip/device-keys"
+# The bundle the service runs: a symlink into BUNDLE_LINK + "s" (edge/installed.py), switched atomically by
+# `neurogrip install-bundle` / `calibrate --install`; NEUROGRIP_BUNDLE_LINK names another.
+BUNDLE_LINK = "/opt/neurogrip/bundle"
 
 
 # -- bounds (edge.bundle, edge.manifest_schema, edge.recordings) ----------------------------------
