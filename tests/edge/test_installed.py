@@ -40,7 +40,7 @@ def test_install_switches_the_link_and_keeps_the_previous_for_rollback(link):
 
 def test_nothing_is_installed_that_the_service_would_refuse(link, tmp_path, monkeypatch):
     install_bundle(FIXTURE_BUNDLES / "gesture", link)
-    _, public, _ = signing.generate_keypair(tmp_path / "keys", "w")
+    signing.generate_keypair(tmp_path / "keys", "w")
     monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(tmp_path / "keys"))
     with pytest.raises(SignatureError, match="unsigned"):
         install_bundle(FIXTURE_BUNDLES / "emotion", link)
