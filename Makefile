@@ -115,13 +115,17 @@ bundles: env-train
 	rm -rf build/bundles/calibration
 	NEUROGRIP_SHARED_DATA=$(SHARED_DATA) tools/calibration-bases $(TRAIN_VENV)
 
-# The emulated Raspberry Pi check (docs/pi-check.md): an arm64 Debian bookworm userland under
-# qemu-user runs the edge on a recording; its int8 outputs must equal this machine's.
+# The emulated Raspberry Pi check (docs/pi-check.md): arm64 Debian bookworm (Python 3.11, tflite-runtime)
+# and trixie (Python 3.13, ai-edge-litert) userlands under qemu-user run the edge on a recording, and a
+# person's day (record, calibrate, run on LSL); its int8 outputs must equal this machine's.
 PI_RECORDING ?= $(firstword $(wildcard $(SHARED_DATA)/grasp_lift_segments/subj1_series8_data.csv.gz) build/pi-check/subj1_series1_data.csv.gz)
-pi-check: env-edge
+# A person's day on each emulated OS (record → calibrate → run, LSL over loopback): a real Myo session
+PI_MYO := $(SHARED_DATA)/myo_armband/EvaluationDataset/Male3
+PI_DAY = $(if $(wildcard $(PI_MYO)/training0),--session $(PI_MYO)/training0 --test $(PI_MYO)/Test0 --base tests/fixtures/bundles/gesture)
+pi-check: env-edge env-edge-litert
 	@if [ ! -f $(PI_RECORDING) ]; then mkdir -p build/pi-check && \
 		$(EDGE_VENV)/bin/neurogrip synth grasp-lift --out build/pi-check --subjects 1 --series 1 --trials 4 >/dev/null; fi
-	tools/pi-check --bundle tests/fixtures/bundles/grasp-lift --recording $(PI_RECORDING)
+	tools/pi-check --bundle tests/fixtures/bundles/grasp-lift --recording $(PI_RECORDING) $(PI_DAY)
 
 # Regenerate the small int8 bundles the edge tests read (tests/fixtures/bundles); TASKS="gesture" for one.
 TASKS ?=

@@ -25,6 +25,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 root="" bundle="" source_spec="" src="$here" user="${SUDO_USER:-${USER:-}}" venv="" start=0
+LIBLSL_WHEEL=${NEUROGRIP_LIBLSL_WHEEL:-mne-lsl==1.14.0}  # a registry wheel that carries liblsl for aarch64
 die() { echo "install.sh: $*" >&2; exit 1; }
 say() { echo ">> $*"; }
 while [ $# -gt 0 ]; do
@@ -57,6 +58,29 @@ if [ ! -x "$ng" ]; then
     if [ -d "$src" ]; then "$venv/bin/pip" install --quiet "$src[edge]"; else "$venv/bin/pip" install --quiet "$src"; fi
 else
     say "$venv: neurogrip is installed"
+fi
+
+# liblsl: pip's pylsl is pure Python and brings no liblsl on aarch64; take the one mne-lsl's wheel
+# carries (checked by 'make pi-check' on both OS generations) into the venv, where neurogrip finds it
+if ! "$venv/bin/python" -c 'import pylsl' >/dev/null 2>&1; then
+    say "pylsl finds no liblsl here: taking it from the $LIBLSL_WHEEL wheel into $venv/lib/neurogrip/"
+    tmp=$(mktemp -d)
+    "$venv/bin/pip" download --quiet --no-deps --only-binary=:all: -d "$tmp" "$LIBLSL_WHEEL" \
+        || die "could not download $LIBLSL_WHEEL to take liblsl from; install liblsl yourself (docs/deploy-pi.md, step 3)"
+    mkdir -p "$venv/lib/neurogrip"
+    "$venv/bin/python" - "$tmp" "$venv/lib/neurogrip/liblsl.so" <<'PY'
+import pathlib, sys, zipfile
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for whl in src.glob("*.whl"):
+    with zipfile.ZipFile(whl) as z:
+        names = [n for n in z.namelist() if "/liblsl" in n and ".so" in n]
+        if names:
+            dst.write_bytes(z.read(names[0]))
+if not dst.is_file():
+    sys.exit("no liblsl in the wheel")
+PY
+    rm -rf "$tmp"
+    "$venv/bin/python" -c 'import edge.sources.lsl_config as c; c.import_pylsl()' || die "liblsl from $LIBLSL_WHEEL does not load"
 fi
 
 # 2. users and groups

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -210,6 +211,10 @@ def import_pylsl(scope: str | None = None, session: str | None = None):
     liblsl is configured first (:func:`~edge.sources.lsl_config.configure_liblsl`): its INFO lines
     kept out of the console and, if given, its ResolveScope and SessionID."""
     configure_liblsl(scope, session)
+    # deploy/install.sh puts an aarch64 liblsl (pip's pylsl carries none there) into the venv
+    bundled = Path(sys.prefix) / "lib" / "neurogrip" / "liblsl.so"
+    if not os.environ.get("PYLSL_LIB") and bundled.is_file():
+        os.environ["PYLSL_LIB"] = str(bundled)
     try:
         import pylsl
     except ModuleNotFoundError as exc:

@@ -13,12 +13,13 @@ architecture, plus ``info.json`` describing the interpreter that made them:
                                backend edge.dsp picks here (the C kernel when it loads);
 * ``dsp_numpy.npy``   int64    the same with the numpy reference kernel forced;
 * ``tflite_in.npy``   int8     windows of the filtered signal quantised to the model input;
-* ``tflite_out_default.npy``  int8  the raw int8 outputs of the model through tflite_runtime
-                               with its default (optimised, per-architecture) kernels;
+* ``tflite_out_default.npy``  int8  the raw int8 outputs of the model through the installed
+                               interpreter (tflite_runtime or ai_edge_litert) built as the edge
+                               builds it (optimised built-in kernels, per architecture);
 * ``tflite_out_ref.npy``      int8  the same with OpResolverType.BUILTIN_REF (the portable
                                reference kernels).
 
-Only numpy, tflite_runtime, pyserial and the repository's ``edge`` package are needed
+Only numpy, a TFLite interpreter, pyserial and the repository's ``edge`` package are needed
 (no scipy: the filter's float design is a literal below).  The caller compares the files.
 """
 
@@ -47,16 +48,18 @@ def describe() -> dict:
     """Interpreter, platform and package versions, and the DSP backend edge.dsp selected."""
     import numpy
     import serial
-    import tflite_runtime
 
     import edge.dsp
+    from edge.inference import interpreter_backend
+
+    backend, backend_version, _ = interpreter_backend()
 
     info = {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "byteorder": sys.byteorder,
         "numpy": numpy.__version__,
-        "tflite_runtime": getattr(tflite_runtime, "__version__", "?"),
+        "tflite_runtime": f"{backend} {backend_version}",
         "pyserial": serial.__version__,
         "dsp_backends": list(edge.dsp.available_backends()),
         "dsp_backend": edge.dsp.FixedPointSOS(SOS_BANDPASS_0P5_30_FS500, 1).backend,
@@ -79,9 +82,8 @@ def describe() -> dict:
 
 
 def run(out: Path, model: Path | None) -> dict:
-    import tflite_runtime.interpreter as tfl
-
     from edge.dsp import STATE_FRAC_BITS, FixedPointSOS
+    from edge.inference import new_interpreter
     from edge.recordings import read_recording, write_grasp_lift
     from edge.synthetic import grasp_lift_series
 
@@ -110,10 +112,9 @@ def run(out: Path, model: Path | None) -> dict:
     if model is not None:
         x = y * (1.0 / (1 << STATE_FRAC_BITS))  # exact: a power-of-two scale
         q_in = None
-        for suffix, kwargs in (("default", {}),
-                               ("ref", {"experimental_op_resolver_type": tfl.OpResolverType.BUILTIN_REF})):
-            interp = tfl.Interpreter(model_path=str(model), num_threads=1, **kwargs)
-            interp.allocate_tensors()
+        for suffix, ref in (("default", False), ("ref", True)):
+            # the edge's own construction (edge.inference.new_interpreter): built-in kernels, no delegate
+            interp, _, _ = new_interpreter(Path(model).read_bytes(), reference_kernels=ref)
             inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
             if inp["dtype"] != np.int8 or outp["dtype"] != np.int8:
                 raise SystemExit(f"selfcheck: {model} is not an int8-in/int8-out model")
