@@ -291,6 +291,8 @@ class ArmLink:
         self._estop_wanted = False  # the owner latched the e-stop and has not cleared it
         self._estop_seen = False    # the arm's own e-stop (switch, or a latch not ours) was reported
         self._estop_pressed = False  # its switch was pressed at the last STATUS
+        self._estop_started = False  # our CLEAR(ESTOP) of the arm's own stop was acknowledged
+        self._estop_release_said = False  # ESTOP_SWITCH_RELEASED sent for the current stop
         self._limits: dict[int, bytes] = {}  # joint -> acknowledged SET_LIMITS payload
         self._config: bytes | None = None  # acknowledged SET_CONFIG payload
         self._last_hb_ok: float | None = None  # when the last acknowledged heartbeat was sent
@@ -892,19 +894,24 @@ class ArmLink:
         elif not self._wd_seen:
             events += self._on_watchdog("its STATUS reports the WATCHDOG fault", heartbeat)
         stopped = P.Fault.ESTOP_INPUT in s.faults or (P.Fault.ESTOP in s.faults and not self._estop_wanted)
+        pressed = P.Fault.ESTOP_INPUT in s.faults
         if stopped and not self._estop_seen:
             events += self._on_estop("its STATUS reports " + ("the e-stop switch pressed (ESTOP_INPUT)"
-                                                              if P.Fault.ESTOP_INPUT in s.faults else
-                                                              "an e-stop latch this link did not set"))
-        elif not stopped and self._estop_seen:
-            self._estop_seen = False
+                                                              if pressed else "an e-stop latch this link did not set"))
+        elif not stopped and self._estop_seen and self._estop_started:
+            # released only by our own acknowledged CLEAR(ESTOP) (start()): a latch that vanished otherwise
+            # (an MCU reset forgets it) is set again on the new session (_restore), never taken as a start
+            self._estop_seen = self._estop_started = False
             events.append(LinkFault(FaultKind.ESTOP_RELEASED, "the arm was started again after its e-stop: it "
                                                               "stays where it stopped and takes commands again"))
-        pressed = P.Fault.ESTOP_INPUT in s.faults
-        if self._estop_pressed and not pressed and stopped:
+        if stopped and not pressed and not self._estop_release_said:
+            # the switch let go (also a tap between two heartbeats): say how to start, once per stop
+            self._estop_release_said = True
             events.append(LinkFault(FaultKind.ESTOP_SWITCH_RELEASED,
                                     "the arm's e-stop switch was released; it stays stopped until a deliberate "
                                     "start (ArmLink.start)"))
+        elif pressed:
+            self._estop_release_said = False
         self._estop_pressed = pressed
         return events
 
@@ -937,6 +944,7 @@ class ArmLink:
                 self._hold = None
             if mask & P.Fault.ESTOP:
                 self._estop_wanted = False
+                self._estop_started = self._estop_seen  # the deliberate start of the arm's own stop
         elif p.msg_type == P.MsgType.SET_LIMITS:
             self._limits[p.payload[0]] = p.payload
         elif p.msg_type == P.MsgType.SET_CONFIG:

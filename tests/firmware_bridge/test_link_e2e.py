@@ -249,3 +249,47 @@ def test_argument_checks():
     with pytest.raises(ValueError, match="retries"):
         ArmLink("loop://", retries=-1)
     assert serial.__version__
+
+
+def test_an_unplug_and_mcu_reset_after_the_estop_release_do_not_start_the_arm(tmp_path, host_build):
+    """The review: after the e-stop switch's release (the firmware holds its ESTOP latch until a start),
+    the cable drops and the MCU reboots, forgetting the latch.  The reconnect must not read the new
+    firmware's clean STATUS as a start: the link latches the stop again, and only start() releases it."""
+    from firmware_bridge.link import FaultKind
+
+    name = tmp_path / "ttyARM"
+    arm = start_arm_host(host_build, link=name)
+    link = ArmLink(str(name), backoff_initial=0.02, backoff_max=0.2)
+    try:
+        link.open()
+        link.command(P.Action.GRASP, 800, 500)
+        arm.set_estop(True)
+        t0 = time.monotonic()
+        while link.stats.estops == 0 and time.monotonic() - t0 < 2:
+            time.sleep(0.01)
+        arm.set_estop(False)
+        seen = []
+        t0 = time.monotonic()
+        while FaultKind.ESTOP_SWITCH_RELEASED not in [f.kind for f in seen] and time.monotonic() - t0 < 2:
+            seen += link.take_faults()
+            time.sleep(0.01)
+        assert FaultKind.ESTOP_SWITCH_RELEASED in [f.kind for f in seen]
+        arm.stop()  # unplugged ...
+        t0 = time.monotonic()
+        while link.connected and time.monotonic() - t0 < 2:
+            time.sleep(0.01)
+        arm = start_arm_host(host_build, link=name)  # ... and plugged back in: a rebooted MCU
+        assert link.wait_connected(3.0)
+        time.sleep(0.2)
+        kinds = [f.kind for f in link.take_faults()]
+        assert FaultKind.ESTOP_RELEASED not in kinds, kinds  # the reboot is no start
+        assert link.status().faults & P.Fault.ESTOP  # latched again on the new session
+        link.clear(P.Fault.WATCHDOG)  # the reboot's own hold
+        with pytest.raises(Nacked, match="ESTOPPED"):
+            link.command(P.Action.GRASP, 800, 500)
+        link.start()
+        assert FaultKind.ESTOP_RELEASED in [f.kind for f in link.take_faults()]
+        link.command(P.Action.GRASP, 800, 500)
+    finally:
+        link.close()
+        arm.stop()
