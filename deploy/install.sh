@@ -62,7 +62,7 @@ fi
 
 # liblsl: pip's pylsl is pure Python and brings no liblsl on aarch64; take the one mne-lsl's wheel
 # carries (checked by 'make pi-check' on both OS generations) into the venv, where neurogrip finds it
-if ! "$venv/bin/python" -c 'import pylsl' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'from edge.sources.lsl_config import import_pylsl; import_pylsl()' >/dev/null 2>&1; then
     say "pylsl finds no liblsl here: taking it from the $LIBLSL_WHEEL wheel into $venv/lib/neurogrip/"
     tmp=$(mktemp -d)
     "$venv/bin/pip" download --quiet --no-deps --only-binary=:all: -d "$tmp" "$LIBLSL_WHEEL" \
@@ -119,9 +119,6 @@ if [ ! -f "$keydir/device.pem" ]; then
     "$ng" keygen --device --out "$keydir" >/dev/null
 fi
 install -m 644 "$keydir/device.pub" "$etc/neurogrip/device-keys/device.pub"
-if [ "$system" = 1 ] && [ -n "$user" ] && [ "$user" != root ]; then
-    chown -R "$user" "$keydir" "$opt"  # the person who calibrates signs with it and installs bundles
-fi
 [ -n "$(ls -A "$etc/neurogrip/trusted-keys")" ] || \
     say "no workstation key in $etc/neurogrip/trusted-keys yet: bundles load unsigned until you copy one there (docs/bundle-signing.md)"
 
@@ -157,4 +154,13 @@ if [ -n "$bundle" ]; then
     fi
     NEUROGRIP_BUNDLE_LINK="$opt/bundle" "$ng" install-bundle "$bundle"
 fi
+# Ownership, last (so what step 6 made is included): the person who calibrates signs with the device
+# key and switches the bundle link; the code (the venv, which holds the signature checks) stays root's.
+mkdir -p "$opt/bundles"
+if [ "$system" = 1 ] && [ -n "$user" ] && [ "$user" != root ]; then
+    chown -R "$user" "$keydir" "$opt/bundles"
+    chown "$user" "$opt"   # the directory, for the link's atomic rename; not the venv inside it
+    chown -h "$user" "$opt/bundle" "$opt/bundle.previous" 2>/dev/null || true
+fi
+
 say "done. Next: neurogrip doctor --bundle $opt/bundle; 'journalctl -u neurogrip -f' for the service's log"

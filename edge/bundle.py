@@ -400,6 +400,8 @@ def validate_manifest(m: dict, path=".") -> None:
 # The check itself, as source: executed in a forked child, or by ``python -c`` in a fresh one.
 _PROBE_BODY = r"""
 def probe(interpreter, model, budget):
+    import importlib
+
     import numpy as np
     try:  # no core dump of a crash; the address-space bound counts from what is already in use
         import resource
@@ -409,7 +411,10 @@ def probe(interpreter, model, budget):
         resource.setrlimit(resource.RLIMIT_AS, (in_use + budget, resource.getrlimit(resource.RLIMIT_AS)[1]))
     except (ImportError, OSError, ValueError):
         pass
-    it = interpreter(model_content=model, num_threads=1)
+    # built as edge.inference.new_interpreter builds the runtime's: built-in kernels, no default delegate
+    resolver = importlib.import_module(interpreter.__module__).OpResolverType
+    it = interpreter(model_content=model, num_threads=1,
+                     experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     it.allocate_tensors()
     for d in it.get_input_details():
         it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
@@ -626,7 +631,7 @@ def load_bundle(path, *, check_model: bool = True, trust: signing.TrustPolicy | 
     if raw_signature is not None:
         try:
             signature = json.loads(raw_signature)
-        except ValueError:  # not verified here (no trust store): an unreadable one is as good as none
+        except (ValueError, RecursionError):  # not verified here (no trust store): unreadable = none
             signature = None
     return Bundle(path, m, model_bytes, signature if isinstance(signature, dict) else None)
 

@@ -16,8 +16,9 @@ workstation-signed bundle it was calibrated from, which calibration copies into 
 :func:`check_device_signed` requires that signature to verify, the root manifest with *this*
 bundle's model bytes to hash to the content hash it signed (so the model is the workstation's, byte
 for byte), and the sections that define what the arm does — task, labels, signal chain, model
-tensors, decision policy — to be the root's.  What the device may change is what calibration
-changes: the normalisation (``window``), the last layer (``head``), ``metrics`` and ``provenance``.
+tensors, decision policy, the window's length, stride, clip and bands — to be the root's.  What
+the device may change is what calibration changes: the normalisation (``window.channel_scale``, the
+band-power ``center``/``scale``), the last layer (``head``), ``metrics`` and ``provenance``.
 A stolen device key can therefore re-fit a workstation-signed model, and nothing more.
 """
 
@@ -46,6 +47,17 @@ def root_evidence(manifest: dict, signature: dict | None) -> dict | None:
     return {ROOT_SIGNATURE: signature, ROOT_MANIFEST: manifest}
 
 
+def _structure(window) -> dict | None:
+    """A ``window`` section without what calibration re-estimates (the per-channel scale, the band-power
+    standardisation): its length, stride, clip, bands and everything else must be the root's."""
+    if not isinstance(window, dict):
+        return window
+    w = {k: v for k, v in window.items() if k != "channel_scale"}
+    if isinstance(w.get("features"), dict):
+        w["features"] = {k: v for k, v in w["features"].items() if k not in ("center", "scale")}
+    return w
+
+
 def check_device_signed(path, manifest: dict, model: bytes, device_kid: str, policy) -> str:
     """Accept a bundle whose (already verified) signature is by device key ``device_kid`` only through a
     workstation-signed root (module docstring); returns the root's workstation key id.
@@ -56,7 +68,7 @@ def check_device_signed(path, manifest: dict, model: bytes, device_kid: str, pol
         No root, a root signed by a key the trust store does not hold, a root that is not this model,
         or a section the device may not change.
     """
-    from edge.bundle import content_hash
+    from edge.bundle import canonical_json, content_hash
     from edge.signing import _crypto, parse_signature, signed_message
 
     prov = manifest.get("provenance") or {}
@@ -79,7 +91,9 @@ def check_device_signed(path, manifest: dict, model: bytes, device_kid: str, pol
     except invalid:
         raise SignatureError(path, f"{who}; the workstation signature of its root does not verify",
                              _RECALIBRATE) from None
-    changed = [s for s in FIXED_SECTIONS if manifest.get(s) != root.get(s)]
+    changed = [s for s in FIXED_SECTIONS if canonical_json(manifest.get(s)) != canonical_json(root.get(s))]
+    if canonical_json(_structure(manifest.get("window"))) != canonical_json(_structure(root.get("window"))):
+        changed.append("window (beyond its normalisation)")
     if changed:
         raise SignatureError(path, f"{who}, but its {', '.join(changed)} differ from its workstation-signed root "
                                    "(a device may re-fit only the normalisation and the last layer)", _RECALIBRATE)

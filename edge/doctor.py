@@ -144,6 +144,9 @@ def check_tflite() -> Check:
 
 
 def check_liblsl() -> Check:
+    from edge.sources.lsl_config import use_bundled_liblsl
+
+    use_bundled_liblsl()  # where the runtime finds it (deploy/install.sh's copy), doctor looks too
     try:
         import pylsl
     except ModuleNotFoundError as exc:

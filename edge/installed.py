@@ -60,15 +60,28 @@ def install_bundle(src, link: Path | None = None) -> tuple[Path, Path | None]:
     store.mkdir(parents=True, exist_ok=True)
     name = Path(src).name.removesuffix(".zip")
     target = store / f"{name}-{bundle.content_hash[7:19]}{'.zip' if Path(src).suffix == '.zip' else ''}"
+    # The name covers the content hash, not signature.json: a copy already there is reused only if it
+    # is the same files (a re-signed bundle, after a key rotation, is copied again).
+    if target.exists() and not _same_files(Path(src), target):
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
     if not target.exists():
         tmp = store / f".{target.name}.{os.getpid()}.tmp"
-        if Path(src).is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(src, tmp, symlinks=False)
-        else:
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, target)
-        load_bundle(target)  # the copy is whole
+        try:
+            if Path(src).is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(src, tmp, symlinks=False)
+            else:
+                shutil.copyfile(src, tmp)
+            load_bundle(tmp)  # the copy is whole and loads, before it takes the name
+            os.replace(tmp, target)
+        except (OSError, shutil.Error) as exc:
+            raise BundleError(target, f"could not be copied into the store ({exc})",
+                              f"check the space and permissions of {store}") from None
+        finally:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
     previous = None
     if link.is_symlink():
         previous = Path(os.readlink(link))
@@ -81,6 +94,18 @@ def install_bundle(src, link: Path | None = None) -> tuple[Path, Path | None]:
         _point(link.with_name(link.name + PREVIOUS_SUFFIX), previous)
     _point(link, target)
     return target, previous
+
+
+def _same_files(src: Path, target: Path) -> bool:
+    """Whether two bundles (directories, or .zip files) hold the same bytes."""
+    def files(p: Path) -> dict[str, bytes]:
+        if p.is_dir():
+            return {f.name: f.read_bytes() for f in sorted(p.iterdir()) if f.is_file()}
+        return {"": p.read_bytes()}
+    try:
+        return files(src) == files(target)
+    except OSError:
+        return False
 
 
 def _previous(link: Path) -> Path | None:

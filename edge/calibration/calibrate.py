@@ -18,6 +18,7 @@ bundle that is worse there is refused, not written.  The decision policy is the 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from edge.errors import CalibrationError
 from edge.inference import Int8Model, dequantise
 from edge.metrics import accuracy, mean_columnwise_auc
 from edge.model_input import model_inputs, quantise, window_spec
-from edge.signing import DEVICE_KEY_ENV, TrustPolicy, load_private_key, sign
+from edge.signing import DEVICE_KEY_ENV, TrustPolicy, key_id, load_private_key, sign
 
 
 @dataclass
@@ -138,7 +139,10 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
                  fix="hold out a fraction in (0, 0.5], e.g. 0.25")
     if Path(out).resolve() == Path(bundle_path).resolve():
         raise CalibrationError(f"--out {out} is the base bundle itself; write the calibrated bundle elsewhere")
-    if (Path(out).exists() or Path(out).is_symlink()) and not overwrite:
+    if Path(out).is_symlink():
+        raise CalibrationError(f"--out {out} is a link (the service's bundle?): write elsewhere and use --install, "
+                               "which switches the link atomically")
+    if Path(out).exists() and not overwrite:
         raise CalibrationError(f"--out {out} already exists; choose another path, or pass --overwrite to replace it")
     base = load_bundle(bundle_path)
     if sign_key is None and TrustPolicy.from_environment(bundle_path).enforced:
@@ -147,9 +151,15 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
         sign_key = Path(os.environ.get(DEVICE_KEY_ENV) or config.DEVICE_KEY_FILE)
         if not sign_key.is_file():
             raise CalibrationError(f"this machine loads only signed bundles (a trust store is installed) and has no "
-                                   f"device key to sign the calibrated bundle ({sign_key}): create it once with "
-                                   "'sudo neurogrip keygen --device' (never copy the workstation's key here; "
-                                   "docs/bundle-signing.md)")
+                                   f"device key to sign the calibrated bundle ({sign_key}): make it once with "
+                                   "deploy/install.sh, or 'neurogrip keygen --device' (never copy the workstation's "
+                                   "key here; docs/bundle-signing.md)")
+        policy = TrustPolicy.from_environment(bundle_path)
+        kid = key_id(load_private_key(sign_key).public_key())
+        if kid not in policy.keys and kid not in policy.device_keys:
+            raise CalibrationError(f"the device key {sign_key} (id {kid[:16]}) is not trusted on this machine: install "
+                                   f"its .pub into {config.DEVICE_KEYS_DIR} (docs/bundle-signing.md), or the "
+                                   "calibrated bundle would not load")
     if sign_key is not None:
         load_private_key(sign_key)  # a missing key or an unsafe file fails now, not after the work
     mode, labels = base.task_spec.mode, base.labels
@@ -184,6 +194,9 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
 
     def person_spec(mask):
         est = window_spec(sw.windows[mask], fs_out, base.window.get("clip"), features_spec)
+        if features_spec:  # only the standardisation is re-estimated: bands, clip and rate stay the base's
+            est["features"] = {**base.window["features"], "center": est["features"]["center"],
+                               "scale": est["features"]["scale"]}
         return {**base.window, **est}
 
     norms["person"] = _Features(model, sw.windows, person_spec(fit_w), base.input_quant)
@@ -227,6 +240,10 @@ def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout
                         "calibration": calibration, **(root or {})},
          "metrics": {**base.manifest.get("metrics", {}), "calibration": calibration["held_out"]}}
     write_bundle(out, m, base.model_bytes)  # a deep copy; the content hash is recomputed
-    if sign_key is not None:
-        sign(out, sign_key, check_model=False)  # the load below checks the model
-    load_bundle(out)  # what the runtime will load: refuse to leave a bundle it would not
+    try:
+        if sign_key is not None:
+            sign(out, sign_key, check_model=False)  # the load below checks the model
+        load_bundle(out)  # what the runtime will load: refuse to leave a bundle it would not
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True) if Path(out).is_dir() else Path(out).unlink(missing_ok=True)
+        raise

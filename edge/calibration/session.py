@@ -104,8 +104,9 @@ def read_session(paths, bundle) -> tuple[Recording, str, np.ndarray]:
             digest.update(np.ascontiguousarray(rec.samples).tobytes())
             digest.update(np.ascontiguousarray(y).tobytes())
         # only the bundle's columns are kept: the file's other channels are let go now, not at the end
-        recs.append((dataclasses.replace(rec, samples=rec.samples[:0], labels=None, sample_index=rec.sample_index[:0]),
-                     len(x), x, y))
+        # (new empty arrays: a [:0] view would keep the whole file's array alive through its .base)
+        recs.append((dataclasses.replace(rec, samples=np.empty((0, rec.samples.shape[1]), rec.samples.dtype),
+                                         labels=None, sample_index=np.empty(0, np.int64)), len(x), x, y))
         del rec
         if isinstance(p, Recording):
             continue

@@ -38,7 +38,7 @@ STREAM_RATE, STREAM_TIME = "stream rate", "stream data too old"
 #: Hold while the arm's own e-stop is pressed, and after its release until a deliberate start.
 ESTOPPED = "e-stopped"
 #: How a person gives that start (logged with the release).
-START_HOW = "send SIGUSR1 to neurogrip: 'systemctl kill -s USR1 neurogrip', or 'kill -USR1 <pid>'"
+START_HOW = "send SIGUSR1 to neurogrip: 'systemctl kill --kill-whom=main -s USR1 neurogrip', or 'kill -USR1 <pid>'"
 #: Hold while the arm's firmware state is unknown (no valid STATUS for ARM_STATUS_MAX_AGE_S).
 ARM_UNKNOWN = "arm state unknown"
 

@@ -68,6 +68,10 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
     ``log_max_bytes``, ``log_backups``: the JSON log's rotation (:class:`~edge.runtime.outputs.JsonLog`).
     """
     t0 = time.monotonic()
+    if install_signals and threading.current_thread() is threading.main_thread():
+        # a start request (SIGUSR1) while the bundle loads or the arm connects means nothing yet, and
+        # must not kill the process (SIGUSR1's default action)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     limit_malloc_arenas()  # before liblsl and the link start their threads
     bundle = load_bundle(bundle_path)
     # the log's settings are checked before the source is opened: a bad one leaves nothing open

@@ -205,16 +205,24 @@ LIBLSL_FIX = ("on a 64-bit Raspberry Pi `pip install pylsl` brings no liblsl: in
               "PYLSL_LIB=/path/to/liblsl.so")
 
 
+def use_bundled_liblsl() -> Path | None:
+    """Point pylsl at the liblsl that ``deploy/install.sh`` puts into this environment
+    (``lib/neurogrip/liblsl.so``: pip's pylsl carries none on aarch64), unless ``PYLSL_LIB`` is set.
+    Call before pylsl is imported; returns the library used, or None."""
+    bundled = Path(sys.prefix) / "lib" / "neurogrip" / "liblsl.so"
+    if not os.environ.get("PYLSL_LIB") and bundled.is_file():
+        os.environ["PYLSL_LIB"] = str(bundled)
+        return bundled
+    return None
+
+
 def import_pylsl(scope: str | None = None, session: str | None = None):
     """Import pylsl, turning a missing module or a missing liblsl into a SourceError with the fix.
 
     liblsl is configured first (:func:`~edge.sources.lsl_config.configure_liblsl`): its INFO lines
     kept out of the console and, if given, its ResolveScope and SessionID."""
     configure_liblsl(scope, session)
-    # deploy/install.sh puts an aarch64 liblsl (pip's pylsl carries none there) into the venv
-    bundled = Path(sys.prefix) / "lib" / "neurogrip" / "liblsl.so"
-    if not os.environ.get("PYLSL_LIB") and bundled.is_file():
-        os.environ["PYLSL_LIB"] = str(bundled)
+    use_bundled_liblsl()
     try:
         import pylsl
     except ModuleNotFoundError as exc:

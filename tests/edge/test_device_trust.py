@@ -113,3 +113,28 @@ def test_the_root_hash_binds_the_model(pi):
     bundle's model bytes must hash to what the workstation signed."""
     base = load_bundle(pi["base"])
     assert content_hash(base.manifest, base.model_bytes) == base.signature["content_hash"]
+
+
+def test_the_window_structure_is_pinned_only_its_normalisation_may_change(pi):
+    """The review: a device-key holder must not change the window's stride or length (the decision
+    cadence, the vote's span) — only what calibration re-estimates."""
+    out = pi["tmp"] / "mine"
+    calibrate(pi["base"], pi["session"], out)
+
+    def stride(m):
+        m["window"]["stride"] = 1
+        m["window"]["stride_ms"] = 5.0
+    with pytest.raises(SignatureError, match="window"):
+        load_bundle(_resigned(pi, out, pi["tmp"] / "s", stride, pi["device"]))
+
+    def scale(m):
+        m["window"]["channel_scale"] = [v * 1.01 for v in m["window"]["channel_scale"]]
+    assert load_bundle(_resigned(pi, out, pi["tmp"] / "c", scale, pi["device"])).task == "gesture"
+
+
+def test_an_untrusted_device_key_is_refused_before_the_work(pi):
+    for f in pi["devices"].iterdir():  # its .pub not installed: the calibrated bundle would not load
+        f.unlink()
+    with pytest.raises(CalibrationError, match="not trusted on this machine"):
+        calibrate(pi["base"], pi["session"], pi["tmp"] / "x")
+    assert not (pi["tmp"] / "x").exists()

@@ -66,3 +66,17 @@ def test_calibrate_install_and_rollback_from_the_command_line(link, shared_data,
     assert "installed:" in out and "rollback" in out and "systemctl restart neurogrip" in out
     assert "head" in load_bundle(link).manifest  # the calibrated one runs
     assert main(["rollback"]) == 0 and "head" not in load_bundle(link).manifest
+
+
+def test_a_resigned_bundle_is_copied_again_not_the_stale_copy_reused(link, tmp_path, monkeypatch):
+    """The store's names cover the content hash, not the signature: after a key rotation the re-signed
+    bundle must replace the copy signed with the retired key."""
+    base = shutil.copytree(FIXTURE_BUNDLES / "gesture", tmp_path / "gesture")
+    old_key, _, _ = signing.generate_keypair(tmp_path / "old", "old")
+    new_key, new_pub, _ = signing.generate_keypair(tmp_path / "new", "new")
+    signing.sign(base, old_key)
+    first, _ = install_bundle(base, link)
+    signing.sign(base, new_key)  # the key rotated: the same content, another signature
+    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(tmp_path / "new"))
+    second, _ = install_bundle(base, link)
+    assert second == first and load_bundle(link).signature["key_id"] == signing.load_public_key(new_pub)[0]
