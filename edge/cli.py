@@ -174,26 +174,17 @@ def _parse_int_list(text: str) -> list[int]:
     return out
 
 
-def _positive_mb(text: str) -> float:
-    """A log size in MB: finite and > 0 (0 or NaN would rotate at every line, or never)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of MB") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of MB > 0, got {text}")
-    return v
-
-
-def _at_least_one(text: str) -> int:
-    """A count of rotated logs kept: an integer >= 1 (the file being written is rotated into it)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
+def _bounded(cast, lo: float, what: str, *, above: bool = False):
+    """An argparse type: ``cast(text)``, finite and >= ``lo`` (> with ``above``), else a one-line error."""
+    def parse(text: str):
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not (math.isfinite(v) and (v > lo if above else v >= lo)):
+            raise argparse.ArgumentTypeError(f"must be {what} {'>' if above else '>='} {lo:g}, got {text}")
+        return v
+    return parse
 
 
 def _cmd_info(args) -> int:
@@ -464,9 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "('neurogrip stream --speed'); its rate is checked against that (0: not checked)")
     p.add_argument("--log", metavar="FILE", help="append decisions, faults and timings as JSON lines "
                                                  "(rotated by size: FILE.1, FILE.2 ...)")
-    p.add_argument("--log-max-mb", type=_positive_mb, default=config.LOG_MAX_BYTES / (1 << 20),
+    p.add_argument("--log-max-mb", type=_bounded(float, 0, "a finite number of MB", above=True), default=config.LOG_MAX_BYTES / (1 << 20),
                    help=f"rotate the log at this size (default {config.LOG_MAX_BYTES >> 20:d} MB)")
-    p.add_argument("--log-keep", type=_at_least_one, default=config.LOG_BACKUPS,
+    p.add_argument("--log-keep", type=_bounded(int, 1, "a whole number"), default=config.LOG_BACKUPS,
                    help=f"rotated logs kept (default {config.LOG_BACKUPS})")
     p.add_argument("--markers", action="store_true", help="publish decisions on an LSL marker stream")
     p.add_argument("--duration", type=float, help="stop after this many seconds")

@@ -145,7 +145,8 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     if Path(out).exists() and not overwrite:
         raise CalibrationError(f"--out {out} already exists; choose another path, or pass --overwrite to replace it")
     base = load_bundle(bundle_path)
-    if sign_key is None and TrustPolicy.from_environment(bundle_path).enforced:
+    policy = TrustPolicy.from_environment(bundle_path)
+    if sign_key is None and policy.enforced:
         # Signed by this Pi's own key, trusted through the base's workstation signature (edge.device_trust):
         # the workstation's private key never comes here.
         sign_key = Path(os.environ.get(DEVICE_KEY_ENV) or config.DEVICE_KEY_FILE)
@@ -154,7 +155,6 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
                                    f"device key to sign the calibrated bundle ({sign_key}): make it once with "
                                    "deploy/install.sh, or 'neurogrip keygen --device' (never copy the workstation's "
                                    "key here; docs/bundle-signing.md)")
-        policy = TrustPolicy.from_environment(bundle_path)
         kid = key_id(load_private_key(sign_key).public_key())
         if kid not in policy.keys and kid not in policy.device_keys:
             raise CalibrationError(f"the device key {sign_key} (id {kid[:16]}) is not trusted on this machine: install "

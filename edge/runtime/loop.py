@@ -82,6 +82,7 @@ class Runtime(Safety):
                        if source.live and source.fs > 0 and speed > 0 else None)
         self._behind_since: float | None = None  # when the stream's data fell behind
         self._ok_since: tuple[float, float, float] | None = None  # (when, arrival, stamp) on time since
+        self._arrival_of: tuple = (None, 0.0)  # (chunk, its arrival on the stream's clock): Safety._arrival
         # Causes that hold the arm at rest whatever else clears: a stream at the wrong rate, the arm's
         # own e-stop.  Each clears only by itself (_release).
         self._holds: set[str] = set()
@@ -191,8 +192,7 @@ class Runtime(Safety):
         # it was pushed are, like the filter's group delay, a property of the headset, not ours.
         acquire = read_ms
         if self._stream_now is not None:
-            received = self._stream_now() - (time.monotonic() - chunk.t_received)
-            acquire = max(0.0, (received - float(chunk.timestamps[-1])) * 1e3)
+            acquire = max(0.0, (self._arrival(chunk) - float(chunk.timestamps[-1])) * 1e3)
         for r in results:
             d = r.decision
             send_ms = 0.0

@@ -159,6 +159,16 @@ class Safety:
             self._log("resume", after=self._safe_reason, why=why)
             log.info("resumed after %s: %s", self._safe_reason, why)
 
+    def _arrival(self, chunk) -> float:
+        """When the chunk arrived, on the stream's own clock where this machine reads it (LSL's: the stamps'
+        clock), else on the monotonic clock; computed once per chunk (the age check, the acquire stage)."""
+        if chunk is not self._arrival_of[0]:
+            t = chunk.t_received
+            if self._stream_now is not None:
+                t = self._stream_now() - (time.monotonic() - chunk.t_received)
+            self._arrival_of = (chunk, t)
+        return self._arrival_of[1]
+
     def _check_clock(self, chunk) -> bool:
         """Judge a live chunk's time (:mod:`edge.runtime.rate`); True when its data must not be decided on.
 
@@ -172,9 +182,7 @@ class Safety:
         stamp = float(chunk.timestamps[-1])
         if not math.isfinite(stamp):  # no time at all: never decided on (the pipeline drops and counts it)
             return True
-        t_arrival = chunk.t_received
-        if self._stream_now is not None:  # arrival on the stream's own clock, as the stamps are
-            t_arrival = self._stream_now() - (time.monotonic() - chunk.t_received)
+        t_arrival = self._arrival(chunk)
         v = self._clock.update(t_arrival, stamp)
         now = time.monotonic()
         fs, speed = self.source.fs, self.config.stream_speed
