@@ -22,7 +22,7 @@ from benchmarks.common import Context
 from benchmarks.machine import describe
 from edge.progress import Progress
 
-SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "calibration", "link", "robustness")
+SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "calibration", "link", "robustness", "view")
 SCHEMA_VERSION = 1
 
 

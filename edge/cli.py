@@ -284,7 +284,7 @@ def _cmd_record(args) -> int:
         raise KeyboardInterrupt(TERMINATED)
 
     signal.signal(signal.SIGTERM, terminated)
-    result = record(args.source, args.paradigm, args.out)
+    result = record(args.source, args.paradigm, args.out, view=args.view)
     if result.partial:
         return 130 if result.interrupted else 1
     return 0
@@ -331,7 +331,7 @@ def _cmd_run(args) -> int:
     cfg = RuntimeConfig(budget_ms=args.budget_ms, safe_after_ms=args.safe_after_ms, stream_speed=args.stream_speed)
     summary = serve(args.bundle, args.source, args.arm, config=cfg, log_path=args.log, markers=args.markers,
                     duration=args.duration, log_max_bytes=round(args.log_max_mb * (1 << 20)),
-                    log_backups=args.log_keep)
+                    log_backups=args.log_keep, view=args.view)
     print(format_report(summary), flush=True)
     if args.summary:
         with open(args.summary, "w") as f:
@@ -420,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="where the signal comes from (lsl:..., replay:..., synthetic:..., brainflow:...)")
     p.add_argument("--paradigm", required=True, help="gesture, emotion, grasp-lift, or a TOML file of cues")
     p.add_argument("--out", required=True, help="the .xdf file to write")
+    p.add_argument("--view", metavar="[ADDR:]PORT", help=VIEW_HELP + " (the cue in large letters, for a phone)")
     p.set_defaults(func=_cmd_record)
 
     p = sub.add_parser("calibrate", help="adapt a bundle to one person from their session (on the Pi, no TensorFlow)")
@@ -462,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markers", action="store_true", help="publish decisions on an LSL marker stream")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--summary", metavar="FILE", help="write the run summary (latency report) as JSON")
+    p.add_argument("--view", metavar="[ADDR:]PORT", help=VIEW_HELP + " (signal, outputs, decisions, arm, latency, "
+                                                         "e-stop)")
     p.set_defaults(func=_cmd_run)
 
     link = f"${'{'}NEUROGRIP_BUNDLE_LINK{'}'}, default {config.BUNDLE_LINK}"
@@ -498,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bench)
     return parser
 
+
+VIEW_HELP = ("serve a live view in the browser on PORT (127.0.0.1 unless ADDR is named; 0.0.0.0: the whole network); "
+             "its URL with the access token is printed at start-up (docs/live-view.md)")
 
 # Sub-commands with their own argument parser: everything after the name is theirs.
 # name -> (attribute holding the rest of the command line, module, function(argv) -> exit code, help)

@@ -190,3 +190,29 @@ CALIBRATION_PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # pull towards the base h
 CALIBRATION_GUARD_S = 1.0   # filter memory kept clear of the held-out block before a calibration window
 EVENT_HALF_WIDTH_S = 0.15   # an event label is 1 within ±150 ms of its cue (the Kaggle grasp-lift convention)
 CALIBRATION_MIN_WINDOWS = 40  # per part, and per class for one-class-at-a-time tasks: fewer is refused
+
+# -- the live view (edge/view, docs/live-view.md; `run`/`record --view [ADDR:]PORT`) -----------------
+# Served by the runtime's own process, off the loop's thread: the loop hands over a frame at most
+# VIEW_UPDATE_HZ times a second (never waiting: a bounded deque, the oldest dropped), a view thread
+# turns frames into one snapshot, and each client gets the newest snapshot when it is ready for one.
+VIEW_HOST = "127.0.0.1"          # bound here unless an address is named: the health data stay on the Pi
+VIEW_UPDATE_HZ = 10.0            # snapshots a second (the ceiling is 20: VIEW_MAX_UPDATE_HZ)
+VIEW_MAX_UPDATE_HZ = 20.0
+VIEW_SIGNAL_S = 5.0              # seconds of signal drawn per channel
+VIEW_SIGNAL_HZ = 50.0            # the signal's display rate (decimated by picking; ≤ the stream's rate)
+VIEW_QUALITY_S = 1.0             # raw signal judged for the quality marks, once this often
+VIEW_MAINS_FRACTION = 0.5        # power within ±1 Hz of 50 or 60 Hz above this fraction: mains-dominated
+VIEW_OUTPUT_POINTS = 400         # model outputs kept (~20 s at a decision every 48 ms)
+VIEW_DECISIONS = 40              # decision lines kept (a repeat of the last one is counted in place)
+VIEW_LATENCY_S = 60.0            # per-stage p50/p99 over the latest minute ...
+VIEW_LATENCY_MAX = 4096          # ... and at most this many windows
+VIEW_FRAME_BACKLOG = 32          # frames handed over but not yet taken by the view (oldest dropped)
+VIEW_WINDOWS_PER_FRAME = 256     # windows (outputs, stage times) per frame at most (a fast replay drops some)
+VIEW_MAX_CLIENTS = 8             # event streams at once; more are refused (503)
+VIEW_MAX_CONNECTIONS = 32        # connections (threads) at once, any request; more are closed unanswered
+VIEW_SEND_TIMEOUT_S = 5.0        # a client that takes no bytes this long is disconnected
+VIEW_KEEPALIVE_S = 15.0          # a comment line this often when nothing new (proxies keep the stream)
+VIEW_REQUEST_TIMEOUT_S = 10.0    # a request's headers must arrive within this
+VIEW_TOKEN_BYTES = 16            # random bytes of the access token (printed with the URL at start-up)
+VIEW_TOKEN_ENV = "NEUROGRIP_VIEW_TOKEN"  # a fixed token instead (>= VIEW_TOKEN_MIN_CHARS): a bookmark survives restarts
+VIEW_TOKEN_MIN_CHARS = 22

@@ -81,7 +81,7 @@ def format_continuous(s: dict) -> str:
 
 
 def run_demo(bundle_path, recording_path, *, arm: str = "sim", speed: float = 1.0, duration: float | None = None,
-             log_path=None, report_path=None) -> dict:
+             log_path=None, report_path=None, view: str | None = None) -> dict:
     from edge.bundle import load_bundle
     from edge.player import Player
     from edge.recordings import read_recording
@@ -109,7 +109,7 @@ def run_demo(bundle_path, recording_path, *, arm: str = "sim", speed: float = 1.
 
     try:
         summary = serve(bundle_path, f"lsl:name={name}&timeout=10", arm, config=RuntimeConfig(stream_speed=speed),
-                        log_path=log_path, duration=duration, on_ready=stop_when_done)
+                        log_path=log_path, duration=duration, on_ready=stop_when_done, view=view)
     finally:
         player.stop()
     rows = player.rows_at([f[0] for f in summary.fired]) if summary.fired else np.zeros(0, int)
@@ -137,10 +137,12 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
     ap.add_argument("--log", help="JSON-lines log of the run")
     ap.add_argument("--report", help="write the demo result as JSON")
+    ap.add_argument("--view", default="0", metavar="[ADDR:]PORT",
+                    help="the live view (docs/live-view.md; default 0: a free port on 127.0.0.1; 'none': off)")
     args = ap.parse_args(argv)
     try:
         run_demo(args.bundle, args.recording, arm=args.arm, speed=args.speed, duration=args.duration,
-                 log_path=args.log, report_path=args.report)
+                 log_path=args.log, report_path=args.report, view=None if args.view == "none" else args.view)
     except EdgeError as exc:
         print(f"neurogrip demo: error: {exc}", file=sys.stderr)
         return 1

@@ -117,3 +117,8 @@ class CalibrationError(EdgeError, ValueError):
 
 class TaskError(EdgeError, ValueError):
     """A task name or task section that the registry (:mod:`edge.tasks`) does not know."""
+
+
+class ViewError(EdgeError, ValueError):
+    """The live view cannot be served (a malformed ``--view`` address, a port in use), or refuses an
+    action (an e-stop with no arm to stop); the message names the fix."""

@@ -82,6 +82,7 @@ class Recorder:
     def __init__(self, source, paradigm: Paradigm, out, display: CueDisplay | None = None):
         self.source, self.paradigm, self.out = source, paradigm, Path(out)
         self.display = display or CueDisplay(sys.stderr)
+        self._tap = getattr(self.display, "chunk", None)  # a display that also shows the signal (the live view)
         self._starts = paradigm.starts()
 
     def run(self, read_timeout: float = 0.1) -> RecordResult:
@@ -159,6 +160,8 @@ class Recorder:
             self._writer.write_samples(self._sig, ts[keep], kept)
             self._last_ts = float(ts[keep][-1])
         res.samples += int(keep.sum())
+        if self._tap is not None:
+            self._tap(chunk)
         self._cue = min(end_cue, len(par.cues) - 1)
         res.cues_done = self._cue + 1 if self._cue >= 0 else 0
         self.display.show(par, max(self._cue, 0), float(rel[-1]))
@@ -185,15 +188,25 @@ class Recorder:
             pass  # the writer keeps what it wrote readable; the first failure is what the user sees
 
 
-def record(source_spec: str, paradigm, out, *, display: CueDisplay | None = None) -> RecordResult:
+def record(source_spec: str, paradigm, out, *, display: CueDisplay | None = None, view: str | None = None) -> RecordResult:
     """Open ``source_spec``, record ``paradigm`` (a :class:`Paradigm`, a built-in name or a TOML
-    file) into ``out``; the source is closed at the end."""
+    file) into ``out``; the source is closed at the end.  ``view``: ``[ADDR:]PORT`` of the live view
+    (the cue on a phone, :func:`edge.view.record_view`)."""
     from edge.record.paradigm import load_paradigm
     from edge.sources import open_source
 
     par = paradigm if isinstance(paradigm, Paradigm) else load_paradigm(paradigm)
+    if view is not None:
+        from edge.view import parse_address
+
+        parse_address(view)  # a malformed address is refused before the source opens
     src = open_source(source_spec)
     try:
-        return Recorder(src, par, out, display).run()
+        if view is None:
+            return Recorder(src, par, out, display).run()
+        from edge.view import record_view
+
+        with record_view(view, src, par, display or CueDisplay(sys.stderr)) as shown:
+            return Recorder(src, par, out, shown).run()
     finally:
         src.close()

@@ -88,6 +88,9 @@ class Runtime(Safety):
         self._holds: set[str] = set()
         self._firmware_rested = False  # the firmware rested the arm and no REST was acknowledged since
         self._start_requested = False  # a person asked to start the arm again after its e-stop (SIGUSR1)
+        self._estop_by: str | None = None  # who asked for an e-stop from outside the loop (request_estop)
+        self._estop_ours = False  # the e-stop latch is ours (request_estop), not the arm's own switch
+        self.view = None  # the live view's feed (edge/view/feed.py), called on this thread, never waited for
         self._stop = False
         self._log("start", bundle=str(bundle.path), content_hash=bundle.content_hash, task=bundle.task,
                   source=repr(source), interpreter=self.summary.interpreter,
@@ -164,6 +167,8 @@ class Runtime(Safety):
                     self._send_rest()
                 if self.arm is not None:
                     self._watch_link()
+                if self.view is not None:
+                    self.view.tick(chunk)
         finally:
             self.go_safe("stopped", force=True)
             self._finish(t_start, first_ts, last_ts)
@@ -225,6 +230,8 @@ class Runtime(Safety):
             self._timings.add("processing", processing)
             if sent:  # sample in -> command acknowledged (or decided, without an arm); failures are not latency
                 self._timings.add("latency", acquire + processing)
+            if self.view is not None:
+                self.view.window(r, d, sent, stages, processing)
             if processing > cfg.budget_ms:
                 self.summary.deadline_misses += 1
                 self._consecutive_misses += 1

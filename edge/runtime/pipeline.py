@@ -101,6 +101,15 @@ class Pipeline:
         # no-decision path: votes and dwell forgotten, latches and refractory times kept).
         self.untimely = False
 
+    def filtered_tail(self, since: int) -> tuple[np.ndarray, int]:
+        """A copy of the chain's output (decimated) written to the window buffer after its sample count
+        ``since`` (as much of it as the buffer still holds), and the count now: the live view reads the
+        signal at its own rate (edge/view/feed.py), so nothing is copied per chunk."""
+        buf = self.buf
+        count, fill = buf.count, buf._fill
+        n = min(count - since if 0 <= since <= count else count, fill)
+        return buf._buf[fill - n:fill].copy(), count
+
     def reset(self, at_index: int) -> None:
         """Restart chain and windows after a gap or bad samples.
 

@@ -244,6 +244,20 @@ class Safety:
         loop clears the firmware's e-stop latch at its next turn, if the switch is released."""
         self._start_requested = True
 
+    def request_estop(self, who: str) -> None:
+        """An e-stop from outside the loop (the live view's button), from the caller's thread: latched in
+        the firmware at once (the loop may be busy), held by the loop at its next turn like the arm's own
+        e-stop (nothing sent; a deliberate start resumes).  RunError without an arm; LinkError when the
+        firmware did not acknowledge it (the loop holds all the same)."""
+        if self.arm is None:
+            raise RunError("no arm is connected: there is nothing to stop")
+        self._estop_by = who  # first: the loop holds even if the link fails below
+        self.arm.estop()
+
+    def safety_state(self) -> tuple[bool, str | None, tuple[str, ...]]:
+        """(in the safe state, why, the causes holding it) now: for the live view, on the loop's thread."""
+        return self._safe, self._safe_reason if self._safe else None, tuple(sorted(self._holds))
+
     def _start(self) -> None:
         if ESTOPPED not in self._holds or self.arm is None:
             self._log("start", result="nothing to start: the arm is not e-stopped")
@@ -258,11 +272,20 @@ class Safety:
             return
         self._log("start", result="sent")
         log.warning("start: the arm's e-stop latch is cleared; control resumes from where the arm stopped")
+        if self._estop_ours:  # our own latch (request_estop): the link reports the release of the arm's only
+            self._estop_ours = False
+            self._release(ESTOPPED, "the arm was started again after its e-stop")
 
     def _watch_link(self) -> None:
         """The link's own reports: the firmware protected itself (an MCU reset, a watchdog trip we did not
         ask for) → safe state and a fresh sequence; a link whose threads died → stop with an error, so
         the service manager restarts the process (the firmware's watchdog rests the arm meanwhile)."""
+        if self._estop_by is not None:  # request_estop: the firmware latched it (or was asked to)
+            who, self._estop_by = self._estop_by, None
+            self._estop_ours = True
+            self.fault("arm", f"estop from {who}: every joint froze where it was until a deliberate start")
+            self._log("estop", by=who)
+            self._hold(ESTOPPED, rest=False)
         take = getattr(self.arm, "take_faults", None)
         if take is None:
             return

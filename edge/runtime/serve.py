@@ -59,24 +59,30 @@ def limit_malloc_arenas() -> bool:
 
 def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, config: RuntimeConfig | None = None,
           log_path=None, markers: bool = False, duration: float | None = None, install_signals: bool = True,
-          on_ready=None, log_max_bytes: int | None = None, log_backups: int | None = None) -> RunSummary:
+          on_ready=None, log_max_bytes: int | None = None, log_backups: int | None = None,
+          view: str | None = None) -> RunSummary:
     """Load, validate, connect and run until the end, ``duration``, Ctrl-C or SIGTERM.
 
     The arm is sent to REST before the function returns, whatever stopped the run.
     It first caps glibc's malloc arenas for the whole calling process (:func:`limit_malloc_arenas`).
     ``on_ready(runtime)`` is called once everything is connected (tests and the demo use it).
     ``log_max_bytes``, ``log_backups``: the JSON log's rotation (:class:`~edge.runtime.outputs.JsonLog`).
+    ``view``: ``[ADDR:]PORT`` of the live view (:mod:`edge.view`; its URL and token are printed).
     """
     t0 = time.monotonic()
     if install_signals and threading.current_thread() is threading.main_thread():
         # a start request (SIGUSR1) while the bundle loads or the arm connects means nothing yet, and
         # must not kill the process (SIGUSR1's default action)
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    if view is not None:
+        from edge.view import parse_address
+
+        parse_address(view)  # a malformed address is refused before anything opens
     limit_malloc_arenas()  # before liblsl and the link start their threads
     bundle = load_bundle(bundle_path)
     # the log's settings are checked before the source is opened: a bad one leaves nothing open
     json_log = JsonLog(log_path, log_max_bytes, log_backups) if log_path else None
-    source = arm = sim = rt = None
+    source = arm = sim = rt = viewer = None
     try:
         source = open_source(source_spec)
         arm, sim = open_arm(arm_spec)
@@ -84,6 +90,10 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
             else None
         rt = Runtime(bundle, source, arm, config, json_log, outlet)
         rt.t_created = t0  # start-up is measured from the command, not from the loop
+        if view is not None:
+            from edge.view import attach
+
+            viewer = attach(rt, view)
         previous = {}
         if install_signals and threading.current_thread() is threading.main_thread():
             previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda *_: rt.stop())
@@ -100,6 +110,8 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
                 signal.signal(sig, handler)
         return summary
     finally:
+        if viewer is not None:
+            viewer.close()
         if source is not None:
             source.close()
         if arm is not None:
