@@ -265,18 +265,45 @@ def calibration_pngs(report: dict, out: Path) -> list[Path]:
         plt = _plt()
         names = list(r[per])
         x = np.arange(len(names))
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(names) + 2), 3.2))
-        ax.bar(x - 0.2, [r[per][n]["base"] for n in names], 0.4, label="base (never saw this person)")
-        ax.bar(x + 0.2, [r[per][n]["calibrated"] for n in names], 0.4, label="calibrated on-device")
-        if r.get("workstation") is not None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 2), 3.2))
+        # per participant: the base, the per-person baseline, on-device, the workstation fine-tune
+        bars = [("base", "base (never saw this person)"), ("lda", "per-person LDA (Hudgins TD)"),
+                ("baseline", "per-subject FB + LR (peer)"), ("calibrated", "calibrated on-device"),
+                ("workstation", "workstation fine-tune")]
+        bars = [(k, lab) for k, lab in bars if all(r[per][n].get(k) is not None for n in names)]
+        width = 0.8 / len(bars)
+        for i, (k, lab) in enumerate(bars):
+            ax.bar(x - 0.4 + (i + 0.5) * width, [r[per][n][k] for n in names], width, label=lab)
+        if r.get("workstation") is not None and not any(k == "workstation" for k, _ in bars):
             ax.axhline(r["workstation"], color="k", ls="--", lw=1, label="workstation fine-tune (mean)")
         ax.set_xticks(x, [str(n) for n in names], rotation=30)
         ax.set_ylabel(metric)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0.5 if key == "grasp_lift" else 0, 1)
         ax.set_title(f"{title}: base {r['base']:.3f} -> calibrated {r['calibrated']:.3f}", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=6, loc="lower right")
         paths.append(_save(fig, out / f"calibration_{key}.png"))
+    delays = [d for p in (c.get("emg") or {}).get("participants", {}).values() for d in p.get("delays_ms", [])]
+    if delays:
+        paths.append(delay_png(delays, out / "delay_gesture.png"))
     return paths
+
+
+def delay_png(delays_ms: list, path: Path) -> Path:
+    """The onset → command delay of every commanded gesture (on-device calibrated bundles, continuous
+    use), against the optimal controller delay (Farrell & Weir 2007)."""
+    plt = _plt()
+    d = np.sort(np.asarray(delays_ms, float))
+    fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    ax.hist(d, bins=np.arange(0, max(600.0, d.max() + 25), 25), color="tab:blue", alpha=0.8)
+    ax.axvspan(100, 125, color="tab:green", alpha=0.25, label="optimal 100-125 ms (Farrell & Weir 2007)")
+    p50, p90 = np.percentile(d, [50, 90])
+    ax.axvline(p50, color="k", lw=1, label=f"p50 {p50:.0f} ms")
+    ax.axvline(p90, color="k", ls="--", lw=1, label=f"p90 {p90:.0f} ms")
+    ax.set_xlabel("gesture start → its command (ms)")
+    ax.set_ylabel("gestures")
+    ax.set_title(f"EMG on-device calibrated, continuous use: {len(d)} gestures", fontsize=9)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
 
 
 def write_plots(report: dict, out) -> list[Path]:

@@ -165,6 +165,7 @@ MODEL_PROBE_TIMEOUT_S = 10.0           # an untrusted model is loaded and run on
 MODEL_PROBE_MAX_MEMORY = 1 << 30       # that child's address-space limit (a 60 KB model peaks near 130 MB)
 RECORDING_MAX_BYTES = 512 << 20        # a recording file, after decompression (a Kaggle series is ~40 MB)
 RECORDING_MAX_HEADER_BYTES = 1 << 20   # a CSV header line
+RECORDING_MAX_LINE_BYTES = 1 << 20     # any other CSV line (tables are parsed in blocks of whole lines)
 RECORDING_MAX_COLUMNS = 4096           # CSV columns (emotions.csv has 2549)
 RECORDING_MAX_DIR_ENTRIES = 100_000    # entries of one folder listed by a reader (Myo sessions)
 ERROR_QUOTE_CHARS = 200                # an error message quotes at most this much of the bad input
@@ -187,9 +188,33 @@ CALIBRATION_MIN_VALID = 0.9  # a session with more than 10 % NaN/inf rows is ref
 CALIBRATION_HOLDOUT = 0.25  # the last quarter of each session file judges base vs calibrated
 CALIBRATION_INNER = 0.25    # of the rest, the last quarter chooses the penalty and the normalisation
 CALIBRATION_PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # pull towards the base head (standardised features)
+# EMG: the shrinkage LDA on the int8 window's log time-domain features fused with the re-fitted layer
+# (docs/design.md § 7), over these window tails (ms; None: the whole window; () : no LDA expert); a
+# step of one int8 input step counts as a zero crossing or slope change.  Chosen on the development
+# participants (tools/gesture-dev-cv), never on the evaluation participants.
+CALIBRATION_TD_TAILS_MS = (None,)
+CALIBRATION_TD_THRESHOLD = 1.0
+# ... and the window stride (ms; None: the base's) and decision parameters (None: the base's) such a
+# calibrated EMG bundle gets, chosen on the development participants by the gesture objective
+# (training.gesture.OBJECTIVE; tools/gesture-dev-cv --policies; docs/design.md § 7): a decision
+# every 25 ms instead of 50 took 30 ms off the delay at no cost in wrong commands
+CALIBRATION_EMG_STRIDE_MS = 25.0
+CALIBRATION_EMG_DECISION = {"reject_below": 0.9, "vote": 2, "min_dwell_ms": 100.0, "refractory_ms": 0.0}
+CALIBRATION_REFIT_ALL = True  # once judged on the held-out block, refit on every window of the session
 CALIBRATION_GUARD_S = 1.0   # filter memory kept clear of the held-out block before a calibration window
 EVENT_HALF_WIDTH_S = 0.15   # an event label is 1 within ±150 ms of its cue (the Kaggle grasp-lift convention)
 CALIBRATION_MIN_WINDOWS = 40  # per part, and per class for one-class-at-a-time tasks: fewer is refused
+# The largest session calibrate takes (issue 24): edge/calibration/session.py reads one file at a
+# time and refuses a larger session with one line before the memory is taken.  Values: rows x
+# columns of every file (and of a Kaggle events file), counted from sizes or lines before a file
+# is read; a reader holds 8-13 bytes per value (4 M: a 4-minute 32-channel XDF, ~96 MB in calibrate).
+# Windows: n x length x channels x 4 bytes (16 MB: 2.1 min of 32-channel EEG at 500 Hz, 8.4 min of
+# Myo EMG).  Fitting holds 3-4 times that at its peak, within the edge's 120 MB only once
+# edge.model_input.window_spec stops holding five copies of the windows: at this cap 94-110 MB
+# with that change, 152-174 MB without it (docs/robustness.md, "Calibration's memory").
+CALIBRATION_MAX_VALUES = 4_000_000
+CALIBRATION_MAX_WINDOW_BYTES = 16 << 20
+
 
 # -- the live view (edge/view, docs/live-view.md; `run`/`record --view [ADDR:]PORT`) -----------------
 # Served by the runtime's own process, off the loop's thread: the loop hands over a frame at most

@@ -16,10 +16,15 @@ workstation-signed bundle it was calibrated from, which calibration copies into 
 :func:`check_device_signed` requires that signature to verify, the root manifest with *this*
 bundle's model bytes to hash to the content hash it signed (so the model is the workstation's, byte
 for byte), and the sections that define what the arm does — task, labels, signal chain, model
-tensors, decision policy, the window's length, stride, clip and bands — to be the root's.  What
-the device may change is what calibration changes: the normalisation (``window.channel_scale``, the
-band-power ``center``/``scale``), the last layer (``head``), ``metrics`` and ``provenance``.
-A stolen device key can therefore re-fit a workstation-signed model, and nothing more.
+tensors, what each class or event commands (the decision's commands, targets, arm-state rules,
+mode), the window's length, clip and bands — to be the root's.  What the device may change is what
+calibration changes: the normalisation (``window.channel_scale``, the band-power
+``center``/``scale``), the last layer (``head``), ``metrics`` and ``provenance`` — and, where an
+EMG calibration sets them, the window ``stride`` and the debouncing :data:`DEVICE_TUNABLE_DECISION`,
+but only to the very values this installation's calibration writes
+(``edge.config.CALIBRATION_EMG_STRIDE_MS`` / ``CALIBRATION_EMG_DECISION``, docs/design.md § 7), never
+to others.  A stolen device key can therefore re-fit a workstation-signed model, and nothing more:
+not which command a gesture sends, where the joints go or how fast, nor a shorter debounce.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from edge.errors import SignatureError
 ROOT_SIGNATURE = "workstation_signature"
 ROOT_MANIFEST = "workstation_manifest"
 #: Manifest sections a device-signed bundle must share with its workstation-signed root.
-FIXED_SECTIONS = ("task", "labels", "signal", "model", "decision", "schema", "schema_version")
+FIXED_SECTIONS = ("task", "labels", "signal", "model", "schema", "schema_version")
+#: Decision parameters an EMG calibration sets (how long a class must persist, not what it does).
+DEVICE_TUNABLE_DECISION = ("reject_below", "vote", "min_dwell_ms", "refractory_ms")
 _RECALIBRATE = "calibrate it again on this Pi from a bundle signed on the workstation"
 
 
@@ -47,12 +54,36 @@ def root_evidence(manifest: dict, signature: dict | None) -> dict | None:
     return {ROOT_SIGNATURE: signature, ROOT_MANIFEST: manifest}
 
 
+def _stride(window):
+    return (window.get("stride"), window.get("stride_ms")) if isinstance(window, dict) else None
+
+
+def _calibration_cadences(root: dict) -> list:
+    """(decision, stride) pairs a device-signed bundle may have: its root's, and what an EMG calibration
+    on this installation writes from that root (:func:`edge.calibration.calibrate._emg_decision`)."""
+    decision, window = root.get("decision"), root.get("window")
+    out = [(decision, _stride(window))]
+    if not isinstance(decision, dict) or not isinstance(window, dict):
+        return out
+    from edge import config
+
+    emg = dict(decision)
+    emg.update(config.CALIBRATION_EMG_DECISION or {})
+    stride = _stride(window)
+    fs = ((root.get("signal") or {}).get("chain") or {}).get("fs_out")
+    if config.CALIBRATION_EMG_STRIDE_MS is not None and isinstance(fs, (int, float)) and fs > 0:
+        n = max(1, round(config.CALIBRATION_EMG_STRIDE_MS * fs / 1000.0))
+        stride = (n, n * 1000.0 / fs)
+    out.append((emg, stride))
+    return out
+
+
 def _structure(window) -> dict | None:
     """A ``window`` section without what calibration re-estimates (the per-channel scale, the band-power
-    standardisation): its length, stride, clip, bands and everything else must be the root's."""
+    standardisation, the stride): its length, clip, bands and everything else must be the root's."""
     if not isinstance(window, dict):
         return window
-    w = {k: v for k, v in window.items() if k != "channel_scale"}
+    w = {k: v for k, v in window.items() if k not in ("channel_scale", "stride", "stride_ms")}
     if isinstance(w.get("features"), dict):
         w["features"] = {k: v for k, v in w["features"].items() if k not in ("center", "scale")}
     return w
@@ -92,8 +123,17 @@ def check_device_signed(path, manifest: dict, model: bytes, device_kid: str, pol
         raise SignatureError(path, f"{who}; the workstation signature of its root does not verify",
                              _RECALIBRATE) from None
     changed = [s for s in FIXED_SECTIONS if canonical_json(manifest.get(s)) != canonical_json(root.get(s))]
-    if canonical_json(_structure(manifest.get("window"))) != canonical_json(_structure(root.get("window"))):
+    allowed = _calibration_cadences(root)
+    decision, stride = canonical_json(manifest.get("decision")), _stride(manifest.get("window"))
+    decision_ok = any(decision == canonical_json(d) for d, _ in allowed)
+    window_ok = (canonical_json(_structure(manifest.get("window"))) == canonical_json(_structure(root.get("window")))
+                 and any(stride == st for _, st in allowed))
+    if not decision_ok:
+        changed.append("decision")
+    if not window_ok:
         changed.append("window (beyond its normalisation)")
+    if decision_ok and window_ok and not any((decision, stride) == (canonical_json(d), st) for d, st in allowed):
+        changed.append("decision and window stride together")  # each allowed, but not with the other
     if changed:
         raise SignatureError(path, f"{who}, but its {', '.join(changed)} differ from its workstation-signed root "
                                    "(a device may re-fit only the normalisation and the last layer)", _RECALIBRATE)

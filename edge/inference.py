@@ -123,7 +123,8 @@ class Int8Model:
         (the emulated Pi check uses them), several times slower than the default kernels.
     head : edge.calibration.head.Head, optional
         A calibrated bundle's float last layer: the outputs are then ``head(features)`` quantised
-        with the model's own output quantisation, so everything after the model is unchanged.
+        with the model's own output quantisation, so everything after the model is unchanged.  A
+        head that reads the int8 window's time-domain features gets them from the same input.
     keep_features : bool
         Keep every intermediate tensor readable after ``invoke`` (TFLite otherwise reuses their
         memory), for :meth:`run_features`; implied by ``head``.
@@ -161,14 +162,26 @@ class Int8Model:
 
             self.base_head = find_head(self._interp)
             self._feat = self.base_head.tensor
-            if head is not None and (head.tensor != self._feat or head.weights.shape != self.base_head.weights.shape
-                                     or head.tensor_name != self.base_head.tensor_name):
+            if head is not None and (head.tensor != self._feat or head.tensor_name != self.base_head.tensor_name
+                                     or head.weights.shape != self._head_shape(head)):
                 raise InferenceError(f"the calibrated head (tensor {head.tensor} {head.tensor_name!r}, weights "
                                      f"{head.weights.shape}) does not fit this model (tensor {self._feat}, "
-                                     f"weights {self.base_head.weights.shape}); calibrate again from its base")
+                                     f"weights {self._head_shape(head)}); calibrate again from its base")
             # by index: get_tensor_details() leaves some tensors out, so a position is not an index
             detail = next(d for d in self._interp.get_tensor_details() if d["index"] == self._feat)
             self._feat_quant = detail["quantization"]
+
+    def _head_shape(self, head) -> tuple[int, int]:
+        """The weights a head must have on this model: the trunk's features, then 4 TD features per
+        channel for each window tail it reads (which must fit the model's raw-window input)."""
+        n, k = self.base_head.weights.shape
+        if not head.td_lengths:
+            return n, k
+        if len(self.input_shape) != 3 or not all(3 <= m <= self.input_shape[1] for m in head.td_lengths):
+            raise InferenceError(f"the calibrated head reads time-domain features over {list(head.td_lengths)} "
+                                 f"samples, which this model's input {self.input_shape} cannot give; calibrate "
+                                 "again from its base")
+        return n + 4 * self.input_shape[2] * len(head.td_lengths), k
 
     def run_int8(self, x: np.ndarray) -> np.ndarray:
         """One window, int8 ``input_shape[1:]`` → int8 ``output_shape[1:]``."""
@@ -201,7 +214,7 @@ class Int8Model:
     def run_batch_int8(self, xs: np.ndarray) -> np.ndarray:
         """Windows (n, ...) int8 → (n, n_outputs) int8, one invoke per window (static batch 1)."""
         if self.head is not None:  # a calibrated bundle: its head on the trunk's features, quantised as the graph's
-            feats = dequantise(self._features_int8(xs), *self._feat_quant)
+            feats = self.head.inputs(dequantise(self._features_int8(xs), *self._feat_quant), xs, self.input_quant[1])
             return quantise(self.head.apply(feats), *self.output_quant)
         out = np.empty((xs.shape[0],) + self.output_shape[1:], self.output_dtype)
         interp, inp, outp = self._interp, self._in, self._out

@@ -356,6 +356,10 @@ def manifest_rules() -> dict[str, Rule]:
         "head.weights": List(of=List(of=Num(lo=-1e6, hi=1e6), min_len=1, max_len=b.MANIFEST_MAX_LABELS),
                              min_len=1, max_len=b.MANIFEST_MAX_WINDOW_VALUES),
         "head.bias": List(of=Num(lo=-1e6, hi=1e6), same_length_as="labels"),
+        # the int8 window's log time-domain features the head also reads (edge.model_input.log_td_features)
+        "head.td": Obj(optional=True),
+        "head.td.lengths": List(of=Int(lo=3, hi=b.MANIFEST_MAX_WINDOW_VALUES), min_len=1, max_len=4, unique=True),
+        "head.td.threshold": Num(lo=0, hi=255),
         "decision": Obj(max_bytes=b.MANIFEST_MAX_FREE_BYTES),
         "metrics": Obj(optional=True, max_bytes=b.MANIFEST_MAX_FREE_BYTES),
         "provenance": Obj(optional=True, max_bytes=b.MANIFEST_MAX_FREE_BYTES),

@@ -108,6 +108,29 @@ def td_features(windows: np.ndarray, threshold: float = 0.0) -> np.ndarray:
     return np.concatenate([mav, wl, zc, ssc], axis=1).astype(np.float32)
 
 
+def log_td_features(xq: np.ndarray, zero_point: int, lengths, threshold: float) -> np.ndarray:
+    """Log time-domain features of int8 model inputs, over each window's last ``L`` samples for each
+    ``L`` in ``lengths``: (k, length, C) int8 → (k, 4·C·len(lengths)) float64.
+
+    The features of :func:`td_features` on the quantised window (in input steps, so integer-valued
+    and exact on every architecture), with mean absolute value and waveform length as ``log1p``:
+    EMG amplitude is roughly log-normal across contraction levels, and a linear classifier separates
+    gestures far better in log amplitude (docs/design.md § 7).  ``threshold`` (input steps) rejects
+    zero crossings and slope changes smaller than it.  A short ``L`` follows a new gesture sooner
+    than the whole window (multi-resolution).
+    """
+    x = np.asarray(xq, np.float64) - float(zero_point)
+    if x.ndim != 3:
+        raise ValueError(f"int8 windows must have shape (k, length, C), got {x.shape}")
+    c = x.shape[2]
+    out = []
+    for n in lengths:
+        f = td_features(x[:, -int(n):], threshold).astype(np.float64)
+        f[:, :2 * c] = np.log1p(f[:, :2 * c])
+        out.append(f)
+    return np.concatenate(out, axis=1)
+
+
 def n_features(length: int, n_channels: int, fs: float, bands=DEFAULT_BANDS) -> int:
     freqs = np.fft.rfftfreq(length, 1.0 / fs)
     used = sum(bool(((freqs >= lo) & (freqs < hi)).any()) for lo, hi in bands)
@@ -138,9 +161,22 @@ def model_inputs(windows: np.ndarray, window_spec: dict) -> np.ndarray:
 
 
 def channel_scale_of(X: np.ndarray) -> list[float]:
-    """Per-channel scale: the median absolute deviation of mean-removed windows, × 1.4826 (≈ σ)."""
-    w = X - X.mean(axis=1, keepdims=True)
-    mad = np.median(np.abs(w), axis=(0, 1)) * 1.4826
+    """Per-channel scale: the median absolute deviation of mean-removed windows, × 1.4826 (≈ σ).
+
+    One channel at a time (issue 24): the whole-array expression held five copies of the windows
+    at once (the peak of on-device calibration).  The values are the same: the means are the same
+    reduction over the same array, the deviations the same elementwise operations, and a median is
+    an order statistic of the same values.
+    """
+    X = np.asarray(X)
+    mean = X.mean(axis=1, keepdims=True)
+    col = np.empty(X.shape[:2], (X[:0] - mean[:0]).dtype)
+    mad = np.empty(X.shape[2], col.dtype)
+    for c in range(X.shape[2]):
+        np.subtract(X[:, :, c], mean[:, 0, c:c + 1], out=col)
+        np.abs(col, out=col)
+        mad[c] = np.median(col)
+    mad = mad * 1.4826
     return [float(max(v, 1e-3)) for v in mad]
 
 
@@ -148,8 +184,9 @@ def window_spec(X_fit: np.ndarray, fs_out: float, clip: float | None, features: 
     """The manifest's normalisation parameters, estimated on the fit windows only (training, and
     on-device calibration re-estimating them for one person)."""
     spec = {"channel_scale": channel_scale_of(X_fit), "clip": clip}
-    if features:
-        f = window_features(normalise_windows(X_fit, spec["channel_scale"], clip), fs_out)
+    if features:  # in batches of windows (each window's features are its own): not the FFT of all at once
+        f = np.concatenate([window_features(normalise_windows(X_fit[a:a + 256], spec["channel_scale"], clip), fs_out)
+                            for a in range(0, max(len(X_fit), 1), 256)])
         spec["features"] = {"kind": "bandpower", "fs": fs_out, "bands": [list(b) for b in DEFAULT_BANDS],
                             "center": [float(v) for v in f.mean(axis=0)],
                             "scale": [float(max(v, 1e-3)) for v in f.std(axis=0)], "clip": 8.0}

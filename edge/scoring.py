@@ -132,6 +132,36 @@ def score_continuous(truth, fs: float, commands: Sequence[tuple[int, str]], comm
     }
 
 
+def decoder_delays(truth, fs: float, probs: np.ndarray, idx: np.ndarray, command_of: Mapping[int, str | None]
+                   ) -> list[float]:
+    """The decoder's share of the delay: for each commanded gesture, ms from its start to the end of
+    the first window whose most probable class is that gesture (window fill and stride; no
+    confidence, vote or dwell).  Gestures the decoder never names while held are left out.
+
+    Parameters
+    ----------
+    truth : array of int, shape (n_samples,)
+    fs : float
+    probs : ndarray (n_windows, n_classes)
+        The model's outputs of one continuous replay.
+    idx : ndarray (n_windows,)
+        Each window's last sample index (as :func:`edge.evaluation.replay_probs` gives them).
+    command_of : mapping class index → action name or None
+    """
+    y = np.asarray(truth)
+    fs = check_number(fs, "fs", lo=0.0, lo_open=True)
+    idx = np.asarray(idx, np.int64)
+    named = np.asarray(probs).argmax(axis=1)
+    out = []
+    for seg in segments_of(y):
+        if command_of.get(seg.label) is None:
+            continue
+        inside = (idx >= seg.start) & (idx < seg.stop) & (named == seg.label)
+        if inside.any():
+            out.append((int(idx[np.flatnonzero(inside)[0]]) - seg.start) / fs * 1e3)
+    return out
+
+
 def combine(scores: Sequence[dict]) -> dict:
     """Pool several replays' scores (sums and rates over the pooled time; delays pooled)."""
     scores = list(scores)

@@ -28,13 +28,13 @@ import numpy as np
 from edge import config
 from edge._checks import check_number
 from edge.bundle import load_bundle, write_bundle
-from edge.calibration.head import Head, fit_head
-from edge.calibration.session import SessionWindows, held_out_rows, read_session, session_windows
+from edge.calibration.head import Head, fit_head, fit_lda, fuse
+from edge.calibration.session import SessionWindows, calibration_session, held_out_rows
 from edge.device_trust import root_evidence
 from edge.errors import CalibrationError
 from edge.inference import Int8Model, dequantise
 from edge.metrics import accuracy, mean_columnwise_auc
-from edge.model_input import model_inputs, quantise, window_spec
+from edge.model_input import log_td_features, model_inputs, quantise, window_spec
 from edge.signing import DEVICE_KEY_ENV, TrustPolicy, key_id, load_private_key, sign
 
 
@@ -92,10 +92,47 @@ def _check_part(mode: str, y: np.ndarray, labels, what: str, minimum: int = conf
 class _Features:
     """The int8 trunk's features of every session window, under one normalisation (computed once)."""
 
+    _BATCH = 256  # windows per step: the float model input of a whole session is as large as its windows
+
     def __init__(self, model: Int8Model, windows: np.ndarray, spec: dict, input_quant):
-        xq = quantise(model_inputs(windows, spec), *input_quant)
+        # in batches (a session's WindowArray makes its windows on demand, edge.calibration.session);
+        # every step is per window, so the values are those of one call over all the windows
+        n = len(windows)
+        for a in range(0, max(n, 1), self._BATCH):
+            xq = quantise(model_inputs(windows[a:a + self._BATCH], spec), *input_quant)
+            features, _ = model.run_features(xq)
+            if a == 0:
+                self.xq = np.empty((n,) + xq.shape[1:], xq.dtype)
+                self.features = np.empty((n,) + features.shape[1:], features.dtype)
+            self.xq[a:a + len(xq)], self.features[a:a + len(xq)] = xq, features
         self.spec = spec
-        self.features, _ = model.run_features(xq)
+        self.zero_point = int(input_quant[1])
+
+    def td(self, mask: np.ndarray, lengths) -> np.ndarray:
+        """The log time-domain features of the masked windows' int8 inputs (the LDA expert's input)."""
+        # in batches, as the features: their float64 temporaries are 16 times the int8 inputs (per window)
+        rows = np.flatnonzero(mask)
+        return np.concatenate([log_td_features(self.xq[rows[a:a + self._BATCH]], self.zero_point, lengths,
+                                               config.CALIBRATION_TD_THRESHOLD)
+                               for a in range(0, max(len(rows), 1), self._BATCH)])
+
+    def head_inputs(self, head: Head, mask: np.ndarray) -> np.ndarray:
+        rows = np.flatnonzero(mask)  # in batches, as td: a head that reads TD features computes them per window
+        return np.concatenate([head.inputs(self.features[rows[a:a + self._BATCH]], self.xq[rows[a:a + self._BATCH]],
+                                           self.zero_point) for a in range(0, max(len(rows), 1), self._BATCH)])
+
+
+def _td_lengths(base, model: Int8Model) -> tuple[int, ...]:
+    """The window tails (samples) of the time-domain expert, or () where calibration adds none: it
+    is for EMG raw-window models with a softmax layer (``CALIBRATION_TD_TAILS_MS``; None: the
+    whole window)."""
+    if (base.task_spec.modality != "emg" or base.task_spec.mode != "multiclass" or len(model.input_shape) != 3
+            or not config.CALIBRATION_TD_TAILS_MS):
+        return ()
+    length, fs = model.input_shape[1], base.signal_chain().fs_out
+    tails = [length if ms is None else min(length, max(3, round(ms * fs / 1000.0)))
+             for ms in config.CALIBRATION_TD_TAILS_MS]
+    return tuple(dict.fromkeys(tails))
 
 
 def _as_run(head: Head, features: np.ndarray, output_quant) -> np.ndarray:
@@ -163,8 +200,8 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     if sign_key is not None:
         load_private_key(sign_key)  # a missing key or an unsafe file fails now, not after the work
     mode, labels = base.task_spec.mode, base.labels
-    rec, session_hash, parts = read_session(data, base)
-    sw = session_windows(base, rec)
+    # one file at a time, refused beyond what the edge's memory holds (edge.calibration.session)
+    sw, rec, session_hash, parts = calibration_session(data, base)
     guard = round(config.CALIBRATION_GUARD_S * rec.fs)
     usable = _usable(mode, sw)
     held = held_out_rows(parts, rec.n_samples, holdout)
@@ -186,7 +223,9 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
 
     # the head being replaced: a calibrated base's own (calibrating again starts from it), else the graph's
     model = Int8Model(base.model_bytes, keep_features=True)
-    prior = base.head or model.base_head
+    # (a fused head's layer and LDA share one bias and cannot be told apart: calibrating such a bundle
+    # again starts from the graph's own layer, and fits the LDA anew)
+    prior = base.head if base.head is not None and not base.head.td_lengths else model.base_head
     oq = base.output_quant
     fs_out = base.signal_chain().fs_out
     features_spec = bool(base.window.get("features"))
@@ -209,16 +248,36 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
             if best is None or key > best[0]:
                 best = (key, norm, lam)
     _, norm, lam = best
-    final = norms[norm] if norm == "base" else _Features(model, sw.windows, person_spec(cal), base.input_quant)
-    head = fit_head(final.features[cal], _targets(mode, sw.y[cal]), prior, lam)
+    td = _td_lengths(base, model)
+
+    def adapt(mask):
+        """Normalisation, layer (and the time-domain expert) fitted on the masked windows."""
+        f = norms[norm] if norm == "base" else _Features(model, sw.windows, person_spec(mask), base.input_quant)
+        h = fit_head(f.features[mask], _targets(mode, sw.y[mask]), prior, lam)
+        if td:
+            # EMG: the re-fitted layer fused with a shrinkage LDA on the window's log time-domain
+            # features (chosen over the layer alone on the development participants: docs/design.md § 7)
+            w, b = fit_lda(f.td(mask, td), _targets(mode, sw.y[mask]), len(labels))
+            h = fuse(h, w, b, td, config.CALIBRATION_TD_THRESHOLD)
+        return f, h
+
+    final, head = adapt(cal)
+    choice = {"normalisation": norm, "penalty": lam}
+    if td:
+        choice["time_domain"] = {"lengths": list(td), "classifier": "shrinkage LDA"}
     base_score = _score(mode, sw.y[test], _as_run(prior, norms["base"].features[test], oq), "held-out")
-    cal_score = _score(mode, sw.y[test], _as_run(head, final.features[test], oq), "held-out")
+    cal_score = _score(mode, sw.y[test], _as_run(head, final.head_inputs(head, test), oq), "held-out")
     metric = "accuracy" if mode == "multiclass" else "mean column AUC"
-    result = CalibrationResult(Path(out), metric, base_score, cal_score, {"normalisation": norm, "penalty": lam},
+    result = CalibrationResult(Path(out), metric, base_score, cal_score, choice,
                                {"calibration": int(cal.sum()), "held_out": int(test.sum())}, 0.0, session_hash)
     written = cal_score >= base_score or force
+    if written and config.CALIBRATION_REFIT_ALL:
+        # judged, now fitted on every window of the session with the same choices: the held-out
+        # block is a quarter of a person's few minutes, too much to leave out of what they get
+        final, head = adapt(cal | test)
+        result.choice["refit"] = "all windows"
     if written:
-        _write(base, final.spec, head, out, result, holdout, sign_key)
+        _write(base, final.spec, head, out, result, holdout, sign_key, emg_decision=bool(td))
     result.seconds = time.perf_counter() - t0
     if not written:
         raise CalibrationError(f"the calibrated bundle is worse than the base on the held-out block ({metric} "
@@ -227,7 +286,22 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     return result
 
 
-def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout: float, sign_key) -> None:
+def _emg_decision(base, spec: dict) -> tuple[dict, dict]:
+    """The window stride and decision parameters of an EMG bundle calibrated with the time-domain
+    expert (``CALIBRATION_EMG_STRIDE_MS``, ``CALIBRATION_EMG_DECISION``): its posteriors are sharper
+    than the base layer's, for which the base's parameters were chosen (docs/design.md § 7)."""
+    window, decision = dict(spec), dict(base.manifest["decision"])
+    if config.CALIBRATION_EMG_STRIDE_MS is not None:
+        fs_out = base.signal_chain().fs_out
+        window["stride"] = max(1, round(config.CALIBRATION_EMG_STRIDE_MS * fs_out / 1000.0))
+        window["stride_ms"] = window["stride"] * 1000.0 / fs_out
+    if config.CALIBRATION_EMG_DECISION is not None:
+        decision.update(config.CALIBRATION_EMG_DECISION)
+    return window, decision
+
+
+def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout: float, sign_key,
+           emg_decision: bool = False) -> None:
     calibration = {"parent": base.content_hash, "session": result.session_hash,
                    "method": "on-device: normalisation + last layer (edge.calibration)",
                    "holdout": f"last {holdout:.0%} of each session file",
@@ -235,7 +309,8 @@ def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout
                    "held_out": {"metric": result.metric, "base": round(result.base, 6),
                                 "calibrated": round(result.calibrated, 6)}}
     root = root_evidence(base.manifest, base.signature)  # what a device-key signature is trusted through
-    m = {**base.manifest, "window": spec, "head": head.to_manifest(),
+    window, decision = _emg_decision(base, spec) if emg_decision else (spec, base.manifest["decision"])
+    m = {**base.manifest, "window": window, "decision": decision, "head": head.to_manifest(),
          "provenance": {**base.manifest.get("provenance", {}), "parent": base.content_hash,
                         "calibration": calibration, **(root or {})},
          "metrics": {**base.manifest.get("metrics", {}), "calibration": calibration["held_out"]}}

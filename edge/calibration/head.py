@@ -8,6 +8,12 @@ back as floats (the base head); :func:`fit_head` re-fits it on one person's feat
 towards the base head by an L2 penalty, with Newton's method in numpy (the Pi has no scipy or
 scikit-learn); :class:`Head` is what a calibrated bundle's manifest carries, applied by
 :class:`edge.inference.Int8Model` after the int8 trunk.
+
+A head may also read the log time-domain features of the int8 input window
+(:func:`edge.model_input.log_td_features`, ``td_lengths``): :func:`fit_lda` fits a shrinkage LDA on
+them and :func:`fuse` adds its logits to the re-fitted layer's (a product of the two experts,
+still one linear softmax layer) — the on-device adaptation chosen on the development
+participants (docs/design.md § 7, ``tools/gesture-dev-cv``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.errors import CalibrationError, InferenceError
+from edge.model_input import log_td_features
 
 ACTIVATION_OPS = {"SOFTMAX": "softmax", "LOGISTIC": "sigmoid"}
 
@@ -33,6 +40,11 @@ class Head:
     weights : ndarray, shape (n_features, n_outputs), float64
     bias : ndarray, shape (n_outputs,), float64
     activation : {"softmax", "sigmoid"}
+    td_lengths : tuple of int
+        Window tails (samples) whose log time-domain features of the int8 input follow the trunk's
+        features in the head's input (the weights' last rows); empty: the trunk's features only.
+    td_threshold : float
+        Their zero-crossing / slope-change threshold, in int8 input steps.
     """
 
     tensor: int
@@ -40,6 +52,14 @@ class Head:
     weights: np.ndarray
     bias: np.ndarray
     activation: str
+    td_lengths: tuple[int, ...] = ()
+    td_threshold: float = 0.0
+
+    def inputs(self, trunk: np.ndarray, xq: np.ndarray | None, zero_point: int = 0) -> np.ndarray:
+        """The head's input: the trunk's features, then the int8 windows' TD features if it reads them."""
+        if not self.td_lengths:
+            return trunk
+        return np.hstack([trunk, log_td_features(xq, zero_point, self.td_lengths, self.td_threshold)])
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         return features @ self.weights + self.bias
@@ -49,15 +69,20 @@ class Head:
         return activate(self.logits(features), self.activation)
 
     def to_manifest(self) -> dict:
-        return {"tensor": int(self.tensor), "tensor_name": self.tensor_name, "activation": self.activation,
-                "weights": [[float(v) for v in row] for row in self.weights],
-                "bias": [float(v) for v in self.bias]}
+        m = {"tensor": int(self.tensor), "tensor_name": self.tensor_name, "activation": self.activation,
+             "weights": [[float(v) for v in row] for row in self.weights],
+             "bias": [float(v) for v in self.bias]}
+        if self.td_lengths:
+            m["td"] = {"lengths": [int(n) for n in self.td_lengths], "threshold": float(self.td_threshold)}
+        return m
 
     @classmethod
     def from_manifest(cls, h: dict) -> Head:
         """The manifest's ``head`` section (already checked by :mod:`edge.manifest_schema`)."""
+        td = h.get("td") or {}
         return cls(int(h["tensor"]), str(h["tensor_name"]), np.asarray(h["weights"], np.float64),
-                   np.asarray(h["bias"], np.float64), str(h["activation"]))
+                   np.asarray(h["bias"], np.float64), str(h["activation"]),
+                   tuple(int(n) for n in td.get("lengths", ())), float(td.get("threshold", 0.0)))
 
 
 def activate(z: np.ndarray, activation: str) -> np.ndarray:
@@ -231,3 +256,64 @@ def _logistic_objective(Xs, y, w0, lam):
         H[np.diag_indices_from(H)] += lam
         return loss, g, H
     return f
+
+
+# --------------------------------------------------------------------------- the time-domain expert
+
+
+def ledoit_wolf(residuals: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ledoit & Wolf's (2004) shrunk covariance of zero-mean rows: ``(1 − a)·S + a·μ·I``.
+
+    Returns the covariance and the shrinkage ``a`` (the formula of
+    ``sklearn.covariance.ledoit_wolf_shrinkage``, which the Pi does not have).
+    """
+    r = np.asarray(residuals, np.float64)
+    n, d = r.shape
+    s = r.T @ r / n
+    mu = float(np.trace(s)) / d
+    r2 = r * r
+    beta = float(((r2.T @ r2) / n - s * s).sum()) / n
+    delta = float(((s - mu * np.eye(d)) ** 2).sum())
+    a = 1.0 if delta <= 0 else min(beta, delta) / delta
+    return (1.0 - a) * s + a * mu * np.eye(d), a
+
+
+def fit_lda(features: np.ndarray, classes: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A linear discriminant with a Ledoit-Wolf shrunk pooled covariance, as logits weights.
+
+    The classic per-person EMG classifier (Hudgins' features + LDA, Englehart & Hudgins 2003),
+    fitted on standardised features so that the shrinkage target treats every feature alike.
+    Returns ``(weights (d, k), bias (k,))`` with ``features @ weights + bias`` the log posterior up
+    to a per-window constant (class priors from the session).  A class without windows gets a
+    bias of −inf-like magnitude (−1e3), so it is never chosen.
+    """
+    X = np.asarray(features, np.float64)
+    y = np.asarray(classes, np.int64)
+    n, d = X.shape
+    if n < 2 or y.shape != (n,):
+        raise CalibrationError(f"need >= 2 windows with one class each, got {X.shape} and {y.shape}")
+    mu, sd = X.mean(axis=0), X.std(axis=0)
+    sd = np.where(sd > 1e-8, sd, 1.0)
+    z = (X - mu) / sd
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    means = np.zeros((n_classes, d))
+    np.add.at(means, y, z)
+    means[present] /= counts[present, None]
+    cov, _ = ledoit_wolf(z - means[y])
+    p = np.linalg.solve(cov, means.T)  # (d, k)
+    bias = -0.5 * np.einsum("kd,dk->k", means, p) + np.log(np.where(present, counts, 1.0) / n)
+    bias[~present] = -1e3
+    w = p / sd[:, None]
+    return w, bias - mu @ w
+
+
+def fuse(head: Head, lda_weights: np.ndarray, lda_bias: np.ndarray, td_lengths, td_threshold: float) -> Head:
+    """One softmax layer over [trunk features, TD features]: the re-fitted head's logits plus the
+    LDA's.  The product of the two experts' posteriors, normalised — still one linear layer, so the
+    runtime applies it exactly as any calibrated head."""
+    if head.activation != "softmax":
+        raise CalibrationError("only a softmax head can be fused with the time-domain LDA")
+    w = np.vstack([head.weights, lda_weights])
+    return Head(head.tensor, head.tensor_name, w, head.bias + lda_bias, head.activation,
+                tuple(int(n) for n in td_lengths), float(td_threshold))

@@ -35,9 +35,9 @@ from pathlib import Path
 
 from edge.errors import RecordingError
 from edge.recordings import gameemo, grasp_lift, muse
-from edge.recordings._text import _header_fields, _read_bytes, _split_header
+from edge.recordings._text import _count_rows, _header_fields, _read_header
 from edge.recordings.base import STOP_MARKERS, FeatureTable, Recording, labels_from_markers, task_labels
-from edge.recordings.edf import read_edf
+from edge.recordings.edf import edf_values, read_edf
 from edge.recordings.emotions_table import EMOTION_LABELS, read_emotions_table
 from edge.recordings.gameemo import GAMEEMO_CHANNELS, GAMEEMO_FS, GAMEEMO_GAMES, read_gameemo
 from edge.recordings.grasp_lift import (
@@ -67,11 +67,12 @@ from edge.recordings.myo import (
     N_CYCLES,
     N_FILES,
     find_myo_sessions,
+    myo_values,
     read_myo,
     read_myo_file,
     read_myo_session,
 )
-from edge.recordings.xdf import read_xdf
+from edge.recordings.xdf import read_xdf, xdf_values
 from edge.recordings.xdf_writer import XdfWriter
 
 #: File suffixes (any case) read by a binary-format reader, whatever the name's other parts.
@@ -115,14 +116,50 @@ def read_recording(path: str | Path) -> Recording:
         return read_gameemo(path)
     if muse.FILE_NAME.match(name):
         return read_muse(path)
-    header, _ = _split_header(_read_bytes(path), path)
-    fields = _header_fields(header)
+    fields = _header_fields(_read_header(path))  # the header line only: the reader then reads the file in blocks
     if tuple(fields) == MUSE_COLUMNS:
         return read_muse(path)
     if tuple(fields) == GAMEEMO_CHANNELS:
         return read_gameemo(path)
     raise RecordingError(path, 1, "unknown layout",
                          "a Kaggle subjN_seriesM_data.csv, a Muse CSV, a GAMEEMO CSV, or an .xdf, .edf or .bdf file")
+
+
+def recording_values(path: str | Path, stop_after: int | None = None) -> int:
+    """How many values :func:`read_recording` would hold for ``path`` (rows × columns of every stream,
+    and of a Kaggle data file's events file; an XDF file's bytes / 4 where that is more), found
+    without reading them.
+
+    What bounds a read before it is made (``neurogrip calibrate``'s session caps): from the files'
+    sizes (a Myo folder, EDF/BDF), from the chunks' headers (XDF, :func:`~edge.recordings.xdf.xdf_values`),
+    or from one bounded pass counting a CSV file's lines, which stops as soon as more than
+    ``stop_after`` values are seen (a larger count is then returned, not the exact one).
+
+    Raises
+    ------
+    RecordingError
+        What the reader would raise about the file's size, header or layout, found on the way.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return myo_values(path)
+    suffix = path.suffix.lower()
+    if suffix == ".xdf":  # a string stream's text is counted by its bytes, as many as 4-byte values
+        return max(xdf_values(path), path.stat().st_size // 4)
+    if suffix in (".edf", ".bdf"):
+        return edf_values(path)
+    files = [path]
+    match = grasp_lift.FILE_NAME.match(path.name)
+    if match and match.group(3) == "data":
+        events = grasp_lift_paths(path)[1]
+        files += [events] if events.is_file() else []  # a missing one is the reader's to report
+    total = 0
+    for f in files:
+        header, _ = _count_rows(f, stop_after=0)  # the header line alone
+        per_row = len(_header_fields(header))
+        left = None if stop_after is None else max(stop_after - total, 0) // per_row
+        total += _count_rows(f, stop_after=left)[1] * per_row
+    return total
 
 
 __all__ = [
@@ -165,6 +202,7 @@ __all__ = [
     "read_recording",
     "read_xdf",
     "recorded_files",
+    "recording_values",
     "task_labels",
     "write_grasp_lift",
     "write_muse",

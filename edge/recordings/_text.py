@@ -5,12 +5,18 @@ series; only when that path finds something wrong does a slow line-by-line pass
 (:func:`_diagnose`) run to name the exact line and problem.  Every problem is reported as one
 :class:`~edge.errors.RecordingError`.
 
+The signal readers (grasp-lift, Muse, GAMEEMO) read a table in bounded memory (:func:`_read_table`):
+one pass counts the rows, a second parses blocks of ``_BLOCK_BYTES`` of whole lines straight into
+the preallocated result, so a read holds the values plus about two blocks, never the file's text
+or a second copy of the values (issue 24: a 3.4 MB series took 30 MB of text, stripped text and
+float64 intermediates at once).  The values are those of one ``np.loadtxt`` over the whole body.
+
 Every read is bounded before it is made (the ``bounds`` section of :mod:`edge.config`, read at
 call time): a file's size is checked with ``stat`` and the read (after decompression, for
 ``.gz``) stops at ``RECORDING_MAX_BYTES``; the header line is at most
 ``RECORDING_MAX_HEADER_BYTES`` and ``RECORDING_MAX_COLUMNS`` columns, counted before it is split;
-a line's cells are counted before they are split; and a message quotes at most
-``ERROR_QUOTE_CHARS`` of the bad input.
+a data line is at most ``RECORDING_MAX_LINE_BYTES``; a line's cells are counted before they are
+split; and a message quotes at most ``ERROR_QUOTE_CHARS`` of the bad input.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from edge import config
 from edge.errors import RecordingError
 
 _MAX_EXACT_ID = 2**53  # ids are parsed as float64: above this they are no longer exact integers
+# Text handed to numpy's parser at once: its temporaries (the block, the block without its id
+# prefixes, loadtxt's float64 rows) are a few times this, whatever the file's size.
+_BLOCK_BYTES = 1 << 20
 
 
 def _quote(text, limit: int | None = None) -> str:
@@ -61,29 +70,39 @@ def _check_file(path: Path, limit: int, name: str) -> int:
     return size
 
 
+def _unreadable(path: Path, exc: BaseException) -> RecordingError:
+    return RecordingError(path, None, f"cannot be read ({_clip(str(exc))})", "a readable, complete file")
+
+
 def _read_bytes(path: Path) -> bytes:
     """The whole file (decompressed for ``.gz``), refused beyond ``RECORDING_MAX_BYTES``."""
     limit = config.RECORDING_MAX_BYTES
-    too_big = f"a recording of at most {limit} bytes (RECORDING_MAX_BYTES)"
     try:
         _check_file(path, limit, "RECORDING_MAX_BYTES")
-        gz = path.suffix == ".gz"
-        with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
+        with _open(path) as fh:
             data = _read_capped(fh, limit)  # bounded even if the file grew since stat(); a bomb stops here
-        what = "inflates to" if gz else "holds"
     except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip, permissions, ...
-        raise RecordingError(path, None, f"cannot be read ({_clip(str(exc))})",
-                             "a readable, complete file") from None
+        raise _unreadable(path, exc) from None
     if len(data) > limit:
-        raise RecordingError(path, None, f"{what} more than {limit} bytes", too_big)
+        raise _over_limit(path)
     # Normalise Windows line ends once so every later step sees only "\n".
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     return data
 
 
-def _split_header(data: bytes, path: Path) -> tuple[str, bytes]:
-    """Return the header line (decoded) and the body without trailing newlines."""
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _over_limit(path: Path) -> RecordingError:
+    limit = config.RECORDING_MAX_BYTES
+    return RecordingError(path, None, f"{'inflates to' if path.suffix == '.gz' else 'holds'} more than {limit} bytes",
+                          f"a recording of at most {limit} bytes (RECORDING_MAX_BYTES)")
+
+
+def _take_header(data: bytes, path: Path) -> tuple[str, bytes]:
+    """The header line (decoded, its size and columns checked) and everything after its line end."""
     start = 3 if data.startswith(b"\xef\xbb\xbf") else 0  # UTF-8 byte-order mark from spreadsheet exports
     max_head, max_cols = config.RECORDING_MAX_HEADER_BYTES, config.RECORDING_MAX_COLUMNS
     end = data.find(b"\n", start, start + max_head + 1)
@@ -96,14 +115,175 @@ def _split_header(data: bytes, path: Path) -> tuple[str, bytes]:
     if n_cols > max_cols + 1:  # + 1: GAMEEMO's trailing comma
         raise RecordingError(path, 1, f"a header of {n_cols} columns",
                              f"at most {max_cols} columns (RECORDING_MAX_COLUMNS)")
-    head, body = data[start:end], data[end + 1:].rstrip(b"\n")
     try:
-        header = head.decode("utf-8")
+        header = data[start:end].decode("utf-8")
     except UnicodeDecodeError:
         raise RecordingError(path, 1, "header is not UTF-8 text", "a CSV header line") from None
+    return header, data[end + 1:]
+
+
+def _no_rows(path: Path) -> RecordingError:
+    return RecordingError(path, 2, "no data rows", "at least one data row after the header")
+
+
+def _split_header(data: bytes, path: Path) -> tuple[str, bytes]:
+    """Return the header line (decoded) and the body without trailing newlines."""
+    header, body = _take_header(data, path)
+    body = body.rstrip(b"\n")
     if not body:
-        raise RecordingError(path, 2, "no data rows", "at least one data row after the header")
+        raise _no_rows(path)
     return header, body
+
+
+def _blocks(path: Path):
+    """The file's text (decompressed for ``.gz``) in blocks of whole lines, line ends made ``"\n"``.
+
+    Every block but the last ends with ``"\n"``; the first holds the whole header line.  About
+    ``_BLOCK_BYTES`` plus one line is held at a time.  The file's size is checked first and the
+    text is refused beyond ``RECORDING_MAX_BYTES`` (a gzip bomb stops there), the header line
+    beyond ``RECORDING_MAX_HEADER_BYTES`` and any other line beyond ``RECORDING_MAX_LINE_BYTES``.
+    """
+    limit = config.RECORDING_MAX_BYTES
+    try:
+        _check_file(path, limit, "RECORDING_MAX_BYTES")
+        with _open(path) as fh:
+            total, carry, lines, header = 0, b"", 0, True
+            while True:
+                part = fh.read(_BLOCK_BYTES)
+                total += len(part)
+                if total > limit:  # bounded even if the file grew since stat()
+                    raise _over_limit(path)
+                data = carry + part
+                if not part:
+                    if b"\r" in data:
+                        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                    if data:
+                        yield data
+                    return
+                # a "\r" at the end may be the first half of a "\r\n": it waits for the next part
+                held = b"\r" if data.endswith(b"\r") else b""
+                data = data[:-1] if held else data
+                if b"\r" in data:  # Windows and old Mac line ends, as _read_bytes normalises them
+                    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                cut = data.rfind(b"\n") + 1
+                if cut:
+                    lines += data.count(b"\n", 0, cut)
+                    header = False
+                    yield data[:cut]
+                carry = data[cut:] + held
+                if header and len(carry) > config.RECORDING_MAX_HEADER_BYTES + 3:  # + 3: a byte-order mark
+                    _take_header(carry, path)  # raises, naming the header's limit
+                elif not header and len(carry) > config.RECORDING_MAX_LINE_BYTES:
+                    max_line = config.RECORDING_MAX_LINE_BYTES
+                    raise RecordingError(path, lines + 1, f"a line longer than {max_line} bytes",
+                                         f"a CSV line of at most {max_line} bytes (RECORDING_MAX_LINE_BYTES)")
+    except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip, permissions, ...
+        raise _unreadable(path, exc) from None
+
+
+def _read_header(path: Path) -> str:
+    """The header line alone (what a layout is recognised by), read in bounded memory."""
+    for block in _blocks(path):
+        return _take_header(block, path)[0]
+    raise RecordingError(path, 1, "an empty file", "a CSV header line")
+
+
+def _count_rows(path: Path, columns: tuple[str, ...] | None = None, stop_after: int | None = None) -> tuple[str, int]:
+    """The header line and how many data rows follow it (trailing empty lines not counted), in one
+    bounded pass.  ``columns``: the header is checked against them (:func:`_check_header`) before
+    anything else is read.  With ``stop_after`` the pass stops once more rows than that are seen
+    (the count is then ``stop_after + 1``)."""
+    header, rows, trailing, content = None, 0, 0, False
+    for block in _blocks(path):
+        if header is None:
+            header, block = _take_header(block, path)
+            if columns is not None:
+                _check_header(_header_fields(header), columns, path)
+        rows += block.count(b"\n")
+        body = block.rstrip(b"\n")
+        if body:
+            content, trailing = True, len(block) - len(body)
+        else:
+            trailing += len(block)
+        if stop_after is not None and rows - trailing + 1 > stop_after:
+            return header, stop_after + 1
+    if header is None:  # an empty file: what _split_header says of it
+        raise _no_rows(path)
+    return header, (rows - trailing + 1 if content else 0)
+
+
+def _read_table(path: Path, columns: tuple[str, ...], *, id_prefix: bytes | None = None,
+                trailing_comma: bool = False, first_apart: bool = False):
+    """A CSV file with the header ``columns``, parsed in bounded memory into float64.
+
+    Parameters
+    ----------
+    path : Path
+    columns : tuple of str
+        The header the file must have (:func:`_check_header`).
+    id_prefix : bytes, optional
+        The first column holds ids ``<prefix><integer>`` (see :func:`_parse_numeric`).
+    trailing_comma : bool
+        Every row ends with one comma (GAMEEMO), dropped before parsing.
+    first_apart : bool
+        Return the first column (ids, timestamps) and the others as two arrays, each contiguous.
+
+    Returns
+    -------
+    ndarray (n_rows, n_cols), or (ndarray (n_rows,), ndarray (n_rows, n_cols - 1)) with ``first_apart``
+        The values :func:`_parse_numeric` gives for the whole body, checked the same way (a bad
+        line is named by its number in the file).
+
+    Raises
+    ------
+    RecordingError
+        As :func:`_read_bytes`, :func:`_split_header` and :func:`_parse_numeric`, or a file that
+        changed between the two passes.
+    """
+    _, n_rows = _count_rows(path, columns)
+    if not n_rows:
+        raise _no_rows(path)
+    n_cols = len(columns)
+    if first_apart:
+        first, rest = np.empty(n_rows, np.float64), np.empty((n_rows, n_cols - 1), np.float64)
+    else:
+        table = np.empty((n_rows, n_cols), np.float64)
+    done, skip_header = 0, True
+    for block in _blocks(path):
+        if skip_header:
+            block, skip_header = _take_header(block, path)[1], False
+            if not block:  # the first block held the header line alone
+                continue
+        if done == n_rows:
+            if block.strip(b"\n"):
+                raise _changed(path)
+            continue
+        lines = block[:-1] if block.endswith(b"\n") else block  # the last line's end, not a blank line
+        k = lines.count(b"\n") + 1
+        if k > n_rows - done:  # what follows the last row: empty lines only (the first pass saw them)
+            cut = -1
+            for _ in range(n_rows - done):
+                cut = lines.index(b"\n", cut + 1)
+            if lines[cut:].strip(b"\n"):
+                raise _changed(path)
+            lines, k = lines[:cut], n_rows - done
+        if trailing_comma:
+            lines = lines.replace(b",\n", b"\n")
+            if lines.endswith(b","):
+                lines = lines[:-1]
+        values = _parse_numeric(lines, n_cols, path, first_line=2 + done, id_prefix=id_prefix)
+        if first_apart:
+            first[done:done + k], rest[done:done + k] = values[:, 0], values[:, 1:]
+        else:
+            table[done:done + k] = values
+        done += k
+    if done != n_rows:
+        raise _changed(path)
+    return (first, rest) if first_apart else table
+
+
+def _changed(path: Path) -> RecordingError:
+    return RecordingError(path, None, "changed while it was read", "a recording that is not being written to")
 
 
 def _header_fields(header: str) -> list[str]:

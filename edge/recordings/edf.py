@@ -79,6 +79,13 @@ def read_edf_header(path: str | Path) -> dict:
     return {"format": fmt, "variant": _field(head, 192, 236)[:5], "size": size, **values}
 
 
+def edf_values(path: str | Path) -> int:
+    """How many values (samples × signals, annotations included) the file's data records hold, from
+    its size and header alone (:func:`read_edf_header`; its errors): 2 bytes each in EDF, 3 in BDF."""
+    header = read_edf_header(path)
+    return (header["size"] - header["header_bytes"]) // (3 if header["format"] == "BDF" else 2)
+
+
 def _check_calibration(path: Path, signal) -> None:
     """edfio returns digital values uncalibrated when a signal's ranges are unreadable or empty: refuse."""
     try:
@@ -144,7 +151,14 @@ def read_edf(path: str | Path, *, label_names=None) -> Recording:
                                      "gap: export the continuous parts as separate files)")
             for s in chosen:
                 _check_calibration(path, s)
-            x = np.column_stack([np.asarray(s.data, dtype=np.float64) for s in chosen])
+            # one column at a time into the result: a list of every signal's float64 values, then
+            # their stack, held the recording three times at once (issue 24)
+            first = np.asarray(chosen[0].data, dtype=np.float64)
+            x = np.empty((len(first), len(chosen)), np.float64)
+            x[:, 0] = first
+            del first
+            for k, s in enumerate(chosen[1:], 1):
+                x[:, k] = s.data
             annotations = edf.annotations
         except RecordingError:
             raise

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.recordings._text import _check_header, _header_fields, _parse_numeric, _read_bytes, _split_header
+from edge.recordings._text import _read_table
 from edge.recordings.base import Recording
 
 GAMEEMO_FS = 128.0
@@ -26,13 +26,8 @@ def read_gameemo(path: str | Path) -> Recording:
     GAMEEMO has no timestamps, so the file is one contiguous segment.
     """
     path = Path(path)
-    header, body = _split_header(_read_bytes(path), path)
-    _check_header(_header_fields(header), GAMEEMO_CHANNELS, path)
-    # Every GAMEEMO row ends with a comma: drop it once, for the whole body.
-    body = body.replace(b",\n", b"\n")
-    if body.endswith(b","):
-        body = body[:-1]
-    table = _parse_numeric(body, len(GAMEEMO_CHANNELS), path)
+    # Every GAMEEMO row ends with a comma: dropped once per row.  In bounded blocks (edge.recordings._text).
+    table = _read_table(path, GAMEEMO_CHANNELS, trailing_comma=True)
     match = FILE_NAME.match(path.name)
     subject = game = ""
     if match:

@@ -18,6 +18,7 @@ from edge.recordings._text import (
     _header_fields,
     _parse_numeric,
     _read_bytes,
+    _read_table,
     _segments_from_gaps,
     _split_header,
     _write_table,
@@ -75,35 +76,31 @@ def read_grasp_lift(data_path: str | Path, events: bool = True) -> Recording:
     data_file, events_file, subject, series = grasp_lift_paths(data_path)
     prefix = f"subj{subject}_series{series}_".encode()
 
-    header, body = _split_header(_read_bytes(data_file), data_file)
-    _check_header(_header_fields(header), ("id",) + GRASP_LIFT_CHANNELS, data_file)
-    table = _parse_numeric(body, 1 + len(GRASP_LIFT_CHANNELS), data_file, id_prefix=prefix)
-    ids = table[:, 0]
+    # in bounded blocks straight into the ids and the (n, 32) samples (edge.recordings._text)
+    ids, samples = _read_table(data_file, ("id",) + GRASP_LIFT_CHANNELS, id_prefix=prefix, first_apart=True)
     _check_ids(ids, data_file)
     index = ids.astype(np.int64)
 
     labels = None
     if events:
-        ev_header, ev_body = _split_header(_read_bytes(events_file), events_file)
-        _check_header(_header_fields(ev_header), ("id",) + GRASP_LIFT_EVENTS, events_file)
-        ev = _parse_numeric(ev_body, 1 + len(GRASP_LIFT_EVENTS), events_file, id_prefix=prefix)
-        if ev.shape[0] != table.shape[0]:
-            line = 2 + min(ev.shape[0], table.shape[0])
-            raise RecordingError(events_file, line, f"{ev.shape[0]} event rows for {table.shape[0]} data rows",
+        ev_ids, flags = _read_table(events_file, ("id",) + GRASP_LIFT_EVENTS, id_prefix=prefix, first_apart=True)
+        if ev_ids.shape[0] != ids.shape[0]:
+            line = 2 + min(ev_ids.shape[0], ids.shape[0])
+            raise RecordingError(events_file, line, f"{ev_ids.shape[0]} event rows for {ids.shape[0]} data rows",
                                  f"one events row per row of {data_file.name}")
-        mismatch = np.flatnonzero(ev[:, 0] != ids)
+        mismatch = np.flatnonzero(ev_ids != ids)
         if mismatch.size:
             row = int(mismatch[0])
-            raise RecordingError(events_file, 2 + row, f"id {prefix.decode()}{int(ev[row, 0])}",
+            raise RecordingError(events_file, 2 + row, f"id {prefix.decode()}{int(ev_ids[row])}",
                                  f"the id of the same row in {data_file.name}: {prefix.decode()}{int(ids[row])}")
-        flags = ev[:, 1:]
         bad = np.flatnonzero(~np.isin(flags, (0.0, 1.0)).all(axis=1))
         if bad.size:
             raise RecordingError(events_file, 2 + int(bad[0]), "an event value other than 0/1", "0 or 1")
         labels = flags.astype(np.uint8)
+        del ev_ids, flags
 
     return Recording(
-        samples=np.ascontiguousarray(table[:, 1:]),
+        samples=samples,
         channels=GRASP_LIFT_CHANNELS,
         fs=GRASP_LIFT_FS,
         segments=_segments_from_gaps(np.diff(index) != 1),

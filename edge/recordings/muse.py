@@ -11,14 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import RecordingError
-from edge.recordings._text import (
-    _check_header,
-    _header_fields,
-    _parse_numeric,
-    _read_bytes,
-    _segments_from_gaps,
-    _split_header,
-)
+from edge.recordings._text import _read_table, _segments_from_gaps
 from edge.recordings.base import Recording
 
 MUSE_FS = 256.0
@@ -42,10 +35,7 @@ def read_muse(path: str | Path, state: str | None = None) -> Recording:
     ``subjecta-relaxed-1.csv``.
     """
     path = Path(path)
-    header, body = _split_header(_read_bytes(path), path)
-    _check_header(_header_fields(header), MUSE_COLUMNS, path)
-    table = _parse_numeric(body, len(MUSE_COLUMNS), path)
-    t = table[:, 0]
+    t, samples = _read_table(path, MUSE_COLUMNS, first_apart=True)  # in bounded blocks (edge.recordings._text)
     span = float(t.max()) - float(t.min()) if t.size else 0.0
     if span * MUSE_FS > _MAX_SPAN_SAMPLES:
         raise RecordingError(path, None, f"timestamps spanning {span:.6g} s",
@@ -63,7 +53,7 @@ def read_muse(path: str | Path, state: str | None = None) -> Recording:
         if state is None and match.group(2) in MUSE_STATES:
             state = match.group(2)
     return Recording(
-        samples=np.ascontiguousarray(table[:, 1:]),
+        samples=samples,
         channels=MUSE_COLUMNS[1:],
         fs=MUSE_FS,
         segments=_segments_from_gaps(step > MUSE_GAP_PERIODS / MUSE_FS),

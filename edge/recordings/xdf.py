@@ -104,6 +104,17 @@ def scan_xdf(path: str | Path) -> tuple[int, int, bool]:
     RecordingError
         Not an XDF file, over the size caps, or a malformed chunk (named by its byte offset).
     """
+    return _scan(path)[:3]
+
+
+def xdf_values(path: str | Path) -> int:
+    """How many values (samples × channels, every stream) pyxdf would load from the file, counted from
+    its chunks' headers without loading it (:func:`scan_xdf`'s walk; its errors)."""
+    return _scan(path)[3]
+
+
+def _scan(path: str | Path) -> tuple[int, int, bool, int]:
+    """:func:`scan_xdf`'s walk, and the values of the complete Samples chunks (:func:`xdf_values`)."""
     path = Path(path)
     size = _check_file(path, config.RECORDING_MAX_XDF_BYTES, "RECORDING_MAX_XDF_BYTES")
     streams: dict[int, tuple[str, int]] = {}
@@ -111,18 +122,18 @@ def scan_xdf(path: str | Path) -> tuple[int, int, bool]:
         if fh.read(4) != _MAGIC:
             raise RecordingError(path, None, "no 'XDF:' magic at the start",
                                  "an XDF file (from LabRecorder or neurogrip record)")
-        pos, n_chunks = 4, 0
+        pos, n_chunks, values = 4, 0, 0
         while pos < size:
             fh.seek(pos)
             got = _read_varlen(fh, path, pos)
             if got is None:
-                return pos, n_chunks, True
+                return pos, n_chunks, True, values
             length, used = got
             start, end = pos + used, pos + used + length
             if length < 2:
                 raise _corrupt(path, pos, f"a chunk of length {length}")
             if end > size:
-                return pos, n_chunks, True
+                return pos, n_chunks, True, values
             tag = struct.unpack("<H", fh.read(2))[0]
             body = length - 2
             sid = None
@@ -145,16 +156,17 @@ def scan_xdf(path: str | Path) -> tuple[int, int, bool]:
                                        "fewer streams (RECORDING_MAX_XDF_STREAMS)")
                     streams[sid] = _stream_header(root, path, start)
             elif tag == 3:
-                _check_samples(fh, path, start, body, *streams[sid])
+                values += _check_samples(fh, path, start, body, *streams[sid]) * streams[sid][1]
             elif tag == 4 and body != 16:
                 raise _corrupt(path, start, f"a ClockOffset chunk of {body + 6} bytes", "22 bytes")
             pos, n_chunks = end, n_chunks + 1
-        return pos, n_chunks, False
+        return pos, n_chunks, False, values
 
 
-def _check_samples(fh, path: Path, offset: int, body: int, fmt: str, n_ch: int) -> None:
+def _check_samples(fh, path: Path, offset: int, body: int, fmt: str, n_ch: int) -> int:
     """Walk a Samples chunk's layout: pyxdf trusts it (a count or a timestamp byte that does not fit
-    the chunk's length would make it allocate wildly or read the next chunks out of step)."""
+    the chunk's length would make it allocate wildly or read the next chunks out of step).  Returns
+    its number of samples."""
     got = _read_varlen(fh, path, offset)
     if got is None:
         raise _corrupt(path, offset, "a Samples chunk without a sample count")
@@ -176,6 +188,7 @@ def _check_samples(fh, path: Path, offset: int, body: int, fmt: str, n_ch: int) 
             p += 1 + nb + int.from_bytes(data[p + 1:p + 1 + nb], "little")
     if p != rest:
         raise _corrupt(path, offset, f"a Samples chunk whose {n} samples do not fill its {rest} bytes exactly")
+    return n
 
 
 class _Prefix(io.RawIOBase):

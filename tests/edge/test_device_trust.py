@@ -127,6 +127,27 @@ def test_the_window_structure_is_pinned_only_its_normalisation_may_change(pi):
     with pytest.raises(SignatureError, match="window"):
         load_bundle(_resigned(pi, out, pi["tmp"] / "s", stride, pi["device"]))
 
+    # the EMG calibration's own cadence and debouncing (config), and no other
+    mine = load_bundle(out).manifest
+    assert mine["window"]["stride_ms"] == config.CALIBRATION_EMG_STRIDE_MS
+    for key, value in (("vote", 1), ("min_dwell_ms", 0.0), ("reject_below", 0.5)):
+        def debounce(m, key=key, value=value):
+            m["decision"][key] = value
+        with pytest.raises(SignatureError, match="decision"):
+            load_bundle(_resigned(pi, out, pi["tmp"] / f"d-{key}", debounce, pi["device"]))
+
+    def root_cadence(m):  # the root's own stride and decision are allowed too
+        root = m["provenance"]["workstation_manifest"]
+        m["window"]["stride"], m["window"]["stride_ms"] = root["window"]["stride"], root["window"]["stride_ms"]
+        m["decision"] = root["decision"]
+    assert load_bundle(_resigned(pi, out, pi["tmp"] / "r", root_cadence, pi["device"])).task == "gesture"
+
+    def mixed(m):  # but not the root's stride with the calibration's debouncing
+        root = m["provenance"]["workstation_manifest"]
+        m["window"]["stride"], m["window"]["stride_ms"] = root["window"]["stride"], root["window"]["stride_ms"]
+    with pytest.raises(SignatureError, match="decision and window stride together"):
+        load_bundle(_resigned(pi, out, pi["tmp"] / "x", mixed, pi["device"]))
+
     def scale(m):
         m["window"]["channel_scale"] = [v * 1.01 for v in m["window"]["channel_scale"]]
     assert load_bundle(_resigned(pi, out, pi["tmp"] / "c", scale, pi["device"])).task == "gesture"

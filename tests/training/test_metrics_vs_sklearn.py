@@ -94,3 +94,18 @@ def test_classification_metrics_equal_sklearn():
         np.testing.assert_array_equal(m.confusion_matrix(t, p, c), sk.confusion_matrix(t, p, labels=labels))
         ref = sk.f1_score(t, p, average="macro", labels=labels, zero_division=0)
         assert abs(m.macro_f1(t, p, c) - ref) <= 1e-12, (t, p)
+
+
+def test_the_devices_ledoit_wolf_is_scikit_learns():
+    """edge.calibration.head.ledoit_wolf (numpy, for the Pi) against sklearn.covariance.ledoit_wolf."""
+    import numpy as np
+    from sklearn.covariance import ledoit_wolf as sk_ledoit_wolf
+
+    from edge.calibration.head import ledoit_wolf
+
+    rng = np.random.default_rng(0)
+    for n, d in ((60, 20), (500, 8), (15, 30)):
+        x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d))
+        cov, a = ledoit_wolf(x)
+        want, want_a = sk_ledoit_wolf(x, assume_centered=True)
+        assert abs(a - want_a) < 1e-12 and np.allclose(cov, want, rtol=1e-10, atol=1e-10)

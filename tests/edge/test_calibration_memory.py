@@ -1,0 +1,342 @@
+"""``neurogrip calibrate`` in bounded memory (issue 24): the session is read one file at a time, in
+blocks, into windows kept as the filtered signal; sessions over the caps are refused before their
+memory is taken; the largest session the caps accept stays within the edge's footprint; and none
+of it changes a number calibration computes.
+
+The footprint is measured as the edge bench does (benchmarks/calibration.py): ``neurogrip
+calibrate`` in a child process reporting its own VmHWM.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge import config
+from edge.bundle import load_bundle, write_bundle
+from edge.calibration import calibrate
+from edge.calibration.session import (
+    SessionRows,
+    SessionWindows,
+    WindowArray,
+    calibration_session,
+    read_session,
+    session_windows,
+    window_budget,
+)
+from edge.chain import segment_windows
+from edge.errors import CalibrationError, RecordingError
+from edge.recordings import _text, read_grasp_lift, read_muse, read_recording, recording_values
+from tests.conftest import FIXTURE_BUNDLES, REPO
+
+FOOTPRINT_MB = 120.0  # the edge's peak RSS goal (docs/design.md §3), which calibration must keep too
+
+# As benchmarks/calibration.py: VmHWM is the child's own high-water mark (ru_maxrss would start at
+# the forking pytest's size).
+_CHILD = ("import re, sys\nfrom edge.cli import main\nrc = main(sys.argv[1:])\n"
+          "print('PEAK_RSS_KB', re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1))\n"
+          "sys.exit(rc)")
+
+
+def _calibrate_child(bundle, data, out: Path) -> tuple[int, float, str]:
+    """``neurogrip calibrate`` in a child process: (exit code, peak RSS in MB, its output)."""
+    proc = subprocess.run([sys.executable, "-c", _CHILD, "calibrate", "--bundle", str(FIXTURE_BUNDLES / bundle),
+                           "--data", *map(str, data), "--out", str(out), "--force"],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
+    peak = re.search(r"PEAK_RSS_KB (\d+)", proc.stdout)
+    assert peak, proc.stdout + proc.stderr
+    return proc.returncode, int(peak.group(1)) / 1024, proc.stdout + proc.stderr
+
+
+# -- sessions of a chosen size, tiled from the real recordings ------------------------------------
+
+def _grasp_lift_rows(shared_data: Path) -> tuple[str, str, list[str], list[str]]:
+    """The header lines and the id-less rows of subject 1's series 1-3 (data, events)."""
+    rows, evs = [], []
+    for k in (1, 2, 3):
+        with gzip.open(shared_data / "grasp_lift_segments" / f"subj1_series{k}_data.csv.gz", "rt") as fh:
+            head = fh.readline()
+            rows += [line.split(",", 1)[1] for line in fh]
+        with gzip.open(shared_data / "grasp_lift_segments" / f"subj1_series{k}_events.csv.gz", "rt") as fh:
+            ev_head = fh.readline()
+            evs += [line.split(",", 1)[1] for line in fh]
+    return head, ev_head, rows, evs
+
+
+def _write_grasp_lift(shared_data: Path, folder: Path, n_rows: int, tail: str = "") -> Path:
+    """A continuous Kaggle pair of ``n_rows`` real rows (ids 0..n-1); ``tail`` is appended to the data."""
+    head, ev_head, rows, evs = _grasp_lift_rows(shared_data)
+    folder.mkdir(parents=True, exist_ok=True)
+    pre = "subj9_series1_"
+    data = folder / f"{pre}data.csv"
+    data.write_text(head + "".join(f"{pre}{i},{rows[i % len(rows)]}" for i in range(n_rows)) + tail)
+    (folder / f"{pre}events.csv").write_text(ev_head + "".join(f"{pre}{i},{evs[i % len(evs)]}" for i in range(n_rows)))
+    return data
+
+
+def _write_myo(shared_data: Path, folder: Path, n_rows: int) -> Path:
+    """A Myo session folder of about ``n_rows`` rows: each real training0 file tiled to its share."""
+    src = shared_data / "myo_armband" / "EvaluationDataset" / "Male1" / "training0"
+    lengths = [(src / f"classe_{k}.dat").stat().st_size // 16 for k in range(28)]
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, n in enumerate(lengths):
+        x = np.fromfile(src / f"classe_{k}.dat", "<i2").reshape(-1, 8)
+        np.resize(x, (n * n_rows // sum(lengths), 8)).astype("<i2").tofile(folder / f"classe_{k}.dat")
+    return folder
+
+
+def _write_muse(shared_data: Path, folder: Path, n_rows: int) -> list[Path]:
+    """Three Muse files (one per state) of ``n_rows`` real rows each, timestamps continuous at 256 Hz."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for state in ("concentrating", "neutral", "relaxed"):
+        rec = read_muse(shared_data / "muse_mental_state" / f"subjecta-{state}-1.csv")
+        x = np.resize(rec.samples, (n_rows, rec.samples.shape[1]))
+        lines = (f"{1.6e9 + i / 256.0:.6f}," + ",".join(f"{v:g}" for v in row) for i, row in enumerate(x.tolist()))
+        path = folder / f"subjectz-{state}-1.csv"
+        path.write_text("timestamps,TP9,AF7,AF8,TP10,Right AUX\n" + "\n".join(lines) + "\n")
+        out.append(path)
+    return out
+
+
+def _at_the_window_cap(kind: str, shared_data: Path, folder: Path) -> list[Path]:
+    """A continuous session of ``kind`` making as many windows as CALIBRATION_MAX_WINDOW_BYTES takes."""
+    bundle = load_bundle(FIXTURE_BUNDLES / kind)
+    n, rows = window_budget(bundle)
+    if kind == "grasp-lift":
+        return [_write_grasp_lift(shared_data, folder, rows)]
+    if kind == "gesture":
+        return [_write_myo(shared_data, folder / "training0", rows)]
+    length, stride, f = int(bundle.window["length"]), int(bundle.window["stride"]), bundle.signal_chain().factor
+    per_file = ((n // 3 - 1) * stride + length) * f  # three files, each its own segment
+    return _write_muse(shared_data, folder, per_file)
+
+
+def _far_off_base(kind: str, out: Path) -> Path:
+    """The fixture bundle with its channel scales 50 times the person's: the person's normalisation is
+    then chosen, and re-estimated on every window once judged (calibration's heaviest path)."""
+    base = load_bundle(FIXTURE_BUNDLES / kind)
+    m = json.loads(json.dumps(base.manifest))
+    m["window"]["channel_scale"] = [50.0 * v for v in m["window"]["channel_scale"]]
+    return write_bundle(out, m, base.model_bytes)
+
+
+# -- the footprint --------------------------------------------------------------------------------
+
+# Re-estimating the normalisation on every window (edge.model_input.window_spec) is done one
+# channel (and, for band powers, 256 windows) at a time: it held five copies of the windows at once
+# before, 152-174 MB at the cap; 94-110 MB after.
+@pytest.mark.parametrize("kind", ["grasp-lift", "gesture", "emotion"])
+def test_the_largest_session_the_caps_take_calibrates_within_the_footprint(kind, shared_data, tmp_path):
+    """At CALIBRATION_MAX_WINDOW_BYTES (the binding cap: a continuous session's values are far under
+    CALIBRATION_MAX_VALUES), for each kind of bundle: raw EEG windows, EMG with its time-domain
+    expert, band-power features; the person's normalisation chosen (the heaviest path)."""
+    data = _at_the_window_cap(kind, shared_data, tmp_path / "session")
+    rc, peak, out = _calibrate_child(_far_off_base(kind, tmp_path / "base"), data, tmp_path / "mine")
+    assert rc == 0 and "'normalisation': 'person'" in out, out
+    made = int(re.search(r"\[calibrate\] (\d+) windows", out).group(1))
+    assert made >= 0.95 * window_budget(load_bundle(FIXTURE_BUNDLES / kind))[0], out  # really at the cap
+    assert peak <= FOOTPRINT_MB, f"{kind}: peak RSS {peak:.1f} MB at the session cap\n{out[-600:]}"
+
+
+@pytest.mark.parametrize("kind", ["grasp-lift", "gesture"])
+def test_a_real_session_calibrates_within_the_footprint(kind, shared_data, tmp_path):
+    """Sessions of the shared data: two grasp-lift series (74-75 MB; the three of issue 24 took
+    143-146 MB before the streaming, 118-124 MB after it), a Myo training0 (79-82 MB; 89-93 before)."""
+    data = _sessions(shared_data)[kind]
+    rc, peak, out = _calibrate_child(kind, data, tmp_path / "mine")
+    assert rc == 0, out
+    assert peak <= FOOTPRINT_MB, f"{kind}: peak RSS {peak:.1f} MB\n{out[-600:]}"
+
+
+def test_a_session_over_the_caps_is_refused_before_it_is_read(shared_data, tmp_path):
+    """Over CALIBRATION_MAX_VALUES: one line, and the file is not parsed (its bad last line is
+    never reached), so the refusal costs next to nothing whatever the file's size (a 512 MB CSV,
+    the reader's own cap, peaked at 53 MB)."""
+    rows = config.CALIBRATION_MAX_VALUES // (33 + 7) + 1000
+    data = _write_grasp_lift(shared_data, tmp_path / "big", rows, tail="subj9_series1_x,not,a,row\n")
+    rc, peak, out = _calibrate_child("grasp-lift", [data], tmp_path / "mine")
+    assert rc != 0 and "too large to calibrate" in out and "CALIBRATION_MAX_VALUES" in out, out
+    assert "Traceback" not in out and "not,a,row" not in out, out
+    assert peak <= FOOTPRINT_MB, f"peak RSS {peak:.1f} MB refusing a session"
+    assert not (tmp_path / "mine").exists()
+
+
+def test_the_caps_are_checked_before_the_memory_is_taken(shared_data, tmp_path, monkeypatch):
+    """The values of a file are counted before it is read; the windows of the session before any is
+    filtered; either refusal names its cap and what fits."""
+    bundle = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
+    series = [shared_data / "grasp_lift_segments" / f"subj1_series{k}_data.csv.gz" for k in (1, 2)]
+    assert recording_values(series[0]) == read_grasp_lift(series[0]).n_samples * (33 + 7)
+    monkeypatch.setattr(config, "CALIBRATION_MAX_VALUES", recording_values(series[0]) + 10)
+    with pytest.raises(CalibrationError, match=r"subj1_series2_data.csv.gz takes it past \d+ values.*"
+                                               r"CALIBRATION_MAX_VALUES"):
+        calibration_session(series, bundle)
+    monkeypatch.setattr(config, "CALIBRATION_MAX_VALUES", 10**9)
+    monkeypatch.setattr(config, "CALIBRATION_MAX_WINDOW_BYTES", 300 * 50 * 32 * 4)
+    with pytest.raises(CalibrationError, match=r"makes \d+ windows.*300 windows of this bundle.*min of continuous"):
+        calibration_session(series, bundle)
+
+
+# -- the numbers are unchanged --------------------------------------------------------------------
+
+def _old_session_windows(bundle, rec) -> SessionWindows:
+    """session_windows as it was before the streaming (every segment through the chain at once)."""
+    chain = bundle.signal_chain()
+    length, stride, f = int(bundle.window["length"]), int(bundle.window["stride"]), chain.factor
+    ws, first, last = [], [], []
+    for a, b in rec.segments:
+        w, ends = segment_windows(chain, rec.samples[a:b], length, stride)
+        if len(ends):
+            ws.append(w)
+            stop = a + ends * f + f - 1
+            last.append(stop)
+            first.append(stop - length * f + 1)
+    last_ = np.concatenate(last)
+    return SessionWindows(np.concatenate(ws), np.maximum(np.concatenate(first), 0), last_, rec.labels[last_])
+
+
+def _whole_session(paths, bundle):
+    """The session all in memory, windowed the old way: what calibrate read before issue 24."""
+    rec, digest, parts = read_session(paths, bundle)
+    return _old_session_windows(bundle, rec), SessionRows(rec.n_samples, rec.fs, rec.segments, rec.source), digest, parts
+
+
+def _sessions(shared_data) -> dict:
+    gl = shared_data / "grasp_lift_segments"
+    muse = [read_muse(p).rows(0, 15000) for p in sorted((shared_data / "muse_mental_state").glob("subjecta-*-1.csv"))]
+    return {"gesture": [shared_data / "myo_armband" / "EvaluationDataset" / "Male1" / "training0"],
+            "grasp-lift": [gl / "subj1_series1_data.csv.gz", gl / "subj1_series2_data.csv.gz"],
+            "emotion": muse}
+
+
+@pytest.mark.parametrize("kind", ["gesture", "grasp-lift", "emotion"])
+def test_the_streamed_session_is_the_whole_session(kind, shared_data):
+    bundle = load_bundle(FIXTURE_BUNDLES / kind)
+    paths = _sessions(shared_data)[kind]
+    sw, rows, digest, parts = calibration_session(paths, bundle)
+    ref, ref_rows, ref_digest, ref_parts = _whole_session(paths, bundle)
+    assert isinstance(sw.windows, WindowArray) and sw.windows.shape == ref.windows.shape
+    assert np.array_equal(np.asarray(sw.windows), ref.windows)
+    for a, b in ((sw.first, ref.first), (sw.last, ref.last), (sw.y, ref.y), (parts, ref_parts),
+                 (rows.segments, ref_rows.segments)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert (digest, rows.n_samples, rows.fs) == (ref_digest, ref_rows.n_samples, ref_rows.fs)
+    # what calibrate asks of the windows: a mask, slices, single windows
+    mask = np.random.default_rng(0).random(len(sw.first)) < 0.7
+    for key in (mask, slice(3, 700), slice(None, None, 5), np.array([5, 1, 5]), 0, -1):
+        got = sw.windows[key]
+        assert got.flags.c_contiguous and np.array_equal(got, ref.windows[key])
+    # and the in-memory session_windows, which the bench and the tests use, is the old one too
+    eager = session_windows(bundle, read_session(paths, bundle)[0])
+    assert isinstance(eager.windows, np.ndarray) and np.array_equal(eager.windows, ref.windows)
+
+
+@pytest.mark.parametrize("kind", ["gesture", "grasp-lift", "emotion"])
+def test_the_calibrated_bundle_is_bit_identical_to_the_whole_session_one(kind, shared_data, tmp_path, monkeypatch):
+    """The written manifest (normalisation, head weights, provenance, held-out figures) is byte for
+    byte the one of the pre-streaming path: the whole session in memory, windowed the old way, its
+    features and time-domain inputs computed in one call."""
+    cal = sys.modules["edge.calibration.calibrate"]
+    data = _sessions(shared_data)[kind]
+    calibrate(FIXTURE_BUNDLES / kind, data, tmp_path / "streamed", force=True)
+    monkeypatch.setattr(cal, "calibration_session", _whole_session)
+    monkeypatch.setattr(cal._Features, "_BATCH", 1 << 40)
+    calibrate(FIXTURE_BUNDLES / kind, data, tmp_path / "whole", force=True)
+    for name in ("manifest.json", "model.tflite"):
+        assert (tmp_path / "streamed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+# -- the readers: blocks of lines, the same values --------------------------------------------------
+
+def _pair(tmp_path: Path, rows: int, *, crlf=False, bom=False, trailing="\n", gz=False) -> Path:
+    from edge.recordings import GRASP_LIFT_CHANNELS, GRASP_LIFT_EVENTS
+
+    rng = np.random.default_rng(rows)
+    x = rng.integers(-3000, 3000, (rows, 32))
+    ids = np.arange(rows) + np.cumsum(rng.random(rows) < 0.01)  # a few gaps
+    nl = "\r\n" if crlf else "\n"
+    data = ",".join(("id",) + GRASP_LIFT_CHANNELS) + nl + nl.join(
+        f"subj1_series2_{i}," + ",".join(map(str, r)) for i, r in zip(ids, x.tolist())) + trailing
+    ev = ",".join(("id",) + GRASP_LIFT_EVENTS) + "\n" + "\n".join(
+        f"subj1_series2_{i}," + ",".join(str(int(v)) for v in (rng.random(6) < 0.1)) for i in ids) + "\n"
+    suffix = ".csv.gz" if gz else ".csv"
+    path = tmp_path / f"subj1_series2_data{suffix}"
+    raw = ("\ufeff" if bom else "") + data
+    for p, text in ((path, raw), (tmp_path / f"subj1_series2_events{suffix}", ev)):
+        p.write_bytes(gzip.compress(text.encode(), mtime=0) if gz else text.encode())
+    return path
+
+
+@pytest.mark.parametrize("variant", [{}, {"crlf": True}, {"bom": True, "crlf": True}, {"trailing": "\n\n\n"},
+                                     {"trailing": ""}, {"gz": True}, {"gz": True, "crlf": True}])
+def test_a_table_read_in_blocks_is_the_table_read_whole(variant, tmp_path, monkeypatch):
+    """Blocks of a few lines (and of part of one: a line end split across two reads, a CR LF cut in
+    two) give the array one parse of the whole body gives."""
+    path = _pair(tmp_path, 700, **variant)
+    whole = _text._parse_numeric(_text._split_header(_text._read_bytes(path), path)[1], 33, path,
+                                 id_prefix=b"subj1_series2_")
+    for block in (100, 257, 4096, 1 << 20):
+        monkeypatch.setattr(_text, "_BLOCK_BYTES", block)
+        rec = read_grasp_lift(path)
+        assert rec.samples.flags.c_contiguous and np.array_equal(rec.samples, whole[:, 1:])
+        assert np.array_equal(rec.sample_index, whole[:, 0].astype(np.int64))
+        assert recording_values(path) == 700 * 40
+
+
+def test_a_bad_line_is_named_by_its_number_across_blocks(tmp_path, monkeypatch):
+    path = _pair(tmp_path, 300)
+    lines = path.read_text().split("\n")
+    for bad, expected in ((250, "non-numeric cell"), (3, "non-numeric cell")):
+        cells = lines[bad - 1].split(",")
+        cells[5] = "oops"
+        broken = lines[:bad - 1] + [",".join(cells)] + lines[bad:]
+        path.write_text("\n".join(broken))
+        monkeypatch.setattr(_text, "_BLOCK_BYTES", 300)
+        with pytest.raises(RecordingError, match=rf"line {bad}: {expected}"):
+            read_grasp_lift(path)
+    path.write_text("\n".join(lines[:100] + [""] + lines[100:]))  # a blank line inside, as before
+    with pytest.raises(RecordingError, match="line 101: 1 cells"):
+        read_grasp_lift(path)
+    monkeypatch.setattr(config, "RECORDING_MAX_LINE_BYTES", 1000)
+    path.write_text("\n".join(lines[:10] + [lines[10] + "," + "1" * 2000] + lines[11:]))
+    with pytest.raises(RecordingError, match="line 11: a line longer than 1000 bytes"):
+        read_grasp_lift(path)
+
+
+def test_a_read_holds_about_its_values(tmp_path):
+    """The reader's peak over its result: the blocks, not the file's text and a float64 copy of it."""
+    path = _pair(tmp_path, 40_000, gz=True)
+    code = ("import re, sys\nfrom edge.recordings import read_recording\n"
+            "rss = lambda k: int(re.search(k + r':\\s*(\\d+)', open('/proc/self/status').read()).group(1))\n"
+            "base = rss('VmRSS')\nrec = read_recording(sys.argv[1])\n"
+            "print(rss('VmHWM') - base, rec.samples.nbytes // 1024)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True, cwd=REPO)
+    extra_kb, samples_kb = map(int, out.stdout.split())
+    # samples, ids, the events' ids and flags (1.25x the samples) and a few 1 MiB blocks; whole, 4x
+    assert extra_kb < 1.25 * samples_kb + 16 * 1024, (extra_kb, samples_kb)
+
+
+def test_recording_values_counts_what_each_reader_holds(shared_data):
+    myo = shared_data / "myo_armband" / "EvaluationDataset" / "Male1" / "training0"
+    muse = shared_data / "muse_mental_state" / "subjecta-relaxed-1.csv"
+    assert recording_values(myo) == read_recording(myo).samples.size
+    assert recording_values(muse) == read_recording(muse).samples.size // 5 * 6  # and its timestamps
+    assert recording_values(muse, stop_after=100) > 100  # stops early, counting past the limit
+
+
+def test_in_memory_items_still_count_and_hash_as_before(shared_data):
+    """A Recording given as a session item (the bench's halves) is hashed by its samples and labels."""
+    bundle = load_bundle(FIXTURE_BUNDLES / "gesture")
+    rec = read_recording(shared_data / "myo_armband" / "EvaluationDataset" / "Male1" / "training0")
+    a = calibration_session([rec], bundle)
+    b = calibration_session([replace(rec, samples=rec.samples.copy())], bundle)
+    assert a[2] == b[2] and a[2] != calibration_session([rec.rows(0, rec.n_samples - 1)], bundle)[2]
