@@ -280,7 +280,7 @@ def calibration_pngs(report: dict, out: Path) -> list[Path]:
         ax.set_ylabel(metric)
         ax.set_ylim(0.5 if key == "grasp_lift" else 0, 1)
         ax.set_title(f"{title}: base {r['base']:.3f} -> calibrated {r['calibrated']:.3f}", fontsize=9)
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=len(bars) or 1, frameon=False)
         paths.append(_save(fig, out / f"calibration_{key}.png"))
     delays = [d for p in (c.get("emg") or {}).get("participants", {}).values() for d in p.get("delays_ms", [])]
     if delays:
