@@ -58,12 +58,27 @@ def _stride(window):
     return (window.get("stride"), window.get("stride_ms")) if isinstance(window, dict) else None
 
 
-def _calibration_cadences(root: dict) -> list:
+def _emg_calibrated(root: dict, manifest: dict) -> bool:
+    """Whether calibration would have written the EMG cadence: an EMG raw-window multi-class root
+    (:func:`edge.calibration.calibrate._td_lengths`) and a head that reads the time-domain features."""
+    from edge.tasks import get_task
+
+    try:
+        task = get_task(root.get("task"))
+    except Exception:  # an unknown task fails the fixed sections anyway
+        return False
+    shape = ((root.get("model") or {}).get("input") or {}).get("shape")
+    head = manifest.get("head")
+    return (task.modality == "emg" and task.mode == "multiclass" and isinstance(shape, list) and len(shape) == 3
+            and isinstance(head, dict) and isinstance(head.get("td"), dict))
+
+
+def _calibration_cadences(root: dict, manifest: dict) -> list:
     """(decision, stride) pairs a device-signed bundle may have: its root's, and what an EMG calibration
     on this installation writes from that root (:func:`edge.calibration.calibrate._emg_decision`)."""
     decision, window = root.get("decision"), root.get("window")
     out = [(decision, _stride(window))]
-    if not isinstance(decision, dict) or not isinstance(window, dict):
+    if not isinstance(decision, dict) or not isinstance(window, dict) or not _emg_calibrated(root, manifest):
         return out
     from edge import config
 
@@ -123,7 +138,7 @@ def check_device_signed(path, manifest: dict, model: bytes, device_kid: str, pol
         raise SignatureError(path, f"{who}; the workstation signature of its root does not verify",
                              _RECALIBRATE) from None
     changed = [s for s in FIXED_SECTIONS if canonical_json(manifest.get(s)) != canonical_json(root.get(s))]
-    allowed = _calibration_cadences(root)
+    allowed = _calibration_cadences(root, manifest)
     decision, stride = canonical_json(manifest.get("decision")), _stride(manifest.get("window"))
     decision_ok = any(decision == canonical_json(d) for d, _ in allowed)
     window_ok = (canonical_json(_structure(manifest.get("window"))) == canonical_json(_structure(root.get("window")))

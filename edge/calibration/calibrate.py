@@ -12,7 +12,9 @@ TensorFlow:
 Which of the two normalisations and which penalty (``CALIBRATION_PENALTIES``) is chosen on an
 inner time block of the calibration part.  The base and the calibrated bundle are then both run
 on the held-out block (the session's last part, :mod:`edge.calibration.session`), and a calibrated
-bundle that is worse there is refused, not written.  The decision policy is the base bundle's.
+bundle that is worse there is refused, not written; one that passes is refitted on every window of the
+session with the same choices.  The decision policy is the base bundle's, except for EMG bundles
+with the time-domain expert, which get ``CALIBRATION_EMG_STRIDE_MS`` and ``CALIBRATION_EMG_DECISION``.
 """
 
 from __future__ import annotations
@@ -265,7 +267,10 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     choice = {"normalisation": norm, "penalty": lam}
     if td:
         choice["time_domain"] = {"lengths": list(td), "classifier": "shrinkage LDA"}
-    base_score = _score(mode, sw.y[test], _as_run(prior, norms["base"].features[test], oq), "held-out")
+    # the reference is what the person runs today: the base bundle with its own head, fused or not
+    reference = base.head or prior
+    base_score = _score(mode, sw.y[test], _as_run(reference, norms["base"].head_inputs(reference, test), oq),
+                        "held-out")
     cal_score = _score(mode, sw.y[test], _as_run(head, final.head_inputs(head, test), oq), "held-out")
     metric = "accuracy" if mode == "multiclass" else "mean column AUC"
     result = CalibrationResult(Path(out), metric, base_score, cal_score, choice,
@@ -303,8 +308,11 @@ def _emg_decision(base, spec: dict) -> tuple[dict, dict]:
 def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout: float, sign_key,
            emg_decision: bool = False) -> None:
     calibration = {"parent": base.content_hash, "session": result.session_hash,
-                   "method": "on-device: normalisation + last layer (edge.calibration)",
-                   "holdout": f"last {holdout:.0%} of each session file",
+                   "method": "on-device: normalisation + last layer" + (" fused with a shrinkage LDA on log "
+                                                                         "time-domain features" if head.td_lengths
+                                                                         else "") + " (edge.calibration)",
+                   "holdout": f"last {holdout:.0%} of each session file" + (
+                       ", judged on it, then refitted on every window" if result.choice.get("refit") else ""),
                    "choice": result.choice, "windows": result.n_windows,
                    "held_out": {"metric": result.metric, "base": round(result.base, 6),
                                 "calibrated": round(result.calibrated, 6)}}

@@ -300,7 +300,12 @@ def fit_lda(features: np.ndarray, classes: np.ndarray, n_classes: int) -> tuple[
     means = np.zeros((n_classes, d))
     np.add.at(means, y, z)
     means[present] /= counts[present, None]
-    cov, _ = ledoit_wolf(z - means[y])
+    residuals = z - means[y]
+    if float((residuals * residuals).mean()) < 1e-12:
+        # every feature constant within its class (a flat or all-zero session): no covariance to estimate
+        raise CalibrationError("the session's time-domain features do not vary within a gesture (a flat or "
+                               "disconnected signal?); check the electrodes and record again")
+    cov, _ = ledoit_wolf(residuals)
     p = np.linalg.solve(cov, means.T)  # (d, k)
     bias = -0.5 * np.einsum("kd,dk->k", means, p) + np.log(np.where(present, counts, 1.0) / n)
     bias[~present] = -1e3

@@ -348,7 +348,8 @@ def calibration_session(paths, bundle) -> tuple[SessionWindows, SessionRows, str
     One item at a time: read (after its values are counted from its size or lines, and refused
     beyond what is left of ``CALIBRATION_MAX_VALUES``), its segments' windows counted (refused
     beyond ``CALIBRATION_MAX_WINDOW_BYTES`` for the session), filtered in blocks, cut into windows
-    and let go.  The windows are a :class:`WindowArray`; their values, rows, truths and the
+    and let go.  The windows are a :class:`WindowArray`, cut every :func:`calibration_stride`;
+    where that is the bundle's own stride (every base bundle), their values, rows, truths and the
     session hash are those of ``session_windows(bundle, read_session(paths, bundle)[0])``.
 
     Returns

@@ -165,3 +165,33 @@ def test_the_int8_inputs_of_the_expert_are_the_runtimes(calibrated, male3):
     xq = quantise(mine.model_input(w), *mine.input_quant)
     one = np.stack([model.run_int8(x) for x in xq])  # the runtime's per-window call
     assert np.array_equal(one, model.run_batch_int8(xq))
+
+
+def test_calibrating_a_fused_bundle_again_is_judged_against_it(calibrated, male3, tmp_path):
+    """The reference of the held-out check is the bundle the person runs (its fused head), not the
+    graph's own layer the new fit starts from."""
+    _, out = calibrated
+    mine = load_bundle(out)
+    again = calibrate(out, male3 / "training0", tmp_path / "again", force=True)
+    rec = read_session(male3 / "training0", mine)[0]
+    from edge.calibration.session import held_out_rows
+
+    sw = session_windows(mine, rec)
+    _, _, parts = read_session(male3 / "training0", mine)
+    # the fused bundle's own accuracy on the held-out block is what "base" reports
+    held = held_out_rows(parts, rec.n_samples, config.CALIBRATION_HOLDOUT)
+    inside = sw.inside(held) & (sw.y.sum(axis=1) == 1)
+    from edge.calibration.session import calibration_stride
+
+    assert calibration_stride(mine) == 2 * mine.window["stride"]  # calibration cuts at the training stride
+    probs = mine.model().predict(mine.model_input(sw.windows[inside]))
+    fused = float(np.mean(probs.argmax(1) == sw.y[inside].argmax(1)))
+    assert again.base > 0.9 and abs(again.base - fused) < 0.02
+
+
+def test_a_flat_session_is_refused_in_one_line(male3, tmp_path):
+    rec = read_session(male3 / "training0", load_bundle(BASE))[0]
+    flat = replace(rec, samples=np.zeros_like(rec.samples))
+    with pytest.raises(CalibrationError, match="do not vary"):
+        calibrate(BASE, [flat], tmp_path / "flat", force=True)
+    assert not (tmp_path / "flat").exists()

@@ -159,3 +159,15 @@ def test_an_untrusted_device_key_is_refused_before_the_work(pi):
     with pytest.raises(CalibrationError, match="not trusted on this machine"):
         calibrate(pi["base"], pi["session"], pi["tmp"] / "x")
     assert not (pi["tmp"] / "x").exists()
+
+
+def test_an_eeg_bundle_never_gets_the_emg_cadence(pi, tmp_path):
+    """The EMG calibration's stride and debouncing are allowed only where calibration writes them: a
+    device-signed EEG (or layer-only) bundle with them is refused."""
+    from edge.device_trust import _calibration_cadences
+
+    root = json.loads((FIXTURE_BUNDLES / "grasp-lift" / "manifest.json").read_text())
+    assert len(_calibration_cadences(root, {"head": {"td": {"lengths": [52], "threshold": 1.0}}})) == 1
+    gesture = json.loads((FIXTURE_BUNDLES / "gesture" / "manifest.json").read_text())
+    assert len(_calibration_cadences(gesture, {"head": {"td": {"lengths": [52], "threshold": 1.0}}})) == 2
+    assert len(_calibration_cadences(gesture, {"head": {"weights": [[0.0]]}})) == 1  # a layer-only head
