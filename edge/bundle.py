@@ -177,7 +177,7 @@ class Bundle:
 
     @property
     def head(self):
-        """A calibrated bundle's float last layer (:class:`edge.calibration.head.Head`), else None."""
+        """A calibrated bundle's float last layer (:class:`edge.head.Head`), else None."""
         return head_of(self.manifest)
 
     def decision_policy(self):
@@ -187,10 +187,10 @@ class Bundle:
 
 
 def head_of(manifest: dict):
-    """The manifest's calibrated head (:class:`edge.calibration.head.Head`), or None."""
+    """The manifest's calibrated head (:class:`edge.head.Head`), or None."""
     if manifest.get("head") is None:
         return None
-    from edge.calibration.head import Head
+    from edge.head import Head
 
     return Head.from_manifest(manifest["head"])
 

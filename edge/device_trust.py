@@ -61,11 +61,12 @@ def _stride(window):
 def _emg_calibrated(root: dict, manifest: dict) -> bool:
     """Whether calibration would have written the EMG cadence: an EMG raw-window multi-class root
     (:func:`edge.calibration.calibrate._td_lengths`) and a head that reads the time-domain features."""
+    from edge.errors import TaskError
     from edge.tasks import get_task
 
     try:
         task = get_task(root.get("task"))
-    except Exception:  # an unknown task fails the fixed sections anyway
+    except TaskError:  # an unknown task fails the fixed sections anyway
         return False
     shape = ((root.get("model") or {}).get("input") or {}).get("shape")
     head = manifest.get("head")

@@ -348,7 +348,7 @@ def manifest_rules() -> dict[str, Rule]:
         **tensor("input"),
         **tensor("output"),
         "labels": List(of=name, min_len=1, max_len=b.MANIFEST_MAX_LABELS, unique=True),
-        # a calibrated bundle's float last layer (edge.calibration.head)
+        # a calibrated bundle's float last layer (edge.head; fitted by edge.calibration.head)
         "head": Obj(optional=True),
         "head.tensor": Int(lo=0, hi=1 << 20),
         "head.tensor_name": Str(),

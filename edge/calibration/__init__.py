@@ -2,6 +2,6 @@
 TensorFlow (:func:`calibrate`; the design is in docs/design.md §7)."""
 
 from edge.calibration.calibrate import CalibrationResult, calibrate
-from edge.calibration.head import Head, fit_head
+from edge.calibration.head import fit_head, fit_lda, fuse
 
-__all__ = ["CalibrationResult", "Head", "calibrate", "fit_head"]
+__all__ = ["CalibrationResult", "calibrate", "fit_head", "fit_lda", "fuse"]

@@ -30,10 +30,11 @@ import numpy as np
 from edge import config
 from edge._checks import check_number
 from edge.bundle import load_bundle, write_bundle
-from edge.calibration.head import Head, fit_head, fit_lda, fuse
+from edge.calibration.head import fit_head, fit_lda, fuse
 from edge.calibration.session import SessionWindows, calibration_session, held_out_rows
 from edge.device_trust import root_evidence
 from edge.errors import CalibrationError
+from edge.head import Head
 from edge.inference import Int8Model, dequantise
 from edge.metrics import accuracy, mean_columnwise_auc
 from edge.model_input import log_td_features, model_inputs, quantise, window_spec

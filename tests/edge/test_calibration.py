@@ -10,10 +10,11 @@ import pytest
 from edge import config
 from edge.bundle import load_bundle
 from edge.calibration import calibrate
-from edge.calibration.head import Head, activate, fit_head
+from edge.calibration.head import fit_head
 from edge.calibration.session import held_out_rows, read_session, session_windows
 from edge.errors import BundleError, CalibrationError
 from edge.evaluation import replay_probs
+from edge.head import Head, activate
 from edge.inference import Int8Model, dequantise
 from edge.model_input import quantise
 from edge.recordings.myo import read_myo_session

@@ -12,10 +12,11 @@ import pytest
 from edge import config
 from edge.bundle import load_bundle, write_bundle
 from edge.calibration import calibrate
-from edge.calibration.head import Head, fit_lda, fuse, ledoit_wolf
+from edge.calibration.head import fit_lda, fuse, ledoit_wolf
 from edge.calibration.session import read_session, session_windows
 from edge.errors import BundleError, CalibrationError
 from edge.evaluation import replay_probs
+from edge.head import Head
 from edge.model_input import log_td_features, quantise, td_features
 from edge.recordings.myo import as_continuous, read_myo_session
 from tests.conftest import FIXTURE_BUNDLES
