@@ -503,7 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 VIEW_HELP = ("serve a live view in the browser on PORT (127.0.0.1 unless ADDR is named; 0.0.0.0: the whole network); "
-             "its URL with the access token is printed at start-up (docs/live-view.md)")
+             "its URL with the access token is printed at start-up (a fixed $NEUROGRIP_VIEW_TOKEN is not: the URL "
+             "names it) (docs/live-view.md)")
 
 # Sub-commands with their own argument parser: everything after the name is theirs.
 # name -> (attribute holding the rest of the command line, module, function(argv) -> exit code, help)

@@ -226,18 +226,31 @@ VIEW_MAX_UPDATE_HZ = 20.0
 VIEW_SIGNAL_S = 5.0              # seconds of signal drawn per channel
 VIEW_SIGNAL_HZ = 50.0            # the signal's display rate (decimated by picking; ≤ the stream's rate)
 VIEW_QUALITY_S = 1.0             # raw signal judged for the quality marks, once this often
-VIEW_MAINS_FRACTION = 0.5        # power within ±1 Hz of 50 or 60 Hz above this fraction: mains-dominated
+VIEW_MAINS_CAPTURE_S = 1.0       # raw samples captured for the rail and mains marks (1 s: 1 Hz spectral lines)
+VIEW_MAINS_BAND_HZ = 2.0         # ... "mains" is power within this of 50 or 60 Hz: the Hann window's main lobe
+                                 # (±2 lines) at a 1 s capture; a shorter capture is not judged for mains
+VIEW_MAINS_FRACTION = 0.5        # power within ±VIEW_MAINS_BAND_HZ of 50 or 60 Hz above this fraction: mains
 VIEW_OUTPUT_POINTS = 400         # model outputs kept (~20 s at a decision every 48 ms)
 VIEW_DECISIONS = 40              # decision lines kept (a repeat of the last one is counted in place)
 VIEW_LATENCY_S = 60.0            # per-stage p50/p99 over the latest minute ...
 VIEW_LATENCY_MAX = 4096          # ... and at most this many windows
+VIEW_LATENCY_EVERY_S = 1.0       # ... recomputed at most this often
 VIEW_FRAME_BACKLOG = 32          # frames handed over but not yet taken by the view (oldest dropped)
 VIEW_WINDOWS_PER_FRAME = 256     # windows (outputs, stage times) per frame at most (a fast replay drops some)
 VIEW_MAX_CLIENTS = 8             # event streams at once; more are refused (503)
 VIEW_MAX_CONNECTIONS = 32        # connections (threads) at once, any request; more are closed unanswered
+VIEW_MAX_PER_CLIENT = 4          # ... of them from one address until it holds an event stream (one request each)
 VIEW_SEND_TIMEOUT_S = 5.0        # a client that takes no bytes this long is disconnected
 VIEW_KEEPALIVE_S = 15.0          # a comment line this often when nothing new (proxies keep the stream)
-VIEW_REQUEST_TIMEOUT_S = 10.0    # a request's headers must arrive within this
+VIEW_REQUEST_TIMEOUT_S = 10.0    # a deadline, not a per-read timeout: a request's whole header (and its small
+                                 # body) must have arrived this long after its connection was taken, or it is closed
+VIEW_MAX_HEADER_BYTES = 8192     # a request's line and header fields together, read before anything is parsed;
+VIEW_MAX_HEADER_LINES = 32       # ... more bytes or lines: 431 and the connection closed
+VIEW_MAX_BODY_BYTES = 4096       # a POST's body (the buttons take none): more → 400
+VIEW_SSE_RETRY_MS = 2000         # the event stream's reconnection delay, told to the browser
+VIEW_RETRY_AFTER_S = 5           # Retry-After of a 503 (every event stream taken)
+VIEW_STALE_S = 3.0               # the page says "no update for N s" after this long without one
+VIEW_LAST_UPDATE_S = 0.5         # record --view: time the session's last update gets to reach the page
 VIEW_TOKEN_BYTES = 16            # random bytes of the access token (printed with the URL at start-up)
 VIEW_TOKEN_ENV = "NEUROGRIP_VIEW_TOKEN"  # a fixed token instead (>= VIEW_TOKEN_MIN_CHARS): a bookmark survives restarts
 VIEW_TOKEN_MIN_CHARS = 22

@@ -87,9 +87,7 @@ class Runtime(Safety):
         # own e-stop.  Each clears only by itself (_release).
         self._holds: set[str] = set()
         self._firmware_rested = False  # the firmware rested the arm and no REST was acknowledged since
-        self._start_requested = False  # a person asked to start the arm again after its e-stop (SIGUSR1)
-        self._estop_by: str | None = None  # who asked for an e-stop from outside the loop (request_estop)
-        self._estop_ours = False  # the e-stop latch is ours (request_estop), not the arm's own switch
+        self._init_estop()  # the e-stop and start asked for from other threads (edge/runtime/estop.py)
         self.view = None  # the live view's feed (edge/view/feed.py), called on this thread, never waited for
         self._stop = False
         self._log("start", bundle=str(bundle.path), content_hash=bundle.content_hash, task=bundle.task,
@@ -114,6 +112,16 @@ class Runtime(Safety):
     def stop(self) -> None:
         """Ask the loop to finish (safe to call from a signal handler)."""
         self._stop = True
+
+    def _drop_view(self, exc: Exception) -> None:
+        """The live view's feed raised on this thread: said once, the view is dropped, control goes on
+        (its server sees ``failed`` and tells its clients)."""
+        log.error("the live view failed on the loop's thread and is dropped (control goes on): %s: %s",
+                  type(exc).__name__, exc, exc_info=exc)
+        self._log("view_failed", error=f"{type(exc).__name__}: {exc}")
+        if hasattr(self.view, "failed"):
+            self.view.failed = f"{type(exc).__name__}: {exc}"
+        self.view = None
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -168,7 +176,10 @@ class Runtime(Safety):
                 if self.arm is not None:
                     self._watch_link()
                 if self.view is not None:
-                    self.view.tick(chunk)
+                    try:
+                        self.view.tick(chunk)
+                    except Exception as exc:  # noqa: BLE001 - a bug in the view must never stop control
+                        self._drop_view(exc)
         finally:
             self.go_safe("stopped", force=True)
             self._finish(t_start, first_ts, last_ts)
@@ -231,7 +242,10 @@ class Runtime(Safety):
             if sent:  # sample in -> command acknowledged (or decided, without an arm); failures are not latency
                 self._timings.add("latency", acquire + processing)
             if self.view is not None:
-                self.view.window(r, d, sent, stages, processing)
+                try:
+                    self.view.window(r, d, sent, stages, processing)
+                except Exception as exc:  # noqa: BLE001 - a bug in the view must never stop control
+                    self._drop_view(exc)
             if processing > cfg.budget_ms:
                 self.summary.deadline_misses += 1
                 self._consecutive_misses += 1

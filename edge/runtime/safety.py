@@ -10,7 +10,8 @@ Causes and how each ends:
   data flow;
 * *holds* — a stream whose time cannot be trusted (stamps ahead of time, data too old:
   :mod:`edge.runtime.rate`), the arm's own e-stop switch (released only by a deliberate start after
-  the switch is released: :meth:`Safety.request_start`, SIGUSR1), an arm whose state is unknown —
+  the switch is released: :meth:`~edge.runtime.estop.EStop.request_start`, SIGUSR1, the live view),
+  an arm whose state is unknown —
   clear only by themselves (:meth:`Safety._release`), whatever else cleared meanwhile.  The e-stop
   sends nothing, not even REST, and keeps the arm-state sequence: the arm froze where it is.
 """
@@ -23,6 +24,7 @@ import time
 
 from edge import config as C
 from edge.errors import RunError
+from edge.runtime.estop import ESTOPPED, START_HOW, EStop
 from edge.runtime.rate import AHEAD, BEHIND, OK
 from firmware_bridge.errors import LinkError, Nacked
 from firmware_bridge.link import FaultKind
@@ -35,17 +37,14 @@ FIRMWARE_RESTED = "arm rested by its firmware"
 #: Holds of a live stream whose time cannot be trusted (edge/runtime/rate.py): stamps ahead of time,
 #: data behind it.
 STREAM_RATE, STREAM_TIME = "stream rate", "stream data too old"
-#: Hold while the arm's own e-stop is pressed, and after its release until a deliberate start.
-ESTOPPED = "e-stopped"
-#: How a person gives that start (logged with the release).
-START_HOW = "send SIGUSR1 to neurogrip: 'systemctl kill --kill-whom=main -s USR1 neurogrip', or 'kill -USR1 <pid>'"
 #: Hold while the arm's firmware state is unknown (no valid STATUS for ARM_STATUS_MAX_AGE_S).
 ARM_UNKNOWN = "arm state unknown"
 
 
-class Safety:
+class Safety(EStop):
     """The safe-state half of :class:`~edge.runtime.loop.Runtime` (a mixin: it uses the runtime's
-    ``arm``, ``pipeline``, ``summary``, ``source``, ``config``, ``fault`` and ``_log``)."""
+    ``arm``, ``pipeline``, ``summary``, ``source``, ``config``, ``fault`` and ``_log``); the e-stop and
+    start requests from other threads are :class:`~edge.runtime.estop.EStop`'s."""
 
     def go_safe(self, reason: str, *, force: bool = False, rest: bool = True) -> None:
         """Send the arm to its safe pose (REST); decisions are held until the cause clears.
@@ -239,53 +238,15 @@ class Safety:
             return True
         return False
 
-    def request_start(self) -> None:
-        """A person's deliberate start after the arm's e-stop (SIGUSR1; safe from a signal handler): the
-        loop clears the firmware's e-stop latch at its next turn, if the switch is released."""
-        self._start_requested = True
-
-    def request_estop(self, who: str) -> None:
-        """An e-stop from outside the loop (the live view's button), from the caller's thread: latched in
-        the firmware at once (the loop may be busy), held by the loop at its next turn like the arm's own
-        e-stop (nothing sent; a deliberate start resumes).  RunError without an arm; LinkError when the
-        firmware did not acknowledge it (the loop holds all the same)."""
-        if self.arm is None:
-            raise RunError("no arm is connected: there is nothing to stop")
-        self._estop_by = who  # first: the loop holds even if the link fails below
-        self.arm.estop()
-
     def safety_state(self) -> tuple[bool, str | None, tuple[str, ...]]:
         """(in the safe state, why, the causes holding it) now: for the live view, on the loop's thread."""
         return self._safe, self._safe_reason if self._safe else None, tuple(sorted(self._holds))
-
-    def _start(self) -> None:
-        if ESTOPPED not in self._holds or self.arm is None:
-            self._log("start", result="nothing to start: the arm is not e-stopped")
-            log.info("start requested, but the arm is not e-stopped: nothing to do")
-            return
-        try:
-            self.arm.start()
-        except LinkError as exc:
-            self.fault("arm", f"start refused ({type(exc).__name__}: {exc}): release the arm's e-stop switch, "
-                              "then start again")
-            self._log("start", result="refused", detail=str(exc))
-            return
-        self._log("start", result="sent")
-        log.warning("start: the arm's e-stop latch is cleared; control resumes from where the arm stopped")
-        if self._estop_ours:  # our own latch (request_estop): the link reports the release of the arm's only
-            self._estop_ours = False
-            self._release(ESTOPPED, "the arm was started again after its e-stop")
 
     def _watch_link(self) -> None:
         """The link's own reports: the firmware protected itself (an MCU reset, a watchdog trip we did not
         ask for) → safe state and a fresh sequence; a link whose threads died → stop with an error, so
         the service manager restarts the process (the firmware's watchdog rests the arm meanwhile)."""
-        if self._estop_by is not None:  # request_estop: the firmware latched it (or was asked to)
-            who, self._estop_by = self._estop_by, None
-            self._estop_ours = True
-            self.fault("arm", f"estop from {who}: every joint froze where it was until a deliberate start")
-            self._log("estop", by=who)
-            self._hold(ESTOPPED, rest=False)
+        self._take_estops()  # the view's e-stop (edge/runtime/estop.py)
         take = getattr(self.arm, "take_faults", None)
         if take is None:
             return
@@ -308,11 +269,11 @@ class Safety:
                             "deliberately (%s)", START_HOW)
             elif f.kind == FaultKind.ESTOP_RELEASED:
                 self._release(ESTOPPED, "the arm was started again after its e-stop")
-        if self._start_requested:
-            self._start_requested = False
-            self._start()
-        # (while a REST is pending the runtime paused the heartbeats itself: no STATUS is expected then)
-        age = self.arm.status_age() if hasattr(self.arm, "status_age") and not self._rest_pending else None
+        self._take_start()
+        # (while a REST is pending, or after an e-stop that failed, the runtime paused the heartbeats itself:
+        # no STATUS is expected then)
+        paused = self._rest_pending or self._estop_failed
+        age = self.arm.status_age() if hasattr(self.arm, "status_age") and not paused else None
         if age is not None and age > C.ARM_STATUS_MAX_AGE_S:
             if ARM_UNKNOWN not in self._holds:
                 bad = getattr(getattr(self.arm, "stats", None), "malformed_replies", 0)

@@ -45,4 +45,4 @@ def record_view(address, source, paradigm, display, *, say=print):
             yield feed
         finally:
             server.flush()  # the session's end reaches the page
-            time.sleep(C.VIEW_SEND_TIMEOUT_S / 10)
+            time.sleep(C.VIEW_LAST_UPDATE_S)

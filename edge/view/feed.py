@@ -9,7 +9,7 @@ counters and the arm's latest telemetry — and appends it to :attr:`frames` (a 
 :data:`edge.config.VIEW_FRAME_BACKLOG`: a view that falls behind loses the oldest frames, the loop
 never blocks).  A deque's ``append`` and ``popleft`` are atomic: no lock is shared with the view's
 threads.  Raw samples (for the rail and mains marks) are copied only while the view asks for them,
-one :data:`edge.config.VIEW_QUALITY_S` capture a second.
+one :data:`edge.config.VIEW_MAINS_CAPTURE_S` capture at most every :data:`edge.config.VIEW_QUALITY_S`.
 
 :class:`RecordFeed` is the same for ``neurogrip record``: a cue display that also hands over the
 cue, its countdown, the session's progress and the raw signal.
@@ -86,6 +86,7 @@ class RuntimeFeed:
         self.frames: deque[Frame] = deque(maxlen=C.VIEW_FRAME_BACKLOG)
         self.capture = 0          # raw samples the view asks for (written by the view's thread)
         self.url = None           # set by the server once it listens
+        self.failed = None        # set by the loop when this feed raised and was dropped (edge/runtime/loop.py)
         self._period = 1.0 / rate_hz
         self._next = 0.0
         self._seq = 0

@@ -9,8 +9,12 @@ The view says *which channel*, from the last second of signal, with the runtime'
   drops them as ``saturated``);
 * ``flat`` — the filtered signal spans at most :data:`edge.config.FLAT_PTP` (electrode off,
   amplifier railed at a constant: the runtime's ``flat`` rule);
-* ``mains`` — most of the raw signal's power within ±1 Hz of 50 or 60 Hz
-  (:data:`edge.config.VIEW_MAINS_FRACTION`): a loose electrode picking up the wiring;
+* ``mains`` — most of the raw signal's power (:data:`edge.config.VIEW_MAINS_FRACTION`) within
+  ±:data:`edge.config.VIEW_MAINS_BAND_HZ` of 50 or 60 Hz: a loose electrode picking up the wiring.
+  Judged on a capture of :data:`edge.config.VIEW_MAINS_CAPTURE_S` (1 s: spectral lines 1 Hz apart) with
+  a Hann window, whose main lobe (±2 lines) lies within the band: a mains line's power is counted
+  whole (a ±1 Hz band on a 0.5 s capture counted two thirds of it); a capture too short for that is
+  not judged for mains;
 * ``ok`` — none of these.
 
 Pure functions and one small counter: fed arrays, they return marks (no threads, no I/O).
@@ -27,20 +31,24 @@ BAD = MARKS[1:]
 MAINS_HZ = (50.0, 60.0)
 
 
-def mains_fraction(raw: np.ndarray, fs: float) -> np.ndarray:
-    """Per channel, the fraction of the (demeaned, Hann-windowed) power within ±1 Hz of 50 or 60 Hz.
+def mains_fraction(raw: np.ndarray, fs: float, band_hz: float | None = None) -> np.ndarray:
+    """Per channel, the fraction of the (demeaned, Hann-windowed) power within ``band_hz`` (default
+    :data:`edge.config.VIEW_MAINS_BAND_HZ`) of 50 or 60 Hz.
 
-    ``raw`` is (n, channels) and finite; 0 where the signal has no power or the rate cannot show mains.
+    ``raw`` is (n, channels) and finite; 0 where the signal has no power, the rate cannot show mains, or
+    the capture is too short for the window's main lobe (±2 fs/n) to lie within the band.
     """
+    band = C.VIEW_MAINS_BAND_HZ if band_hz is None else band_hz
     n = raw.shape[0]
-    if n < 8 or fs < 2 * min(MAINS_HZ) + 2:
+    lines = [hz for hz in MAINS_HZ if hz + band < fs / 2]  # those the rate can show
+    if n < 8 or not lines or 2 * fs / n > band * (1 + 1e-9):
         return np.zeros(raw.shape[1])
     x = (raw - raw.mean(axis=0)) * np.hanning(n)[:, None]
     power = np.abs(np.fft.rfft(x, axis=0)) ** 2
     f = np.fft.rfftfreq(n, 1.0 / fs)
     near = np.zeros(f.shape, bool)
-    for hz in MAINS_HZ:
-        near |= np.abs(f - hz) <= 1.0
+    for hz in lines:
+        near |= np.abs(f - hz) <= band * (1 + 1e-9)
     near[0] = False
     total = power[1:].sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

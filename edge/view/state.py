@@ -118,18 +118,19 @@ class ViewState:
         self.status, self.arm, self.cue = f.status, f.arm, f.cue
 
     def _raw_tail(self, new: np.ndarray) -> np.ndarray:
-        """record: the latest VIEW_QUALITY_S of raw samples (the frames carry every one)."""
-        keep = max(2, int(self.raw_fs * C.VIEW_QUALITY_S))
+        """record: the latest VIEW_MAINS_CAPTURE_S of raw samples (the frames carry every one)."""
+        keep = max(8, math.ceil(self.raw_fs * C.VIEW_MAINS_CAPTURE_S))
         old = self.raw if self.raw is not None else new[:0]
         return np.concatenate([old, new])[-keep:]
 
     def raw_wanted(self) -> int:
-        """Raw samples to ask the loop for now (run: one capture per VIEW_QUALITY_S), else 0."""
+        """Raw samples to ask the loop for now (run: a VIEW_MAINS_CAPTURE_S capture at most once per
+        VIEW_QUALITY_S), else 0."""
         now = time.monotonic()
         if self.mode != "run" or now - self._raw_at < C.VIEW_QUALITY_S:
             return 0
         self._raw_at = now
-        return max(8, int(self.raw_fs * C.VIEW_QUALITY_S / 2))
+        return max(8, math.ceil(self.raw_fs * C.VIEW_MAINS_CAPTURE_S))
 
     # -- one snapshot out -----------------------------------------------------------------------
     def _signal_json(self) -> dict:
@@ -157,7 +158,7 @@ class ViewState:
         if self.mode != "run":
             return None
         now = time.time()
-        if self._latency_json is not None and now - self._latency_at < 1.0:
+        if self._latency_json is not None and now - self._latency_at < C.VIEW_LATENCY_EVERY_S:
             return self._latency_json
         self._latency_at = now
         a = self.latency.ordered()

@@ -85,6 +85,33 @@ def test_mains_fraction_sees_50_and_60_hz_and_nothing_at_low_rates():
     assert mains_fraction(x, 100.0).tolist() == [0.0, 0.0]  # 100 Hz cannot show 50 Hz mains
 
 
+def test_a_signal_two_thirds_mains_is_marked_mains_at_500_hz_on_the_capture_the_view_takes():
+    """The rule: over half of the power at mains → ``mains``.  The capture the view asks the loop for at
+    500 Hz, a Hann window and the band must count a mains line's power whole: with a 0.5 s capture (2 Hz
+    lines) and ±1 Hz, a third of it fell outside the band and a signal two thirds mains read 0.41."""
+
+    class Run(_Feed):
+        raw_fs = 500.0
+
+    n = ViewState(Run()).raw_wanted()
+    assert n >= 500  # at least a second: lines 1 Hz apart
+    rng = np.random.default_rng(7)
+    t = np.arange(n) / 500.0
+    cols = []
+    for hz in (50.0, 50.4, 59.7, 60.0):  # on a spectral line and between two
+        for share in (2 / 3, 1 / 3):
+            tone = np.sqrt(2 * share) * np.sin(2 * np.pi * hz * t + 0.3)  # mean power: share
+            cols.append(tone + rng.normal(0, np.sqrt(1 - share), n))
+    raw = np.stack(cols, axis=1)
+    marks = channel_marks(raw.shape[1], raw=raw, fs=500.0, rail=1e6)
+    assert marks == ["mains", "ok"] * 4, marks
+    # a line's power counted whole, on a spectral line or between two
+    pure = np.stack([np.sin(2 * np.pi * hz * t) for hz in (50.0, 50.4, 59.7, 60.0)], axis=1)
+    assert np.all(mains_fraction(pure, 500.0) > 0.99), mains_fraction(pure, 500.0)
+    # a capture too short for the window's main lobe to fit the band is not judged for mains
+    assert mains_fraction(raw[: n // 2], 500.0).tolist() == [0.0] * raw.shape[1]
+
+
 def test_quality_counts_count_episodes_not_checks():
     q = QualityCounts(2)
     for marks in (["ok", "flat"], ["flat", "flat"], ["ok", "flat"], ["flat", "mains"], ["flat", "ok"]):
@@ -194,6 +221,44 @@ def test_the_loop_hands_frames_over_bounded_and_never_waits(gl, rec):
     assert f.signal.dtype == np.float32 and f.signal.shape[1] == len(gl.channels)
 
 
+@pytest.mark.parametrize("where", ["tick", "window"])
+def test_a_view_that_raises_on_the_loops_thread_is_dropped_and_control_goes_on(gl, rec, caplog, where):
+    ref = Runtime(gl, ReplaySource(rec, speed=0), None, RuntimeConfig(budget_ms=1000)).run()
+    rt = Runtime(gl, ReplaySource(rec, speed=0), None, RuntimeConfig(budget_ms=1000))
+    rt.view = feed = RuntimeFeed(rt, rate_hz=1000.0)
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        if len(calls) >= 3:
+            raise ZeroDivisionError("a bug in the view")
+
+    setattr(feed, where, broken)
+    with caplog.at_level("ERROR", logger="edge.runtime.loop"):
+        s = rt.run(max_seconds=60)
+    assert rt.view is None and len(calls) == 3  # dropped at its first error, never called again
+    assert s.windows == ref.windows and s.decisions_fired == ref.decisions_fired  # control went on, whole
+    said = [r for r in caplog.records if "live view failed" in r.getMessage()]
+    assert len(said) == 1 and "ZeroDivisionError" in said[0].getMessage()
+    assert feed.failed == "ZeroDivisionError: a bug in the view"  # for its server to tell the page
+
+
+def test_the_server_tells_its_clients_when_the_loop_dropped_its_feed(gl, rec):
+    from edge.view import attach
+
+    rt = Runtime(gl, ReplaySource(rec, speed=0), None, RuntimeConfig(budget_ms=1000))
+    server = attach(rt, "127.0.0.1:0", say=lambda *a, **k: None)
+    try:
+        rt.view.failed = "ZeroDivisionError: a bug in the view"
+        rt.view = None
+        t = time.monotonic() + 5
+        while server.failed is None and time.monotonic() < t:
+            time.sleep(0.02)
+        assert server.failed and "ZeroDivisionError" in server.failed and server.hub.closed
+    finally:
+        server.close()
+
+
 def test_raw_samples_are_copied_only_when_the_view_asks(gl, rec):
     rt = Runtime(gl, ReplaySource(rec, speed=0), None, RuntimeConfig(budget_ms=1000))
     rt.view = feed = RuntimeFeed(rt, rate_hz=1000.0)
@@ -242,6 +307,38 @@ def test_the_page_ships_as_package_data_and_fetches_nothing():
     page, csp = load_page()
     assert b"/*SCRIPT*/" not in page and b"EventSource" in page and b"<style>" in page
     assert csp.startswith("default-src 'none'; script-src 'sha256-")
+
+
+def test_a_fixed_token_is_never_printed(gl, rec, monkeypatch):
+    from edge.view import attach
+
+    fixed = "F1xedTokenFromTheUnitsEnvFile_abc"
+    monkeypatch.setenv(C.VIEW_TOKEN_ENV, fixed)
+    rt = Runtime(gl, ReplaySource(rec, speed=0), None, RuntimeConfig(budget_ms=1000))
+    said = []
+    server = attach(rt, "127.0.0.1:0", say=lambda *a, **k: said.append(" ".join(map(str, a))))
+    try:
+        assert server.token == fixed
+        text = "\n".join(said)
+        assert fixed not in text and f"?token=${C.VIEW_TOKEN_ENV}" in text and "environment" in text
+    finally:
+        server.close()
+    monkeypatch.delenv(C.VIEW_TOKEN_ENV)
+    said.clear()
+    server = attach(rt, "127.0.0.1:0", say=lambda *a, **k: said.append(" ".join(map(str, a))))
+    try:
+        assert f"?token={server.token}" in said[0]  # a random one, made for this start, is printed
+    finally:
+        server.close()
+
+
+def test_the_nginx_recipe_keeps_the_token_out_of_its_access_log():
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "live-view.md").read_text()
+    nginx = doc[doc.index("```nginx"):]
+    nginx = nginx[:nginx.index("```", 8)]
+    assert "access_log off;" in nginx
 
 
 def test_a_malformed_view_address_is_one_line_before_anything_opens(capsys):

@@ -163,6 +163,8 @@ def test_the_run_view_in_chromium_live_data_estop_and_start(shared_data, tmp_pat
         browser.open(run.server.url)
         browser.wait(lambda: browser.js("return window.neurogrip && window.neurogrip.updates") >= 3, what="live data")
         assert browser.text("#conn") == "live" and "grasp-lift" in browser.text("#mode")
+        # the token is read, then taken out of the address bar and the history (kept for this tab)
+        assert run.token not in browser.js("return location.href")
         first = browser.js(DRAWN)
         browser.wait(lambda: browser.js(DRAWN)[3] > first[3] + 15, what="more updates")
         browser.wait(lambda: browser.js(DRAWN)[2] != first[2], timeout=20, what="the decisions to change")
@@ -174,9 +176,9 @@ def test_the_run_view_in_chromium_live_data_estop_and_start(shared_data, tmp_pat
         _png(browser.screenshot(tmp_path / "live-view.png"))
         # without the token, or with it only in the URL (what another site could send): refused, nothing sent
         codes = browser.js_async("""
-            const t = new URLSearchParams(location.search).get('token');
+            const t = arguments[0];
             Promise.all([fetch('/api/estop', {method: 'POST'}), fetch('/api/estop?token=' + t, {method: 'POST'}),
-                         fetch('/state.json')]).then((rs) => done(rs.map((r) => r.status)));""")
+                         fetch('/state.json')]).then((rs) => done(rs.map((r) => r.status)));""", run.token)
         assert codes == [401, 401, 401]
         assert estops == [] and Fault.ESTOP not in run.link.status().faults
         assert not run.rt.safety_state()[2]
@@ -199,6 +201,39 @@ def test_the_run_view_in_chromium_live_data_estop_and_start(shared_data, tmp_pat
         assert Fault.ESTOP not in run.link.status().faults
         browser.wait(lambda: browser.text("#safety") == "in control", what="the page to show control again")
         run.wait(lambda: run.rt.summary.commands_sent > sent, timeout=20, what="commands after the start")
+    finally:
+        browser.close()
+        run.close()
+
+
+def test_the_estop_is_on_the_page_and_works_when_the_event_stream_never_connects(tmp_path, monkeypatch):
+    """Every event stream taken (503): the page has had no update, yet its E-STOP is there and latches the
+    firmware, and the page says the stream is refused rather than pretending to be live."""
+    from edge import config as C
+    from edge.bundle import load_bundle
+    from edge.synthetic import grasp_lift_series
+    from firmware_bridge.protocol import Fault
+
+    browser = Browser(1024, 900)
+    monkeypatch.setattr(C, "VIEW_MAX_CLIENTS", 0)
+    run = LiveRun(load_bundle(GL), grasp_lift_series(1, 7, seed=3, n_trials=8), tmp_path)
+    try:
+        estops = []
+        real = run.link.estop
+        run.link.estop = lambda: (real(), estops.append(1))[0]
+        browser.open(run.server.url)
+        browser.wait(lambda: browser.js("return !!window.neurogrip"), what="the page's script")
+        time.sleep(1.0)  # (its stream is refused meanwhile)
+        assert browser.js("return window.neurogrip.updates") == 0
+        assert not browser.js("return document.getElementById('controls').classList.contains('hidden')"), \
+            "no E-STOP on the page until an update arrives"
+        assert not browser.js("return document.getElementById('start').disabled")  # the arm's state is unknown
+        browser.click("#estop")
+        browser.wait(lambda: estops == [1], what="the e-stop to be sent")
+        assert Fault.ESTOP in run.link.status().faults
+        browser.wait(lambda: "latched" in (browser.text("#action-msg") or ""), what="the page to say so")
+        run.wait(lambda: "e-stopped" in run.rt.safety_state()[2], what="the runtime to hold")
+        browser.wait(lambda: "retrying" in (browser.text("#conn") or ""), what="the page to say the stream is refused")
     finally:
         browser.close()
         run.close()

@@ -2,12 +2,26 @@
 // network access beyond this page's own server. Every string from the server goes in as text, never HTML.
 (() => {
   'use strict';
-  const token = new URLSearchParams(location.search).get('token') || '';
+  // The token: from the URL once, then kept for this tab only (a reload works) and taken out of the address
+  // bar, the history and anything a person might copy or share from them.
+  const params = new URLSearchParams(location.search);
+  const kept = () => { try { return sessionStorage.getItem('neurogrip-token'); } catch (e) { return null; } };
+  const token = params.get('token') || kept() || '';
+  if (params.has('token')) {
+    try { sessionStorage.setItem('neurogrip-token', token); } catch (e) { /* a reload then needs the URL again */ }
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
+  }
   const $ = (id) => document.getElementById(id);
+  // Set by the server in the page: the run has an arm (the e-stop and start are shown from the start,
+  // whether or not the event stream ever connects), and when an update is late (VIEW_STALE_S).
+  const CONTROLS = document.body.dataset.controls === '1';
+  const STALE_MS = Number(document.body.dataset.staleMs) || 3000;
   const COLORS = ['#58a6ff', '#f0883e', '#3fb950', '#d2a8ff', '#ff7b72', '#e3b341', '#79c0ff', '#56d4dd',
                   '#db61a2', '#a5d6ff'];
   const MARK_CLASS = { ok: 'ok', mains: 'warn', flat: 'bad', railed: 'bad', disconnected: 'bad' };
-  const view = { latest: null, updates: 0, lastAt: 0, decoded: null };
+  const view = { latest: null, updates: 0, lastAt: 0, decoded: null, estopped: false };
   window.neurogrip = view; // for the curious, and for the browser test
 
   function el(tag, text, cls) {
@@ -114,9 +128,14 @@
       ['signal faults', Object.entries(r.signal_faults).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none'],
       ['held back', Object.values(r.held).reduce((a, b) => a + b, 0)]];
     $('counters').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', k), el('dd', v)]));
-    const estopped = r.holds.includes('e-stopped');
-    $('start').disabled = !estopped;
+    view.estopped = r.holds.includes('e-stopped');
+    updateStart();
   }
+
+  // Start is offered when the arm is e-stopped, or when its state is not known (no fresh update): the
+  // runtime itself refuses a start when there is nothing to start, and a confirmation comes first.
+  function fresh() { return view.lastAt && Date.now() - view.lastAt <= STALE_MS; }
+  function updateStart() { $('start').disabled = fresh() && !view.estopped; }
 
   function renderArm(a) {
     const box = $('arm');
@@ -165,7 +184,6 @@
     const run = s.mode === 'run';
     $('mode').textContent = `${s.mode} · ${s.task}`;
     ['runtime-card', 'latency-card', 'outputs-card', 'decisions-card', 'arm-card'].forEach((id) => $(id).classList.toggle('hidden', !run));
-    $('controls').classList.toggle('hidden', !(run && s.arm));
     $('cue').classList.toggle('hidden', !s.cue);
     if (s.cue) renderCue(s.cue);
     if (run && s.runtime && s.runtime.windows !== undefined) { renderRuntime(s.runtime); renderArm(s.arm); }
@@ -181,10 +199,20 @@
     const es = new EventSource('/events?token=' + encodeURIComponent(token));
     es.onopen = () => setConn('live', 'live');
     es.onmessage = (e) => { try { render(JSON.parse(e.data)); } catch (err) { setConn('bad update', 'lost'); } };
-    es.onerror = () => setConn(es.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting', 'lost');
+    es.onerror = () => {
+      if (es.readyState !== EventSource.CLOSED) { setConn('reconnecting', 'lost'); return; }
+      // refused (every stream taken, or the view stopped): say which, and try again later
+      setConn('disconnected', 'lost');
+      fetch('/state.json', { headers: { 'X-Neurogrip-Token': token }, cache: 'no-store' })
+        .then((r) => (r.ok ? null : r.json().then((b) => b.error || `HTTP ${r.status}`, () => `HTTP ${r.status}`)))
+        .then((why) => { setConn(why ? `view stopped: ${why}` : 'no stream free: retrying', 'lost'); if (!why) setTimeout(connect, 5000); })
+        .catch(() => setTimeout(connect, 5000));
+    };
   }
-  setInterval(() => { if (view.lastAt && Date.now() - view.lastAt > 3000) setConn('no update for ' +
-    Math.round((Date.now() - view.lastAt) / 1000) + ' s', 'wait'); }, 1000);
+  setInterval(() => {
+    if (view.lastAt && !fresh()) setConn('no update for ' + Math.round((Date.now() - view.lastAt) / 1000) + ' s', 'wait');
+    if (CONTROLS) updateStart();
+  }, 1000);
 
   async function act(action) {
     const msg = $('action-msg');
@@ -195,6 +223,8 @@
       msg.textContent = r.ok ? body.detail : `${action} refused (${r.status}): ${body.error || r.statusText}`;
     } catch (err) { msg.textContent = `${action} failed: ${err}`; }
   }
+  $('controls').classList.toggle('hidden', !CONTROLS);
+  if (CONTROLS) updateStart();
   $('estop').addEventListener('click', () => act('estop'));
   $('start').addEventListener('click', () => $('confirm').classList.remove('hidden'));
   $('cancel-start').addEventListener('click', () => $('confirm').classList.add('hidden'));
