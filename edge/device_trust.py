@@ -68,10 +68,12 @@ def _emg_calibrated(root: dict, manifest: dict) -> bool:
         task = get_task(root.get("task"))
     except TaskError:  # an unknown task fails the fixed sections anyway
         return False
+    from edge import config
+
     shape = ((root.get("model") or {}).get("input") or {}).get("shape")
     head = manifest.get("head")
     return (task.modality == "emg" and task.mode == "multiclass" and isinstance(shape, list) and len(shape) == 3
-            and isinstance(head, dict) and isinstance(head.get("td"), dict))
+            and bool(config.CALIBRATION_TD_TAILS_MS) and isinstance(head, dict) and isinstance(head.get("td"), dict))
 
 
 def _calibration_cadences(root: dict, manifest: dict) -> list:
@@ -86,7 +88,11 @@ def _calibration_cadences(root: dict, manifest: dict) -> list:
     emg = dict(decision)
     emg.update(config.CALIBRATION_EMG_DECISION or {})
     stride = _stride(window)
-    fs = ((root.get("signal") or {}).get("chain") or {}).get("fs_out")
+    chain = (root.get("signal") or {}).get("chain") or {}
+    fs = chain.get("fs_out")
+    if not isinstance(fs, (int, float)) and isinstance(chain.get("fs"), (int, float)) \
+            and isinstance(chain.get("factor"), int) and chain["factor"] > 0:
+        fs = chain["fs"] / chain["factor"]  # as edge.chain.SignalChain.fs_out
     if config.CALIBRATION_EMG_STRIDE_MS is not None and isinstance(fs, (int, float)) and fs > 0:
         n = max(1, round(config.CALIBRATION_EMG_STRIDE_MS * fs / 1000.0))
         stride = (n, n * 1000.0 / fs)
