@@ -111,18 +111,21 @@ class _Features:
         self.spec = spec
         self.zero_point = int(input_quant[1])
 
+    def _batched(self, mask: np.ndarray, fn) -> np.ndarray:
+        """``fn(features, xq)`` of the masked windows, 256 at a time (their float64 temporaries are 16
+        times the int8 inputs per window), concatenated."""
+        rows = np.flatnonzero(mask)
+        return np.concatenate([fn(self.features[r], self.xq[r])
+                               for r in (rows[a:a + self._BATCH] for a in range(0, max(len(rows), 1), self._BATCH))])
+
     def td(self, mask: np.ndarray, lengths) -> np.ndarray:
         """The log time-domain features of the masked windows' int8 inputs (the LDA expert's input)."""
-        # in batches, as the features: their float64 temporaries are 16 times the int8 inputs (per window)
-        rows = np.flatnonzero(mask)
-        return np.concatenate([log_td_features(self.xq[rows[a:a + self._BATCH]], self.zero_point, lengths,
-                                               config.CALIBRATION_TD_THRESHOLD)
-                               for a in range(0, max(len(rows), 1), self._BATCH)])
+        return self._batched(mask, lambda _, xq: log_td_features(xq, self.zero_point, lengths,
+                                                                 config.CALIBRATION_TD_THRESHOLD))
 
     def head_inputs(self, head: Head, mask: np.ndarray) -> np.ndarray:
-        rows = np.flatnonzero(mask)  # in batches, as td: a head that reads TD features computes them per window
-        return np.concatenate([head.inputs(self.features[rows[a:a + self._BATCH]], self.xq[rows[a:a + self._BATCH]],
-                                           self.zero_point) for a in range(0, max(len(rows), 1), self._BATCH)])
+        """What ``head`` reads for the masked windows: the trunk's features, and its TD features."""
+        return self._batched(mask, lambda feats, xq: head.inputs(feats, xq, self.zero_point))
 
 
 def _td_lengths(base, model: Int8Model) -> tuple[int, ...]:
