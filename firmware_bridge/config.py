@@ -1,11 +1,11 @@
 """The numbers that define the link's behaviour on the Pi side (docs/design.md § 3, § 4).
 
-The firmware's own numbers (watchdog timeout, joint limits, slew rate) live in its C
-configuration (``firmware/core/ng_config.h``) and are enforced there: the Pi is not trusted.
+The firmware's own numbers (watchdog timeout, joint limits, slew rate, the UART's baud rate) live in
+its C configuration (``firmware/core/ng_config.h``) and are enforced there: the Pi is not trusted.
 """
 
-BAUDRATE = 115200
-ACK_TIMEOUT_S = 0.05           # one try; a 115 200-baud round trip of a command is ~2 ms
+BAUDRATE = 500_000             # the firmware's UART, NG_LINK_BAUD (PROTOCOL.md § 5.4 says why 500 000)
+ACK_TIMEOUT_S = 0.05           # one try; a 500 000-baud round trip of a command is ~1 ms
 RETRIES = 3                    # re-sends of an unacknowledged frame before AckTimeout
 HEARTBEAT_PERIOD_S = 0.05      # well inside the firmware watchdog's timeout
 # A command not sent within this time of the window it was decided on is dropped, never sent

@@ -6,6 +6,8 @@ type and fall back to its safe behaviour (stop sending, tell the user).  Message
 
 from __future__ import annotations
 
+from firmware_bridge.wire import MsgType, Reason, reason_hint
+
 
 class LinkError(Exception):
     """Base class of every error raised by :mod:`firmware_bridge`."""
@@ -56,12 +58,10 @@ class Nacked(LinkError):
     msg_type : int
         The refused message type.
     reason : int
-        The firmware's reason code (see ``firmware_bridge.protocol.Reason``).
+        The firmware's reason code (see ``firmware_bridge.wire.Reason``).
     """
 
     def __init__(self, msg_type: int, reason: int, hint: str = ""):
-        from firmware_bridge.protocol import MsgType, Reason, reason_hint
-
         self.msg_type = msg_type
         self.reason = reason
         try:
@@ -85,8 +85,6 @@ class HeldAfterReset(Nacked):
     """
 
     def __init__(self, why: str):
-        from firmware_bridge.protocol import MsgType, Reason
-
         self.msg_type = MsgType.ARM_CMD
         self.reason = Reason.WATCHDOG
         LinkError.__init__(self, f"ARM_CMD held by the link, not sent: {why}. Call clear(Fault.WATCHDOG) "

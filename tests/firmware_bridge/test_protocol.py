@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge import protocol as P
-from firmware_bridge.errors import FrameError, LinkError
+from firmware_bridge.errors import FrameError, LinkError, ProtocolError
 
-ROOT = Path(P.__file__).resolve().parent
+ROOT = Path(P.__file__).resolve().parents[1]  # firmware_bridge/ (protocol is a package)
 CORE = ROOT / "firmware" / "core"
 
 
@@ -208,3 +208,162 @@ def test_c_and_python_parse_identically(frametool, frames, corruptions, noise):
             stream[pos % len(stream)] = val
     stream = bytes(stream)
     assert frametool(f"P {stream.hex() or '-'}") == _py_events(stream)
+
+
+# ------------------------------------------------------------------ streaming (PROTOCOL.md section 5)
+def _doc_hex(marker: str) -> bytes:
+    doc = (ROOT / "PROTOCOL.md").read_text()
+    return bytes.fromhex(re.search(rf"^{marker}: ([0-9a-f ]+)$", doc, re.MULTILINE).group(1))
+
+
+def test_samples_example_frame_in_protocol_md():
+    # A0 and A1 at 500 Hz (2 scans a frame), the stream STREAM_START seq 7 began; frame 500 (seq 0xF4)
+    wire = _doc_hex("EXAMPLE-SAMPLES-FRAME")
+    payload = P.pack_samples(1000, 7, 0x03, [(512, 498), (530, 1023)])
+    assert P.encode_frame(P.MsgType.SAMPLES, 0xF4, payload) == wire
+    [f] = P.FrameParser().feed(wire)
+    s = P.Samples.from_payload(f.payload)
+    assert (f.type, f.seq, s.first_sample, s.stream, s.channels) == (P.MsgType.SAMPLES, 0xF4, 1000, 7, (0, 1))
+    assert s.values == ((512, 498), (530, 1023)) and s.next_sample == 1002
+    doc = (ROOT / "PROTOCOL.md").read_text()
+    assert " ".join(f"{b:02X}" for b in wire) in doc  # the annotated dump shows the same bytes
+    assert "00 CA 27 E1 FF" in doc  # the packed values, byte by byte
+
+
+def test_samples_example_frame_in_c_test():
+    # The C unit test builds the same bytes with the firmware core's own stream (test_samples_example_frame).
+    src = (ROOT / "firmware" / "tests" / "test_core.c").read_text()
+    c_bytes = ", ".join(f"0x{b:02X}" for b in _doc_hex("EXAMPLE-SAMPLES-FRAME"))
+    assert re.sub(r"\s+", " ", c_bytes) in re.sub(r",\s+", ", ", src)
+    start = ", ".join(f"0x{b:02X}" for b in _doc_hex("EXAMPLE-STREAM-START-FRAME"))
+    assert start in src
+
+
+def test_stream_start_example_frame_in_protocol_md():
+    wire = _doc_hex("EXAMPLE-STREAM-START-FRAME")
+    assert P.encode_frame(P.MsgType.STREAM_START, 7, P.pack_stream_start(0x03, 500)) == wire
+
+
+def test_stream_constants_match_the_c_headers():
+    from firmware_bridge import config
+
+    d = _c_defines("ng_protocol.h", "ng_config.h")
+    assert d["NG_LINK_BAUD"] == P.LINK_BAUD == config.BAUDRATE
+    assert d["NG_ADC_CHANNELS"] == P.ADC_CHANNELS
+    assert (d["NG_STREAM_TICK_HZ"], d["NG_STREAM_RATE_MAX_HZ"], d["NG_STREAM_SPAN_MS"]) == (
+        P.STREAM_TICK_HZ, P.STREAM_RATE_MAX_HZ, P.STREAM_SPAN_MS)
+    assert (d["NG_STREAM_RESERVE_BPS"], d["NG_STREAM_LOAD_PCT"]) == (P.STREAM_RESERVE_BPS, P.STREAM_LOAD_PCT)
+    assert d["NG_SAMPLES_HEADER"] == P.SAMPLES_HEADER_SIZE
+    assert d["NG_LEN_SAMPLES"] == P.MAX_PAYLOAD == P.PAYLOAD_SIZE[P.MsgType.SAMPLES]
+
+
+@pytest.mark.parametrize("mask, rate, baud, k, frame, need, avail, fits", [
+    (0xFF, 500, 500_000, 2, 34, 8500, 38000, True),     # raw EMG, 8 inputs
+    (0x0F, 1000, 500_000, 5, 39, 7800, 38000, True),    # raw EMG, 4 inputs
+    (0xFF, 200, 500_000, 1, 24, 4800, 38000, True),     # envelopes, Myo-like
+    (0xFF, 1000, 500_000, 2, 34, 17000, 38000, True),   # the most the ADC does
+    (0x01, 1000, 500_000, 5, 21, 4200, 38000, True),
+    (0xFF, 1000, 250_000, 2, 34, 17000, 18000, True),
+    (0xFF, 500, 115_200, 2, 34, 8500, 7216, False),
+    (0x0F, 1000, 115_200, 5, 39, 7800, 7216, False),
+    (0xFF, 200, 115_200, 1, 24, 4800, 7216, True),
+])
+def test_stream_budget_table(mask, rate, baud, k, frame, need, avail, fits):
+    b = P.stream_budget(mask, rate, baud)
+    assert (b.scans_per_frame, b.frame_bytes, b.needed_bps, b.available_bps, b.fits) == (k, frame, need, avail, fits)
+    assert (b.problem is None) == fits
+    if not fits:
+        assert "fewer channels or a lower rate" in b.problem and f"{P.LINK_BAUD} baud" in b.problem
+
+
+def test_stream_arguments_name_the_fix():
+    with pytest.raises(ValueError, match="rate_hz must divide 1000"):
+        P.pack_stream_start(0xFF, 300)
+    with pytest.raises(ValueError, match="rate_hz must divide 1000"):
+        P.stream_budget(0xFF, 2000)
+    with pytest.raises(ValueError, match="channel_mask must select 1 to 8"):
+        P.pack_stream_start(0, 500)
+    with pytest.raises(TypeError, match="rate_hz must be an int"):
+        P.pack_stream_start(3, 500.0)
+    with pytest.raises(ValueError, match="channels must be ADC inputs 0..7"):
+        P.channel_mask([0, 8])
+    assert P.channel_mask(range(8)) == 0xFF and P.channel_mask([5, 0]) == 0x21
+    assert P.mask_channels(0x21) == (0, 5)
+    assert P.pack_stream_start(0xFF, 1000) == bytes([0xFF, 0, 0xE8, 0x03])
+
+
+def test_samples_malformed_payloads_are_refused():
+    good = P.pack_samples(5, 1, 0x0F, [(1, 2, 3, 4)] * 3)
+    assert P.Samples.from_payload(good).values == ((1, 2, 3, 4),) * 3
+    for bad in (good[:6], good[:-1], good + b"\0", good[:5] + b"\0" + good[6:],    # short, length, no channel
+                good[:6] + b"\0" + good[7:]):                                        # no scan
+        with pytest.raises(ProtocolError, match="disagree on the protocol"):
+            P.Samples.from_payload(bad)
+    with pytest.raises(ValueError, match="each scan must hold 4 values"):
+        P.pack_samples(0, 0, 0x0F, [(1, 2, 3)])
+    with pytest.raises(ValueError, match="ADC values must be 0..1023"):
+        P.pack_samples(0, 0, 0x01, [(1024,)])
+    with pytest.raises(ValueError, match="more than 32"):
+        P.pack_samples(0, 0, 0xFF, [(0,) * 8] * 3)
+
+
+def test_the_wire_vocabulary_sits_below_errors_and_protocol():
+    # errors.py and protocol.py both read wire.py; errors.py does not import protocol.py (no circle).
+    import ast
+
+    from firmware_bridge import errors, wire
+
+    def imports(mod) -> set[str]:
+        tree = ast.parse(Path(mod.__file__).read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    assert not {m for m in imports(wire) if m and m.startswith("firmware_bridge")}
+    assert "firmware_bridge.protocol" not in imports(errors)
+    assert P.MsgType is wire.MsgType and P.Reason is wire.Reason and P.reason_hint is wire.reason_hint
+    assert "BUDGET" in str(errors.Nacked(P.MsgType.STREAM_START, P.Reason.BUDGET))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 255), st.integers(0, 2**32 - 1), st.integers(0, 255), st.data())
+def test_samples_roundtrip_property(mask, first, stream, data):
+    n = mask.bit_count()
+    scans = data.draw(st.lists(st.lists(st.integers(0, P.ADC_MAX), min_size=n, max_size=n),
+                               min_size=1, max_size=20 // n))
+    s = P.Samples.from_payload(P.pack_samples(first, stream, mask, scans))
+    assert (s.first_sample, s.stream, s.channel_mask) == (first, stream, mask)
+    assert s.values == tuple(tuple(v) for v in scans)
+
+
+_RATES = [r for r in range(1, 1001) if 1000 % r == 0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 255), st.integers(0, 1), st.sampled_from(_RATES + [0, 3, 300, 2000]),
+       st.sampled_from([500_000, 250_000, 115_200, 57_600, 9_600, 1_000_000]))
+def test_c_and_python_compute_the_same_budget(frametool, mask, reserved, rate, baud):
+    reason, k, frame, need, avail = (int(x) for x in frametool(f"B {mask} {reserved} {rate} {baud}").split())
+    try:
+        if reserved:
+            raise ValueError("reserved byte")
+        b = P.stream_budget(mask, rate, baud)
+    except ValueError:
+        assert reason == P.Reason.BAD_ARG
+        return
+    assert (k, frame, need, avail) == (b.scans_per_frame, b.frame_bytes, b.needed_bps, b.available_bps)
+    assert reason == (0 if b.fits else P.Reason.BUDGET)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 255), st.sampled_from(_RATES), st.integers(0, 2**31 - 64), st.integers(0, 255), st.data())
+def test_c_core_and_python_build_identical_samples_frames(frametool, mask, rate, first, start_seq, data):
+    # The firmware core's stream (HELLO, STREAM_START, scans from `first`, STREAM_STOP) == Python's encoding.
+    n = mask.bit_count()
+    scans = data.draw(st.lists(st.lists(st.integers(0, P.ADC_MAX), min_size=n, max_size=n), min_size=1, max_size=25))
+    flat = ",".join(str(v) for scan in scans for v in scan)
+    got = frametool(f"S {start_seq} {mask} {rate} {first} {flat}").split()
+    k = P.scans_per_frame(n, rate)
+    want = [P.encode_frame(P.MsgType.SAMPLES, i & 0xFF, P.pack_samples(first + i * k, start_seq, mask,
+                                                                      scans[i * k:(i + 1) * k])).hex()
+            for i in range(-(-len(scans) // k))]
+    assert got == want

@@ -37,4 +37,24 @@
 #define NG_PULSE_MIN_US 1000u
 #define NG_PULSE_MAX_US 2000u
 
+/* The link: UART 8N1 at this rate (10 bits on the wire per byte). 500 000 baud is exact from 16 MHz
+ * (UBRR 3 with U2X) and on the Uno's 16U2, CH340, FT232R and CP2102 bridges; the streaming budget
+ * below is computed at it (PROTOCOL.md section 5). A build for a slower bridge may define another. */
+#ifndef NG_LINK_BAUD
+#define NG_LINK_BAUD 500000u
+#endif
+
+/* Streaming the analog inputs (PROTOCOL.md section 5). A scan converts every selected input once;
+ * scans are triggered by the 1 kHz tick, so a rate must divide NG_STREAM_TICK_HZ. */
+#define NG_ADC_CHANNELS 8u           /* A0..A7 (A6/A7 only on the TQFP/QFN Nano and Pro Mini) */
+#define NG_STREAM_TICK_HZ 1000u
+#define NG_STREAM_RATE_MAX_HZ 1000u  /* 8 conversions x <= 116 us = 928 us: every mask fits 1 ms */
+#define NG_STREAM_SPAN_MS 5u         /* a SAMPLES frame holds at most this much time (latency) */
+/* The budget: a stream fits when its bytes per second plus NG_STREAM_RESERVE_BPS (the replies:
+ * 57 STATUS per second, 20 Hz heartbeats need 700) stay within NG_STREAM_LOAD_PCT % of the line. */
+#define NG_STREAM_RESERVE_BPS 2000u
+#define NG_STREAM_LOAD_PCT 80u
+/* Scans the hardware layer buffers between its ADC interrupt and the main loop (power of two). */
+#define NG_SAMPLER_RING 8u
+
 #endif

@@ -24,6 +24,8 @@ static uint8_t expected_len(uint8_t type)
     case NG_MSG_STATUS_REQ: return NG_LEN_STATUS_REQ;
     case NG_MSG_SET_LIMITS: return NG_LEN_SET_LIMITS;
     case NG_MSG_SET_CONFIG: return NG_LEN_SET_CONFIG;
+    case NG_MSG_STREAM_START: return NG_LEN_STREAM_START;
+    case NG_MSG_STREAM_STOP: return NG_LEN_STREAM_STOP;
     default: return 0xFFu; /* unknown (firmware->host types are unknown here too) */
     }
 }
@@ -83,6 +85,7 @@ void ng_core_init(ng_core_t *c, uint32_t now_ms, ng_write_fn write, void *write_
     c->boot_ms = c->now_ms = c->last_tick_ms = c->last_heartbeat_ms = now_ms;
     c->write = write;
     c->write_ctx = write_ctx;
+    c->link_baud = NG_LINK_BAUD;
 }
 
 void ng_core_note_rx_overflow(ng_core_t *c) { c->faults |= NG_FAULT_RX_OVERFLOW; }
@@ -105,7 +108,8 @@ static void send(ng_core_t *c, uint8_t type, uint8_t seq, const uint8_t *payload
 static int remembered(uint8_t type)
 {
     return type == NG_MSG_HELLO || type == NG_MSG_ARM_CMD || type == NG_MSG_ESTOP || type == NG_MSG_CLEAR ||
-           type == NG_MSG_SET_LIMITS || type == NG_MSG_SET_CONFIG;
+           type == NG_MSG_SET_LIMITS || type == NG_MSG_SET_CONFIG || type == NG_MSG_STREAM_START ||
+           type == NG_MSG_STREAM_STOP;
 }
 
 /* Reply to a valid request; remember state-changing ones for retransmissions. */
@@ -262,6 +266,104 @@ static void set_limits(ng_core_t *c, const ng_frame_t *f)
     ack(c, f);
 }
 
+/* ------------------------------------------------------------------ the SAMPLES stream */
+
+/* Send the frame being built (if it holds any scan). */
+static void stream_flush(ng_core_t *c)
+{
+    ng_stream_t *s = &c->stream;
+    uint8_t p[NG_LEN_SAMPLES];
+    uint8_t len, i;
+    if (s->n_scans == 0u) {
+        return;
+    }
+    len = ng_samples_len(s->n_ch, s->n_scans);
+    p[0] = (uint8_t)(s->first & 0xFFu);
+    p[1] = (uint8_t)((s->first >> 8) & 0xFFu);
+    p[2] = (uint8_t)((s->first >> 16) & 0xFFu);
+    p[3] = (uint8_t)((s->first >> 24) & 0xFFu);
+    p[4] = s->id;
+    p[5] = s->mask;
+    p[6] = s->n_scans;
+    for (i = NG_SAMPLES_HEADER; i < len; i++) {
+        p[i] = s->packed[i - NG_SAMPLES_HEADER];
+        s->packed[i - NG_SAMPLES_HEADER] = 0u;
+    }
+    s->n_scans = 0u;
+    s->frames_sent++;
+    send(c, NG_MSG_SAMPLES, s->frame_seq++, p, len);
+}
+
+/* End the stream; `flush` sends the scans it still holds first (before the reply to STOP or START:
+ * no frame of a stream ever follows that reply). */
+static void stream_stop(ng_core_t *c, int flush)
+{
+    ng_stream_t *s = &c->stream;
+    uint8_t i;
+    if (!s->active) {
+        return;
+    }
+    if (flush) {
+        stream_flush(c);
+    }
+    for (i = 0; i < (uint8_t)sizeof s->packed; i++) {
+        s->packed[i] = 0u;
+    }
+    s->n_scans = 0u;
+    s->active = 0u;
+    s->gen++;
+}
+
+/* STREAM_START: NO_HELLO, then BAD_ARG, then BUDGET; not gated by the e-stop or the watchdog, which
+ * stop motion, not sensing. A START while streaming ends that stream and starts the new one. */
+static void stream_start(ng_core_t *c, const ng_frame_t *f)
+{
+    ng_stream_t *s = &c->stream;
+    uint8_t mask = f->payload[0];
+    uint16_t rate = rd16(f->payload + 2);
+    uint8_t r = c->hello_done ? ng_stream_check(mask, f->payload[1], rate, c->link_baud) : (uint8_t)NG_R_NO_HELLO;
+    if (r) {
+        nack(c, f, r);
+        return;
+    }
+    stream_stop(c, 1);
+    s->active = 1u;
+    s->mask = mask;
+    s->n_ch = ng_stream_channels(mask);
+    s->rate_hz = rate;
+    s->period_ms = (uint16_t)(NG_STREAM_TICK_HZ / rate);
+    s->scans_per_frame = ng_stream_scans_per_frame(s->n_ch, rate);
+    s->id = f->seq;
+    s->frame_seq = 0u;
+    s->first = s->next = 0u;
+    s->gen++;
+    ack(c, f);
+}
+
+void ng_core_scan(ng_core_t *c, uint32_t index, const uint16_t *values)
+{
+    ng_stream_t *s = &c->stream;
+    uint8_t i;
+    if (!s->active || (uint32_t)(index - s->next) >= 0x80000000u) {
+        return; /* no stream, or a scan older than the stream (the hardware layer lagged a restart) */
+    }
+    if (index != s->next) {
+        s->scans_lost = (uint16_t)(s->scans_lost + (uint16_t)(index - s->next));
+        stream_flush(c); /* a frame's scans are consecutive: the gap is between two frames */
+    }
+    if (s->n_scans == 0u) {
+        s->first = index;
+    }
+    for (i = 0; i < s->n_ch; i++) {
+        ng_pack10(s->packed, (uint16_t)(s->n_scans * s->n_ch + i), values[i]);
+    }
+    s->n_scans++;
+    s->next = index + 1u;
+    if (s->n_scans >= s->scans_per_frame) {
+        stream_flush(c);
+    }
+}
+
 static void handle(ng_core_t *c, const ng_frame_t *f)
 {
     uint8_t g;
@@ -286,6 +388,7 @@ static void handle(ng_core_t *c, const ng_frame_t *f)
             nack(c, f, NG_R_VERSION);
         } else {
             uint8_t p[NG_LEN_HELLO_REPLY];
+            stream_stop(c, 0); /* a new session starts without a stream */
             c->hello_done = 1u;
             c->faults &= (uint16_t)~NG_FAULT_NO_HELLO;
             c->last_heartbeat_ms = c->now_ms; /* arms the watchdog */
@@ -350,6 +453,14 @@ static void handle(ng_core_t *c, const ng_frame_t *f)
         }
         break;
     }
+    case NG_MSG_STREAM_START:
+        stream_start(c, f);
+        break;
+    case NG_MSG_STREAM_STOP:
+        /* Accepted in every state, like ESTOP: the reply follows the stream's last frame. */
+        stream_stop(c, 1);
+        ack(c, f);
+        break;
     default:
         nack(c, f, NG_R_UNKNOWN_TYPE);
         break;

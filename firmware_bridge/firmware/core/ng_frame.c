@@ -2,17 +2,16 @@
 
 uint16_t ng_crc16(const uint8_t *data, size_t len)
 {
-    /* Bitwise rather than table-driven: 512 bytes of table would be a quarter of the Uno's RAM
-     * (or need PROGMEM plumbing), and at 115200 baud a 37-byte frame leaves ample time. */
+    /* A byte at a time without a table (512 bytes of table would be a quarter of the Uno's RAM, or
+     * need PROGMEM plumbing): x is the top byte's contribution, folded through the polynomial
+     * x^16 + x^12 + x^5 + 1 in three shifts. ~30 cycles per byte on the AVR, a quarter of the
+     * bit-by-bit loop: a 37-byte frame costs ~0.07 ms, next to its 0.74 ms on the wire at 500 000 baud. */
     uint16_t crc = 0xFFFFu;
     size_t i;
     for (i = 0; i < len; i++) {
-        uint8_t b;
-        crc ^= (uint16_t)((uint16_t)data[i] << 8);
-        for (b = 0; b < 8u; b++) {
-            uint16_t shifted = (uint16_t)(crc << 1);
-            crc = (crc & 0x8000u) != 0u ? (uint16_t)(shifted ^ 0x1021u) : shifted;
-        }
+        uint8_t x = (uint8_t)((crc >> 8) ^ data[i]);
+        x = (uint8_t)(x ^ (x >> 4));
+        crc = (uint16_t)((uint16_t)(crc << 8) ^ (uint16_t)((uint16_t)x << 12) ^ (uint16_t)((uint16_t)x << 5) ^ x);
     }
     return crc;
 }

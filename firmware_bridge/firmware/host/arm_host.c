@@ -2,12 +2,19 @@
  * motion code as on the ATmega328P, driven by the real monotonic clock. Tests and the simulated
  * arm open the printed pty path with the Python link exactly as they would open /dev/ttyACM0.
  *
- * usage: arm_host [--link PATH] [--trace-ms N] [--log-commands]
+ * usage: arm_host [--link PATH] [--trace-ms N] [--log-commands] [--adc FEED]
  *   prints "PTY <path>" on stdout once ready; --link also makes PATH a symlink to it (a stable
  *   name across restarts, as udev gives a real Uno); --trace-ms prints
  *   "T <ms> <pos0> <pos1> <pulse0_us> <pulse1_us> <faults>" every N ms, and
  *   "P <ms> <pulse0_us> <pulse1_us>" whenever a servo pulse width changes (as arm_sim does);
- *   --log-commands prints "C <seq> <payload hex>" for every ARM_CMD the core executes.
+ *   --log-commands prints "C <seq> <payload hex>" for every ARM_CMD the core executes;
+ *   --adc FEED drives the analog inputs with an ADC feed (host/adc_feed.h: a file, or - for standard
+ *   input) and prints "A <ms>" when the feed starts (the first conversion, sample 0) and
+ *   "D <ms> <samples>" when it ends (its last values then hold).
+ * The ADC is emulated on the core's millisecond clock: the 1 kHz tick drives the same sampler
+ * (core/ng_sampler.h) as the AVR's interrupts, converting a scan's inputs at once, and a scan at tick
+ * t reads the feed's sample in effect at t; ticks the process slept through are caught up, so the
+ * stream keeps its rate and its sample indices exact. Without --adc the inputs read 0.
  * Exits on SIGTERM/SIGINT, removing the symlink. SIGUSR1 resets the "MCU": the core is initialised
  * again behind the same pty (session, faults, limits and counters forgotten, joints commanded to
  * the safe pose), as an Uno's ATmega328P reboots while its USB-serial chip keeps /dev/ttyACM0 open;
@@ -26,7 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adc_feed.h"
 #include "ng_core.h"
+#include "ng_sampler.h"
 
 static volatile sig_atomic_t stop, reset_requested, estop_toggle_requested;
 
@@ -41,6 +50,20 @@ static void on_signal(int sig)
     }
 }
 
+/* The emulated analog front end. */
+static ng_sampler_t sampler;
+static adc_feed_t feed;
+static int have_feed, feed_started, feed_ended;
+static uint32_t feed_t0;
+static uint8_t adc_gen;
+static uint32_t adc_tick;
+
+typedef struct {
+    int fd;
+    const ng_core_t *core;
+    int jammed; /* streaming, and the last write found the pty full for 50 ms: nobody reads */
+} out_t;
+
 static uint32_t now_ms(void)
 {
     struct timespec ts;
@@ -50,7 +73,8 @@ static uint32_t now_ms(void)
 
 static void write_all(void *ctx, const uint8_t *d, size_t n)
 {
-    int fd = *(int *)ctx;
+    out_t *out = (out_t *)ctx;
+    int fd = out->fd, waits = 0;
     while (n > 0) {
         ssize_t w = write(fd, d, n);
         if (w < 0) {
@@ -59,6 +83,13 @@ static void write_all(void *ctx, const uint8_t *d, size_t n)
             }
             if (errno == EAGAIN) {
                 struct pollfd p = {fd, POLLOUT, 0};
+                /* While samples stream, a host that stops reading must not stall the "MCU": after
+                 * 50 ms the rest is dropped, and then every write until one goes through again, as a
+                 * real UART sends whether or not anyone reads. */
+                if (out->core->stream.active && (out->jammed || ++waits > 10)) {
+                    out->jammed = 1;
+                    return;
+                }
                 poll(&p, 1, 5);
                 continue;
             }
@@ -67,11 +98,59 @@ static void write_all(void *ctx, const uint8_t *d, size_t n)
         d += w;
         n -= (size_t)w;
     }
+    out->jammed = 0;
+}
+
+/* One conversion: the feed's value of input ch at tick t (the feed starts at the first conversion). */
+static uint16_t convert(uint8_t ch, uint32_t t, uint32_t boot_ms)
+{
+    if (!have_feed) {
+        return 0;
+    }
+    if (!feed_started) {
+        feed_started = 1;
+        feed_t0 = t;
+        printf("A %lu\n", (unsigned long)(t - boot_ms));
+        fflush(stdout);
+    }
+    if (adc_feed_seek(&feed, adc_feed_index_at_ms(&feed, (uint64_t)(uint32_t)(t - feed_t0))) && !feed_ended) {
+        feed_ended = 1;
+        printf("D %lu %llu\n", (unsigned long)(t - boot_ms), (unsigned long long)feed.n_read);
+        fflush(stdout);
+    }
+    return adc_feed_counts(ch < feed.n_ch ? feed.mv[ch] : 0u);
+}
+
+/* The ADC's interrupts, emulated up to tick `now`: a START or STOP the core handled reconfigures
+ * the sampler; each tick may start a scan, whose inputs are converted at once. */
+static void run_adc(ng_core_t *core, uint32_t now)
+{
+    ng_scan_t scan;
+    if (core->stream.gen != adc_gen) {
+        adc_gen = core->stream.gen;
+        ng_sampler_configure(&sampler, core->stream.active ? core->stream.mask : 0u, core->stream.period_ms);
+        adc_tick = now;
+    }
+    if (sampler.n == 0u) {
+        adc_tick = now; /* stopped: nothing to catch up */
+        return;
+    }
+    while (adc_tick != now) {
+        uint8_t ch;
+        adc_tick++;
+        ch = ng_sampler_tick(&sampler);
+        while (ch != NG_SAMPLER_NONE) {
+            ch = ng_sampler_result(&sampler, convert(ch, adc_tick, core->boot_ms));
+        }
+        while (ng_sampler_pop(&sampler, &scan)) {
+            ng_core_scan(core, scan.index, scan.value);
+        }
+    }
 }
 
 int main(int argc, char **argv)
 {
-    const char *link_path = NULL;
+    const char *link_path = NULL, *adc_path = NULL;
     long trace_ms = 0;
     int log_commands = 0;
     int estop_pressed = 0;
@@ -79,7 +158,8 @@ int main(int argc, char **argv)
     char *name;
     struct termios t;
     struct sigaction sa;
-    ng_core_t core;
+    static ng_core_t core;
+    out_t out;
     uint32_t last_trace;
     uint16_t last_p0 = 0, last_p1 = 0;
 
@@ -90,10 +170,20 @@ int main(int argc, char **argv)
             log_commands = 1;
         } else if (strcmp(argv[i], "--trace-ms") == 0 && i + 1 < argc) {
             trace_ms = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--adc") == 0 && i + 1 < argc) {
+            adc_path = argv[++i];
         } else {
-            fprintf(stderr, "usage: %s [--link PATH] [--trace-ms N] [--log-commands]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--link PATH] [--trace-ms N] [--log-commands] [--adc FEED]\n", argv[0]);
             return 2;
         }
+    }
+    if (adc_path != NULL) {
+        char err[256];
+        if (adc_feed_open(&feed, adc_path, err, sizeof err) != 0) {
+            fprintf(stderr, "arm_host: %s\n", err);
+            return 1;
+        }
+        have_feed = 1;
     }
     master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 || (name = ptsname(master)) == NULL) {
@@ -126,7 +216,12 @@ int main(int argc, char **argv)
     sigaction(SIGUSR2, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ng_core_init(&core, now_ms(), write_all, &master);
+    out.fd = master;
+    out.core = &core;
+    out.jammed = 0;
+    ng_core_init(&core, now_ms(), write_all, &out);
+    adc_gen = core.stream.gen;
+    adc_tick = core.boot_ms;
     last_trace = now_ms();
     printf("PTY %s\n", name);
     fflush(stdout);
@@ -138,7 +233,9 @@ int main(int argc, char **argv)
         int ready = poll(&p, 1, 1) > 0 && (p.revents & POLLIN);
         if (reset_requested) {
             reset_requested = 0;
-            ng_core_init(&core, now_ms(), write_all, &master);
+            ng_core_init(&core, now_ms(), write_all, &out);
+            adc_gen = core.stream.gen; /* the reboot stops the ADC; the feed goes on, like the muscles */
+            ng_sampler_configure(&sampler, 0u, 1u);
             last_trace = core.boot_ms;
             printf("R\n");
             fflush(stdout);
@@ -168,6 +265,7 @@ int main(int argc, char **argv)
                 }
             }
         }
+        run_adc(&core, now);
         if (trace_ms > 0) {
             /* Servo pulses as the AVR build would program them: on change, and every trace_ms. */
             uint16_t p0 = ng_pulse_us(ng_core_position(&core, 0)), p1 = ng_pulse_us(ng_core_position(&core, 1));

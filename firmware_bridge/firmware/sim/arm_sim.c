@@ -3,10 +3,14 @@
  * terminal by simavr's uart_pty part; the servo pulse widths are read from the simulated Timer1
  * outputs (OC1A = D9, OC1B = D10), on the simulated clock.
  *
- * usage: arm_sim FIRMWARE.elf [--trace-ms N]
+ * usage: arm_sim FIRMWARE.elf [--trace-ms N] [--adc FEED]
  *   prints "PTY <path>" once the UART is connected, "F <period_us>" once the first PWM period has
  *   been measured on the OC1A pin, then "P <sim_ms> <pulse0_us> <pulse1_us>" whenever a pulse
  *   width changes (and at least every N ms with --trace-ms).
+ *   --adc FEED drives the analog inputs A0.. with an ADC feed (host/adc_feed.h: a file, or - for
+ *   standard input) at the feed's own rate in simulated time, from the firmware's first conversion
+ *   on (sim/adc_drive.h); prints "A <sim_ms>" then, and "D <sim_ms> <samples>" when the feed ends
+ *   (its last values then hold). Without it the inputs read 0 V. AVcc is 5 V.
  * Exits promptly on SIGTERM/SIGINT. SIGUSR1 resets the simulated MCU (avr_reset: the firmware
  * reboots and forgets its session, as an Uno's ATmega328P does on a brown-out or watchdog reset,
  * while the pty stays open like the Uno's USB-serial chip); prints "R" when it has. SIGUSR2 presses
@@ -28,6 +32,9 @@
 #include <simavr/sim_avr.h>
 #include <simavr/sim_elf.h>
 
+#include "adc_drive.h"
+#include "adc_feed.h"
+
 static volatile sig_atomic_t stop, reset_requested, estop_toggle_requested;
 static int estop_pressed;
 static avr_t *avr;
@@ -37,6 +44,8 @@ static int period_reported;
 static unsigned pulse_us[2], printed_us[2];
 static long trace_ms;
 static uint64_t last_print_cycle;
+static adc_feed_t feed;
+static adc_drive_t drive;
 
 static void on_signal(int sig)
 {
@@ -100,6 +109,16 @@ static void pin_hook(struct avr_irq_t *irq, uint32_t value, void *param)
     }
 }
 
+static void on_feed(adc_drive_t *d, char what)
+{
+    if (what == 'A') {
+        printf("A %llu\n", (unsigned long long)cycles_to_ms(d->avr->cycle));
+    } else {
+        printf("D %llu %llu\n", (unsigned long long)cycles_to_ms(d->avr->cycle), (unsigned long long)d->feed->n_read);
+    }
+    fflush(stdout);
+}
+
 static uint64_t wall_ns(void)
 {
     struct timespec ts;
@@ -116,14 +135,24 @@ int main(int argc, char **argv)
     uint64_t start_ns, start_cycle;
     unsigned long n = 0;
     int i, keep_slave;
+    const char *adc_path = NULL;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: %s FIRMWARE.elf [--trace-ms N]\n", argv[0]);
+        fprintf(stderr, "usage: %s FIRMWARE.elf [--trace-ms N] [--adc FEED]\n", argv[0]);
         return 2;
     }
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--trace-ms") == 0 && i + 1 < argc) {
             trace_ms = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--adc") == 0 && i + 1 < argc) {
+            adc_path = argv[++i];
+        }
+    }
+    if (adc_path != NULL) {
+        char err[256];
+        if (adc_feed_open(&feed, adc_path, err, sizeof err) != 0) {
+            fprintf(stderr, "arm_sim: %s\n", err);
+            return 1;
         }
     }
     memset(&fw, 0, sizeof fw);
@@ -140,6 +169,8 @@ int main(int argc, char **argv)
     avr_load_firmware(avr, &fw);
     avr->frequency = 16000000u;
     avr->log = LOG_ERROR;
+    adc_drive_init(&drive, avr, adc_path != NULL ? &feed : NULL);
+    drive.event = on_feed;
 
     /* uart_pty's thread must never receive our signals: it leaves its loop on an interrupted
      * select(), which would silently cut the UART off. Blocked here, they stay blocked in the thread
@@ -184,8 +215,10 @@ int main(int argc, char **argv)
             break;
         }
         if (reset_requested) {
+            uint64_t before = avr->cycle;
             reset_requested = 0;
             avr_reset(avr);
+            adc_drive_after_reset(&drive, before); /* the reset dropped the feed's cycle timer */
             /* Re-base the pacing and the reports on the (possibly restarted) simulated clock. */
             start_ns = wall_ns();
             start_cycle = avr->cycle;

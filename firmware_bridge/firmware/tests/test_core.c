@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ng_core.h"
+#include "ng_sampler.h"
 
 static int passed, failed;
 
@@ -559,6 +560,371 @@ static void test_estop_input(void)
     CHECK(!(core.faults & NG_FAULT_ESTOP_INPUT) && (core.faults & NG_FAULT_ESTOP));
 }
 
+/* ------------------------------------------------------------------ streaming (PROTOCOL.md section 5) */
+
+static uint32_t u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* Every frame written since the last call, in order. */
+static int frames_out(ng_frame_t *fs, int cap)
+{
+    ng_parser_t p;
+    ng_frame_t f;
+    size_t i;
+    int n = 0;
+    ng_parser_init(&p);
+    for (i = 0; i < out_len; i++) {
+        if (ng_parser_feed(&p, out_buf[i], &f) == NG_PARSE_FRAME && n < cap) {
+            fs[n++] = f;
+        }
+    }
+    out_len = 0;
+    return n;
+}
+
+static ng_frame_t stream_start(uint8_t seq, uint8_t mask, uint16_t rate)
+{
+    uint8_t p[4] = {mask, 0, (uint8_t)rate, (uint8_t)(rate >> 8)};
+    return request(NG_MSG_STREAM_START, seq, p, 4);
+}
+
+/* A deterministic scan: input ch at index k. */
+static uint16_t pattern(uint32_t k, uint8_t ch) { return (uint16_t)((k * 7u + ch * 131u) % 1024u); }
+
+static void scan_of(uint32_t k, uint8_t mask, uint16_t *v)
+{
+    uint8_t ch, n = 0;
+    for (ch = 0; ch < 8; ch++) {
+        if (mask & (1u << ch)) {
+            v[n++] = pattern(k, ch);
+        }
+    }
+}
+
+/* Check one SAMPLES frame against the pattern; returns its scan count (0 if it is not one). */
+static int check_samples(const ng_frame_t *f, uint8_t id, uint8_t mask)
+{
+    uint8_t n_ch = ng_stream_channels(mask), n, i, j;
+    uint32_t first;
+    int ok = 1;
+    uint16_t v[8];
+    if (f->type != NG_MSG_SAMPLES || f->len < NG_SAMPLES_HEADER) {
+        return 0;
+    }
+    first = u32le(f->payload);
+    n = f->payload[6];
+    CHECK(f->payload[4] == id && f->payload[5] == mask && f->len == ng_samples_len(n_ch, n));
+    for (i = 0; i < n; i++) {
+        scan_of(first + i, mask, v);
+        for (j = 0; j < n_ch; j++) {
+            ok &= ng_unpack10(f->payload + NG_SAMPLES_HEADER, (uint16_t)(i * n_ch + j)) == v[j];
+        }
+    }
+    CHECK(ok);
+    return n;
+}
+
+static void test_stream_arithmetic(void)
+{
+    /* PROTOCOL.md section 5's table: scans per frame, frame bytes, needed and available bytes/s */
+    CHECK(ng_stream_scans_per_frame(8, 500) == 2 && ng_samples_wire_len(8, 2) == 34);
+    CHECK(ng_stream_need_bps(8, 500) == 8500 && ng_stream_need_bps(8, 1000) == 17000);
+    CHECK(ng_stream_scans_per_frame(4, 1000) == 5 && ng_samples_wire_len(4, 5) == 39);
+    CHECK(ng_stream_need_bps(4, 1000) == 7800 && ng_stream_need_bps(8, 200) == 4800);
+    CHECK(ng_stream_scans_per_frame(1, 1000) == 5 && ng_stream_scans_per_frame(6, 1000) == 3);
+    CHECK(ng_stream_scans_per_frame(8, 100) == 1 && ng_samples_len(8, 2) == 27 && ng_samples_len(2, 2) == 12);
+    CHECK(ng_stream_avail_bps(500000) == 38000 && ng_stream_avail_bps(250000) == 18000);
+    CHECK(ng_stream_avail_bps(115200) == 7216 && ng_stream_avail_bps(9600) == 0);
+    /* every valid configuration fits at 500 000 baud; at 115 200 raw EMG does not */
+    {
+        unsigned mask, rate, all_fit = 1;
+        for (mask = 1; mask < 256; mask++) {
+            for (rate = 1; rate <= 1000; rate++) {
+                uint8_t r = ng_stream_check((uint8_t)mask, 0, (uint16_t)rate, NG_LINK_BAUD);
+                all_fit &= r == (1000u % rate == 0u ? 0u : (unsigned)NG_R_BAD_ARG);
+            }
+        }
+        CHECK(all_fit);
+    }
+    CHECK(ng_stream_check(0xFF, 0, 500, 115200) == NG_R_BUDGET);
+    CHECK(ng_stream_check(0x0F, 0, 1000, 115200) == NG_R_BUDGET);
+    CHECK(ng_stream_check(0xFF, 0, 200, 115200) == 0);
+    CHECK(ng_stream_check(0x0F, 0, 500, 115200) == 0);
+    CHECK(ng_stream_check(0, 0, 500, NG_LINK_BAUD) == NG_R_BAD_ARG);
+    CHECK(ng_stream_check(1, 1, 500, NG_LINK_BAUD) == NG_R_BAD_ARG);
+    CHECK(ng_stream_check(1, 0, 0, NG_LINK_BAUD) == NG_R_BAD_ARG);
+    CHECK(ng_stream_check(1, 0, 2000, NG_LINK_BAUD) == NG_R_BAD_ARG);
+    CHECK(ng_stream_check(1, 0, 300, NG_LINK_BAUD) == NG_R_BAD_ARG);
+    CHECK(ng_stream_channels(0xA5) == 4 && ng_stream_channels(0xFF) == 8 && ng_stream_channels(0) == 0);
+    /* 10-bit packing: 4 values in 5 bytes, LSB first */
+    {
+        uint8_t buf[26];
+        const uint16_t v[4] = {512, 498, 530, 1023};
+        const uint8_t expect[5] = {0x00, 0xCA, 0x27, 0xE1, 0xFF};
+        uint16_t i;
+        int ok = 1;
+        memset(buf, 0, sizeof buf);
+        for (i = 0; i < 4; i++) {
+            ng_pack10(buf, i, v[i]);
+        }
+        CHECK(memcmp(buf, expect, 5) == 0 && buf[5] == 0);
+        memset(buf, 0, sizeof buf);
+        for (i = 0; i < 20; i++) {
+            ng_pack10(buf, i, (uint16_t)(1023u - i * 37u));
+        }
+        for (i = 0; i < 20; i++) {
+            ok &= ng_unpack10(buf, i) == (uint16_t)(1023u - i * 37u);
+        }
+        CHECK(ok && buf[25] == 0);
+    }
+}
+
+static void test_sampler(void)
+{
+    ng_sampler_t s;
+    ng_scan_t scan;
+    uint8_t ch, k;
+    memset(&s, 0xA5, sizeof s);
+    ng_sampler_configure(&s, 0xA5, 2); /* inputs 0, 2, 5, 7 every 2 ticks */
+    CHECK(s.n == 4 && s.ch[0] == 0 && s.ch[1] == 2 && s.ch[2] == 5 && s.ch[3] == 7);
+    CHECK(ng_sampler_pop(&s, &scan) == 0);
+    CHECK(ng_sampler_result(&s, 99) == NG_SAMPLER_NONE); /* nothing expected yet */
+    /* the first scan starts at the next tick; each result starts the next input */
+    CHECK(ng_sampler_tick(&s) == 0);
+    CHECK(ng_sampler_result(&s, 100) == 2 && ng_sampler_result(&s, 101) == 5);
+    CHECK(ng_sampler_result(&s, 102) == 7 && ng_sampler_result(&s, 0xFC03) == NG_SAMPLER_NONE);
+    CHECK(ng_sampler_tick(&s) == NG_SAMPLER_NONE); /* period 2 */
+    CHECK(ng_sampler_pop(&s, &scan) == 1 && scan.index == 0 && scan.value[0] == 100 && scan.value[3] == 3);
+    CHECK(ng_sampler_pop(&s, &scan) == 0);
+    /* a scan still converting at the next trigger: that index is skipped, not delayed */
+    CHECK(ng_sampler_tick(&s) == 0);
+    CHECK(ng_sampler_result(&s, 1) == 2);
+    CHECK(ng_sampler_tick(&s) == NG_SAMPLER_NONE && ng_sampler_tick(&s) == NG_SAMPLER_NONE);
+    CHECK(s.overruns == 1);
+    CHECK(ng_sampler_result(&s, 2) == 5 && ng_sampler_result(&s, 3) == 7 && ng_sampler_result(&s, 4) == NG_SAMPLER_NONE);
+    CHECK(ng_sampler_pop(&s, &scan) == 1 && scan.index == 1);
+    /* a full ring (the main loop lagged): whole scans are skipped, their indices too */
+    for (k = 0; k < NG_SAMPLER_RING + 2u; k++) {
+        ng_sampler_tick(&s);
+        ch = ng_sampler_tick(&s);
+        while (ch != NG_SAMPLER_NONE) {
+            ch = ng_sampler_result(&s, k);
+        }
+    }
+    CHECK(s.dropped == 3);
+    for (k = 0; ng_sampler_pop(&s, &scan); k++) {
+        CHECK(scan.index == 3u + k && scan.value[0] == k);
+    }
+    CHECK(k == NG_SAMPLER_RING - 1u);
+    /* reconfigured: from index 0 again; a conversion of the old configuration is not taken */
+    ng_sampler_tick(&s);
+    CHECK(ng_sampler_tick(&s) == 0);
+    ng_sampler_configure(&s, 0x02, 1);
+    CHECK(ng_sampler_result(&s, 5) == NG_SAMPLER_NONE && ng_sampler_pop(&s, &scan) == 0);
+    CHECK(ng_sampler_tick(&s) == 1 && ng_sampler_result(&s, 6) == NG_SAMPLER_NONE);
+    CHECK(ng_sampler_pop(&s, &scan) == 1 && scan.index == 0 && scan.value[0] == 6);
+    ng_sampler_configure(&s, 0, 1);
+    CHECK(ng_sampler_tick(&s) == NG_SAMPLER_NONE && s.n == 0);
+}
+
+static void test_stream_session(void)
+{
+    ng_frame_t fs[64], r;
+    uint16_t v[8];
+    uint32_t k;
+    uint8_t gen;
+    int n, i;
+    fresh(0);
+    CHECK(is_nack(stream_start(40, 0xFF, 500), NG_R_NO_HELLO));
+    CHECK(!core.stream.active);
+    CHECK(is_ack(request(NG_MSG_STREAM_STOP, 39, NULL, 0), NG_MSG_STREAM_STOP)); /* in every state */
+    hello();
+    CHECK(is_nack(stream_start(41, 0, 500), NG_R_BAD_ARG));
+    CHECK(is_nack(stream_start(42, 0xFF, 300), NG_R_BAD_ARG));
+    CHECK(is_nack(stream_start(43, 0xFF, 0), NG_R_BAD_ARG));
+    CHECK(is_nack(stream_start(44, 0xFF, 2000), NG_R_BAD_ARG));
+    {
+        uint8_t p[4] = {0xFF, 1, 0xF4, 0x01};
+        CHECK(is_nack(request(NG_MSG_STREAM_START, 45, p, 4), NG_R_BAD_ARG));
+        CHECK(is_nack(request(NG_MSG_STREAM_START, 46, p, 3), NG_R_BAD_LENGTH));
+    }
+    gen = core.stream.gen;
+    CHECK(is_ack(stream_start(50, 0xFF, 500), NG_MSG_STREAM_START));
+    CHECK(core.stream.active && core.stream.gen != gen && core.stream.period_ms == 2 && core.stream.scans_per_frame == 2);
+    /* 9 scans: 4 full frames of 2 scans, numbered 0..3, first samples 0, 2, 4, 6 */
+    for (k = 0; k < 9; k++) {
+        scan_of(k, 0xFF, v);
+        ng_core_scan(&core, k, v);
+    }
+    n = frames_out(fs, 64);
+    CHECK(n == 4);
+    for (i = 0; i < n; i++) {
+        CHECK(check_samples(&fs[i], 50, 0xFF) == 2 && fs[i].seq == i && u32le(fs[i].payload) == (uint32_t)(2 * i));
+    }
+    /* a gap (scans 9..11 lost before the core): the frame holding scan 8 goes out alone, the next
+       starts at 12; the host sees first_sample 12 after 8 + 1 */
+    scan_of(12, 0xFF, v);
+    ng_core_scan(&core, 12, v);
+    n = frames_out(fs, 64);
+    CHECK(n == 1 && check_samples(&fs[0], 50, 0xFF) == 1 && u32le(fs[0].payload) == 8 && fs[0].seq == 4);
+    CHECK(core.stream.scans_lost == 3);
+    ng_core_scan(&core, 5, v); /* older than the stream's next index: ignored */
+    CHECK(frames_out(fs, 64) == 0);
+    /* the retransmitted START (its ACK lost) answers again, and does not restart the stream */
+    {
+        uint8_t p[4] = {0xFF, 0, 0xF4, 0x01}, buf[NG_MAX_ENCODED + 1];
+        size_t m = ng_frame_encode(NG_MSG_STREAM_START, 50, p, 4, buf);
+        gen = core.stream.gen;
+        out_len = 0;
+        send_raw(buf, m);
+        CHECK(frames_out(fs, 64) == 1 && is_ack(fs[0], NG_MSG_STREAM_START) && core.stream.gen == gen);
+        CHECK(core.stream.next == 13 && core.stream.n_scans == 1);
+    }
+    /* STOP: the scan it holds goes out first, then the ACK; nothing after */
+    out_len = 0;
+    {
+        uint8_t buf[NG_MAX_ENCODED + 1];
+        size_t m = ng_frame_encode(NG_MSG_STREAM_STOP, 51, NULL, 0, buf);
+        send_raw(buf, m);
+    }
+    n = frames_out(fs, 64);
+    CHECK(n == 2 && check_samples(&fs[0], 50, 0xFF) == 1 && u32le(fs[0].payload) == 12 && fs[0].seq == 5);
+    CHECK(is_ack(fs[1], NG_MSG_STREAM_STOP) && !core.stream.active);
+    ng_core_scan(&core, 13, v);
+    CHECK(frames_out(fs, 64) == 0);
+    CHECK(is_ack(request(NG_MSG_STREAM_STOP, 52, NULL, 0), NG_MSG_STREAM_STOP)); /* stopped: still ACKed */
+    /* START while streaming: the old stream's last scans, then the ACK, then the new stream from 0 */
+    CHECK(is_ack(stream_start(60, 0x0F, 1000), NG_MSG_STREAM_START));
+    for (k = 0; k < 3; k++) {
+        scan_of(k, 0x0F, v);
+        ng_core_scan(&core, k, v);
+    }
+    CHECK(frames_out(fs, 64) == 0); /* 5 scans per frame at 1 kHz */
+    {
+        uint8_t p[4] = {0x03, 0, 200, 0}, buf[NG_MAX_ENCODED + 1];
+        size_t m = ng_frame_encode(NG_MSG_STREAM_START, 61, p, 4, buf);
+        send_raw(buf, m);
+    }
+    n = frames_out(fs, 64);
+    CHECK(n == 2 && check_samples(&fs[0], 60, 0x0F) == 3 && is_ack(fs[1], NG_MSG_STREAM_START));
+    CHECK(core.stream.id == 61 && core.stream.next == 0 && core.stream.scans_per_frame == 1);
+    scan_of(0, 0x03, v);
+    ng_core_scan(&core, 0, v);
+    n = frames_out(fs, 64);
+    CHECK(n == 1 && check_samples(&fs[0], 61, 0x03) == 1 && fs[0].seq == 0 && u32le(fs[0].payload) == 0);
+    /* a new HELLO (a host that reconnected) ends the stream without sending what it held */
+    CHECK(is_ack(stream_start(62, 0x0F, 1000), NG_MSG_STREAM_START));
+    scan_of(0, 0x0F, v);
+    ng_core_scan(&core, 0, v);
+    gen = core.stream.gen;
+    r = hello();
+    CHECK(r.type == NG_MSG_HELLO_REPLY && !core.stream.active && core.stream.gen != gen && core.stream.n_scans == 0);
+    ng_core_scan(&core, 1, v);
+    CHECK(frames_out(fs, 64) == 0);
+    /* an MCU reset forgets the stream */
+    CHECK(is_ack(stream_start(63, 0x0F, 1000), NG_MSG_STREAM_START));
+    ng_core_init(&core, now, capture, NULL);
+    CHECK(!core.stream.active);
+}
+
+/* At 115 200 baud raw EMG does not fit: NACK BUDGET, and the stream is not started. */
+static void test_stream_budget_nack(void)
+{
+    fresh(0);
+    core.link_baud = 115200;
+    hello();
+    CHECK(is_nack(stream_start(1, 0xFF, 500), NG_R_BUDGET));
+    CHECK(is_nack(stream_start(2, 0x0F, 1000), NG_R_BUDGET));
+    CHECK(!core.stream.active);
+    CHECK(is_ack(stream_start(3, 0xFF, 200), NG_MSG_STREAM_START));
+    CHECK(core.stream.active && core.stream.rate_hz == 200);
+}
+
+/* Streaming changes nothing else: heartbeats, commands, the watchdog, the e-stops, while every
+ * scan still arrives (no index missing, through the watchdog trip and the e-stop). */
+static void test_stream_keeps_the_guarantees(void)
+{
+    ng_frame_t fs[64];
+    uint16_t v[8];
+    uint32_t k = 0, expect_first = 0, t;
+    int n, i, ok = 1, acks = 0, statuses = 0;
+    fresh(0);
+    hello();
+    CHECK(is_ack(stream_start(9, 0xFF, 1000), NG_MSG_STREAM_START));
+    CHECK(is_ack(arm(NG_ACT_GRASP, 1500, 1000), NG_MSG_ARM_CMD));
+    for (t = 0; t < 600; t++) {
+        now++;
+        ng_core_tick(&core, now);
+        ng_core_estop_input(&core, t >= 450 && t < 500);
+        scan_of(k, 0xFF, v);
+        ng_core_scan(&core, k++, v);
+        if (t < 200 && t % 50 == 0) {
+            uint8_t buf[NG_MAX_ENCODED + 1];
+            size_t m = ng_frame_encode(NG_MSG_HEARTBEAT, seqn++, NULL, 0, buf);
+            send_raw(buf, m);
+        }
+        if (t == 100) {
+            uint8_t p[6] = {NG_ACT_LIFT, 0, 0xE8, 0x03, 0xE8, 0x03}, buf[NG_MAX_ENCODED + 1];
+            size_t m = ng_frame_encode(NG_MSG_ARM_CMD, seqn++, p, 6, buf);
+            send_raw(buf, m);
+        }
+        n = frames_out(fs, 64);
+        for (i = 0; i < n; i++) {
+            if (fs[i].type == NG_MSG_SAMPLES) {
+                ok &= check_samples(&fs[i], 9, 0xFF) == 2 && u32le(fs[i].payload) == expect_first;
+                expect_first += 2;
+            } else {
+                acks += is_ack(fs[i], NG_MSG_ARM_CMD);
+                statuses += fs[i].type == NG_MSG_STATUS;
+            }
+        }
+        if (t == 150 + NG_WATCHDOG_DEFAULT_MS - 1) {
+            CHECK(!(core.faults & NG_FAULT_WATCHDOG)); /* last heartbeat at t = 150 */
+        }
+        if (t == 150 + NG_WATCHDOG_DEFAULT_MS) {
+            CHECK((core.faults & NG_FAULT_WATCHDOG) && core.target[0] == NG_J0_SAFE && core.target[1] == NG_J1_SAFE);
+        }
+        if (t == 470) {
+            CHECK((core.faults & NG_FAULT_ESTOP_INPUT) && core.target[0] == ng_core_position(&core, 0));
+        }
+    }
+    CHECK(ok && expect_first == 600 && core.stream.scans_lost == 0);
+    CHECK(acks == 1 && statuses == 4);
+    CHECK((core.faults & NG_FAULT_ESTOP) && !(core.faults & NG_FAULT_ESTOP_INPUT));
+    CHECK(is_nack(arm(NG_ACT_GRASP, 1000, 100), NG_R_ESTOPPED)); /* sensing goes on, motion does not */
+    CHECK(core.stream.active);
+    /* an e-stop or a watchdog trip does not refuse a new stream either: they stop motion, not sensing */
+    CHECK((core.faults & NG_FAULT_WATCHDOG) && is_ack(stream_start(10, 0x0F, 1000), NG_MSG_STREAM_START));
+}
+
+/* The SAMPLES example of PROTOCOL.md section 5 (also checked from Python against the document): the
+ * core builds it from the stream STREAM_START seq 7 (A0 and A1 at 500 Hz) after 1000 scans. */
+static void test_samples_example_frame(void)
+{
+    const uint8_t expect[] = {0x06, 0x84, 0xF4, 0x0C, 0xE8, 0x03, 0x01, 0x04, 0x07, 0x03,
+                              0x02, 0x07, 0xCA, 0x27, 0xE1, 0xFF, 0x2B, 0x5E, 0x00};
+    const uint8_t start[] = {0x05, 0x09, 0x07, 0x04, 0x03, 0x05, 0xF4, 0x01, 0xBD, 0xCF, 0x00};
+    const uint16_t a[2] = {512, 498}, b[2] = {530, 1023};
+    ng_frame_t fs[4];
+    uint16_t v[2] = {0, 0};
+    uint32_t k;
+    fresh(0);
+    hello();
+    out_len = 0;
+    send_raw(start, sizeof start);
+    CHECK(frames_out(fs, 4) == 1 && is_ack(fs[0], NG_MSG_STREAM_START) && fs[0].seq == 7);
+    for (k = 0; k < 1000; k++) {
+        ng_core_scan(&core, k, v);
+    }
+    out_len = 0;
+    ng_core_scan(&core, 1000, a);
+    ng_core_scan(&core, 1001, b);
+    CHECK(out_len == sizeof expect && memcmp(out_buf, expect, sizeof expect) == 0);
+    out_len = 0;
+}
+
 int main(void)
 {
     test_crc();
@@ -577,6 +943,12 @@ int main(void)
     test_reset_contract();
     test_rx_overflow();
     test_pulse();
+    test_stream_arithmetic();
+    test_sampler();
+    test_stream_session();
+    test_stream_budget_nack();
+    test_stream_keeps_the_guarantees();
+    test_samples_example_frame();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
