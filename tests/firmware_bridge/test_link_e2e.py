@@ -236,7 +236,7 @@ def test_opening_does_not_assert_dtr(arm_host):
     link = ArmLink(arm_host.pty, heartbeat_period=None)
     link.open()
     try:
-        assert link._port.dtr is False and link._port.rts is False
+        assert link._transport.port.dtr is False and link._transport.port.rts is False
     finally:
         link.close()
 

@@ -197,6 +197,29 @@ def test_raw_requests_the_protocol_does_not_have_are_refused_and_the_link_goes_o
         link.command(P.Action.GRASP, 1000, 600)
 
 
+def test_a_frame_that_answers_no_request_is_routed_by_its_type_or_counted(proxy):
+    """The seam the arm's sample stream will come up by (issue 27): a valid frame of a type that is no
+    reply goes to the consumer routed for its type, or is counted and dropped; the link goes on."""
+    unasked = P.encode_frame(0x90, 7, b"adc")  # no such type in protocol version 1
+    px = proxy(lambda f, req: None)
+    got = []
+    with make_link(px.path, heartbeat_period=0.02) as link:
+        def inject():
+            return first(1, answers_heartbeat, lambda f: unasked + P.encode_frame(f.type, f.seq, f.payload))
+
+        px.tamper = inject()
+        assert _wait(lambda: link.stats.unexpected_frames == 1, 1.0)  # nobody routed its type
+        link._transport.route(0x90, got.append)
+        px.tamper = inject()
+        assert _wait(lambda: got, 1.0)
+        assert [(f.type, f.seq, f.payload) for f in got] == [(0x90, 7, b"adc")]
+        assert link.stats.unexpected_frames == 1 and link.stats.malformed_replies == 0
+        hb = link.stats.heartbeats_ok
+        assert _wait(lambda: link.stats.heartbeats_ok > hb + 3, 1.0) and link.healthy()
+        with pytest.raises(ValueError, match="is a reply"):
+            link._transport.route(P.MsgType.STATUS, got.append)
+
+
 def test_open_fails_with_a_malformed_first_status(proxy):
     px = proxy(first(1, is_status, lambda f: P.encode_frame(P.MsgType.STATUS, f.seq, b"")))
     link = make_link(px.path)
@@ -410,7 +433,7 @@ def test_a_stalled_host_trips_the_watchdog_and_is_reported_as_unintended(arm_hos
     with make_link(arm_host.pty) as link:
         link.command(P.Action.GRASP, 1000, 600)
         assert _wait(lambda: link.stats.heartbeats_ok >= 2, 1.0)
-        with link._write_lock:  # the process stalls: nothing reaches the port for 0.4 s
+        with link._transport.write_lock:  # the process stalls: nothing reaches the port for 0.4 s
             time.sleep(0.4)
         assert _wait(lambda: link.stats.watchdog_trips == 1, 0.5)
         (trip,) = _faults(link, FaultKind.WATCHDOG_TRIP)
@@ -435,7 +458,7 @@ def test_a_thread_that_dies_fails_the_link_loudly(arm_host, thread, caplog):
             raise boom
 
         if thread == "io":
-            link._parser.feed = fail
+            link._transport.parser.feed = fail
         else:
             link.heartbeat = fail
         assert _wait(lambda: link.failed is not None and seen, 1.0)
