@@ -103,7 +103,7 @@ firmware:
 	$(MAKE) -C firmware_bridge/firmware avr sim
 
 # The default bundles, trained on the shared real data (about 15 minutes here); the benchmarks
-# and the README's metrics table use them.
+# and the bench tables (docs/bench.md, the README's headline figures) use them.
 SHARED_DATA ?= ../shared/data
 bundles: env-train
 	$(TRAIN_VENV)/bin/neurogrip train --task grasp-lift --data $(SHARED_DATA)/grasp_lift_segments --out build/bundles/grasp-lift

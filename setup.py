@@ -2,7 +2,7 @@
 the arm firmware) as edge/_ng_sos, loaded with ctypes, together with edge/_ng_chain.c, the
 runtime's one-call path for a chunk through the chain.
 
-optional=True: without a C compiler the install still succeeds and edge.dsp falls back to
+optional=True: without a C compiler the install still succeeds and edge.chain.dsp falls back to
 its bit-identical numpy kernel (slower), saying so in a log warning and `neurogrip doctor`.
 """
 

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import DEFAULT_BUNDLES, fmt
+from edge.evaluation.scoring import brief
+from edge.stats import percentiles
 
 # issue #25 goal 1 / design § 3: on-device ≥ 0.98, ≥ the per-person LDA + 1 point, within 0.5 points
 # of the workstation fine-tune; goal 2: continuous use of the on-device bundles
@@ -51,7 +53,8 @@ BASES = DEFAULT_BUNDLES / "calibration"
 
 def _scores(bundle, recs) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, truth) of every window of the recordings, each file's segments on their own."""
-    from edge.calibration.session import read_session, session_windows
+    from edge.calibration.session_files import read_session
+    from edge.calibration.windows import session_windows
 
     model = bundle.model()
     probs, truth = [], []
@@ -63,14 +66,14 @@ def _scores(bundle, recs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _accuracy(probs, truth) -> float:
-    from edge.metrics import accuracy
+    from edge.evaluation.metrics import accuracy
 
     keep = truth.sum(axis=1) == 1
     return accuracy(truth[keep].argmax(1), probs[keep].argmax(1))
 
 
 def _auc(probs, truth) -> float:
-    from edge.metrics import mean_columnwise_auc
+    from edge.evaluation.metrics import mean_columnwise_auc
 
     return float(mean_columnwise_auc(truth, probs))
 
@@ -97,9 +100,9 @@ def _child_calibration(base: Path, data: Path, out: Path) -> dict:
 def _emg(ctx, quick: bool) -> dict:
     from edge.bundle import load_bundle
     from edge.calibration import calibrate
-    from edge.evaluation import command_map, continuous_score, replay_probs, window_accuracy
+    from edge.evaluation.replay import command_map, continuous_score, replay_probs, window_accuracy
+    from edge.evaluation.scoring import combine, decoder_delays
     from edge.recordings.myo import as_continuous, read_myo_session
-    from edge.scoring import combine, decoder_delays
 
     ref = ctx.bundle("gesture")
     root = ctx.shared_data / "myo_armband" / "EvaluationDataset"
@@ -130,13 +133,13 @@ def _emg(ctx, quick: bool) -> dict:
         out["participants"][part.name] = {"calibrated": cal[0] / cal[1], "base": bas[0] / bas[1],
                                           "held_out": {"base": res.base, "calibrated": res.calibrated},
                                           "refused": not (res.calibrated >= res.base), "seconds": secs,
-                                          "choice": res.choice, "continuous": _brief(c),
+                                          "choice": res.choice, "continuous": brief(c),
                                           "delays_ms": [d for s in cont for d in s["delays_ms"]]}
     ps = out["participants"].values()
     out["calibrated"] = float(np.mean([p["calibrated"] for p in ps]))
     out["base"] = float(np.mean([p["base"] for p in ps]))
-    out["continuous"] = _brief(combine(scores))
-    out["decoder_delay_ms"] = _pcts(decoder)
+    out["continuous"] = brief(combine(scores))
+    out["decoder_delay_ms"] = percentiles(decoder)
     out["decision"] = {k: mine.manifest["decision"].get(k) for k in ("reject_below", "vote", "min_dwell_ms",
                                                                       "refractory_ms")}
     out["stride_ms"] = mine.window.get("stride_ms")
@@ -156,14 +159,6 @@ def _emg(ctx, quick: bool) -> dict:
     return out
 
 
-def _pcts(values) -> dict:
-    if not values:
-        return {"n": 0}
-    return {"n": len(values), "p50": float(np.percentile(values, 50)), "p90": float(np.percentile(values, 90))}
-
-
-def _brief(s: dict) -> dict:
-    return {k: v for k, v in s.items() if k not in ("per_command", "delays_ms")}
 
 
 @contextlib.contextmanager

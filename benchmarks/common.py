@@ -2,7 +2,7 @@
 percentile summaries and the forced decision policy used to make commands flow.
 
 Recordings: the shared real data (``../shared/data`` next to the repository, or
-``$NEUROGRIP_SHARED_DATA``) when present, else synthetic EEG from :mod:`edge.synthetic`; every
+``$NEUROGRIP_SHARED_DATA``) when present, else synthetic EEG from :mod:`edge.recordings.synthetic`; every
 result names which one it used (``"real"`` / ``"synthetic"``).
 """
 
@@ -114,7 +114,7 @@ def grasp_lift_file(ctx: Context, subject: int = 1, series: int = 8) -> tuple[Pa
     if real.is_file():
         return real, "real"
     from edge.recordings import write_grasp_lift
-    from edge.synthetic import grasp_lift_series
+    from edge.recordings.synthetic import grasp_lift_series
 
     out = ctx.tmp / f"synthetic-gl-{subject}-{series}"
     data = out / f"subj{subject}_series{series}_data.csv.gz"
@@ -129,7 +129,7 @@ def grasp_lift_heldout(ctx: Context, quick: bool, synthetic: bool = False) -> li
     ``synthetic``: the continuous synthetic series (with rest between trials) even when the real
     segments are there — for a bundle trained on synthetic data."""
     from edge.recordings import read_recording
-    from edge.synthetic import grasp_lift_series
+    from edge.recordings.synthetic import grasp_lift_series
 
     pairs = GL_QUICK if quick else GL_HELDOUT
     root = ctx.shared_data / "grasp_lift_segments"
@@ -143,7 +143,7 @@ def grasp_lift_heldout(ctx: Context, quick: bool, synthetic: bool = False) -> li
 
 def continuous_grasp_lift(quick: bool):
     """A continuous (gap-free) synthetic series: the live situation, a window every stride."""
-    from edge.synthetic import grasp_lift_series
+    from edge.recordings.synthetic import grasp_lift_series
 
     return grasp_lift_series(1, 8, seed=0, n_trials=4 if quick else 34)
 
@@ -153,7 +153,7 @@ def emotion_file(ctx: Context) -> tuple[Path, str]:
     if real.is_file():
         return real, "real"
     from edge.recordings import write_muse
-    from edge.synthetic import muse_recording
+    from edge.recordings.synthetic import muse_recording
 
     out = ctx.tmp / "synthetic-muse-a-neutral.csv"
     if not out.is_file():
@@ -196,8 +196,8 @@ def int8_windows(bundle, recording, n_max: int) -> np.ndarray:
     """Up to ``n_max`` int8 model inputs from a recording, exactly as the live pipeline builds them
     (fixed-point chain per segment → windows → the bundle's model input → quantise), spread over
     the recording."""
-    from edge.chain import segment_windows
-    from edge.model_input import quantise
+    from edge.chain.signal_chain import segment_windows
+    from edge.model.inputs import quantise
     from edge.sources import channel_map
 
     idx = channel_map(list(recording.channels), bundle.channels)
@@ -235,7 +235,7 @@ def fmt(v, spec: str = ".2f", none: str = "–") -> str:
 
 def forced_thresholds(bundle, recording, seconds: float = 30.0) -> list[float]:
     """Per label, the output level that the model's outputs on ``recording`` reach half of the time."""
-    from edge.inference import dequantise
+    from edge.model.inference import dequantise
     from edge.runtime import replay_outputs
 
     outs, idx = replay_outputs(bundle, recording)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import fmt, grasp_lift_heldout
-from edge.metrics import auc, roc_curve  # scikit-learn's ROC (ties, corners), numpy only
+from edge.evaluation.metrics import auc, roc_curve  # scikit-learn's ROC (ties, corners), numpy only
 
 EVENT_HALF_WIDTH_MS = 150.0
 
@@ -53,8 +53,8 @@ def _sequence_scores(policy, labels, runs, base=None, level=None) -> dict:
     replays ``runs`` = [(rec, label columns, probs, rows)], decided offline exactly as the runtime does."""
     from dataclasses import replace
 
-    from edge.evaluation import simulate_decisions
-    from edge.scoring import combine_sequences, score_sequence
+    from edge.evaluation.replay import simulate_decisions
+    from edge.evaluation.scoring import combine_sequences, score_sequence
     from training.control import thresholds_at
 
     if level is not None:  # the thresholds and hysteresis training would set for that level
@@ -91,8 +91,8 @@ def tradeoff(bundle, runs) -> tuple[list, float | None]:
 
 
 def grasp_lift_replay(bundle, recordings, chunk: int = 10) -> dict:
-    from edge.evaluation import command_map, replay
-    from edge.scoring import combine_sequences, score_sequence
+    from edge.evaluation.replay import command_map, replay
+    from edge.evaluation.scoring import combine_sequences, score_sequence
 
     labels = list(bundle.labels)
     policy = bundle.decision_policy()
@@ -192,7 +192,7 @@ def lat_all(v) -> dict:
 
 def run(quick: bool = False, ctx=None) -> dict:
     from edge.bundle import load_bundle
-    from edge.evaluation import timeline
+    from edge.evaluation.replay import timeline
 
     out = {"bundles": {}}
     recordings = {}

@@ -13,7 +13,7 @@
     (``.venv-train``: Python 3.12, numpy 2 and ``ai_edge_litert``, the interpreter the edge installs
     on Python >= 3.12; the edge code imports no TensorFlow there either), via
     ``python -m benchmarks.e2e --replay BUNDLE``; every run names its ``interpreter``.
-(b) ``lsl``: an :class:`edge.player.Player` publishes the continuous series in real time over LSL
+(b) ``lsl``: an :class:`edge.sources.player.Player` publishes the continuous series in real time over LSL
     on loopback; :func:`edge.runtime.serve` reads it (``lsl:``) and commands the simulated arm
     (:func:`firmware_bridge.sim.start`: the simavr Uno, else the host build; ``simulator`` says
     which) over its pty.  The decision policy is forced (every label fires easily, 200 ms
@@ -152,8 +152,8 @@ def main(argv=None) -> int:
 
 def lsl_run(bundle_path, rec, seconds: float) -> dict:
     from edge.bundle import load_bundle
-    from edge.player import Player
     from edge.runtime import RuntimeConfig, serve
+    from edge.sources.player import Player
     from firmware_bridge.protocol import Action
     from firmware_bridge.sim import start
 

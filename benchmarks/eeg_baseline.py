@@ -24,7 +24,7 @@ taken from the bundle; the features are the baseline's own, from the raw 500 Hz 
    segment so far (0.2–0.7 s).  32 channels × 6 bands = 192 features.
 3. **Slow trend** per channel (32 features): the mean of the last quarter of the trailing 0.2 s minus
    the mean of its first quarter, on the raw samples — the slow movement-related potential, the trend
-   feature of the project's own training baseline (:func:`edge.model_input.window_features`, over the
+   feature of the project's own training baseline (:func:`edge.model.inputs.window_features`, over the
    bundle's 200 ms window).  Added by the cross-validation below, not a priori.
 4. **Standardisation** (mean and standard deviation per feature) fitted on the training windows only.
 5. **Logistic regression**, one vs rest per event column, L2 penalty ``C = 1.0`` (scikit-learn's
@@ -172,7 +172,7 @@ def slow_trend(samples: np.ndarray, segments: np.ndarray, ends: np.ndarray, fs: 
                span_s: float = TREND_S) -> np.ndarray:
     """The slow trend ``(len(ends), n_channels)`` at the rows ``ends``: the mean of the last quarter of
     the trailing ``span_s`` minus the mean of its first quarter (the trend of the training baseline,
-    :func:`edge.model_input.window_features`), the span clipped at the segment's start.  Rows after
+    :func:`edge.model.inputs.window_features`), the span clipped at the segment's start.  Rows after
     each end are never read."""
     x = np.asarray(samples, np.float64)
     ends = np.asarray(ends, np.int64)
@@ -207,7 +207,8 @@ def session_features(bundle, recs, params: Params = DEFAULT) -> tuple[np.ndarray
     ``session_windows``): the windows' last rows and labels are the bundle's, the features the
     baseline's own at those rows.
     """
-    from edge.calibration.session import read_session, session_windows
+    from edge.calibration.session_files import read_session
+    from edge.calibration.windows import session_windows
 
     feats, truth = [], []
     bank = None
@@ -308,7 +309,7 @@ def _read(files) -> list:
 def subject_baseline(bundle, train, test, params: Params = DEFAULT) -> dict:
     """Fit on ``train`` (paths or Recordings: series 1–6), score ``test`` (series 7–8) at the bundle's
     windows.  Returns ``{"probs", "truth", "auc", "train_windows", "test_windows"}``."""
-    from edge.metrics import mean_columnwise_auc
+    from edge.evaluation.metrics import mean_columnwise_auc
 
     F, Y = session_features(bundle, _read(train), params)
     model = Baseline(params).fit(F, Y)
@@ -321,7 +322,7 @@ def subject_baseline(bundle, train, test, params: Params = DEFAULT) -> dict:
 def run_subjects(bundle, data: Path, subjects, params: Params = DEFAULT) -> dict:
     """The peer on each subject: ``{"subjects": {s: AUC}, "auc": Kaggle metric over all test windows,
     "probs": {s: ...}, "truth": {s: ...}, "seconds", "setup"}``."""
-    from edge.metrics import mean_columnwise_auc
+    from edge.evaluation.metrics import mean_columnwise_auc
 
     t0 = time.perf_counter()
     out = {"subjects": {}, "probs": {}, "truth": {}, "windows": {}}
@@ -342,7 +343,7 @@ def run_subjects(bundle, data: Path, subjects, params: Params = DEFAULT) -> dict
 def cross_validate(bundle, data: Path, subject: int, params: Params = DEFAULT) -> float:
     """Leave-one-series-out mean column AUC within the training series 1–6 of one subject (series
     7–8 are never read), the AUC pooled over the six held-out series."""
-    from edge.metrics import mean_columnwise_auc
+    from edge.evaluation.metrics import mean_columnwise_auc
 
     per = [session_features(bundle, _read([f]), params) for f in series_files(data, subject, TRAIN_SERIES)]
     probs, truth = [], []

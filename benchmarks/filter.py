@@ -10,8 +10,8 @@ import numpy as np
 from scipy import signal
 
 from benchmarks.timing import median_time
-from edge.dsp import FixedPointSOS, available_backends
-from edge.synthetic import grasp_lift_series
+from edge.chain.dsp import FixedPointSOS, available_backends
+from edge.recordings.synthetic import grasp_lift_series
 from training.filter_design import FilterSpec, design_chain
 
 CHAIN = [FilterSpec("highpass", (0.5,), 2), FilterSpec("notch", (50.0,)), FilterSpec("lowpass", (40.0,), 4)]

@@ -4,7 +4,7 @@ person gets, through the edge path.
 For the gesture bundle (``make bundles`` writes ``build/bundles/gesture`` and, in its report
 folder, one calibrated bundle per evaluation participant), each evaluation participant's
 ``Test0`` and ``Test1`` sessions are run here, int8, by the edge's own code
-(:mod:`edge.evaluation`):
+(:mod:`edge.evaluation.replay`):
 
 * **calibrated** — the participant's calibrated bundle (fine-tuned on their ``training0`` only):
   window accuracy (each file's own windows), mean over participants;
@@ -12,7 +12,7 @@ folder, one calibrated bundle per evaluation participant), each evaluation parti
 * **continuous use** — each session replayed as one continuous stream through the calibrated
   bundle and its decision policy (chosen on the participant's calibration data by the objective in
   the manifest): false activations per minute of rest, gestures commanded, delay from gesture
-  start, wrong commands per minute (:mod:`edge.scoring`).
+  start, wrong commands per minute (:mod:`edge.evaluation.scoring`).
 
 The float model, the per-participant LDA baseline (Hudgins' TD features) and the training time
 come from the same training run's report (``<bundle>.report/report.json``); without it (the test
@@ -50,9 +50,9 @@ def _invoke_us(bundle, repeats: int = 300) -> float:
 
 def run(quick: bool = False, ctx=None) -> dict:
     from edge.bundle import load_bundle
-    from edge.evaluation import continuous_score, timeline, window_accuracy
+    from edge.evaluation.replay import continuous_score, timeline, window_accuracy
+    from edge.evaluation.scoring import combine
     from edge.recordings.myo import as_continuous, read_myo_session
-    from edge.scoring import combine
 
     ref = ctx.bundle("gesture")
     root = ctx.shared_data / "myo_armband"

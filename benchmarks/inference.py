@@ -1,6 +1,6 @@
 """int8 inference latency per bundle, against the interpreters and float peers that exist.
 
-For each bundle: the model's size, and the latency of one :meth:`edge.inference.Int8Model.run_int8`
+For each bundle: the model's size, and the latency of one :meth:`edge.model.inference.Int8Model.run_int8`
 call (batch 1, 1 thread, real windows built by the edge chain from a recording, many repeats)
 under every TFLite interpreter installed in this environment.  When the training environment
 (``.venv-train``) exists and the bundle's ``<bundle>.report/`` holds the float model, the peers
@@ -63,7 +63,7 @@ def _peers(ctx, ref, windows_path, repeats: int) -> dict:
 
 def run(quick: bool = False, ctx=None) -> dict:
     from edge.bundle import load_bundle
-    from edge.inference import InferenceError, Int8Model, interpreter_backend
+    from edge.model.inference import InferenceError, Int8Model, interpreter_backend
     from edge.recordings import read_recording
 
     repeats = 300 if quick else 3000

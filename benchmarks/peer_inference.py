@@ -57,7 +57,7 @@ def _guard(peers: dict, names, fn) -> None:
 def measure(bundle_path, windows: np.ndarray | None, repeats: int) -> dict:
     from benchmarks.common import BundleRef, Context, int8_windows, recording_for
     from edge.bundle import load_bundle
-    from edge.inference import InferenceError, Int8Model, dequantise, interpreter_backend
+    from edge.model.inference import InferenceError, Int8Model, dequantise, interpreter_backend
 
     bundle = load_bundle(bundle_path, check_model=False)
     ref = BundleRef(Path(bundle_path), bundle.task, "given")

@@ -7,8 +7,9 @@
 * ``inference.png``      int8 latency per runtime and float peer, per bundle;
 * ``roc_<bundle>.png``   ROC curve per event of a grasp-lift bundle (int8, edge path), with the
                          operating point of the bundle's thresholds;
-* ``timeline_<bundle>.png`` a replay as a user would see it: the true events, the probabilities, the
-                         commands (sent, and held by the arm's state) and the arm's state;
+* ``timeline_<bundle>.png`` a replay as a user would see it: per label its true events and its
+                         probability, then the commands (sent, and held by the arm's state) and the arm's
+                         state, on the recording's own time axis (gaps shaded, never bridged);
 * ``tradeoff_<bundle>.png`` commands for the wrong phase against trials fully commanded, over the
                          decision threshold level, with the operating point chosen on the tune block.
 """
@@ -180,49 +181,108 @@ def roc(report: dict, out: Path) -> list[Path]:
     return paths
 
 
+def _timeline_gaps(tl: dict, t: np.ndarray) -> list[tuple[float, float]]:
+    """Where a timeline has no data: its own ``gaps`` (each segment boundary of the recording: a gap, or
+    separately recorded files back to back when both ends are equal), else window steps of more than
+    three strides."""
+    if tl.get("gaps") is not None:
+        return [(float(a), float(b)) for a, b in tl["gaps"]]
+    if len(t) < 3:
+        return []
+    step = float(np.median(np.diff(t)))
+    return [(float(t[i]), float(t[i + 1])) for i in np.flatnonzero(np.diff(t) > 3 * step)]
+
+
+def _broken(t: np.ndarray, gaps, *series: np.ndarray):
+    """``t`` and each of ``series`` with a NaN row after the last window before each gap, so that no
+    line and no shading is drawn across one."""
+    at = sorted({int(np.searchsorted(t, a, side="right")) for a, _ in gaps} - {0, len(t)})
+    return [np.insert(np.asarray(x, float), at, np.nan, axis=0) for x in (t, *series)]
+
+
 def timeline_png(tl: dict, path: Path, title: str = "") -> Path:
-    """A replay's timeline (:func:`edge.evaluation.timeline`): truth, probabilities, decisions, arm state."""
-    import numpy as np
+    """A replay's timeline (:func:`edge.evaluation.replay.timeline`) as a PNG: :func:`timeline_figure`."""
+    fig = timeline_figure(tl, title)
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def timeline_figure(tl: dict, title: str = ""):
+    """A replay's timeline, one panel per label — its truth shaded, its probability and threshold drawn over
+    it — and the commands (sent, held) with the arm's state below, under one legend.  The time axis is
+    the recording's own: its gaps are shaded (separate recordings joined back to back: a dashed line),
+    and nothing is drawn across them."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     plt = _plt()
+    labels = list(tl["labels"])
     t = np.asarray(tl["t_s"], float)
-    probs = np.asarray(tl["probs"], float)
-    labels = tl["labels"]
-    fig, axes = plt.subplots(3, 1, figsize=(13, 7.5), sharex=True, gridspec_kw={"height_ratios": [1.2, 2, 1.3]})
+    gaps = _timeline_gaps(tl, t)
+    truth = np.asarray(tl["truth"], float) if tl.get("truth") is not None else None
+    tb, probs = _broken(t, gaps, np.asarray(tl["probs"], float).reshape(len(t), len(labels)))
+    truth = None if truth is None else _broken(t, gaps, truth)[1]
+    k = len(labels)
+    fig, axes = plt.subplots(k + 1, 1, figsize=(13, 0.75 * k + 3.2), sharex=True,
+                             gridspec_kw={"height_ratios": [1] * k + [2.2]})
     colors = plt.get_cmap("tab10").colors
-    ax = axes[0]
-    if tl.get("truth") is not None:
-        truth = np.asarray(tl["truth"], bool)
-        for k, lab in enumerate(labels):
-            ax.fill_between(t, k - 0.4, k + 0.4, where=truth[:, k], step="post", color=colors[k % 10], lw=0)
-    ax.set(yticks=range(len(labels)), yticklabels=labels, ylim=(-0.6, len(labels) - 0.4), title=title or tl["source"])
-    ax.set_ylabel("truth")
-    ax = axes[1]
-    for k, lab in enumerate(labels):
-        ax.plot(t, probs[:, k], color=colors[k % 10], lw=0.9, label=lab)
-        if tl.get("thresholds"):
-            ax.axhline(tl["thresholds"][k], color=colors[k % 10], lw=0.6, ls=":")
-    ax.set(ylabel="probability", ylim=(0, 1.02))
-    ax.legend(ncol=min(len(labels), 7), fontsize=7, loc="upper right")
-    ax = axes[2]
+    thresholds = tl.get("thresholds")
+    for i, (ax, lab) in enumerate(zip(axes, labels)):
+        c = colors[i % 10]
+        if truth is not None:
+            ax.fill_between(tb, 0, 1.05, where=truth[:, i] > 0, step="post", color=c, alpha=0.22, lw=0)
+        ax.plot(tb, probs[:, i], color=c, lw=0.9)
+        if thresholds:
+            ax.axhline(thresholds[i], color=c, lw=0.8, ls=":")
+        ax.set(ylim=(0, 1.05), yticks=[0, 1])
+        ax.set_ylabel(lab, rotation=0, ha="right", va="center", fontsize=8)
+        ax.tick_params(labelsize=7)
+    ax = axes[-1]
     names = tl.get("state_names") or []
+    states = [names.index(s) if s in names else np.nan for s in tl["states"]] if names else []
     if names:
-        idx = [names.index(s) if s in names else np.nan for s in tl["states"]]
-        ax.step(t, idx, where="post", color="k", lw=1.2, label="arm state")
-        ax.set(yticks=range(len(names)), yticklabels=names)
+        tb2, st = _broken(t, gaps, np.asarray(states, float))
+        ax.step(tb2, st, where="post", color="k", lw=1.2)
+        ax.set(yticks=range(len(names)), yticklabels=names, ylim=(-0.5, len(names) - 0.5))
+    else:
+        ax.set(yticks=[], ylim=(-0.5, 0.5))
+    y_at = (lambda ts: states[min(int(np.searchsorted(t, ts)), len(states) - 1)]) if states else (lambda ts: 0)
+    actions = {}
+    sent = [d for d in tl["decisions"] if d["action"]]
     for d in tl["decisions"]:
-        k = labels.index(d["label"]) if d["label"] in labels else 0
-        y = (names.index(tl["states"][int(np.searchsorted(t, d["t_s"]))]) if names and
-             int(np.searchsorted(t, d["t_s"])) < len(tl["states"]) and tl["states"][int(np.searchsorted(t, d["t_s"]))]
-             in names else 0)
+        y = y_at(d["t_s"])
         if d["action"]:
-            ax.plot(d["t_s"], y, marker="^", ms=8, color=colors[k % 10], ls="")
-            ax.annotate(d["action"], (d["t_s"], y), xytext=(0, 7), textcoords="offset points", fontsize=6,
-                        ha="center")
+            i = labels.index(d["label"]) if d["label"] in labels else 0
+            actions.setdefault(d["action"], colors[i % 10])
+            ax.plot(d["t_s"], y, marker="^", ms=8, color=colors[i % 10], ls="")
+            if len(sent) <= 40:
+                ax.annotate(d["action"], (d["t_s"], y), xytext=(0, 7), textcoords="offset points", fontsize=6,
+                            ha="center")
         else:
             ax.plot(d["t_s"], y, marker="x", ms=7, color="grey", ls="")
-    ax.set(xlabel="stream time (s)", ylabel="commands (▲ sent, × held)")
-    return _save(fig, path)
+    ax.set_ylabel("arm state" if names else "commands", fontsize=8)
+    for a in axes:
+        for g0, g1 in gaps:
+            if g1 > g0:
+                a.axvspan(g0, g1, color="0.88", lw=0, zorder=0)
+            else:
+                a.axvline(g0, color="0.6", lw=0.6, ls="--", zorder=0)
+    joined, spans = any(b <= a for a, b in gaps), any(b > a for a, b in gaps)
+    handles = ([Patch(color="0.5", alpha=0.35, label="label true")] if truth is not None else []) + [
+        Line2D([], [], color="0.3", lw=0.9, label="probability")]
+    handles += [Line2D([], [], color="0.3", lw=0.8, ls=":", label="threshold")] if thresholds else []
+    handles += [Patch(color="0.88", label="no data (a gap)")] if spans else []
+    handles += [Line2D([], [], color="0.6", lw=0.6, ls="--", label="separate recordings joined")] if joined else []
+    handles += [Line2D([], [], color="k", lw=1.2, label="arm state")] if names else []
+    handles += [Line2D([], [], marker="^", ms=7, color=c, ls="", label=f"{a} sent") for a, c in actions.items()]
+    if any(not d["action"] for d in tl["decisions"]):
+        handles += [Line2D([], [], marker="x", ms=6, color="grey", ls="", label="held (not valid in the arm's state)")]
+    axes[0].set_title(title or tl["source"], fontsize=10)
+    axes[-1].set_xlabel("recording time (s)" + (f"; {sum(b > a for a, b in gaps)} gap(s) shaded" if spans else ""))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.03 + 0.025 * ((len(handles) - 1) // 6), 1, 1))
+    return fig
 
 
 def tradeoff_png(curve: list, chosen: dict, path: Path, title: str) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 
 from benchmarks.timing import median_time
 from edge.recordings import read_grasp_lift, write_grasp_lift
-from edge.synthetic import grasp_lift_series
+from edge.recordings.synthetic import grasp_lift_series
 
 GOAL_S = 2.0
 

@@ -35,9 +35,9 @@ def lying_producer_run(bundle, delivered_hz, seconds: float, stamps: str = "prod
     import pylsl
 
     from edge.config import RuntimeConfig
+    from edge.recordings.synthetic import grasp_lift_series
     from edge.runtime import Runtime
     from edge.sources import open_source
-    from edge.synthetic import grasp_lift_series
 
     name = f"ng-rate-{uuid.uuid4().hex[:8]}"
     info = pylsl.StreamInfo(name, "EEG", len(bundle.channels), 500.0, "float32", name)

@@ -171,8 +171,8 @@ def replay(bundle, rec, repeats: int) -> dict:
 
 
 def lsl_once(bundle_path, rec, decider, seconds: float, with_view: bool) -> dict:
-    from edge.player import Player
     from edge.runtime import RuntimeConfig, serve
+    from edge.sources.player import Player
     from firmware_bridge.sim import start
 
     sim = start()

@@ -1,7 +1,7 @@
 """neurogrip edge: everything the Raspberry Pi runs (numpy only, no TensorFlow).
 
 Sub-modules are imported lazily by their users so that ``import edge`` stays
-cheap on the Pi; see ``edge.recordings`` (file readers), ``edge.synthetic``
+cheap on the Pi; see ``edge.recordings`` (file readers), ``edge.recordings.synthetic``
 (realistic synthetic EEG) and ``edge.cli`` (the ``neurogrip`` command).
 """
 

@@ -37,7 +37,7 @@ typedef struct {
 } ng_chain_args;
 
 /*
- * ng_chain_run — one float64 chunk through a SignalChain (edge/chain.py), what
+ * ng_chain_run — one float64 chunk through a SignalChain (edge/chain/signal_chain.py), what
  * SignalChain.process(x).astype(float32) computes in numpy:
  *
  *   1. validate: every |x| < limit (NaN and inf fail); on failure return -1 and change nothing,
@@ -120,8 +120,8 @@ typedef struct {
 } ng_window_args;
 
 /*
- * ng_windows_int8 — a raw-window bundle's int8 model input (edge.model_input.ModelInput): normalise
- * (edge.model_input.normalise_windows) then quantise (edge.model_input.quantise), in float32 as numpy:
+ * ng_windows_int8 — a raw-window bundle's int8 model input (edge.model.inputs.ModelInput): normalise
+ * (edge.model.inputs.normalise_windows) then quantise (edge.model.inputs.quantise), in float32 as numpy:
  *
  *   mean[c] = (sequential float32 sum of the window's rows) / length
  *   v       = (w - mean[c]) / channel_scale[c], then clamped to [-clip, clip] when clip > 0

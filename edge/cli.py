@@ -1,4 +1,10 @@
-"""The ``neurogrip`` command: one entry point, one sub-command per job.
+"""The ``neurogrip`` command: EEG or EMG in, arm motion out; one entry point, one sub-command per job.
+
+It covers both signals end to end: EEG (a headset over LSL or BrainFlow: grasp-and-lift, emotion) and
+EMG (a Myo armband: gestures) — record a session, calibrate a bundle to the person, evaluate it, run
+it against the arm or the simulated one.  Sub-commands that are more than a call live in
+:mod:`edge.commands` (``run``, ``demo``, ``doctor``, ``info``, ``synth``) or in their package's own
+command module (:mod:`edge.bundle.commands`).
 
 The top of the house: the only module of ``edge`` that imports ``training`` and ``benchmarks``
 (nothing below imports it).  Sub-commands import their implementation lazily, so
@@ -24,12 +30,11 @@ import logging
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
 import warnings
 
-from edge import config
+from edge import config, progress
 from edge.errors import EdgeError
 from edge.tasks import get_task, task_names
 from firmware_bridge.errors import LinkError
@@ -109,9 +114,10 @@ def native_log_filter(enabled: bool = True):
     """While active, lines written to file descriptor 2 that match :data:`NATIVE_NOISE` are dropped.
 
     fd 2 is pointed at a pipe read by a small filter process that writes every other line to the
-    original stderr (Python's ``sys.stderr`` writes to fd 2 too: its lines pass unchanged).  On
-    exit fd 2 is restored.  Without a way to start the filter (no ``sys.executable``, not POSIX),
-    nothing is filtered.
+    original stderr (Python's ``sys.stderr`` writes to fd 2 too: its lines pass unchanged).  When the
+    original stderr is a terminal, progress bars are drawn on it directly (a bar is no line for the
+    filter to pass: :func:`edge.progress.draw_bars_on`).  On exit fd 2 is restored.  Without a way to
+    start the filter (no ``sys.executable``, not POSIX), nothing is filtered.
     """
     if not enabled or os.name != "posix" or not sys.executable:
         yield
@@ -131,9 +137,14 @@ def native_log_filter(enabled: bool = True):
         return
     os.dup2(proc.stdin.fileno(), 2)
     proc.stdin.close()
+    terminal = open(os.dup(saved), "w", buffering=1) if os.isatty(saved) else None  # noqa: SIM115 - closed below
+    progress.draw_bars_on(terminal)
     try:
         yield
     finally:
+        progress.draw_bars_on(None)
+        if terminal is not None:
+            terminal.close()
         with contextlib.suppress(OSError, ValueError, AttributeError):
             sys.stderr.flush()
         os.dup2(saved, 2)  # closes the pipe's last write end here: the filter sees EOF
@@ -187,48 +198,6 @@ def _bounded(cast, lo: float, what: str, *, above: bool = False):
     return parse
 
 
-def _cmd_info(args) -> int:
-    from edge.recordings import read_recording
-
-    for path in args.recordings:
-        rec = read_recording(path)
-        dur = rec.n_samples / rec.fs
-        print(f"{rec.source}: {rec.n_samples} samples x {len(rec.channels)} channels at {rec.fs:g} Hz "
-              f"({dur:.1f} s), {len(rec.segments)} contiguous segment(s)"
-              + (f", state={rec.state}" if rec.state else "")
-              + (f", labels={','.join(rec.label_names)}" if rec.labels is not None else "")
-              + (f", {len(rec.markers)} marker(s)" if rec.markers else ""))
-    return 0
-
-
-def _cmd_synth(args) -> int:
-    from edge.recordings import write_muse
-    from edge.synthetic import TrialTiming, muse_recording, synthesize_grasp_lift
-
-    if args.kind == "grasp-lift":
-        timing = None
-        if args.timing_from:
-            from pathlib import Path
-
-            from edge.errors import RecordingError
-
-            files = sorted(Path(args.timing_from).glob("subj*_series*_events.csv*"))
-            if not files:
-                raise RecordingError(args.timing_from, None, "no events files", "Kaggle *_events.csv[.gz] files")
-            timing = TrialTiming.from_events_files(files)
-        written = synthesize_grasp_lift(args.out, args.subjects, args.series, seed=args.seed,
-                                        n_trials=args.trials, timing=timing)
-    else:
-        written = []
-        for s in args.subjects:
-            for state in ("concentrating", "neutral", "relaxed"):
-                rec = muse_recording(f"{s}", state, duration_s=args.duration, seed=args.seed)
-                written.append(write_muse(rec, f"{args.out}/subject{s}-{state}-1.csv"))
-    for p in written:
-        print(p)
-    return 0
-
-
 def _cmd_bench(args) -> int:
     from benchmarks.run import main as bench_main
 
@@ -245,7 +214,7 @@ def _require_modules(*names: str) -> None:
 
 def _cmd_train(args) -> int:
     _require_modules("tensorflow", "sklearn")
-    from training.pipeline import train
+    from training.train import train
 
     train(args.task, args.data, args.out, model_kind=args.model, quick=args.quick, seed=args.seed,
           epochs=args.epochs, lso_folds=args.lso_folds, participants=args.participants,
@@ -265,96 +234,41 @@ def _cmd_evaluate(args) -> int:
     if args.plot:
         from benchmarks.plots import timeline_png
         from edge.bundle import load_bundle
-        from edge.evaluation import timeline
+        from edge.evaluation.replay import timeline
         from training.protocols import first_held_out
 
         bundle = load_bundle(args.bundle)
         rec = first_held_out(bundle.task, args.data)
         tl = timeline(bundle, rec, seconds=args.plot_seconds)
-        path = timeline_png(tl, args.plot, f"{bundle.task}: {rec.source} (held out), first {args.plot_seconds:g} s")
+        title = f"{bundle.task}: {rec.source} (held out), first {args.plot_seconds:g} s of data"
+        path = timeline_png(tl, args.plot, title)
         print(f"[evaluate] timeline {path}", flush=True)
-    return 0
-
-
-def _cmd_record(args) -> int:
-    from edge.record import record
-    from edge.record.recorder import TERMINATED
-
-    def terminated(signum, frame):  # a service stop, `kill`: close the file with its footer, as Ctrl-C does
-        raise KeyboardInterrupt(TERMINATED)
-
-    signal.signal(signal.SIGTERM, terminated)
-    result = record(args.source, args.paradigm, args.out, view=args.view)
-    if result.partial:
-        return 130 if result.interrupted else 1
     return 0
 
 
 def _cmd_calibrate(args) -> int:
     from edge.calibration import calibrate
+    from edge.errors import CalibrationError
+
+    if os.path.lexists(args.out) and not args.overwrite:  # a file, a folder or a link (a dangling one too)
+        raise CalibrationError(f"--out {args.out} already exists; choose another path, or pass --overwrite to "
+                               "replace it (--force is something else: it writes a bundle judged worse than the base)")
 
     result = calibrate(args.bundle, args.data, args.out, holdout=args.holdout, force=args.force, progress=print,
                        sign_key=args.sign_key, overwrite=args.overwrite)
     print(f"[calibrate] {result.summary()}")
     if args.install:
-        _install(args.out)
+        from edge.bundle.commands import install
+
+        install(args.out)
     return 0
 
 
-def _install(bundle) -> None:
-    from edge.installed import bundle_link, install_bundle
-
-    target, previous = install_bundle(bundle)
-    print(f"installed: {bundle_link()} -> {target}" + (f" (previous: {previous}; 'neurogrip rollback' goes back)"
-                                                       if previous else ""))
-    print("the running service keeps its bundle until: sudo systemctl restart neurogrip")
-
-
-def _cmd_install_bundle(args) -> int:
-    _install(args.bundle)
-    return 0
-
-
-def _cmd_rollback(args) -> int:
-    from edge.installed import bundle_link, rollback
-
-    now, before = rollback()
-    print(f"rolled back: {bundle_link()} -> {now} (previous: {before}); start it: sudo systemctl restart neurogrip")
-    return 0
-
-
-def _cmd_run(args) -> int:
-    import json
-
-    from edge.runtime import RuntimeConfig, format_report, serve
-
-    cfg = RuntimeConfig(budget_ms=args.budget_ms, safe_after_ms=args.safe_after_ms, stream_speed=args.stream_speed)
-    summary = serve(args.bundle, args.source, args.arm, config=cfg, log_path=args.log, markers=args.markers,
-                    duration=args.duration, log_max_bytes=round(args.log_max_mb * (1 << 20)),
-                    log_backups=args.log_keep, view=args.view)
-    print(format_report(summary), flush=True)
-    if args.summary:
-        with open(args.summary, "w") as f:
-            json.dump(summary.to_dict(), f, indent=1)
-    return 0
-
-
-def _cmd_replay_outputs(args) -> int:
-    import numpy as np
-
-    from edge.bundle import load_bundle
-    from edge.inference import interpreter_backend
-    from edge.runtime import replay_outputs
-
-    bundle = load_bundle(args.bundle)
-    name, version, _ = interpreter_backend()
-    for path, ref in ((args.out, False), (args.reference_out, True)):
-        if path:
-            outs, _idx = replay_outputs(bundle, args.recording, chunk=args.chunk, reference_kernels=ref)
-            np.save(path, outs)
-            print(f"{len(outs)} windows x {outs.shape[1]} int8 outputs -> {path} ({name} {version}, "
-                  f"{'reference' if ref else 'default'} kernels)")
-    return 0
+def _lazy(module: str, function: str):
+    """A sub-command whose body is ``module.function(args)``, imported only when it runs."""
+    def call(args):
+        return getattr(importlib.import_module(module), function)(args)
+    return call
 
 
 def _cmd_passthrough(args) -> int:
@@ -365,9 +279,10 @@ def _cmd_passthrough(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from edge.config import RuntimeConfig
-    from edge.synthetic import grasp_lift_series, muse_recording
+    from edge.recordings.synthetic import grasp_lift_series, muse_recording
 
-    parser = _Parser(prog="neurogrip", description="EEG in, arm motion out: neurogrip's command line.")
+    parser = _Parser(prog="neurogrip", description="EEG or EMG in, arm motion out: neurogrip's command line "
+                     "(record a session, calibrate a bundle to a person, evaluate it, run it against an arm).")
     parser.add_argument("--verbose", action="store_true",
                         help="also show third-party log lines (TensorFlow, TFLite, liblsl) and INFO log records "
                              f"(before the command: neurogrip --verbose COMMAND ...; or {VERBOSE_ENV}=1)")
@@ -376,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="read recordings and print what they contain")
     p.add_argument("recordings", nargs="+", help="Kaggle _data.csv[.gz], Muse CSV, GAMEEMO CSV, .xdf, .edf or .bdf files")
-    p.set_defaults(func=_cmd_info)
+    p.set_defaults(func=_lazy("edge.commands.recordings", "info"))
 
     p = sub.add_parser("synth", help="write realistic synthetic recordings in the real file layouts")
     p.add_argument("kind", choices=("grasp-lift", "muse"))
@@ -389,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"muse seconds per recording (default {duration:g})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timing-from", metavar="DIR", help="draw trial timing from real Kaggle events files here")
-    p.set_defaults(func=_cmd_synth)
+    p.set_defaults(func=_lazy("edge.commands.recordings", "synth"))
 
     p = sub.add_parser("train", help="train a model, evaluate it honestly and export an int8 bundle")
     p.add_argument("--task", required=True, choices=task_names(),
@@ -421,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paradigm", required=True, help="gesture, emotion, grasp-lift, or a TOML file of cues")
     p.add_argument("--out", required=True, help="the .xdf file to write")
     p.add_argument("--view", metavar="[ADDR:]PORT", help=VIEW_HELP + " (the cue in large letters, for a phone)")
-    p.set_defaults(func=_cmd_record)
+    p.set_defaults(func=_lazy("edge.commands.recordings", "record"))
 
     p = sub.add_parser("calibrate", help="adapt a bundle to one person from their session (on the Pi, no TensorFlow)")
     p.add_argument("--bundle", required=True, help="the base bundle")
@@ -440,12 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "this Pi's device key, 'neurogrip keygen --device')")
     p.set_defaults(func=_cmd_calibrate)
 
-    p = sub.add_parser("run", help="the edge runtime: EEG source -> int8 model -> arm commands")
+    p = sub.add_parser("run", help="the edge runtime: EEG or EMG source -> int8 model -> arm commands",
+                       description=RUN_CONSOLE)
     p.add_argument("--bundle", required=True, help="model bundle directory or .zip")
     p.add_argument("--source", required=True,
-                   help="lsl:name=X | lsl:type=EEG | replay:PATH[?speed=1] | synthetic:[?kind=grasp-lift] | "
+                   help="lsl:name=X | lsl:type=EEG (or EMG) | replay:PATH[?speed=1] | synthetic:[?kind=grasp-lift] | "
                         "brainflow:board=NAME[&serial_port=...]")
-    p.add_argument("--arm", default="none", help="serial port or pyserial URL, 'sim' (simulated arm) or 'none'")
+    p.add_argument("--arm", default="none", help="serial port or pyserial URL, 'sim' (simulated arm) or 'none' "
+                                                 "(the default: nothing is sent, as the run says at its start)")
+    lines = p.add_mutually_exclusive_group()
+    lines.add_argument("--quiet", dest="console", action="store_const", const="quiet", default="auto",
+                       help="no per-command lines, even on a terminal: the report at the end only")
+    lines.add_argument("--lines", dest="console", action="store_const", const="lines",
+                       help="per-command lines even when stdout is no terminal (a pipe, the service's journal)")
     defaults = RuntimeConfig()
     p.add_argument("--budget-ms", type=float, default=defaults.budget_ms,
                    help=f"per-decision processing budget (default {defaults.budget_ms:g})")
@@ -465,15 +387,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", metavar="FILE", help="write the run summary (latency report) as JSON")
     p.add_argument("--view", metavar="[ADDR:]PORT", help=VIEW_HELP + " (signal, outputs, decisions, arm, latency, "
                                                          "e-stop)")
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=_lazy("edge.commands.run", "run"))
 
     link = f"${'{'}NEUROGRIP_BUNDLE_LINK{'}'}, default {config.BUNDLE_LINK}"
     p = sub.add_parser("install-bundle", help=f"make a bundle the one the service runs ({link}); the previous "
                                               "one is kept for 'neurogrip rollback'")
     p.add_argument("bundle")
-    p.set_defaults(func=_cmd_install_bundle)
+    p.set_defaults(func=_lazy("edge.bundle.commands", "install_main"))
     p = sub.add_parser("rollback", help="go back to the bundle the service ran before the last install")
-    p.set_defaults(func=_cmd_rollback)
+    p.set_defaults(func=_lazy("edge.bundle.commands", "rollback_main"))
 
     p = sub.add_parser("replay-outputs", help="int8 outputs of every window of a recording (platform checks)")
     p.add_argument("--bundle", required=True)
@@ -482,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-out", metavar="FILE",
                    help="also the outputs with TFLite's reference kernels (bit-identical across CPUs)")
     p.add_argument("--chunk", type=int, help=f"samples per chunk (default {config.REPLAY_CHUNK_S * 1e3:g} ms)")
-    p.set_defaults(func=_cmd_replay_outputs)
+    p.set_defaults(func=_lazy("edge.commands.replay_outputs", "replay_outputs"))
 
     for name, (dest, _, _, help_) in PASSTHROUGH.items():
         p = sub.add_parser(name, help=help_, add_help=False)
@@ -502,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RUN_CONSOLE = ("On a terminal, a line per command as it happens (stream time, label -> action, sent with the "
+               "arm's ACK time, or held and why) and, for a labelled replay, its commands against the truth at the "
+               "end; off a terminal (a pipe, the service's journal) only the report at the end, as with --quiet, "
+               "unless --lines.  Faults are printed once each, on stderr; a run with no arm says so at its start.")
+
 VIEW_HELP = ("serve a live view in the browser on PORT (127.0.0.1 unless ADDR is named; 0.0.0.0: the whole network); "
              "its URL with the access token is printed at start-up (a fixed $NEUROGRIP_VIEW_TOKEN is not: the URL "
              "names it) (docs/live-view.md)")
@@ -509,14 +436,14 @@ VIEW_HELP = ("serve a live view in the browser on PORT (127.0.0.1 unless ADDR is
 # Sub-commands with their own argument parser: everything after the name is theirs.
 # name -> (attribute holding the rest of the command line, module, function(argv) -> exit code, help)
 PASSTHROUGH = {
-    "stream": ("player_args", "edge.player", "main", "publish a recording as a live LSL stream"),
-    "doctor": ("doctor_args", "edge.doctor", "main", "check this machine and a bundle for running the edge"),
-    "demo": ("demo_args", "edge.demo", "main", "stream a recording over LSL through the runtime to the simulated arm"),
+    "stream": ("player_args", "edge.sources.player", "main", "publish a recording as a live LSL stream"),
+    "doctor": ("doctor_args", "edge.commands.doctor", "main", "check this machine and a bundle for running the edge"),
+    "demo": ("demo_args", "edge.commands.demo", "main", "stream a recording over LSL through the runtime to the simulated arm"),
     "arm-sim": ("sim_args", "firmware_bridge.sim", "main",
                 "start the simulated arm (real firmware under simavr) and print its pty"),
-    "keygen": ("keygen_args", "edge.signing_cli", "keygen_main", "make an Ed25519 key pair for signing bundles"),
-    "sign": ("sign_args", "edge.signing_cli", "sign_main", "sign a bundle with a private key (writes its signature.json)"),
-    "verify": ("verify_args", "edge.signing_cli", "verify_main", "check that a bundle is signed by a trusted key"),
+    "keygen": ("keygen_args", "edge.bundle.commands", "keygen_main", "make an Ed25519 key pair for signing bundles"),
+    "sign": ("sign_args", "edge.bundle.commands", "sign_main", "sign a bundle with a private key (writes its signature.json)"),
+    "verify": ("verify_args", "edge.bundle.commands", "verify_main", "check that a bundle is signed by a trusted key"),
 }
 
 

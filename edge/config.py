@@ -65,9 +65,13 @@ LOG_RETRY_S = 5.0  # a log that cannot be written (full card) is opened again th
 # liblsl's threads allocate from the main heap, whose free space absorbs it: after the first restart
 # the growth is 0-32 KB per restart, +3 KB/min (docs/soak.md).  liblsl's native threads and the
 # serial reads do not hold the GIL, so they now share the main arena's lock with the loop; the bench
-# saw no cost beyond its noise (sample -> command p99 6.4 and 6.6 ms after, 8.9 ms before; README, Performance).
+# saw no cost beyond its noise (sample -> command p99 6.4 and 6.6 ms after, 8.9 ms before; docs/bench.md).
 # edge/runtime/serve.py sets this with mallopt before any source opens.
 MALLOC_ARENAS = 1
+
+# The stages a window's latency is split into, in the order they run (the run report, the live view
+# and the bench name them alike; docs/design.md § 1).
+STAGES = ("acquire", "filter", "infer", "decide", "send")
 
 # -- the arm's safe state (edge.runtime) -----------------------------------------------------
 REST_TARGET_DDEG = 0       # REST's target is the firmware's own safe pose; the field is ignored
@@ -121,22 +125,22 @@ class RuntimeConfig:
                 setattr(self, f.name, check_positive(getattr(self, f.name), f.name))
 
 
-# -- bundle signatures (edge.signing, docs/bundle-signing.md) ----------------------------------
+# -- bundle signatures (edge.bundle.trust, docs/bundle-signing.md) ----------------------------------
 # The public keys (*.pub) of the signers this machine trusts.  When this directory holds a key,
 # load_bundle refuses unsigned bundles and bundles signed by any other key.  The environment
 # variable NEUROGRIP_TRUSTED_KEYS names another directory (read at call time, like the bounds).
 TRUSTED_KEYS_DIR = "/etc/neurogrip/trusted-keys"
-# This Pi's own key pair (edge.device_trust): calibrate signs with the private key; the public key in
+# This Pi's own key pair (edge.bundle.device_trust): calibrate signs with the private key; the public key in
 # DEVICE_KEYS_DIR is trusted only for bundles whose workstation-signed root they carry.
 # NEUROGRIP_DEVICE_KEY and NEUROGRIP_DEVICE_KEYS name others.
 DEVICE_KEY_FILE = "/etc/neurogrip/device-key/device.pem"
 DEVICE_KEYS_DIR = "/etc/neurogrip/device-keys"
-# The bundle the service runs: a symlink into BUNDLE_LINK + "s" (edge/installed.py), switched atomically by
+# The bundle the service runs: a symlink into BUNDLE_LINK + "s" (edge/bundle/installed.py), switched atomically by
 # `neurogrip install-bundle` / `calibrate --install`; NEUROGRIP_BUNDLE_LINK names another.
 BUNDLE_LINK = "/opt/neurogrip/bundle"
 
 
-# -- bounds (edge.bundle, edge.manifest_schema, edge.recordings) ----------------------------------
+# -- bounds (edge.bundle, edge.bundle.schema, edge.recordings) ----------------------------------
 # Every read of a file that comes from outside is bounded before it is made: sizes are checked
 # (stat, the archive's directory) and the read itself stops at the bound, so a zip bomb, a
 # symlink to a huge file or a 10-million-column header is refused after reading at most the bound.
@@ -158,7 +162,7 @@ MANIFEST_MAX_WINDOW = 100_000          # window length and stride, samples
 MANIFEST_MAX_WINDOW_VALUES = 1 << 22   # window length x channels (the buffers and the model input)
 MANIFEST_MAX_FS = 1e6                  # Hz
 MANIFEST_MAX_FACTOR = 1024             # decimation factor
-BUNDLE_MAX_SIGNATURE_BYTES = 4 << 10  # signature.json (edge.signing writes ~400 bytes)
+BUNDLE_MAX_SIGNATURE_BYTES = 4 << 10  # signature.json (edge.bundle.trust writes ~400 bytes)
 TRUSTED_KEY_MAX_BYTES = 4 << 10        # one public key file of the trust store (a PEM key is 113 bytes)
 TRUST_STORE_MAX_ENTRIES = 256          # entries of the trust store directory that are looked at
 MODEL_PROBE_TIMEOUT_S = 10.0           # an untrusted model is loaded and run once in a child process first
@@ -204,16 +208,23 @@ CALIBRATION_REFIT_ALL = True  # once judged on the held-out block, refit on ever
 CALIBRATION_GUARD_S = 1.0   # filter memory kept clear of the held-out block before a calibration window
 EVENT_HALF_WIDTH_S = 0.15   # an event label is 1 within ±150 ms of its cue (the Kaggle grasp-lift convention)
 CALIBRATION_MIN_WINDOWS = 40  # per part, and per class for one-class-at-a-time tasks: fewer is refused
-# The largest session calibrate takes (issue 24): edge/calibration/session.py reads one file at a
-# time and refuses a larger session with one line before the memory is taken.  Values: rows x
-# columns of every file (and of a Kaggle events file), counted from sizes or lines before a file
-# is read; a reader holds 8-13 bytes per value (4 M: a 4-minute 32-channel XDF, ~96 MB in calibrate).
-# Windows: n x length x channels x 4 bytes (16 MB: 2.1 min of 32-channel EEG at 500 Hz, 8.4 min of
-# Myo EMG).  Fitting holds 3-4 times that at its peak, within the edge's 120 MB only once
-# edge.model_input.window_spec stops holding five copies of the windows: at this cap 94-110 MB
-# with that change, 152-174 MB without it (docs/robustness.md, "Calibration's memory").
+# Calibration's memory (issue 24: the edge's 120 MB hold for it too; edge/calibration/session.py
+# reads one file at a time, docs/robustness.md "Calibration's memory").
+# Values: rows x columns of ONE file (and of a Kaggle events file), counted from sizes or lines
+# before it is read; a file over it is refused with one line, since a reader holds a file whole
+# (8-13 bytes per value; 4 M: a 4-minute 32-channel XDF, ~96 MB in calibrate).  A session of many
+# files is not bounded by it: only one is held at a time.
+# Windows: n x length x channels x 4 bytes of the whole session (16 MB: 2.1 min of 32-channel EEG
+# at 500 Hz, 8.4 min of Myo EMG at calibration's own stride).  Fitting holds 3-4 times that at its
+# peak (94-110 MB at this cap).  A longer session is not refused: the same share of each label's
+# windows is kept, evenly over the session; as kept windows share fewer rows, fewer are kept (their
+# windows and signal within what the cap's take, 0.56-0.62 of them), on average at most
+# CALIBRATION_MAX_STRIDE_WINDOWS window lengths apart (2: every cue lasting two windows keeps one;
+# 11 min of that EEG, 52 min of Myo EMG); only a longer session is refused.  With 2 and MAX_VALUES
+# <= MAX_WINDOW_BYTES / 4, no session of one file that may be read is too long.
 CALIBRATION_MAX_VALUES = 4_000_000
 CALIBRATION_MAX_WINDOW_BYTES = 16 << 20
+CALIBRATION_MAX_STRIDE_WINDOWS = 2.0
 
 
 # -- the live view (edge/view, docs/live-view.md; `run`/`record --view [ADDR:]PORT`) -----------------

@@ -83,7 +83,7 @@ class BundleError(EdgeError, ValueError):
 
 class SignatureError(BundleError):
     """A bundle's signature is missing, malformed, by a key this machine does not trust, or does not
-    match the bundle; or a signing key or trust store cannot be used (:mod:`edge.signing`)."""
+    match the bundle; or a signing key or trust store cannot be used (:mod:`edge.bundle.trust`)."""
 
 
 class InferenceError(EdgeError, RuntimeError):
@@ -122,3 +122,7 @@ class TaskError(EdgeError, ValueError):
 class ViewError(EdgeError, ValueError):
     """The live view cannot be served (a malformed ``--view`` address, a port in use), or refuses an
     action (an e-stop with no arm to stop); the message names the fix."""
+
+
+class EvaluationError(EdgeError, ValueError):
+    """Data a bundle cannot be evaluated on (another task's bundle, no windows to score)."""

@@ -160,7 +160,7 @@ EMOTION_LABELS = ("NEGATIVE", "NEUTRAL", "POSITIVE")
 # controller window, Smith et al. 2011) fit inside the real shared segments (300–600 ms); the
 # 30 Hz low-pass doubles as the anti-aliasing filter for 500 → 250 Hz.  No high-pass: a
 # 0.1–1 Hz high-pass restarted at every short segment would ring for seconds; per-window mean
-# removal (edge.model_input.normalise_windows) removes offsets.  A decision every 48 ms.
+# removal (edge.model.inputs.normalise_windows) removes offsets.  A decision every 48 ms.
 register(Task(
     name="grasp-lift", modality="eeg", mode="multilabel", labels=GRASP_LIFT_EVENTS,
     # docs/design.md § 2: each event moves the arm a step through the grasp-and-lift sequence

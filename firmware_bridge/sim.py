@@ -251,8 +251,14 @@ def start(prefer: str = "simavr", *, trace_ms: int = 0) -> ArmProcess:
     return arm
 
 
+#: Signals that end ``neurogrip arm-sim`` cleanly, its simulator child with it: Ctrl-C, a service stop or
+#: ``kill``, the terminal closing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``neurogrip arm-sim`` / ``python -m firmware_bridge.sim``: run a simulated arm until Ctrl-C.
+    """``neurogrip arm-sim`` / ``python -m firmware_bridge.sim``: run a simulated arm until Ctrl-C, SIGTERM or
+    SIGHUP, then stop its simulator process (never left running behind).
 
     Prints the pty path to open (e.g. ``ArmLink('/dev/pts/3')``) and which implementation runs.
     """
@@ -262,23 +268,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", action="store_true", help="run the host build instead of the simavr Uno")
     ap.add_argument("--trace-ms", type=int, default=0, help="print servo pulse widths every N ms")
     args = ap.parse_args(argv)
+    stop = threading.Event()
+    # Each stop signal only sets the flag: the simulator is stopped below, also when the signal came while
+    # it was being built or started (an exception raised there could leave the child running).
+    main_thread = threading.current_thread() is threading.main_thread()  # (only it may set handlers)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS} if main_thread else {}
+    try:
+        return _serve(args, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(args, stop: threading.Event) -> int:
     try:
         arm = start("host" if args.host else "simavr", trace_ms=args.trace_ms)
     except SimError as e:
         print(f"error: {e}")
         return 1
     what = "simavr ATmega328P running the AVR firmware" if arm.kind == "simavr" else "host build of the firmware core"
-    print(f"{arm.pty}\n  {what}" + (f" (simavr unavailable: {arm.fallback_reason})" if arm.fallback_reason else ""),
-          flush=True)
     shown = 0
     try:
-        while arm.proc.poll() is None:
-            time.sleep(0.2)
+        print(f"{arm.pty}\n  {what}" + (f" (simavr unavailable: {arm.fallback_reason})" if arm.fallback_reason
+                                       else ""), flush=True)
+        while arm.proc.poll() is None and not stop.wait(0.2):
             if args.trace_ms:
                 for p in arm.pulses[shown:]:
                     print(f"t={p[0]} ms  gripper {p[1]} us  lift {p[2]} us", flush=True)
                 shown = len(arm.pulses)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OSError):  # (OSError: the terminal went away under a line)
         pass
     finally:
         arm.stop()

@@ -76,7 +76,7 @@ def c_kernel_problem() -> str | None:
     from edge.errors import NativeError
 
     try:
-        from edge.dsp import available_backends
+        from edge.chain.dsp import available_backends
     except NativeError as e:  # edge.native raises it at import under NEUROGRIP_REQUIRE_KERNEL=1
         return f"the C filter kernel could not be loaded ({e}): {KERNEL_FIX}"
     if "c" not in available_backends():
@@ -126,7 +126,7 @@ def other_edge_python() -> tuple[str, Path]:
     """(name, python) of the edge environment with the *other* TFLite interpreter than this one; skips
     (fails under NEUROGRIP_REQUIRE_BACKENDS=1) when it has not been built."""
     __tracebackhide__ = True
-    from edge.inference import interpreter_backend
+    from edge.model.inference import interpreter_backend
 
     here = interpreter_backend()[0]
     other = next(name for name in EDGE_VENVS if name != here)

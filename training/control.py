@@ -2,9 +2,9 @@
 
 For a multi-label task (grasp-lift) the controller is the Decider plus the arm-state gate
 (:mod:`edge.decision.sequence`).  On the tune windows, replayed in time order per recording as the
-runtime would decide them (:func:`edge.evaluation.simulate_decisions`), a grid over the
+runtime would decide them (:func:`edge.evaluation.replay.simulate_decisions`), a grid over the
 thresholds' level (a multiple of the per-label Youden thresholds), the dwell time and the vote is
-scored as a user feels it (:func:`edge.scoring.score_sequence`) and the point chosen by
+scored as a user feels it (:func:`edge.evaluation.scoring.score_sequence`) and the point chosen by
 :data:`OBJECTIVE`: the most trials whose whole sequence is commanded in order, subject to at most
 10 wrong-phase commands a minute (and 1 command a minute of rest where the data have rest),
 then the most right-phase commands, then the fewest wrong-phase ones.  The objective and the chosen point travel in the manifest;
@@ -19,8 +19,8 @@ import numpy as np
 
 from edge.decision.policy import DEFAULTS as DECISION_DEFAULTS
 from edge.decision.policy import DecisionPolicy
-from edge.evaluation import simulate_decisions
-from edge.scoring import combine_sequences, score_sequence
+from edge.evaluation.replay import simulate_decisions
+from edge.evaluation.scoring import combine_sequences, score_sequence
 from edge.tasks import get_task
 from training.thresholds import choose_thresholds
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.inference import dequantise
-from edge.model_input import quantise  # the same rounding the edge uses
+from edge.model.inference import dequantise
+from edge.model.inputs import quantise  # the same rounding the edge uses
 from training.errors import ConversionError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -203,7 +203,7 @@ def _interpreter_class():
 
 
 def _interpreter(tflite_bytes: bytes, num_threads: int = 1):
-    """Built as the edge builds it (:func:`edge.inference.new_interpreter`): built-in kernels without
+    """Built as the edge builds it (:func:`edge.model.inference.new_interpreter`): built-in kernels without
     the default XNNPACK delegate, as the edge's interpreters are (equal int8 outputs under both; the
     optimised kernels may still differ by 1 LSB between x86-64 and aarch64, which the emulated Pi
     check measures with the reference kernels)."""
@@ -349,13 +349,14 @@ def run_tflite_int8(tflite_bytes: bytes, xq: np.ndarray, *, num_threads: int = 1
     return r.run(xq)
 
 
-def load_exported(path):
-    """A bundle this process just wrote, through the edge's own checks (model tensors included).
+def seal_exported(out, manifest: dict, tflite: bytes):
+    """Write the bundle of an export and return it loaded, through the edge's own checks (model tensors
+    included), validated and hashed once (:func:`edge.bundle.loader.seal`).
 
     Signing comes later, on the workstation ('neurogrip sign'), so no signature is checked here and
     no 'unsigned' warning is logged for a bundle that was written a moment ago.
     """
-    from edge.bundle import load_bundle
-    from edge.signing import TrustPolicy
+    from edge.bundle.loader import seal
+    from edge.bundle.trust import TrustPolicy
 
-    return load_bundle(path, trust=TrustPolicy())
+    return seal(out, manifest, tflite, trust=TrustPolicy())

@@ -1,9 +1,9 @@
 """Training data: recordings → the edge's own signal chain → windows and labels.
 
-No second preprocessing path exists: every window is computed by :class:`edge.chain.SignalChain`
+No second preprocessing path exists: every window is computed by :class:`edge.chain.signal_chain.SignalChain`
 (the bit-exact fixed-point cascade the Pi runs) over one contiguous segment at a time, with the
 chain reset at each segment start exactly as the runtime resets it after a gap, and windows are
-placed by :func:`edge.chain.window_ends`, as :class:`edge.chain.WindowBuffer` places them live.
+placed by :func:`edge.chain.signal_chain.window_ends`, as :class:`edge.chain.signal_chain.WindowBuffer` places them live.
 
 Labelling is causal: a window is labelled by its **last** sample and holds only samples up to it.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.chain import SignalChain, segment_windows
+from edge.chain.signal_chain import SignalChain, segment_windows
 from edge.errors import RecordingError
 from edge.recordings import (
     GRASP_LIFT_EVENTS,
@@ -49,8 +49,8 @@ class TaskConfig:
     window_ms: float
     stride_ms: float
     train_stride_ms: float
-    clip: float | None = 8.0  # normalised input bound (≈ 8 σ): see edge.model_input.normalise_windows
-    features: bool = False    # model input = edge.model_input window features instead of raw windows
+    clip: float | None = 8.0  # normalised input bound (≈ 8 σ): see edge.model.inputs.normalise_windows
+    features: bool = False    # model input = edge.model.inputs window features instead of raw windows
 
     @classmethod
     def of(cls, task: Task) -> TaskConfig:
@@ -214,7 +214,7 @@ _SUBJ = re.compile(r"subj(\d+)_series(\d+)")
 def load_grasp_lift(data: str | Path, *, subjects=None, quick: bool = False, seed: int = 0) -> list[Recording]:
     """Grasp-lift recordings from a Kaggle-layout folder, or synthetic ones for ``data='synthetic'``."""
     if str(data) == "synthetic":
-        from edge.synthetic import grasp_lift_series
+        from edge.recordings.synthetic import grasp_lift_series
 
         subjects = subjects or ((1, 2) if quick else (1, 2, 3))
         n_trials = 4 if quick else 12
@@ -238,7 +238,7 @@ def load_grasp_lift(data: str | Path, *, subjects=None, quick: bool = False, see
 def load_emotion(data: str | Path, *, quick: bool = False, seed: int = 0) -> tuple[list[Recording], tuple[str, ...]]:
     """Labelled-state recordings: a folder of Muse CSVs or GAMEEMO files, or ``'synthetic'`` (Muse)."""
     if str(data) == "synthetic":
-        from edge.synthetic import muse_recording
+        from edge.recordings.synthetic import muse_recording
 
         dur = 30.0 if quick else 60.0
         recs = [muse_recording(s, st, dur, seed=seed) for s in ("a", "b", "c", "d") for st in MUSE_STATES]

@@ -4,26 +4,32 @@ Evaluating needs no TensorFlow and no scikit-learn, so it runs in the edge envir
 recordings are read by :mod:`edge.recordings`, run through the bundle's own fixed-point chain
 (``bundle.signal_chain()``, rebuilt from the manifest's integers; nothing is designed again),
 windowed by :mod:`training.data` as in training, quantised and run by the int8 interpreter
-(``bundle.model()``), and scored by :mod:`edge.metrics` (numpy).  What is held out is the task
+(``bundle.model()``), and scored by :mod:`edge.evaluation.metrics` (numpy).  What is held out is the task
 protocol's (:mod:`training.protocols`); a task that brings its own evaluation (``gesture``) runs it.
 
 This module imports only edge code and the numpy-level training modules (``training.data``,
 ``training.protocols``, ``training.errors``); ``tests/edge/test_cli.py`` checks that it, the
-training pipeline that re-exports it and the gesture task import without TensorFlow and
-scikit-learn.
+training pipeline and the gesture task import without TensorFlow and scikit-learn.
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from edge.bundle import load_bundle
-from edge.metrics import task_metrics
+from edge.evaluation.gesture import evaluate_gesture
+from edge.evaluation.metrics import task_metrics
+from edge.progress import Progress
 from edge.recordings import recorded_files
 from edge.tasks import get_task
 from training.data import build_windows
 from training.errors import TrainingError
 from training.protocols import FILES, file_splits, load_recorded, protocol_for
+
+# Tasks whose protocol is their own (:attr:`training.protocols.TaskProtocol.own`): their evaluation.
+OWN = {"gesture": evaluate_gesture}
 
 
 def _log(progress, msg: str) -> None:
@@ -36,11 +42,11 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
 
     The held-out part is the task protocol's (:mod:`training.protocols`): grasp-lift, series 7–8 of
     the recordings in ``data``; emotion, the last 20 % of each recording; gesture, the given Myo
-    sessions (:func:`training.gesture.evaluate_gesture`).  Recorded files (XDF, EDF, BDF: ``data``
+    sessions (:func:`edge.evaluation.gesture.evaluate_gesture`).  Recorded files (XDF, EDF, BDF: ``data``
     one such file or a folder of them) are read for any task: their cue markers give the labels and
     the last 20 % of each file is evaluated (:data:`training.protocols.FILES`, the block ``train``
     tests on; calibration holds out the last quarter, so a calibrated bundle never saw it either).
-    Returns the metrics as a dict (``int8``: :func:`edge.metrics.task_metrics`); data that do not
+    Returns the metrics as a dict (``int8``: :func:`edge.evaluation.metrics.task_metrics`); data that do not
     fit the bundle raise :class:`TrainingError` or :class:`edge.errors.RecordingError` naming what
     is wrong.
     """
@@ -48,12 +54,21 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
     task = bundle.task
     proto = protocol_for(task)
     files = recorded_files(data)
-    if files is None and proto.evaluate is not None:
-        return proto.evaluate(bundle_path, data, quick=quick, progress=progress)
+    if files is None and proto.own:
+        return OWN[task](bundle_path, data, quick=quick, progress=progress)
+    with Progress(2, "evaluate", progress, leave=False) as bar:  # the long parts: reading, then the int8 model
+        return _evaluate(bundle_path, bundle, data, files, proto, quick, progress, bar)
+
+
+def _evaluate(bundle_path, bundle, data, files, proto, quick: bool, progress, bar: Progress) -> dict:
+    task = bundle.task
+    bar.start(f"[evaluate] reading the {task} recordings of {data}")
+    t0 = time.monotonic()
     if files is not None:
         recs, _ = load_recorded(files, task, bundle.labels)
     else:
         recs = proto.held_out(proto.load(data, quick, 0)[0])
+    bar.step(f"[evaluate] {len(recs)} held-out recording(s) read in {time.monotonic() - t0:.1f} s")
     if not recs:
         raise TrainingError(f"{data}: no held-out recordings for a {task} bundle (for grasp-lift, series 7 and 8 "
                             "of each subject: subjN_series7_data.csv[.gz] ...)")
@@ -84,7 +99,10 @@ def evaluate(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
     if not len(ws):
         raise TrainingError(f"{data}: no held-out windows to evaluate ({protocol})")
     model = bundle.model()
+    bar.start(f"[evaluate] {len(ws)} windows through the bundle's int8 model")
+    t0 = time.monotonic()
     scores = model.predict(bundle.model_input(ws.X))
+    bar.step(f"[evaluate] int8 model on {len(ws)} windows: {time.monotonic() - t0:.1f} s")
     try:
         metrics = task_metrics(task, ws.y, scores, len(bundle.labels))
     except ValueError as exc:  # e.g. no event in the held-out part: the AUC is undefined

@@ -1,7 +1,7 @@
 """Filter design at design time (workstation; needs scipy).  The Pi only loads the result.
 
 A chain is described by :class:`FilterSpec` items, designed with scipy, cascaded
-into one set of second-order sections and quantised by :class:`edge.dsp.FixedPointSOS`.
+into one set of second-order sections and quantised by :class:`edge.chain.dsp.FixedPointSOS`.
 The manifest entry produced here carries the design parameters, the integer
 sections and, per section, the L1 gain bound used for the headroom proof.
 """
@@ -12,8 +12,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from edge.chain import SignalChain
-from edge.dsp import DEFAULT_INPUT_FRAC_BITS, STATE_FRAC_BITS, STATE_LIMIT, FixedPointSOS, sos_from_integers
+from edge.chain.dsp import (
+    DEFAULT_INPUT_FRAC_BITS,
+    STATE_FRAC_BITS,
+    STATE_LIMIT,
+    FixedPointSOS,
+    sos_from_integers,
+)
+from edge.chain.signal_chain import SignalChain
 
 KINDS = ("highpass", "lowpass", "bandpass", "notch")
 
@@ -128,7 +134,7 @@ def chain_manifest(specs, fs: float, n_channels: int,
 
 def design_signal_chain(specs, fs: float, n_channels: int, factor: int = 1,
                         input_frac_bits: int = DEFAULT_INPUT_FRAC_BITS) -> SignalChain:
-    """Design a :class:`edge.chain.SignalChain` with scipy (workstation only) from :class:`FilterSpec` s.
+    """Design a :class:`edge.chain.signal_chain.SignalChain` with scipy (workstation only) from :class:`FilterSpec` s.
 
     The chain's anti-aliasing corner is the lowest low-pass of ``specs``; the edge only ever
     rebuilds chains from a manifest's integers (:meth:`SignalChain.from_manifest`).

@@ -15,7 +15,7 @@ baseline beside it):
    fitted on the pre-training participants).
 3. **continuous use** — each test session replayed as one continuous stream (files in recorded
    order) through the edge's own :class:`edge.runtime.Pipeline` and the participant's calibrated
-   int8 bundle; commands scored by :mod:`edge.scoring`.  The decision parameters (confidence
+   int8 bundle; commands scored by :mod:`edge.evaluation.scoring`.  The decision parameters (confidence
    rejection, vote, dwell, refractory) are chosen on the participant's ``training0`` cycle 3
    only, by :data:`OBJECTIVE` (:func:`objective_key`): among the policies with at most 0.5 false
    activations a minute of rest, at most 1 wrong command a minute and at least 97 % of gestures
@@ -36,19 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import load_bundle, write_bundle
 from edge.decision import DecisionPolicy
-from edge.evaluation import continuous_score, fired_commands, replay_probs, window_accuracy
-from edge.model_input import model_inputs, td_features
+from edge.evaluation.replay import continuous_score, fired_commands, replay_probs
+from edge.evaluation.scoring import brief, combine, score_continuous, score_line, segments_of
+from edge.model.inputs import model_inputs, td_features, window_spec
 from edge.progress import Progress
 from edge.recordings import Recording
 from edge.recordings.myo import as_continuous, find_myo_sessions, read_myo_session
-from edge.scoring import combine, score_continuous, segments_of
 from edge.tasks import get_task
-from training.convert import load_exported
+from training.convert import seal_exported
 from training.data import TaskConfig, WindowSet, recording_windows
 from training.errors import TrainingError
 from training.filter_design import FilterSpec, design_signal_chain
+from training.pipeline import RunResult, configure_tf, make_manifest
 
 TASK = "gesture"
 CALIBRATED = "calibrated (pre-trained on PreTrainingDataset, fine-tuned on the participant's training0, " \
@@ -142,9 +142,8 @@ def continuous_cycle(rec: Recording, cycle: int) -> Recording:
 
 
 def _keras(seed: int):
-    from training.pipeline import _configure_tf
 
-    return _configure_tf(seed)[1]
+    return configure_tf(seed)[1]
 
 
 def build_model(window: int, n_channels: int, n_classes: int):
@@ -245,13 +244,13 @@ def choose_policy(labels, replays, command_of: dict, grace_s: float):
 # --------------------------------------------------------------------------- the command
 
 
-def _bundle_for(out: Path, *, model, export, cfg, chain, spec, labels, policy, metrics, provenance) -> Path:
-    from training.pipeline import make_manifest
+def _bundle_for(out: Path, *, model, export, cfg, chain, spec, labels, policy, metrics, provenance):
+    """The bundle of ``export`` written to ``out`` and loaded (validated and hashed once)."""
 
     manifest = make_manifest(TASK, architecture="emg_cnn", cfg=cfg, chain=chain, channels=chain_channels(chain),
                              window_length=cfg.window_samples(chain.fs), spec=spec, export=export, labels=labels,
                              decision=policy.to_manifest(), metrics=metrics, provenance=provenance)
-    return write_bundle(out, manifest, export.tflite)
+    return seal_exported(out, manifest, export.tflite)
 
 
 def chain_channels(chain) -> tuple[str, ...]:
@@ -270,7 +269,6 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
     ``<out>.report/report.json`` and the calibrated bundles of the evaluation participants
     (``participants``: a subset, default all) to ``<out>.report/calibrated/<participant>/``.
     """
-    from training.pipeline import RunResult, window_spec
 
     t_start = time.perf_counter()
     root = Path(str(data))
@@ -331,8 +329,8 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
     # ---- the base bundle's decision parameters: chosen on the pre-training participants' cycle 3
     base_policy = DecisionPolicy(labels=labels, mode="multiclass", moves_arm=True,
                                  commands=dict(task.commands), sequence=task.sequence, refractory_scope="joint")
-    tmp = load_exported(_bundle_for(scratch / "base", model=base, export=base_export, cfg=cfg, chain=chain,
-                                  spec=spec, labels=labels, policy=base_policy, metrics={}, provenance=provenance))
+    tmp = _bundle_for(scratch / "base", model=base, export=base_export, cfg=cfg, chain=chain,
+                      spec=spec, labels=labels, policy=base_policy, metrics={}, provenance=provenance)
     pre_replays = []
     for rec in list(pre_recs.values())[: 2 if quick else 6]:
         rec = continuous_cycle(as_continuous(rec), TUNE_CYCLE)
@@ -365,7 +363,7 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
             patience=None, seed=seed)
         export = _export(model, Xcal, seed)
         draft_export = _export(draft_model, Xcf, seed)
-        from edge.inference import Int8Model
+        from edge.model.inference import Int8Model
 
         res = {"float": _accuracy(test.y, model.predict(Xs, batch_size=1024, verbose=0)),
                "int8": _accuracy(test.y, Int8Model(export.tflite).predict(Xs)),
@@ -377,24 +375,23 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
             lda_pooled = _pooled_lda(pre_ws)
         res["lda_no_calibration"] = float(np.mean(lda_pooled.predict(td_features(test.X, TD_THRESHOLD)) == test.y))
         # decision parameters on training0 cycle 3, replayed continuously through this participant's bundle
-        draft = load_exported(_bundle_for(scratch / name, model=draft_model, export=draft_export, cfg=cfg, chain=chain,
-                                        spec=own,
-                                        labels=labels, policy=base_policy, metrics={}, provenance=provenance))
+        draft = _bundle_for(scratch / name, model=draft_model, export=draft_export, cfg=cfg, chain=chain,
+                            spec=own, labels=labels, policy=base_policy, metrics={}, provenance=provenance)
         tune_rec = continuous_cycle(as_continuous(cal_rec), TUNE_CYCLE)
         policy, tune_score = choose_policy(labels, [(tune_rec.labels.argmax(axis=1), tune_rec.fs,
                                                       *replay_probs(draft, tune_rec))], command_of, grace_s)
-        path = _bundle_for(report_dir / "calibrated" / name, model=model, export=export, cfg=cfg, chain=chain,
-                           spec=own, labels=labels, policy=policy,
-                           metrics={"calibration": {"tune_cycle": TUNE_CYCLE, "decision_tune": _brief(tune_score)}},
-                           provenance={**provenance, "participant": name, "parent": base_export_hash(base_export)})
-        bundle = load_exported(path)
+        bundle = _bundle_for(report_dir / "calibrated" / name, model=model, export=export, cfg=cfg, chain=chain,
+                             spec=own, labels=labels, policy=policy,
+                             metrics={"calibration": {"tune_cycle": TUNE_CYCLE, "decision_tune": brief(tune_score)}},
+                             provenance={**provenance, "participant": name, "parent": base_export_hash(base_export)})
+        path = bundle.path
         # each test session replayed as one stream: the calibrated bundle, and the pre-trained one
         # (its scratch copy, with the base policy chosen above)
         streams = [as_continuous(r) for r in test_recs]
         cont = [continuous_score(bundle, rec) for rec in streams]
         cont_base = [continuous_score(tmp, rec, base_policy) for rec in streams]
-        res["continuous"] = [_brief(c) for c in cont]
-        res["continuous_base"] = [_brief(c) for c in cont_base]
+        res["continuous"] = [brief(c) for c in cont]
+        res["continuous_base"] = [brief(c) for c in cont_base]
         res["_scores"], res["_scores_base"] = cont, cont_base
         res["decision"] = {k: getattr(policy, k) for k in GRID}
         res["bundle"] = str(path)
@@ -402,15 +399,15 @@ def train_gesture(data, out, *, quick: bool = False, seed: int = 0, epochs: int 
         runs[name] = res
         _log(progress, f"[train]   {name}: int8 {res['int8']:.4f} (float {res['float']:.4f}, LDA {res['lda']:.4f}; "
                        f"no calibration int8 {res['base_int8']:.4f}); continuous: "
-                       f"{_one_line(combine(cont))}")
+                       f"{score_line(combine(cont))}")
 
     report = _report(runs, base_policy, base_tune, history, root, quick, seed, base_export, t_start)
     manifest_metrics = {k: {kk: vv for kk, vv in v.items() if kk != "per_participant"}
                         for k, v in report["protocols"].items()}
-    path = _bundle_for(Path(out), model=base, export=base_export, cfg=cfg, chain=chain, spec=spec, labels=labels,
-                       policy=base_policy, metrics=manifest_metrics,
-                       provenance={**provenance, "evaluation_participants": list(ev)})
-    exported = load_exported(path)
+    exported = _bundle_for(Path(out), model=base, export=base_export, cfg=cfg, chain=chain, spec=spec,
+                           labels=labels, policy=base_policy, metrics=manifest_metrics,
+                           provenance={**provenance, "evaluation_participants": list(ev)})
+    path = exported.path
     report["bundle"] = {"path": str(path), "content_hash": exported.content_hash,
                         "model_bytes": len(base_export.tflite)}
     report["train_seconds"] = round(time.perf_counter() - t_start, 1)
@@ -436,15 +433,7 @@ def _pooled_lda(ws: WindowSet):
     return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(td_features(ws.X, TD_THRESHOLD), ws.y)
 
 
-def _brief(s: dict) -> dict:
-    return {k: v for k, v in s.items() if k not in ("per_command", "delays_ms")}
 
-
-def _one_line(s: dict) -> str:
-    d = s.get("delay_ms", {})
-    return (f"{s['detected']}/{s['gestures']} gestures commanded, {s['false_activations']} false activations "
-            f"in {s['rest_minutes']:.2f} min of rest, {s['wrong_commands']} wrong, delay p50 "
-            + (f"{d['p50']:.0f} ms" if d.get("n") else "n/a"))
 
 
 def _report(runs, base_policy, base_tune, history, root, quick, seed, base_export, t_start) -> dict:
@@ -467,9 +456,9 @@ def _report(runs, base_policy, base_tune, history, root, quick, seed, base_expor
                              "int8_minus_float": mean("base_int8") - mean("base_float"), "participants": len(runs),
                              "per_participant": {n: {"int8": r["base_int8"], "float": r["base_float"],
                                                      "lda": r["lda_no_calibration"]} for n, r in runs.items()}},
-            CONTINUOUS: {**_brief(cont), "objective": OBJECTIVE,
+            CONTINUOUS: {**brief(cont), "objective": OBJECTIVE,
                          "per_participant": {n: r["continuous"] for n, r in runs.items()}},
-            CONTINUOUS_BASE: {**_brief(cont_base), "decision_tune": _brief(base_tune)},
+            CONTINUOUS_BASE: {**brief(cont_base), "decision_tune": brief(base_tune)},
         },
         "runs": runs,
         "base_decision": {k: getattr(base_policy, k) for k in GRID},
@@ -498,35 +487,3 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate_gesture(bundle_path, data, *, quick: bool = False, progress=print) -> dict:
-    """A gesture bundle on Myo sessions through the edge path: window accuracy (each file's own
-    windows) and continuous use (each session replayed as one stream with the bundle's policy).
-
-    ``data``: a session folder (``EvaluationDataset/Female0/Test0``), a participant folder or a
-    folder of them; every session found is used (``quick``: the first two).
-    """
-    bundle = load_bundle(bundle_path)
-    if bundle.task != TASK:
-        raise TrainingError(f"{bundle_path} is a {bundle.task!r} bundle, not a gesture bundle")
-    sessions = find_myo_sessions(data)[: 2 if quick else None]
-    correct = total = 0
-    scores, per_session = [], {}
-    for s in sessions:
-        rec = read_myo_session(s, continuous=False)
-        c, n = window_accuracy(bundle, rec)
-        correct, total = correct + c, total + n
-        sc = continuous_score(bundle, as_continuous(rec))
-        scores.append(sc)
-        key = f"{s.parent.name}/{s.name}"
-        per_session[key] = {"accuracy": c / n if n else None, "continuous": _brief(sc)}
-        _log(progress, f"[evaluate] {key}: int8 accuracy {c / max(n, 1):.4f}; {_one_line(sc)}")
-    if not total:
-        raise TrainingError(f"{data}: no windows to evaluate")
-    model = bundle.model()
-    result = {"bundle": str(bundle_path), "content_hash": bundle.content_hash, "task": TASK,
-              "protocol": "the given sessions: window accuracy per file; continuous use with the bundle's policy",
-              "interpreter": f"{model.backend} {model.backend_version}", "n_windows": total,
-              "int8": {"accuracy": correct / total}, "continuous": _brief(combine(scores)),
-              "sessions": per_session, "bundle_metrics": bundle.manifest.get("metrics")}
-    _log(progress, f"[evaluate] int8 accuracy {correct / total:.4f} over {len(sessions)} session(s)")
-    return result

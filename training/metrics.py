@@ -1,8 +1,8 @@
-"""The window-level baseline every run is compared with, and the metrics (re-exported from :mod:`edge.metrics`).
+"""The window-level baseline every run is compared with, and the metrics (re-exported from :mod:`edge.evaluation.metrics`).
 
-The metrics are numpy-only (:mod:`edge.metrics`, equal to scikit-learn's to 1e-12), so evaluating a
+The metrics are numpy-only (:mod:`edge.evaluation.metrics`, equal to scikit-learn's to 1e-12), so evaluating a
 bundle needs no scikit-learn.  The baseline is filter-bank log-variance (plus the slow trend) per
-channel, from :mod:`edge.model_input`, and a logistic regression (one per label for multi-label
+channel, from :mod:`edge.model.inputs`, and a logistic regression (one per label for multi-label
 tasks): scikit-learn, imported when a baseline is built.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.metrics import classification_metrics, columnwise_auc, mean_columnwise_auc, task_metrics
-from edge.model_input import normalise_windows, window_features
+from edge.evaluation.metrics import classification_metrics, columnwise_auc, mean_columnwise_auc, task_metrics
+from edge.model.inputs import normalise_windows, window_features
 from edge.tasks import get_task
 
 __all__ = ["Baseline", "baseline_features", "classification_metrics", "columnwise_auc", "logistic_regression",
@@ -21,7 +21,7 @@ __all__ = ["Baseline", "baseline_features", "classification_metrics", "columnwis
 # --------------------------------------------------------------------------- baseline
 
 def baseline_features(X: np.ndarray, fs: float, channel_scale) -> np.ndarray:
-    """The baseline's inputs: :func:`edge.model_input.window_features` of the normalised windows."""
+    """The baseline's inputs: :func:`edge.model.inputs.window_features` of the normalised windows."""
     return window_features(normalise_windows(X, channel_scale), fs)
 
 

@@ -1,4 +1,5 @@
-"""``neurogrip train``: fit, evaluate honestly, quantise, export a bundle (``evaluate``: :mod:`training.evaluate`).
+"""One split, one model: fit, evaluate honestly, quantise, export a bundle (``neurogrip train`` is
+:func:`training.train.train`, which hands a task with its own protocol to its module).
 
 Protocols (every number in a report names one)
 ----------------------------------------------
@@ -20,8 +21,8 @@ recorded files (any task)
     annotations; each file is cut in time into fit, tune and test blocks as above.
 
 Every protocol reports the float Keras model, the int8 model run through the edge path
-(:class:`edge.chain.SignalChain` windows → :func:`edge.model_input.quantise` →
-:class:`edge.inference.Int8Model`), and the filter-bank baseline fitted on the same split.
+(:class:`edge.chain.signal_chain.SignalChain` windows → :func:`edge.model.inputs.quantise` →
+:class:`edge.model.inference.Int8Model`), and the filter-bank baseline fitted on the same split.
 """
 
 from __future__ import annotations
@@ -36,19 +37,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import write_bundle
-from edge.chain import SignalChain
+from edge.chain.signal_chain import SignalChain
 from edge.decision.policy import DecisionPolicy
-from edge.inference import Int8Model
-from edge.model_input import channel_scale_of, model_inputs, normalise_windows, window_spec  # noqa: F401 (re-exported)
+from edge.model.inference import Int8Model
+from edge.model.inputs import channel_scale_of, model_inputs, normalise_windows, window_spec  # noqa: F401 (re-exported)
 from edge.progress import Progress
 from edge.recordings import recorded_files
 from edge.tasks import get_task
 from training.control import tune_multilabel
-from training.convert import load_exported
+from training.convert import seal_exported
 from training.data import TaskConfig, WindowSet, build_windows
 from training.errors import TrainingError
-from training.evaluate import evaluate  # noqa: F401  (re-exported: `neurogrip evaluate` needs no TF, no sklearn)
 from training.metrics import Baseline, logistic_regression, task_metrics
 from training.protocols import Split, file_splits, is_table, load_recorded, protocol_for
 
@@ -69,7 +68,7 @@ def _log(progress, msg: str) -> None:
 # --------------------------------------------------------------------------- model fitting
 
 
-def _configure_tf(seed: int):
+def configure_tf(seed: int):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -106,7 +105,7 @@ def _build(kind: str, task: str, input_shape: tuple, n_labels: int, n_channels: 
 def fit_model(kind, task, Xfit, yfit, Xtune, ytune, *, n_labels: int, n_channels: int, epochs: int, seed: int,
               progress=None):
     """Fit a Keras model with early stopping on the tune block; returns (model, history dict)."""
-    _tf, keras = _configure_tf(seed)
+    _tf, keras = configure_tf(seed)
     model = _build(kind, task, Xfit.shape[1:], n_labels, n_channels)
     multilabel = get_task(task).multilabel
     loss = "binary_crossentropy" if multilabel else "sparse_categorical_crossentropy"
@@ -260,9 +259,8 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
     proto = protocol_for(task)
     spec = get_task(task)
     files = recorded_files(data)
-    if files is None and proto.train is not None:
-        return proto.train(data, out, quick=quick, seed=seed, epochs=epochs, progress=progress,
-                           participants=participants, lso_folds=lso_folds)
+    if files is None and proto.own:
+        raise TrainingError(f"{task} has its own protocol: train it with training.train.train")
     if participants:
         raise TrainingError(f"--participants picks Myo dataset participants to calibrate; {task} takes none"
                             + (" with recorded files (pass one file or a folder of one person's files)"
@@ -302,8 +300,8 @@ def train(task: str, data, out, *, model_kind: str | None = None, quick: bool = 
               "train_seconds": round(time.perf_counter() - t_start, 1)}
     manifest = _manifest(task, kind, cfg, chain, ws, labels, main, report, data, seed)
     out = Path(out)
-    path = write_bundle(out, manifest, main["export"].tflite)
-    exported = load_exported(path)  # the edge's own validation, including the model's tensors
+    exported = seal_exported(out, manifest, main["export"].tflite)  # the edge's own checks, model tensors too
+    path = exported.path
     report_dir = out.parent / (out.name + ".report")
     report_dir.mkdir(parents=True, exist_ok=True)
     report["bundle"] = {"path": str(path), "content_hash": exported.content_hash,
@@ -426,7 +424,7 @@ def train_feature_table(path, out, *, quick: bool = False, seed: int = 0, epochs
     Xs = (X - mu) / sd
     y = table.labels
     k = len(table.label_names)
-    _, keras = _configure_tf(seed)
+    _, keras = configure_tf(seed)
     # Four steps of a quarter of the features each (emotions.csv's 2548 = 4 x 637): with a single
     # step the GRU's recurrent weights would never be used.
     steps = 4 if X.shape[1] % 4 == 0 else 1

@@ -135,10 +135,10 @@ class TaskProtocol:
     held_out : callable (recordings, quick) -> recordings; what ``evaluate`` reads of a folder
         before :attr:`held_out_windows` (grasp-lift: series 7–8)
     held_out_windows : callable (windows, window seconds) -> (windows, protocol name)
-    train, evaluate : callable, optional
-        A task whose protocol is not "one split, one model" (EMG gestures: pre-train on other
-        people, calibrate per person) brings its own ``train(data, out, **options)`` and
-        ``evaluate(bundle_path, data, **options)``; the generic ones are used otherwise.
+    own : bool
+        The task's protocol is not "one split, one model" (EMG gestures: pre-train on other
+        people, calibrate per person): :mod:`training.train` and :mod:`training.evaluate` hand
+        its data (when not recorded files) to its own module (:data:`training.train.OWN`).
     recordings : callable (data) -> recordings, optional
         What ``evaluate`` reads of ``data``, as continuous recordings (for a timeline picture),
         when the task has no ``load``.
@@ -148,8 +148,7 @@ class TaskProtocol:
     splits: Callable[..., list[Split]] | None = None
     held_out: Callable[[list[Recording]], list[Recording]] | None = None
     held_out_windows: Callable[[WindowSet, float], tuple[WindowSet, str]] | None = None
-    train: Callable[..., object] | None = None
-    evaluate: Callable[..., dict] | None = None
+    own: bool = False
     recordings: Callable[..., list[Recording]] | None = None
 
 
@@ -170,8 +169,7 @@ PROTOCOLS: dict[str, TaskProtocol] = {
         held_out=lambda recs: recs,
         held_out_windows=_emotion_test_blocks),
     "gesture": TaskProtocol(
-        train=lambda data, out, **kw: _gesture().train_gesture(data, out, **kw),
-        evaluate=lambda bundle, data, **kw: _gesture().evaluate_gesture(bundle, data, **kw),
+        own=True,
         recordings=lambda data: [_myo().read_myo_session(_test_session(data))]),
 }
 
@@ -189,11 +187,6 @@ def _myo():
 
     return myo
 
-
-def _gesture():
-    from training import gesture  # imports the runtime's pipeline: only when the task is used
-
-    return gesture
 
 
 def protocol_for(task: str) -> TaskProtocol:

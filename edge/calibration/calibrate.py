@@ -29,16 +29,19 @@ import numpy as np
 
 from edge import config
 from edge._checks import check_number
-from edge.bundle import load_bundle, write_bundle
+from edge.bundle import load_bundle
+from edge.bundle.device_trust import root_evidence
+from edge.bundle.keys import DEVICE_KEY_ENV, key_id, load_private_key
+from edge.bundle.loader import seal
+from edge.bundle.trust import TrustPolicy
 from edge.calibration.head import fit_head, fit_lda, fuse
-from edge.calibration.session import SessionWindows, calibration_session, held_out_rows
-from edge.device_trust import root_evidence
+from edge.calibration.session import calibration_session
+from edge.calibration.windows import SessionWindows, Thinning, held_out_rows
 from edge.errors import CalibrationError
-from edge.head import Head
-from edge.inference import Int8Model, dequantise
-from edge.metrics import accuracy, mean_columnwise_auc
-from edge.model_input import log_td_features, model_inputs, quantise, window_spec
-from edge.signing import DEVICE_KEY_ENV, TrustPolicy, key_id, load_private_key, sign
+from edge.evaluation.metrics import accuracy, mean_columnwise_auc
+from edge.model.head import Head
+from edge.model.inference import Int8Model, dequantise
+from edge.model.inputs import log_td_features, model_inputs, quantise, window_spec
 
 
 @dataclass
@@ -54,11 +57,13 @@ class CalibrationResult:
     n_windows: dict = field(default_factory=dict)
     seconds: float = 0.0
     session_hash: str = ""
+    thinning: Thinning | None = None  # a long session's windows, taken at a larger stride
 
     def summary(self) -> str:
         return (f"held-out {self.metric}: base {self.base:.4f} -> calibrated {self.calibrated:.4f}; wrote {self.out} "
                 f"({self.n_windows.get('calibration', 0)} calibration / {self.n_windows.get('held_out', 0)} "
-                f"held-out windows; {self.choice}; {self.seconds:.1f} s)")
+                f"held-out windows; {self.choice}; {self.seconds:.1f} s)"
+                + (f"; {self.thinning}" if self.thinning else ""))
 
 
 def _score(mode: str, y: np.ndarray, probs: np.ndarray, what: str) -> float:
@@ -167,7 +172,7 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     overwrite : bool
         Replace an existing ``out``; without it an existing path (or a link) is refused before any work.
     sign_key : path, optional
-        Sign the calibrated bundle with this Ed25519 private key (:mod:`edge.signing`).  Where a
+        Sign the calibrated bundle with this Ed25519 private key (:mod:`edge.bundle.trust`).  Where a
         trust store is installed, an unsigned bundle would not load: calibration then refuses to
         start without a key, rather than write a bundle the runtime refuses.
 
@@ -190,7 +195,7 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     base = load_bundle(bundle_path)
     policy = TrustPolicy.from_environment(bundle_path)
     if sign_key is None and policy.enforced:
-        # Signed by this Pi's own key, trusted through the base's workstation signature (edge.device_trust):
+        # Signed by this Pi's own key, trusted through the base's workstation signature (edge.bundle.device_trust):
         # the workstation's private key never comes here.
         sign_key = Path(os.environ.get(DEVICE_KEY_ENV) or config.DEVICE_KEY_FILE)
         if not sign_key.is_file():
@@ -206,8 +211,10 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     if sign_key is not None:
         load_private_key(sign_key)  # a missing key or an unsafe file fails now, not after the work
     mode, labels = base.task_spec.mode, base.labels
-    # one file at a time, refused beyond what the edge's memory holds (edge.calibration.session)
+    # one file at a time, within what the edge's memory holds (edge.calibration.session)
     sw, rec, session_hash, parts = calibration_session(data, base)
+    if rec.thinning is not None:  # a long session: fewer windows, evenly over all of it (edge.calibration.session)
+        say(f"[calibrate] {rec.thinning}")
     guard = round(config.CALIBRATION_GUARD_S * rec.fs)
     usable = _usable(mode, sw)
     held = held_out_rows(parts, rec.n_samples, holdout)
@@ -278,7 +285,8 @@ def calibrate(bundle_path, data, out, *, holdout: float = config.CALIBRATION_HOL
     cal_score = _score(mode, sw.y[test], _as_run(head, final.head_inputs(head, test), oq), "held-out")
     metric = "accuracy" if mode == "multiclass" else "mean column AUC"
     result = CalibrationResult(Path(out), metric, base_score, cal_score, choice,
-                               {"calibration": int(cal.sum()), "held_out": int(test.sum())}, 0.0, session_hash)
+                               {"calibration": int(cal.sum()), "held_out": int(test.sum())}, 0.0, session_hash,
+                               rec.thinning)
     written = cal_score >= base_score or force
     if written and config.CALIBRATION_REFIT_ALL:
         # judged, now fitted on every window of the session with the same choices: the held-out
@@ -318,6 +326,10 @@ def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout
                    "holdout": f"last {holdout:.0%} of each session file" + (
                        ", judged on it, then refitted on every window" if result.choice.get("refit") else ""),
                    "choice": result.choice, "windows": result.n_windows,
+                   # a long session's windows were taken further apart than calibration's own stride
+                   **({"window_stride_ms": {"taken": round(result.thinning.stride_ms, 3),
+                                            "instead_of": round(result.thinning.base_stride_ms, 3)}}
+                      if result.thinning else {}),
                    "held_out": {"metric": result.metric, "base": round(result.base, 6),
                                 "calibrated": round(result.calibrated, 6)}}
     root = root_evidence(base.manifest, base.signature)  # what a device-key signature is trusted through
@@ -326,11 +338,11 @@ def _write(base, spec: dict, head: Head, out, result: CalibrationResult, holdout
          "provenance": {**base.manifest.get("provenance", {}), "parent": base.content_hash,
                         "calibration": calibration, **(root or {})},
          "metrics": {**base.manifest.get("metrics", {}), "calibration": calibration["held_out"]}}
-    write_bundle(out, m, base.model_bytes)  # a deep copy; the content hash is recomputed
+    key = None if sign_key is None else load_private_key(sign_key)
     try:
-        if sign_key is not None:
-            sign(out, sign_key, check_model=False)  # the load below checks the model
-        load_bundle(out)  # what the runtime will load: refuse to leave a bundle it would not
+        # Written, hashed, validated and signed once, then checked as the runtime will load it (this
+        # machine's trust policy, the model): a bundle the runtime would refuse is not left behind.
+        seal(out, m, base.model_bytes, sign_key=key)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True) if Path(out).is_dir() else Path(out).unlink(missing_ok=True)
         raise

@@ -1,7 +1,7 @@
 """Re-fitting the model's last layer on one person's session, without TensorFlow (docs/design.md § 7).
 
-:func:`fit_head` re-fits the base head (:class:`edge.head.Head`, read from the graph by
-:func:`edge.head.find_head`) on one person's features, pulled towards it by an L2 penalty, with
+:func:`fit_head` re-fits the base head (:class:`edge.model.head.Head`, read from the graph by
+:func:`edge.model.head.find_head`) on one person's features, pulled towards it by an L2 penalty, with
 Newton's method in numpy (the Pi has no scipy or scikit-learn).  For EMG, :func:`fit_lda` fits a
 Ledoit-Wolf shrinkage LDA on the log time-domain features of the int8 input windows and
 :func:`fuse` adds its logits to the re-fitted layer's (a product of the two experts, still one
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.errors import CalibrationError
-from edge.head import Head
+from edge.model.head import Head
 
 # --------------------------------------------------------------------------- fitting
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from edge.errors import RecordingError
 from edge.recordings import gameemo, grasp_lift, muse
-from edge.recordings._text import _count_rows, _header_fields, _read_header
+from edge.recordings._text import count_rows, header_fields, read_header
 from edge.recordings.base import STOP_MARKERS, FeatureTable, Recording, labels_from_markers, task_labels
 from edge.recordings.edf import edf_values, read_edf
 from edge.recordings.emotions_table import EMOTION_LABELS, read_emotions_table
@@ -116,7 +116,7 @@ def read_recording(path: str | Path) -> Recording:
         return read_gameemo(path)
     if muse.FILE_NAME.match(name):
         return read_muse(path)
-    fields = _header_fields(_read_header(path))  # the header line only: the reader then reads the file in blocks
+    fields = header_fields(read_header(path))  # the header line only: the reader then reads the file in blocks
     if tuple(fields) == MUSE_COLUMNS:
         return read_muse(path)
     if tuple(fields) == GAMEEMO_CHANNELS:
@@ -155,10 +155,10 @@ def recording_values(path: str | Path, stop_after: int | None = None) -> int:
         files += [events] if events.is_file() else []  # a missing one is the reader's to report
     total = 0
     for f in files:
-        header, _ = _count_rows(f, stop_after=0)  # the header line alone
-        per_row = len(_header_fields(header))
+        header, _ = count_rows(f, stop_after=0)  # the header line alone
+        per_row = len(header_fields(header))
         left = None if stop_after is None else max(stop_after - total, 0) // per_row
-        total += _count_rows(f, stop_after=left)[1] * per_row
+        total += count_rows(f, stop_after=left)[1] * per_row
     return total
 
 

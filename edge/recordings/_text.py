@@ -5,7 +5,7 @@ series; only when that path finds something wrong does a slow line-by-line pass
 (:func:`_diagnose`) run to name the exact line and problem.  Every problem is reported as one
 :class:`~edge.errors.RecordingError`.
 
-The signal readers (grasp-lift, Muse, GAMEEMO) read a table in bounded memory (:func:`_read_table`):
+The signal readers (grasp-lift, Muse, GAMEEMO) read a table in bounded memory (:func:`read_table`):
 one pass counts the rows, a second parses blocks of ``_BLOCK_BYTES`` of whole lines straight into
 the preallocated result, so a read holds the values plus about two blocks, never the file's text
 or a second copy of the values (issue 24: a 3.4 MB series took 30 MB of text, stripped text and
@@ -37,7 +37,7 @@ _MAX_EXACT_ID = 2**53  # ids are parsed as float64: above this they are no longe
 _BLOCK_BYTES = 1 << 20
 
 
-def _quote(text, limit: int | None = None) -> str:
+def quote(text, limit: int | None = None) -> str:
     """repr of (a prefix of) bad input for a message: about ``ERROR_QUOTE_CHARS`` characters at most."""
     limit = config.ERROR_QUOTE_CHARS if limit is None else limit
     if isinstance(text, bytes):
@@ -57,7 +57,7 @@ def _read_capped(fh, limit: int, chunk: int = 1 << 20) -> bytes:
     return b"".join(parts)
 
 
-def _check_file(path: Path, limit: int, name: str) -> int:
+def check_file(path: Path, limit: int, name: str) -> int:
     """A regular file of at most ``limit`` bytes (``name``: its bound in edge/config.py), checked before
     it is read; returns its size.  Every reader calls this first."""
     if not path.is_file():
@@ -71,14 +71,14 @@ def _check_file(path: Path, limit: int, name: str) -> int:
 
 
 def _unreadable(path: Path, exc: BaseException) -> RecordingError:
-    return RecordingError(path, None, f"cannot be read ({_clip(str(exc))})", "a readable, complete file")
+    return RecordingError(path, None, f"cannot be read ({clip(str(exc))})", "a readable, complete file")
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
     """The whole file (decompressed for ``.gz``), refused beyond ``RECORDING_MAX_BYTES``."""
     limit = config.RECORDING_MAX_BYTES
     try:
-        _check_file(path, limit, "RECORDING_MAX_BYTES")
+        check_file(path, limit, "RECORDING_MAX_BYTES")
         with _open(path) as fh:
             data = _read_capped(fh, limit)  # bounded even if the file grew since stat(); a bomb stops here
     except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip, permissions, ...
@@ -126,7 +126,7 @@ def _no_rows(path: Path) -> RecordingError:
     return RecordingError(path, 2, "no data rows", "at least one data row after the header")
 
 
-def _split_header(data: bytes, path: Path) -> tuple[str, bytes]:
+def split_header(data: bytes, path: Path) -> tuple[str, bytes]:
     """Return the header line (decoded) and the body without trailing newlines."""
     header, body = _take_header(data, path)
     body = body.rstrip(b"\n")
@@ -145,7 +145,7 @@ def _blocks(path: Path):
     """
     limit = config.RECORDING_MAX_BYTES
     try:
-        _check_file(path, limit, "RECORDING_MAX_BYTES")
+        check_file(path, limit, "RECORDING_MAX_BYTES")
         with _open(path) as fh:
             total, carry, lines, header = 0, b"", 0, True
             while True:
@@ -163,7 +163,7 @@ def _blocks(path: Path):
                 # a "\r" at the end may be the first half of a "\r\n": it waits for the next part
                 held = b"\r" if data.endswith(b"\r") else b""
                 data = data[:-1] if held else data
-                if b"\r" in data:  # Windows and old Mac line ends, as _read_bytes normalises them
+                if b"\r" in data:  # Windows and old Mac line ends, as read_bytes normalises them
                     data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
                 cut = data.rfind(b"\n") + 1
                 if cut:
@@ -181,16 +181,16 @@ def _blocks(path: Path):
         raise _unreadable(path, exc) from None
 
 
-def _read_header(path: Path) -> str:
+def read_header(path: Path) -> str:
     """The header line alone (what a layout is recognised by), read in bounded memory."""
     for block in _blocks(path):
         return _take_header(block, path)[0]
     raise RecordingError(path, 1, "an empty file", "a CSV header line")
 
 
-def _count_rows(path: Path, columns: tuple[str, ...] | None = None, stop_after: int | None = None) -> tuple[str, int]:
+def count_rows(path: Path, columns: tuple[str, ...] | None = None, stop_after: int | None = None) -> tuple[str, int]:
     """The header line and how many data rows follow it (trailing empty lines not counted), in one
-    bounded pass.  ``columns``: the header is checked against them (:func:`_check_header`) before
+    bounded pass.  ``columns``: the header is checked against them (:func:`check_header`) before
     anything else is read.  With ``stop_after`` the pass stops once more rows than that are seen
     (the count is then ``stop_after + 1``)."""
     header, rows, trailing, content = None, 0, 0, False
@@ -198,7 +198,7 @@ def _count_rows(path: Path, columns: tuple[str, ...] | None = None, stop_after: 
         if header is None:
             header, block = _take_header(block, path)
             if columns is not None:
-                _check_header(_header_fields(header), columns, path)
+                check_header(header_fields(header), columns, path)
         rows += block.count(b"\n")
         body = block.rstrip(b"\n")
         if body:
@@ -207,12 +207,12 @@ def _count_rows(path: Path, columns: tuple[str, ...] | None = None, stop_after: 
             trailing += len(block)
         if stop_after is not None and rows - trailing + 1 > stop_after:
             return header, stop_after + 1
-    if header is None:  # an empty file: what _split_header says of it
+    if header is None:  # an empty file: what split_header says of it
         raise _no_rows(path)
     return header, (rows - trailing + 1 if content else 0)
 
 
-def _read_table(path: Path, columns: tuple[str, ...], *, id_prefix: bytes | None = None,
+def read_table(path: Path, columns: tuple[str, ...], *, id_prefix: bytes | None = None,
                 trailing_comma: bool = False, first_apart: bool = False):
     """A CSV file with the header ``columns``, parsed in bounded memory into float64.
 
@@ -220,9 +220,9 @@ def _read_table(path: Path, columns: tuple[str, ...], *, id_prefix: bytes | None
     ----------
     path : Path
     columns : tuple of str
-        The header the file must have (:func:`_check_header`).
+        The header the file must have (:func:`check_header`).
     id_prefix : bytes, optional
-        The first column holds ids ``<prefix><integer>`` (see :func:`_parse_numeric`).
+        The first column holds ids ``<prefix><integer>`` (see :func:`parse_numeric`).
     trailing_comma : bool
         Every row ends with one comma (GAMEEMO), dropped before parsing.
     first_apart : bool
@@ -231,16 +231,16 @@ def _read_table(path: Path, columns: tuple[str, ...], *, id_prefix: bytes | None
     Returns
     -------
     ndarray (n_rows, n_cols), or (ndarray (n_rows,), ndarray (n_rows, n_cols - 1)) with ``first_apart``
-        The values :func:`_parse_numeric` gives for the whole body, checked the same way (a bad
+        The values :func:`parse_numeric` gives for the whole body, checked the same way (a bad
         line is named by its number in the file).
 
     Raises
     ------
     RecordingError
-        As :func:`_read_bytes`, :func:`_split_header` and :func:`_parse_numeric`, or a file that
+        As :func:`read_bytes`, :func:`split_header` and :func:`parse_numeric`, or a file that
         changed between the two passes.
     """
-    _, n_rows = _count_rows(path, columns)
+    _, n_rows = count_rows(path, columns)
     if not n_rows:
         raise _no_rows(path)
     n_cols = len(columns)
@@ -271,7 +271,7 @@ def _read_table(path: Path, columns: tuple[str, ...], *, id_prefix: bytes | None
             lines = lines.replace(b",\n", b"\n")
             if lines.endswith(b","):
                 lines = lines[:-1]
-        values = _parse_numeric(lines, n_cols, path, first_line=2 + done, id_prefix=id_prefix)
+        values = parse_numeric(lines, n_cols, path, first_line=2 + done, id_prefix=id_prefix)
         if first_apart:
             first[done:done + k], rest[done:done + k] = values[:, 0], values[:, 1:]
         else:
@@ -286,38 +286,38 @@ def _changed(path: Path) -> RecordingError:
     return RecordingError(path, None, "changed while it was read", "a recording that is not being written to")
 
 
-def _header_fields(header: str) -> list[str]:
+def header_fields(header: str) -> list[str]:
     fields = [f.strip().strip('"').strip() for f in header.split(",")]
     if fields and fields[-1] == "":  # GAMEEMO's trailing comma
         fields = fields[:-1]
     return fields
 
 
-def _check_header(found: list[str], expected: tuple[str, ...], path: Path) -> None:
+def check_header(found: list[str], expected: tuple[str, ...], path: Path) -> None:
     if tuple(found) == tuple(expected):
         return
     if sorted(found) == sorted(expected):
-        problem = "columns are reordered: " + _clip(",".join(found))
+        problem = "columns are reordered: " + clip(",".join(found))
     else:
         have, want = set(found), set(expected)
         missing = [c for c in expected if c not in have]
         extra = [c for c in found if c not in want]
-        problem = f"wrong header (missing {_names(missing)}, unexpected {_names(extra)})"
+        problem = f"wrong header (missing {quoted_names(missing)}, unexpected {quoted_names(extra)})"
     raise RecordingError(path, 1, problem, "the header " + ",".join(expected))
 
 
-def _clip(text: str, limit: int | None = None) -> str:
+def clip(text: str, limit: int | None = None) -> str:
     limit = config.ERROR_QUOTE_CHARS if limit is None else limit
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _names(names: list[str]) -> str:
+def quoted_names(names: list[str]) -> str:
     """A bounded rendering of a list of column names: the first few, then how many more."""
     if not names:
         return "none"
-    shown = [_quote(n, 40) for n in names[:8]]
+    shown = [quote(n, 40) for n in names[:8]]
     more = f", ... {len(names) - 8} more" if len(names) > 8 else ""
-    return _clip("[" + ", ".join(shown) + more + "]")
+    return clip("[" + ", ".join(shown) + more + "]")
 
 
 def _diagnose(body: bytes, n_cols: int, path: Path, first_line: int, id_prefix: bytes | None) -> None:
@@ -340,20 +340,20 @@ def _diagnose(body: bytes, n_cols: int, path: Path, first_line: int, id_prefix: 
             if col == 0 and id_prefix is not None:
                 prefix = id_prefix.decode()
                 if not text.startswith(prefix) or not text[len(prefix):].isdigit():
-                    raise RecordingError(path, lineno, f"id {_quote(text)}",
+                    raise RecordingError(path, lineno, f"id {quote(text)}",
                                          f"an id of the form {prefix}<sample number>")
                 continue
             try:
                 value = float(text)
             except ValueError:
-                raise RecordingError(path, lineno, f"non-numeric cell {_quote(text)} in column {col + 1}",
+                raise RecordingError(path, lineno, f"non-numeric cell {quote(text)} in column {col + 1}",
                                      "a number") from None
             if not np.isfinite(value):
-                raise RecordingError(path, lineno, f"non-finite value {_quote(text)} in column {col + 1}",
+                raise RecordingError(path, lineno, f"non-finite value {quote(text)} in column {col + 1}",
                                      "a finite number (no NaN/inf)")
 
 
-def _parse_numeric(body: bytes, n_cols: int, path: Path, first_line: int = 2,
+def parse_numeric(body: bytes, n_cols: int, path: Path, first_line: int = 2,
                    id_prefix: bytes | None = None) -> np.ndarray:
     """Parse a comma-separated numeric body into an (n_rows, n_cols) float64 array.
 
@@ -394,7 +394,7 @@ def _parse_numeric(body: bytes, n_cols: int, path: Path, first_line: int = 2,
     return values
 
 
-def _check_ids(ids: np.ndarray, path: Path, first_line: int = 2) -> None:
+def check_ids(ids: np.ndarray, path: Path, first_line: int = 2) -> None:
     wrong = (ids < 0) | (ids != np.round(ids)) | (ids > _MAX_EXACT_ID)
     if wrong.any():
         bad = int(np.flatnonzero(wrong)[0])
@@ -408,7 +408,7 @@ def _check_ids(ids: np.ndarray, path: Path, first_line: int = 2) -> None:
                              f"{int(ids[bad - 1])})", "strictly increasing ids")
 
 
-def _segments_from_gaps(gap: np.ndarray) -> np.ndarray:
+def segments_from_gaps(gap: np.ndarray) -> np.ndarray:
     """[start, stop) rows of the contiguous runs; ``gap[i]`` is True between rows i and i+1."""
     breaks = np.flatnonzero(gap) + 1
     starts = np.concatenate(([0], breaks))
@@ -416,7 +416,7 @@ def _segments_from_gaps(gap: np.ndarray) -> np.ndarray:
     return np.stack([starts, stops], axis=1).astype(np.int64)
 
 
-def _write_table(path: Path, header, first_col, values, fmt) -> None:
+def write_table(path: Path, header, first_col, values, fmt) -> None:
     body = "\n".join(f"{a}," + ",".join(fmt % v for v in row) for a, row in zip(first_col, values.tolist()))
     text = (",".join(header) + "\n" + body + "\n").encode()
     if path.suffix == ".gz":

@@ -21,9 +21,9 @@ import numpy as np
 
 from edge import config
 from edge.errors import RecordingError
-from edge.recordings._text import _check_file, _clip, _names
+from edge.recordings._text import check_file, clip, quoted_names
 from edge.recordings.base import STOP_MARKERS, Recording, labels_from_markers
-from edge.recordings.xdf import _to_uv
+from edge.recordings.xdf import to_uv
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def read_edf_header(path: str | Path) -> dict:
         Missing, too large, not EDF/BDF, or a header whose sizes do not add up.
     """
     path = Path(path)
-    size = _check_file(path, config.RECORDING_MAX_EDF_BYTES, "RECORDING_MAX_EDF_BYTES")
+    size = check_file(path, config.RECORDING_MAX_EDF_BYTES, "RECORDING_MAX_EDF_BYTES")
     with path.open("rb") as fh:
         head = fh.read(HEADER_BYTES)
     if len(head) < HEADER_BYTES:
@@ -93,7 +93,7 @@ def _check_calibration(path: Path, signal) -> None:
         dmin, dmax = signal.digital_min, signal.digital_max
     except ValueError as exc:
         raise RecordingError(path, None, f"signal {signal.label.strip()!r} has an unreadable calibration field "
-                             f"({_clip(str(exc))})", "numbers in its physical and digital minimum and maximum") from None
+                             f"({clip(str(exc))})", "numbers in its physical and digital minimum and maximum") from None
     if not (dmin < dmax and pmin != pmax):
         raise RecordingError(path, None, f"signal {signal.label.strip()!r} has digital range {dmin}..{dmax} and "
                              f"physical range {pmin:g}..{pmax:g}", "digital minimum < maximum and physical minimum "
@@ -163,22 +163,22 @@ def read_edf(path: str | Path, *, label_names=None) -> Recording:
         except RecordingError:
             raise
         except Exception as exc:  # noqa: BLE001 - edfio raises many kinds on a malformed file
-            raise RecordingError(path, None, f"edfio cannot read it ({type(exc).__name__}: {_clip(str(exc))})",
+            raise RecordingError(path, None, f"edfio cannot read it ({type(exc).__name__}: {clip(str(exc))})",
                                  _EXPECTED) from None
     for w in caught:
         log.warning("%s: %s", path, w.message)
     n_annotation = header["n_signals"] - len(signals)
     log.info("%s: %d signal(s) at %g Hz%s%s", path, len(chosen), fs,
-             f"; skipped {len(slower)} slower signal(s): {_names([s.label for s in slower])}" if slower else "",
+             f"; skipped {len(slower)} slower signal(s): {quoted_names([s.label for s in slower])}" if slower else "",
              f"; {n_annotation} {fmt} Annotations signal(s) read as markers" if n_annotation else "")
     if x.shape[0] == 0:
         raise RecordingError(path, None, "no data records", f"{_EXPECTED} with at least one data record")
     labels = [s.label.strip() for s in chosen]
     if not all(labels) or len(set(labels)) != len(labels):
-        log.warning("%s: channel labels are empty or repeated (%s); using ch0..ch%d", path, _names(labels),
+        log.warning("%s: channel labels are empty or repeated (%s); using ch0..ch%d", path, quoted_names(labels),
                     len(labels) - 1)
         labels = [f"ch{i}" for i in range(len(labels))]
-    x, units = _to_uv(path, labels, [s.physical_dimension for s in chosen], np.ascontiguousarray(x))
+    x, units = to_uv(path, labels, [s.physical_dimension for s in chosen], np.ascontiguousarray(x))
     n = x.shape[0]
     events = sorted(((_onset_row(a.onset, fs), a.onset, a.text.strip(), a.duration or 0.0) for a in annotations),
                     key=lambda e: e[1])

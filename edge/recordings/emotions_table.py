@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import RecordingError
-from edge.recordings._text import _header_fields, _parse_numeric, _quote, _read_bytes, _split_header
+from edge.recordings._text import header_fields, parse_numeric, quote, read_bytes, split_header
 from edge.recordings.base import FeatureTable
 
 EMOTION_LABELS = ("NEGATIVE", "NEUTRAL", "POSITIVE")
@@ -20,10 +20,10 @@ def read_emotions_table(path: str | Path) -> FeatureTable:
     every other column is a numeric feature.
     """
     path = Path(path)
-    header, body = _split_header(_read_bytes(path), path)
-    names = _header_fields(header)
+    header, body = split_header(read_bytes(path), path)
+    names = header_fields(header)
     if not names or names[-1] != "label" or len(names) < 2:
-        raise RecordingError(path, 1, f"last header column {_quote(names[-1] if names else '')}",
+        raise RecordingError(path, 1, f"last header column {quote(names[-1] if names else '')}",
                              "feature columns followed by a final 'label' column")
     if names[0].startswith("#"):  # the published file's header starts with '# '
         names[0] = names[0].lstrip("#").strip()
@@ -34,9 +34,9 @@ def read_emotions_table(path: str | Path) -> FeatureTable:
         head, sep, label = line.rpartition(b",")
         text = label.decode("utf-8", "replace").strip().strip('"')
         if not sep or text not in EMOTION_LABELS:
-            raise RecordingError(path, 2 + i, f"label {_quote(text)}", "one of " + "/".join(EMOTION_LABELS))
+            raise RecordingError(path, 2 + i, f"label {quote(text)}", "one of " + "/".join(EMOTION_LABELS))
         labels[i] = EMOTION_LABELS.index(text)
         feature_rows.append(head)
-    features = _parse_numeric(b"\n".join(feature_rows), len(names) - 1, path)
+    features = parse_numeric(b"\n".join(feature_rows), len(names) - 1, path)
     return FeatureTable(features=features, feature_names=tuple(names[:-1]), labels=labels,
                         label_names=EMOTION_LABELS, source=path)

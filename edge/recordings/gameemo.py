@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.recordings._text import _read_table
+from edge.recordings._text import read_table
 from edge.recordings.base import Recording
 
 GAMEEMO_FS = 128.0
@@ -27,7 +27,7 @@ def read_gameemo(path: str | Path) -> Recording:
     """
     path = Path(path)
     # Every GAMEEMO row ends with a comma: dropped once per row.  In bounded blocks (edge.recordings._text).
-    table = _read_table(path, GAMEEMO_CHANNELS, trailing_comma=True)
+    table = read_table(path, GAMEEMO_CHANNELS, trailing_comma=True)
     match = FILE_NAME.match(path.name)
     subject = game = ""
     if match:

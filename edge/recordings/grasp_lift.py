@@ -13,15 +13,15 @@ import numpy as np
 
 from edge.errors import RecordingError
 from edge.recordings._text import (
-    _check_header,
-    _check_ids,
-    _header_fields,
-    _parse_numeric,
-    _read_bytes,
-    _read_table,
-    _segments_from_gaps,
-    _split_header,
-    _write_table,
+    check_header,
+    check_ids,
+    header_fields,
+    parse_numeric,
+    read_bytes,
+    read_table,
+    segments_from_gaps,
+    split_header,
+    write_table,
 )
 from edge.recordings.base import Recording
 
@@ -77,13 +77,13 @@ def read_grasp_lift(data_path: str | Path, events: bool = True) -> Recording:
     prefix = f"subj{subject}_series{series}_".encode()
 
     # in bounded blocks straight into the ids and the (n, 32) samples (edge.recordings._text)
-    ids, samples = _read_table(data_file, ("id",) + GRASP_LIFT_CHANNELS, id_prefix=prefix, first_apart=True)
-    _check_ids(ids, data_file)
+    ids, samples = read_table(data_file, ("id",) + GRASP_LIFT_CHANNELS, id_prefix=prefix, first_apart=True)
+    check_ids(ids, data_file)
     index = ids.astype(np.int64)
 
     labels = None
     if events:
-        ev_ids, flags = _read_table(events_file, ("id",) + GRASP_LIFT_EVENTS, id_prefix=prefix, first_apart=True)
+        ev_ids, flags = read_table(events_file, ("id",) + GRASP_LIFT_EVENTS, id_prefix=prefix, first_apart=True)
         if ev_ids.shape[0] != ids.shape[0]:
             line = 2 + min(ev_ids.shape[0], ids.shape[0])
             raise RecordingError(events_file, line, f"{ev_ids.shape[0]} event rows for {ids.shape[0]} data rows",
@@ -103,7 +103,7 @@ def read_grasp_lift(data_path: str | Path, events: bool = True) -> Recording:
         samples=samples,
         channels=GRASP_LIFT_CHANNELS,
         fs=GRASP_LIFT_FS,
-        segments=_segments_from_gaps(np.diff(index) != 1),
+        segments=segments_from_gaps(np.diff(index) != 1),
         sample_index=index,
         labels=labels,
         label_names=GRASP_LIFT_EVENTS,
@@ -121,10 +121,10 @@ def read_grasp_lift_events(events_path: str | Path) -> tuple[np.ndarray, np.ndar
         raise RecordingError(events_path, None, "unexpected file name",
                              "a Kaggle name like subj1_series1_events.csv or .csv.gz")
     prefix = f"subj{match.group(1)}_series{match.group(2)}_".encode()
-    header, body = _split_header(_read_bytes(events_path), events_path)
-    _check_header(_header_fields(header), ("id",) + GRASP_LIFT_EVENTS, events_path)
-    ev = _parse_numeric(body, 1 + len(GRASP_LIFT_EVENTS), events_path, id_prefix=prefix)
-    _check_ids(ev[:, 0], events_path)
+    header, body = split_header(read_bytes(events_path), events_path)
+    check_header(header_fields(header), ("id",) + GRASP_LIFT_EVENTS, events_path)
+    ev = parse_numeric(body, 1 + len(GRASP_LIFT_EVENTS), events_path, id_prefix=prefix)
+    check_ids(ev[:, 0], events_path)
     return ev[:, 0].astype(np.int64), ev[:, 1:].astype(np.uint8)
 
 
@@ -150,8 +150,8 @@ def write_grasp_lift(recording: Recording, directory: str | Path, compress: bool
     ids = [f"{stem}_{i}" for i in recording.sample_index]
     data_path = directory / f"{stem}_data{suffix}"
     events_path = directory / f"{stem}_events{suffix}"
-    _write_table(data_path, ("id",) + tuple(recording.channels), ids,
+    write_table(data_path, ("id",) + tuple(recording.channels), ids,
                  recording.samples.astype(np.int64), "%d")
     if recording.labels is not None:
-        _write_table(events_path, ("id",) + tuple(recording.label_names), ids, recording.labels, "%d")
+        write_table(events_path, ("id",) + tuple(recording.label_names), ids, recording.labels, "%d")
     return data_path, events_path

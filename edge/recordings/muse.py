@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import RecordingError
-from edge.recordings._text import _read_table, _segments_from_gaps
+from edge.recordings._text import read_table, segments_from_gaps
 from edge.recordings.base import Recording
 
 MUSE_FS = 256.0
@@ -35,7 +35,7 @@ def read_muse(path: str | Path, state: str | None = None) -> Recording:
     ``subjecta-relaxed-1.csv``.
     """
     path = Path(path)
-    t, samples = _read_table(path, MUSE_COLUMNS, first_apart=True)  # in bounded blocks (edge.recordings._text)
+    t, samples = read_table(path, MUSE_COLUMNS, first_apart=True)  # in bounded blocks (edge.recordings._text)
     span = float(t.max()) - float(t.min()) if t.size else 0.0
     if span * MUSE_FS > _MAX_SPAN_SAMPLES:
         raise RecordingError(path, None, f"timestamps spanning {span:.6g} s",
@@ -56,7 +56,7 @@ def read_muse(path: str | Path, state: str | None = None) -> Recording:
         samples=samples,
         channels=MUSE_COLUMNS[1:],
         fs=MUSE_FS,
-        segments=_segments_from_gaps(step > MUSE_GAP_PERIODS / MUSE_FS),
+        segments=segments_from_gaps(step > MUSE_GAP_PERIODS / MUSE_FS),
         sample_index=np.round((t - t[0]) * MUSE_FS).astype(np.int64),
         label_names=MUSE_STATES,
         state=state,

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge import config
 from edge.errors import RecordingError
-from edge.recordings._text import _check_file, _clip, _names
+from edge.recordings._text import check_file, clip, quoted_names
 from edge.recordings.base import Recording, labels_from_markers
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def xdf_values(path: str | Path) -> int:
 def _scan(path: str | Path) -> tuple[int, int, bool, int]:
     """:func:`scan_xdf`'s walk, and the values of the complete Samples chunks (:func:`xdf_values`)."""
     path = Path(path)
-    size = _check_file(path, config.RECORDING_MAX_XDF_BYTES, "RECORDING_MAX_XDF_BYTES")
+    size = check_file(path, config.RECORDING_MAX_XDF_BYTES, "RECORDING_MAX_XDF_BYTES")
     streams: dict[int, tuple[str, int]] = {}
     with path.open("rb") as fh:
         if fh.read(4) != _MAGIC:
@@ -247,7 +247,7 @@ def _channel_info(info: dict, n: int) -> tuple[list[str], list[str]]:
 
 
 def _pick(streams: list, stream: str | None, path: Path) -> dict:
-    from edge.sources.channels import is_non_signal
+    from edge.signals.channels import is_non_signal
 
     numeric = [s for s in streams if _first(s["info"], "channel_format") != "string"
                and float(_first(s["info"], "nominal_srate") or 0) > 0]
@@ -270,10 +270,10 @@ def _pick(streams: list, stream: str | None, path: Path) -> dict:
     return found[0]
 
 
-def _to_uv(path: Path, labels, units, x: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+def to_uv(path: Path, labels, units, x: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """Columns in a declared voltage unit → µV; others unchanged (their declared unit kept)."""
     from edge.errors import SourceError
-    from edge.sources.units import is_declared, parse_unit
+    from edge.signals.units import is_declared, parse_unit
 
     out, unknown = [], []
     for k, unit in enumerate(units):
@@ -292,7 +292,7 @@ def _to_uv(path: Path, labels, units, x: np.ndarray) -> tuple[np.ndarray, tuple[
                 x[:, k] *= per
             out.append("uV")
     if unknown:
-        log.warning("%s: channels in units that are not a voltage kept as stored: %s", path, _names(unknown))
+        log.warning("%s: channels in units that are not a voltage kept as stored: %s", path, quoted_names(unknown))
     return x, tuple(out)
 
 
@@ -393,7 +393,7 @@ def read_xdf(path: str | Path, *, stream: str | None = None, label_names=None) -
         try:
             streams, _ = pyxdf.load_xdf(io.BufferedReader(_Prefix(raw, end)), dejitter_timestamps=False)
         except (ValueError, KeyError, IndexError, TypeError, struct.error, OSError) as exc:
-            raise RecordingError(path, None, f"pyxdf cannot read it ({type(exc).__name__}: {_clip(str(exc))})",
+            raise RecordingError(path, None, f"pyxdf cannot read it ({type(exc).__name__}: {clip(str(exc))})",
                                  "a valid XDF file") from None
     chosen = _pick(streams, stream, path)
     info = chosen["info"]
@@ -412,7 +412,7 @@ def read_xdf(path: str | Path, *, stream: str | None = None, label_names=None) -
         x = np.asarray(chosen["time_series"], dtype=np.float64).reshape(ts.size, -1)
     _footer_note(chosen, path)
     labels_text, units = _channel_info(info, x.shape[1])
-    x, units = _to_uv(path, labels_text, units, np.ascontiguousarray(x))
+    x, units = to_uv(path, labels_text, units, np.ascontiguousarray(x))
     segments, sample_index = segments_from_timestamps(ts, fs)
     markers = _markers(streams, chosen, ts)
     rec = Recording(samples=x, channels=tuple(labels_text), fs=fs, segments=segments, sample_index=sample_index,

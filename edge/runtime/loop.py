@@ -29,13 +29,14 @@ import time
 
 from edge import config as C
 from edge.bundle import Bundle
-from edge.config import RuntimeConfig
+from edge.config import STAGES, RuntimeConfig
 from edge.runtime.outputs import JsonLog, MarkerOutlet
 from edge.runtime.pipeline import Pipeline
 from edge.runtime.rate import StreamClock
-from edge.runtime.report import STAGES, RunSummary, Timings, peak_rss_mb, percentiles
+from edge.runtime.report import RunSummary, Timings, peak_rss_mb
 from edge.runtime.safety import FIRMWARE_RESTED, Safety
-from edge.sources.units import prepare_source
+from edge.signals.units import prepare_source
+from edge.stats import percentiles
 from firmware_bridge.errors import LinkError, Nacked
 from firmware_bridge.protocol import Reason
 
@@ -58,7 +59,7 @@ class Runtime(Safety):
         # "as fast as possible" has no deadline, so every window runs.
         live = source.live or getattr(source, "speed", 1.0) > 0
         # Channel types, units → per-channel factor, amplitude check of undeclared units: before the
-        # loop, so no command can leave before the stream passed (edge/sources/units.py).
+        # loop, so no command can leave before the stream passed (edge/signals/units.py).
         prepare_source(source, bundle)
         self.pipeline = Pipeline(bundle, source.channels, source.fs, drop_stale=live)
         # The arm's state advances on the arm's acknowledgement, not on the decision (edge.decision.sequence).
@@ -87,8 +88,13 @@ class Runtime(Safety):
         # own e-stop.  Each clears only by itself (_release).
         self._holds: set[str] = set()
         self._firmware_rested = False  # the firmware rested the arm and no REST was acknowledged since
+        self._early_faults: list = []  # the link's reports taken before the loop (Safety._start_clean)
         self._init_estop()  # the e-stop and start asked for from other threads (edge/runtime/estop.py)
         self.view = None  # the live view's feed (edge/view/feed.py), called on this thread, never waited for
+        self.console = None  # per-command lines (edge/runtime/console.py): handed over after the send
+        self._send_error = ""  # why the last command was not delivered (for its console line)
+        # the modality's signal, as messages name it: "no EMG for 250 ms", never "no EEG" on an EMG stream
+        self.signal = bundle.task_spec.modality.upper()
         self._stop = False
         self._log("start", bundle=str(bundle.path), content_hash=bundle.content_hash, task=bundle.task,
                   source=repr(source), interpreter=self.summary.interpreter,
@@ -128,15 +134,17 @@ class Runtime(Safety):
     def run(self, max_seconds: float | None = None) -> RunSummary:
         """Run until the source ends, :meth:`stop` is called, or ``max_seconds`` pass.
 
-        The arm goes to REST when no valid EEG sample (finite, in range) has arrived for
-        ``safe_after_ms`` — a silent stream and a stream of NaNs alike — and control resumes when
-        valid samples flow again.
+        The arm goes to REST when no valid sample of the bundle's signal (EEG, EMG: finite, in range)
+        has arrived for ``safe_after_ms`` — a silent stream and a stream of NaNs alike — and control
+        resumes when valid samples flow again.
         """
-        cfg = self.config
+        cfg, sig = self.config, self.signal
         t_start = time.monotonic()
         self._last_good = t_start
         first_ts = last_ts = None
         try:
+            if self.arm is not None:
+                self._start_clean()  # a fault latched before this run is not this run's (edge/runtime/safety.py)
             while not self._stop:
                 if max_seconds is not None and time.monotonic() - t_start > max_seconds:
                     break
@@ -151,7 +159,10 @@ class Runtime(Safety):
                     break
                 if chunk is not None:
                     untimely = self._clock is not None and self._check_clock(chunk)
-                    first_ts = chunk.timestamps[0] if first_ts is None else first_ts
+                    if first_ts is None:
+                        first_ts = float(chunk.timestamps[0])
+                        if self.console is not None:
+                            self.console.t0 = first_ts
                     last_ts = chunk.timestamps[-1]
                     good = self.pipeline.valid_samples
                     self._handle(chunk, read_ms, untimely)
@@ -159,8 +170,8 @@ class Runtime(Safety):
                         self._last_good = time.monotonic()
                         if untimely:
                             pass  # a backlog is no recovery: only data on time clear a stall
-                        elif self._safe and self._safe_reason in ("stream stalled", "no valid EEG"):
-                            self._clear_safe("valid EEG again")
+                        elif self._safe and self._safe_reason in ("stream stalled", f"no valid {sig}"):
+                            self._clear_safe(f"valid {sig} again")
                         elif self._safe and self._safe_reason == FIRMWARE_RESTED and not self._firmware_rested:
                             # REST was acknowledged (its path cleared the firmware's watchdog latch) and
                             # valid data flow: the cause is gone, control resumes from the safe pose.
@@ -169,8 +180,8 @@ class Runtime(Safety):
                 if silent_ms > cfg.safe_after_ms and not self._safe:
                     stalled = self.source.seconds_since_last_sample() * 1e3 > cfg.safe_after_ms
                     self.fault("stream" if stalled else "invalid",
-                               f"no {'EEG' if stalled else 'valid (finite, in-range) EEG'} for {silent_ms:.0f} ms")
-                    self.go_safe("stream stalled" if stalled else "no valid EEG")
+                               f"no {sig if stalled else f'valid (finite, in-range) {sig}'} for {silent_ms:.0f} ms")
+                    self.go_safe("stream stalled" if stalled else f"no valid {sig}")
                 if self._rest_pending and time.monotonic() - self._last_rest_try > C.REST_RETRY_S:
                     self._send_rest()
                 if self.arm is not None:
@@ -212,7 +223,7 @@ class Runtime(Safety):
         for r in results:
             d = r.decision
             send_ms = 0.0
-            sent = False
+            sent, why = False, None  # why: a command that fired and was not sent (the console's line)
             if d.action is not None and not self._safe and self.arm is not None:
                 # The pipeline checked the whole chunk against the state before it; acknowledgements of
                 # earlier windows of this chunk may have moved it since: check again right before sending.
@@ -222,11 +233,14 @@ class Runtime(Safety):
                 t_send = time.perf_counter()
                 sent = self._send(d, r.t_received + cfg.command_max_age_ms / 1e3)
                 send_ms = (time.perf_counter() - t_send) * 1e3
+                why = None if sent else self._send_error
                 self.summary.fired.append((r.t_end, d.label, d.action.name, r.labels))
                 if self.markers is not None:
                     self.markers.push({"label": d.label, "action": d.action.name, "probs": r.probs.round(3).tolist()})
                 self._log("decision", t_end=r.t_end, label=d.label, action=d.action.name, sent=sent,
                           probs=r.probs.round(3), stages_ms=r.stages_ms)
+            elif d.action is not None:  # fired in the safe state: not sent (the decider restarts when it clears)
+                why = f"not sent: safe state ({self._safe_reason})"
             elif d.reason == "held":  # fired, but not valid in the arm's state: counted, logged, not sent
                 self.summary.held[d.detail] = self.summary.held.get(d.detail, 0) + 1
                 self._log("held", t_end=r.t_end, label=d.label, why=d.detail, state=self.pipeline.arm_state.state)
@@ -246,6 +260,8 @@ class Runtime(Safety):
                     self.view.window(r, d, sent, stages, processing)
                 except Exception as exc:  # noqa: BLE001 - a bug in the view must never stop control
                     self._drop_view(exc)
+            if self.console is not None:  # after the send and outside the measured time: one queue put
+                self.console.window(r.t_end, d, sent, send_ms, why)
             if processing > cfg.budget_ms:
                 self.summary.deadline_misses += 1
                 self._consecutive_misses += 1
@@ -266,6 +282,7 @@ class Runtime(Safety):
             self.arm.command(d.action, d.target_ddeg, d.speed_ddeg_s, deadline=deadline)
         except LinkError as exc:
             self.summary.commands_failed += 1
+            self._send_error = f"not delivered ({type(exc).__name__}): dropped, not replayed"
             self.fault("link", f"{d.action.name} not delivered ({type(exc).__name__}: {exc}); dropped, "
                                "not replayed")
             if isinstance(exc, Nacked) and exc.reason == Reason.WATCHDOG:
@@ -282,7 +299,7 @@ class Runtime(Safety):
         s.dropped_windows = pipe.dropped_windows
         s.wall_seconds = time.monotonic() - t_start
         if first_ts is not None:
-            # EEG actually processed, not timestamp span: a gapped recording's gaps are no work
+            # signal actually processed, not timestamp span: a gapped recording's gaps are no work
             s.stream_seconds = self.source.counters.samples / self.source.fs
         s.stages_ms = {k: percentiles(self._timings.values(k)) for k in STAGES}
         s.latency_ms = percentiles(self._timings.values("latency"))

@@ -1,8 +1,8 @@
 """Pipeline: one chunk through the bundle's processing, with no I/O and no threads.
 
-Channel mapping by name, sample validation, :class:`edge.chain.SignalChain`,
-:class:`edge.chain.WindowBuffer`, the model input (:mod:`edge.model_input`),
-:class:`edge.inference.Int8Model` and :class:`edge.decision.Decider`.  Each window's stage times
+Channel mapping by name, sample validation, :class:`edge.chain.signal_chain.SignalChain`,
+:class:`edge.chain.signal_chain.WindowBuffer`, the model input (:mod:`edge.model.inputs`),
+:class:`edge.model.inference.Int8Model` and :class:`edge.decision.Decider`.  Each window's stage times
 are recorded.  Tests feed it chunks and assert on what comes out; the live loop
 (:mod:`edge.runtime.loop`) and offline evaluation both run it.
 
@@ -24,7 +24,7 @@ from edge.bundle import Bundle
 from edge.config import FLAT_PTP
 from edge.decision import ArmState, Decider
 from edge.errors import DecisionError, RunError
-from edge.inference import dequantise
+from edge.model.inference import dequantise
 from edge.sources import ReplaySource, channel_map
 
 log = logging.getLogger(__name__)

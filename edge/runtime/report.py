@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STAGES = ("acquire", "filter", "infer", "decide", "send")
+from edge.config import STAGES
 
 
 @dataclass
@@ -64,13 +64,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def percentiles(values) -> dict:
-    if not len(values):
-        return {"n": 0}
-    a = np.asarray(values, float)
-    return {"n": int(a.size), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
-            "max": float(a.max())}
-
 
 class Timings:
     """Bounded per-stage timing record (a ring of the latest ``cap`` values per stage).
@@ -101,7 +94,7 @@ def format_report(s: RunSummary) -> str:
              (f"windows: {s.windows}  fired: {s.decisions_fired}  sent: {s.commands_sent}  "
              f"failed: {s.commands_failed}  dropped stale: {s.dropped_windows}"),
              (f"deadline misses: {s.deadline_misses}  safe-state entries: {s.safe_state_entries}  "
-             f"faults: {s.faults or 'none'}"),
+             f"faults: {', '.join(f'{kind} {n}' for kind, n in sorted(s.faults.items())) or 'none'}"),
              f"held (not valid in the arm's state): {sum(s.held.values())}" + (
                  f"  ({'; '.join(f'{n}x {why}' for why, n in sorted(s.held.items(), key=lambda kv: -kv[1])[:3])})"
                  if s.held else ""),

@@ -62,7 +62,8 @@ class Safety(EStop):
             if rest:
                 self.pipeline.arm_state.reset()  # at its safe pose the arm holds nothing: the sequence restarts
             self._log("safe_state", reason=reason)
-            log.warning("safe state: %s", reason)
+            # the end of a run rests the arm as it should: no warning for that
+            log.log(logging.INFO if reason == "stopped" else logging.WARNING, "safe state: %s", reason)
         if rest:
             self._send_rest()
 
@@ -242,6 +243,26 @@ class Safety(EStop):
         """(in the safe state, why, the causes holding it) now: for the live view, on the loop's thread."""
         return self._safe, self._safe_reason if self._safe else None, tuple(sorted(self._holds))
 
+    def _start_clean(self) -> None:
+        """A run that starts on an arm whose firmware latched its watchdog before the run (the previous owner
+        of the port stopped its heartbeats when it closed the link, as every run does at its end): this run
+        did not cause it, and the firmware already rested the arm at its safe pose, where a run starts.
+        The latch is cleared and logged, so the run starts clean instead of with a fault and a safe-state
+        episode; a clear the arm refuses leaves it to the usual path (a fault, then REST, which clears it)."""
+        status = getattr(self.arm, "last_status", None)
+        if status is None or Fault.WATCHDOG not in status.faults or not hasattr(self.arm, "take_faults"):
+            return
+        before = self.arm.take_faults()
+        try:
+            self.arm.clear(Fault.WATCHDOG)
+        except LinkError:
+            self._early_faults = before
+            return
+        self._early_faults = [f for f in before if f.kind is not FaultKind.WATCHDOG_TRIP]
+        self._log("stale_fault_cleared", fault="WATCHDOG", why="latched before this run")
+        log.warning("the arm's firmware still had its watchdog fault latched from before this run (the previous "
+                    "session's heartbeats stopped when it closed the link): cleared, this run starts clean")
+
     def _watch_link(self) -> None:
         """The link's own reports: the firmware protected itself (an MCU reset, a watchdog trip we did not
         ask for) → safe state and a fresh sequence; a link whose threads died → stop with an error, so
@@ -250,7 +271,8 @@ class Safety(EStop):
         take = getattr(self.arm, "take_faults", None)
         if take is None:
             return
-        for f in take():
+        early, self._early_faults = self._early_faults, []
+        for f in early + take():
             self._log("link_fault", kind=f.kind.value, detail=f.detail, intended=f.intended)
             if f.kind in (FaultKind.MCU_RESET, FaultKind.WATCHDOG_TRIP) and not f.intended:
                 self.fault("arm", f"{f.kind.value}: {f.detail}")
@@ -269,6 +291,8 @@ class Safety(EStop):
                             "deliberately (%s)", START_HOW)
             elif f.kind == FaultKind.ESTOP_RELEASED:
                 self._release(ESTOPPED, "the arm was started again after its e-stop")
+            elif f.kind in (FaultKind.MALFORMED_REPLY, FaultKind.RESYNC_FAILED):
+                self.fault("link", f"{f.kind.value}: {f.detail}")  # its one console line (LinkLinesOnce)
         self._take_start()
         # (while a REST is pending, or after an e-stop that failed, the runtime paused the heartbeats itself:
         # no STATUS is expected then)

@@ -9,6 +9,7 @@ import time
 from edge.bundle import load_bundle
 from edge.config import MALLOC_ARENAS, RuntimeConfig
 from edge.errors import RunError
+from edge.runtime.console import LinkLinesOnce
 from edge.runtime.loop import Runtime
 from edge.runtime.outputs import JsonLog, MarkerOutlet
 from edge.runtime.report import RunSummary
@@ -61,19 +62,22 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
           log_path=None, markers: bool = False, duration: float | None = None, install_signals: bool = True,
           on_ready=None, log_max_bytes: int | None = None, log_backups: int | None = None,
           view: str | None = None) -> RunSummary:
-    """Load, validate, connect and run until the end, ``duration``, Ctrl-C or SIGTERM.
+    """Load, validate, connect and run until the end, ``duration``, Ctrl-C, SIGTERM or SIGHUP.
 
     The arm is sent to REST before the function returns, whatever stopped the run.
     It first caps glibc's malloc arenas for the whole calling process (:func:`limit_malloc_arenas`).
     ``on_ready(runtime)`` is called once everything is connected (tests and the demo use it).
     ``log_max_bytes``, ``log_backups``: the JSON log's rotation (:class:`~edge.runtime.outputs.JsonLog`).
     ``view``: ``[ADDR:]PORT`` of the live view (:mod:`edge.view`; its URL and token are printed).
+    While it runs, the link's own fault lines stay off the console: the runtime reports each fault it
+    takes from the link itself (:class:`~edge.runtime.console.LinkLinesOnce`), so each is printed once.
     """
     t0 = time.monotonic()
+    usr1 = None  # SIGUSR1's handler before the run: restored after it
     if install_signals and threading.current_thread() is threading.main_thread():
         # a start request (SIGUSR1) while the bundle loads or the arm connects means nothing yet, and
         # must not kill the process (SIGUSR1's default action)
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        usr1 = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     if view is not None:
         from edge.view import parse_address
 
@@ -83,6 +87,7 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
     # the log's settings are checked before the source is opened: a bad one leaves nothing open
     json_log = JsonLog(log_path, log_max_bytes, log_backups) if log_path else None
     source = arm = sim = rt = viewer = None
+    link_lines = LinkLinesOnce().install()
     try:
         source = open_source(source_spec)
         arm, sim = open_arm(arm_spec)
@@ -97,8 +102,11 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
         previous = {}
         if install_signals and threading.current_thread() is threading.main_thread():
             previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, lambda *_: rt.stop())
+            # SIGHUP (the terminal closed): stop as for SIGTERM, the arm rests and a simulator child ends too
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: rt.stop())
             # SIGUSR1: the deliberate start after the arm's e-stop (docs/robustness.md § E-stop)
-            previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: rt.request_start())
+            signal.signal(signal.SIGUSR1, lambda *_: rt.request_start())
+            previous[signal.SIGUSR1] = usr1
         if on_ready is not None:
             on_ready(rt)
         try:
@@ -122,3 +130,4 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
             json_log.close()
             if rt is not None:  # lines lost up to the very last (the summary's own line included)
                 rt.summary.log_lines_lost = json_log.lost
+        link_lines.remove()

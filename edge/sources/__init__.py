@@ -14,13 +14,13 @@ Every source has the same small API (:class:`~edge.sources.base.Source`): ``chan
 Modules: :mod:`~edge.sources.base` (the API, stall logic), :mod:`~edge.sources.lsl` (live
 streams, LSL timing), :mod:`~edge.sources.replay` (recordings and synthetic EEG, replay timing),
 :mod:`~edge.sources.boards` (BrainFlow boards), :mod:`~edge.sources.spec` (spec strings),
-:mod:`~edge.sources.channels` (:func:`channel_map`).
+:mod:`~edge.signals.channels` (:func:`channel_map`).
 """
 
 from edge.errors import SourceError, SourceSpecError
+from edge.signals.channels import channel_map
 from edge.sources.base import Chunk, Source, SourceCounters
 from edge.sources.boards import BrainFlowSource, import_brainflow
-from edge.sources.channels import channel_map
 from edge.sources.lsl import LSLSource, import_pylsl, lsl_channel_labels
 from edge.sources.replay import ReplaySource, SyntheticSource
 from edge.sources.spec import SCHEMES, open_source, parse_spec

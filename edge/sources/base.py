@@ -104,7 +104,7 @@ def check_stall_timeout(value) -> float:
     return check_min(value, "stall_timeout", 0, "seconds", above=True)
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
+def read_only(a: np.ndarray) -> np.ndarray:
     if not a.flags.writeable:  # e.g. a slice of a replay's read-only arrays: nothing to do
         return a
     v = a.view()
@@ -149,9 +149,9 @@ class Source:
         The stream's declared type (LSL), None for files.
     unit, scale : str or float, optional
         The spec's ``unit=`` (overrides every declared unit) or ``scale=`` (the factor to the
-        bundle's unit); see :mod:`edge.sources.units`.
+        bundle's unit); see :mod:`edge.signals.units`.
     factors : ndarray or None
-        Per-channel factor applied to every chunk (set by :func:`~edge.sources.units.prepare_source`
+        Per-channel factor applied to every chunk (set by :func:`~edge.signals.units.prepare_source`
         through :meth:`set_scale`); None: values pass unchanged, at no cost.
     """
 
@@ -191,7 +191,7 @@ class Source:
         self.scale: float | None = None
         self.factors: np.ndarray | None = None
 
-    # -- units (edge.sources.units) ----------------------------------------------------
+    # -- units (edge.signals.units) ----------------------------------------------------
     def set_scale(self, factors) -> None:
         """Multiply every later chunk by ``factors`` (one per channel); None: deliver values as they come."""
         self.factors = None if factors is None else np.asarray(factors, dtype=np.float64).reshape(len(self.channels))
@@ -252,8 +252,8 @@ class Source:
             if not self._in_stall:
                 self._in_stall = True
                 self.counters.stalls += 1
-                if not self.exhausted:
-                    log.warning("%s source stalled: no sample for %.3f s", self.kind, since)
+                if not self.exhausted:  # INFO: its reader says what a stall means (the runtime: a fault, REST)
+                    log.info("%s source stalled: no sample for %.3f s", self.kind, since)
             return True
         return False
 
@@ -264,8 +264,8 @@ class Source:
             self._in_stall = False
         self._last_sample_time = now
         n = int(samples.shape[0])
-        chunk = Chunk(_read_only(samples), _read_only(timestamps), now, self.counters.samples,
-                      bool(discontinuity), None if labels is None else _read_only(labels))
+        chunk = Chunk(read_only(samples), read_only(timestamps), now, self.counters.samples,
+                      bool(discontinuity), None if labels is None else read_only(labels))
         self.counters.samples += n
         self.counters.chunks += 1
         self.counters.discontinuities += int(bool(discontinuity))

@@ -4,7 +4,7 @@ playback-file boards, or any other board of BrainFlow's ``BoardIds``.
 What the board is comes from BrainFlow's board description (``BoardShim.get_board_descr``: the rows
 of its EEG or EMG channels, their names, the sampling rate, the timestamp row).  BrainFlow returns EXG
 channels in microvolts ("For EXG channels BrainFlow returns uV wherever possible", its data-format
-page): every channel declares ``uV``, which :mod:`edge.sources.units` converts like a declared LSL
+page): every channel declares ``uV``, which :mod:`edge.signals.units` converts like a declared LSL
 unit.  Unnamed channels (the Ganglion's) are ``eeg1``..``eegN``, EMG channels ``emg1``..``emgN``.
 
 Timing: timestamps are BrainFlow's timestamp row (Unix seconds).  Most boards stamp samples when
@@ -37,8 +37,8 @@ from edge import config
 from edge._checks import check_int, check_option
 from edge.config import BRAINFLOW_DROP_TOLERANCE, LSL_MAX_CHUNK, STALL_TIMEOUT_S
 from edge.errors import SourceError, SourceSpecError
+from edge.signals.units import check_unit_options
 from edge.sources.base import Chunk, Source, check_min, check_stall_timeout
-from edge.sources.units import check_unit_options
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class BrainFlowSource(Source):
     stall_timeout, drop_tolerance, max_chunk : optional
         As for :class:`~edge.sources.lsl.LSLSource`; ``drop_tolerance`` applies to whole chunks here.
     unit, scale : optional
-        Override BrainFlow's µV (:mod:`edge.sources.units`).
+        Override BrainFlow's µV (:mod:`edge.signals.units`).
     """
 
     kind = "brainflow"

@@ -11,7 +11,7 @@ the same name, type and source_id).  Streams refused meanwhile are logged and re
 :meth:`LSLSource.take_alarms`.
 
 Metadata: channel labels, types and units come from ``desc/channels/channel`` (XDF meta-data,
-:func:`edge.sources.channels.lsl_channel_info`); :mod:`edge.sources.units` turns them into a factor
+:func:`edge.signals.channels.lsl_channel_info`); :mod:`edge.signals.units` turns them into a factor
 to the bundle's unit, which :meth:`LSLSource.read` applies while copying out of liblsl's buffer.
 """
 
@@ -28,11 +28,11 @@ from edge import config
 from edge._checks import check_int
 from edge.config import DROP_TOLERANCE, LSL_BUFLEN_S, LSL_MAX_CHUNK, RESOLVE_TIMEOUT_S, STALL_TIMEOUT_S
 from edge.errors import SourceError, SourceSpecError
+from edge.signals.channels import lsl_channel_info
+from edge.signals.units import CHECK_SECONDS, check_unit_options
 from edge.sources.base import Chunk, Source, check_min, check_stall_timeout
-from edge.sources.channels import lsl_channel_info
 from edge.sources.lsl_config import import_pylsl, lsl_errors
 from edge.sources.lsl_identity import Readoption, SourceAlarm, StreamIdentity, pinned_hostname, resolve_one
-from edge.sources.units import CHECK_SECONDS, check_unit_options
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class LSLSource(Source):
         Seconds of data liblsl buffers for us if we fall behind.
     unit, scale : optional
         Override what the stream declares: its unit, or the factor to the bundle's unit
-        (:mod:`edge.sources.units`).
+        (:mod:`edge.signals.units`).
 
     Notes
     -----
@@ -258,7 +258,7 @@ class LSLSource(Source):
 
     def first_second(self) -> np.ndarray:
         """Pull the first second of samples now (waiting up to ``timeout``) for the amplitude check of
-        :mod:`edge.sources.units`; the next :meth:`read` delivers them, so none is lost."""
+        :mod:`edge.signals.units`; the next :meth:`read` delivers them, so none is lost."""
         want, got, parts, gap = max(1, round(self.fs * CHECK_SECONDS)), 0, [], False
         deadline = time.monotonic() + self.timeout
         while got < want and (left := deadline - time.monotonic()) > 0:

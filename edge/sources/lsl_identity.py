@@ -42,6 +42,16 @@ def pinned_hostname(value: str | None) -> str | None:
     return socket.gethostname() if value == LOCALHOST else value
 
 
+def pin_spec(name: str, source_id: str, hostname: str, **more) -> str:
+    """The ``lsl:`` spec that selects one producer: its stream ``name``, ``source_id`` (if it has one) and
+    ``hostname`` (``localhost`` for this machine), then ``more`` options (``timeout=10``).  A producer
+    this process starts (``neurogrip demo``'s player) is pinned with it, as a stream found at start-up is
+    (:meth:`StreamIdentity.pin_spec`)."""
+    host = LOCALHOST if hostname == socket.gethostname() else hostname
+    pins = {"name": name, "source_id": source_id, "hostname": host, **{k: str(v) for k, v in more.items()}}
+    return "lsl:" + "&".join(f"{k}={quote(v, safe=_SAFE)}" for k, v in pins.items() if v)
+
+
 @dataclass(frozen=True)
 class StreamIdentity:
     """What an LSL stream says about who publishes it.
@@ -80,9 +90,7 @@ class StreamIdentity:
     def pin_spec(self) -> str:
         """The ``lsl:`` spec that selects this producer: name, source_id (if it has one), hostname
         (``localhost`` for this machine)."""
-        host = LOCALHOST if self.hostname == socket.gethostname() else self.hostname
-        pins = {"name": self.name, "source_id": self.source_id, "hostname": host}
-        return "lsl:" + "&".join(f"{k}={quote(v, safe=_SAFE)}" for k, v in pins.items() if v)
+        return pin_spec(self.name, self.source_id, self.hostname)
 
     def warn_unpinned(self, props: dict, searched: str) -> None:
         """Log what a spec (``props``: the properties it selects by) that does not pin the producer leaves open."""

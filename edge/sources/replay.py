@@ -18,8 +18,8 @@ from edge._checks import check_number, check_option
 from edge.config import REPLAY_CHUNK_S, STALL_TIMEOUT_S
 from edge.errors import SourceSpecError
 from edge.recordings import Recording, read_recording
-from edge.sources.base import Chunk, Source, _read_only, check_min, check_stall_timeout
-from edge.sources.units import CHECK_SECONDS, check_unit_options
+from edge.signals.units import CHECK_SECONDS, check_unit_options
+from edge.sources.base import Chunk, Source, check_min, check_stall_timeout, read_only
 
 
 def _parse_speed(value) -> float:
@@ -64,7 +64,7 @@ class ReplaySource(Source):
     unit, scale : optional
         The unit of the file's values (default: undeclared, so the amplitude of the first second
         is checked against the bundle's unit), or the factor to the bundle's unit
-        (:mod:`edge.sources.units`).  A factor scales the recording once, not every chunk.
+        (:mod:`edge.signals.units`).  A factor scales the recording once, not every chunk.
     """
 
     kind = "replay"
@@ -87,12 +87,12 @@ class ReplaySource(Source):
         self.chunk = max(1, round(self.fs * REPLAY_CHUNK_S)) if chunk is None else int(chunk)
         self.label_names = tuple(recording.label_names)
         if recording.timestamps is not None:
-            self._timestamps = _read_only(np.asarray(recording.timestamps, dtype=np.float64))
+            self._timestamps = read_only(np.asarray(recording.timestamps, dtype=np.float64))
         else:
-            self._timestamps = _read_only(recording.sample_index.astype(np.float64) / self.fs)
+            self._timestamps = read_only(recording.sample_index.astype(np.float64) / self.fs)
         # Read-only views once, so that every chunk (a slice of them) already is one.
-        self._samples = _read_only(recording.samples)
-        self._labels = None if recording.labels is None else _read_only(recording.labels)
+        self._samples = read_only(recording.samples)
+        self._labels = None if recording.labels is None else read_only(recording.labels)
         # (start, stop, discontinuity) of every chunk, in order.
         plan = []
         for k, (start, stop) in enumerate(recording.segments.tolist()):
@@ -116,7 +116,7 @@ class ReplaySource(Source):
     def set_scale(self, factors) -> None:
         super().set_scale(factors)
         x = self.recording.samples
-        self._samples = _read_only(x if self.factors is None else x * self.factors)
+        self._samples = read_only(x if self.factors is None else x * self.factors)
 
     def first_second(self) -> np.ndarray:
         return self.recording.samples[:max(1, round(self.fs * CHECK_SECONDS))]
@@ -148,6 +148,15 @@ class ReplaySource(Source):
         return self._deliver(self._samples[a:b], self._timestamps[a:b], gap,
                              None if self._labels is None else self._labels[a:b])
 
+    def rows_at(self, timestamps) -> np.ndarray:
+        """The recording's rows delivered with these timestamps (e.g. the ``t_end`` of the windows that fired
+        a command), -1 where none was: a run's commands against the recording's truth, as
+        :meth:`edge.sources.player.Player.rows_at` gives them for a recording streamed over LSL."""
+        ts, want = self._timestamps, np.asarray(timestamps, np.float64)
+        rows = np.searchsorted(ts, want) if len(ts) else np.zeros(len(want), np.int64)
+        ok = (rows < len(ts)) & (ts[np.minimum(rows, len(ts) - 1)] == want) if len(ts) else rows < 0
+        return np.where(ok, rows, -1)
+
     def __repr__(self) -> str:
         speed = "max" if self.speed == 0 else f"{self.speed:g}x"
         return (f"<{type(self).__name__} {self.recording.source} {len(self.channels)} ch @ {self.fs:g} Hz, "
@@ -161,7 +170,7 @@ def _not_for_kind(key: str, kind: str) -> SourceSpecError:
 
 
 class SyntheticSource(ReplaySource):
-    """Replay of :mod:`edge.synthetic` EEG (``synthetic:`` specs): see :meth:`generate`.
+    """Replay of :mod:`edge.recordings.synthetic` EEG (``synthetic:`` specs): see :meth:`generate`.
 
     ``SyntheticSource(recording, ...)`` replays an already generated recording, as
     :class:`ReplaySource` does.
@@ -186,8 +195,8 @@ class SyntheticSource(ReplaySource):
                  unit: str | None = None, scale: float | None = None) -> SyntheticSource:
         """Generate EEG of ``kind`` and replay it (what a ``synthetic:`` spec opens).
 
-        ``grasp-lift``: :func:`edge.synthetic.grasp_lift_series` (``subject`` 1, ``series`` 1,
-        ``trials`` 34); ``muse``: :func:`edge.synthetic.muse_recording` (``subject`` "a", ``state``
+        ``grasp-lift``: :func:`edge.recordings.synthetic.grasp_lift_series` (``subject`` 1, ``series`` 1,
+        ``trials`` 34); ``muse``: :func:`edge.recordings.synthetic.muse_recording` (``subject`` "a", ``state``
         "neutral", ``duration`` 60 s).  An option the kind does not use is an error.
         """
         check_option(kind, "kind", cls.KINDS, exc=SourceSpecError)
@@ -197,7 +206,7 @@ class SyntheticSource(ReplaySource):
                 raise _not_for_kind(key, kind)
         speed = _check_replay_options(speed, chunk, stall_timeout)  # before generating
         check_unit_options(unit, scale)
-        from edge import synthetic
+        from edge.recordings import synthetic
 
         if kind == "grasp-lift":
             rec = synthetic.grasp_lift_series(1 if subject is None else subject, 1 if series is None else series,

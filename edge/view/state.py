@@ -21,11 +21,10 @@ from collections import deque
 import numpy as np
 
 from edge import config as C
-from edge.runtime.report import STAGES
 from edge.view.quality import QualityCounts, channel_marks
 
 SCHEMA = 1
-LATENCY_KEYS = (*STAGES, "processing")
+LATENCY_KEYS = (*C.STAGES, "processing")
 
 
 def _b64(a: np.ndarray) -> str:
@@ -104,7 +103,7 @@ class ViewState:
         if f.windows:
             w = f.windows
             self.outputs.push(np.array([(t, *p) for t, p, _, _ in w], np.float64))
-            self.latency.push(np.array([(f.t_wall, *(st.get(k, 0.0) for k in STAGES), proc) for _, _, st, proc in w],
+            self.latency.push(np.array([(f.t_wall, *(st.get(k, 0.0) for k in C.STAGES), proc) for _, _, st, proc in w],
                                        np.float64))
         for t_end, label, action, reason, detail, sent, why in f.events:
             last = self.decisions[-1] if self.decisions else None

@@ -553,9 +553,9 @@ import numpy as np
 from edge.errors import EdgeError
 import edge.bundle
 if sys.argv[2] == "no-probe":  # the loader as it was: the model goes straight into this process
-    edge.bundle._run_probe = lambda model, module: None
+    edge.bundle.probe._run_probe = lambda model, module: None
 elif sys.argv[2] == "spawn":  # the probe as in a process with threads: a fresh python -c
-    edge.bundle._can_fork = lambda: False
+    edge.bundle.probe._can_fork = lambda: False
 from edge.bundle import load_bundle
 try:
     b = load_bundle(sys.argv[1])
@@ -643,7 +643,7 @@ def test_damaged_model_is_refused_or_runs_and_never_crashes(model_outcomes, bund
 
 
 def test_the_probe_is_cached_and_check_model_false_does_not_probe(tmp_path, monkeypatch):
-    import edge.bundle as eb
+    import edge.bundle.probe as eb
 
     calls = []
     real = eb._run_probe
@@ -665,7 +665,7 @@ _RAISE = "def probe(interpreter, model, budget):\n    raise MemoryError('std::ba
 
 @pytest.mark.parametrize("fork", [True, False], ids=["fork", "spawn"])
 def test_a_crash_an_error_and_a_timeout_in_the_probe_are_bundle_errors(tmp_path, monkeypatch, fork):
-    import edge.bundle as eb
+    import edge.bundle.probe as eb
 
     model = _fixture("grasp-lift")[1]
     monkeypatch.setattr(eb, "_can_fork", lambda: fork)
@@ -680,7 +680,7 @@ def test_a_crash_an_error_and_a_timeout_in_the_probe_are_bundle_errors(tmp_path,
 
 
 def test_a_forked_probe_that_times_out_is_retried_in_a_fresh_interpreter(tmp_path, monkeypatch):
-    import edge.bundle as eb
+    import edge.bundle.probe as eb
 
     monkeypatch.setattr(eb, "_can_fork", lambda: True)
     monkeypatch.setattr(eb, "_probe_forked", lambda model, module, timeout: None)  # a deadlocked fork

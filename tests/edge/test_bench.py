@@ -83,7 +83,7 @@ def test_inference_section_measures_each_bundle_and_names_skipped_peers(bench):
     assert set(inf["bundles"]) == {"grasp-lift", "emotion"}
     for b in inf["bundles"].values():
         assert b["model_bytes"] > 0 and b["bundle_bytes"] > b["model_bytes"] and b["windows"] > 0
-        from edge.inference import interpreter_backend
+        from edge.model.inference import interpreter_backend
 
         # this environment's interpreter is measured; the other one is measured or says why not
         _stats(b["interpreters"][interpreter_backend()[0]]["latency_ms"])

@@ -7,7 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from edge.bundle import SCHEMA_VERSION, BundleError, content_hash, load_bundle, write_bundle
+from edge.bundle import SCHEMA_VERSION, content_hash, load_bundle, write_bundle
+from edge.errors import BundleError
 from tests.conftest import FIXTURE_BUNDLES
 
 GL = FIXTURE_BUNDLES / "grasp-lift"
@@ -30,7 +31,7 @@ def test_fixture_bundles_load_and_describe_the_model():
         assert b.task == task and len(b.channels) == n_ch
         model = b.model()
         if b.window.get("features"):  # the emotion bundle's model takes window features
-            from edge.model_input import n_features
+            from edge.model.inputs import n_features
 
             f = b.window["features"]
             assert model.input_shape == (1, n_features(b.window["length"], n_ch, f["fs"], f["bands"]))

@@ -1,4 +1,4 @@
-"""edge.signing: Ed25519-signed bundles, the trust store and its opt-out, with real keys and real bundles.
+"""edge.bundle.trust: Ed25519-signed bundles, the trust store and its opt-out, with real keys and real bundles.
 
 Every test runs with no trust store of the machine's own (the default directory patched to a missing
 one, the two environment variables unset); a test that wants one sets ``NEUROGRIP_TRUSTED_KEYS``.
@@ -15,10 +15,12 @@ import zipfile
 
 import pytest
 
-from edge import config, signing
-from edge.bundle import BundleError, content_hash, load_bundle, write_bundle
-from edge.errors import SignatureError
-from edge.signing_cli import keygen_main, sign_main, verify_main
+from edge import config
+from edge.bundle import content_hash, load_bundle, signing, trust, write_bundle
+from edge.bundle import keys as bundle_keys
+from edge.bundle.commands import keygen_main, sign_main, verify_main
+from edge.bundle.schema import SIGNATURE_FILE
+from edge.errors import BundleError, SignatureError
 from tests.conftest import FIXTURE_BUNDLES
 
 GL = FIXTURE_BUNDLES / "grasp-lift"
@@ -27,9 +29,9 @@ GL = FIXTURE_BUNDLES / "grasp-lift"
 @pytest.fixture(autouse=True)
 def _no_machine_trust_store(monkeypatch, tmp_path):
     monkeypatch.setattr(config, "TRUSTED_KEYS_DIR", str(tmp_path / "no-trust-store"))
-    monkeypatch.delenv(signing.TRUSTED_KEYS_ENV, raising=False)
-    monkeypatch.delenv(signing.ALLOW_UNSIGNED_ENV, raising=False)
-    monkeypatch.setattr(signing, "_WARNED_UNVERIFIED", False)
+    monkeypatch.delenv(bundle_keys.TRUSTED_KEYS_ENV, raising=False)
+    monkeypatch.delenv(bundle_keys.ALLOW_UNSIGNED_ENV, raising=False)
+    monkeypatch.setattr(trust, "_WARNED_UNVERIFIED", False)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def keys(tmp_path_factory):
     root = tmp_path_factory.mktemp("keys")
     out = {}
     for name in ("a", "b"):
-        private, public, kid = signing.generate_keypair(root / name, name)
+        private, public, kid = bundle_keys.generate_keypair(root / name, name)
         out[name] = {"private": private, "public": public, "id": kid}
     store = root / "store"
     store.mkdir()
@@ -79,7 +81,7 @@ def _rewrite(path, **files: bytes) -> None:
 
 
 def _trust(monkeypatch, store) -> None:
-    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(store))
+    monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, str(store))
 
 
 def _reexport(manifest: dict, model: bytes) -> bytes:
@@ -96,18 +98,18 @@ def _reexport(manifest: dict, model: bytes) -> bytes:
 def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path):
     old = os.umask(0)  # the mode is set explicitly, not left to the umask
     try:
-        private, public, kid = signing.generate_keypair(tmp_path / "k")
+        private, public, kid = bundle_keys.generate_keypair(tmp_path / "k")
     finally:
         os.umask(old)
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o700
-    assert signing.load_private_key(private) is not None
-    assert signing.load_public_key(public)[0] == kid
+    assert bundle_keys.load_private_key(private) is not None
+    assert bundle_keys.load_public_key(public)[0] == kid
     assert len(public.read_bytes()) < 200 and public.read_text().startswith("-----BEGIN PUBLIC KEY-----")
     with pytest.raises(SignatureError, match="never overwritten"):
-        signing.generate_keypair(tmp_path / "k")
+        bundle_keys.generate_keypair(tmp_path / "k")
     with pytest.raises(SignatureError, match="plain file name"):  # a BundleError: one line on the CLI
-        signing.generate_keypair(tmp_path / "k", "../evil")
+        bundle_keys.generate_keypair(tmp_path / "k", "../evil")
 
 
 
@@ -125,11 +127,11 @@ def test_a_private_key_others_can_read_is_refused(tmp_path, keys):
     shutil.copy(keys["a"]["private"], key)
     key.chmod(0o644)
     with pytest.raises(SignatureError, match="readable by other users.*chmod 600"):
-        signing.load_private_key(key)
+        bundle_keys.load_private_key(key)
     key.chmod(0o600)
     key.write_bytes(keys["a"]["public"].read_bytes())  # the wrong file of the pair
     with pytest.raises(SignatureError, match="not an unencrypted PEM private key"):
-        signing.load_private_key(key)
+        bundle_keys.load_private_key(key)
 
 
 # --------------------------------------------------------------------------- sign, verify, load
@@ -138,7 +140,7 @@ def test_a_private_key_others_can_read_is_refused(tmp_path, keys):
 def test_sign_then_load_with_the_trust_store(bundle, keys, monkeypatch):
     before = load_bundle(bundle, check_model=False).content_hash
     assert signing.sign(bundle, keys["a"]["private"]) == keys["a"]["id"]
-    assert signing.SIGNATURE_FILE in _files(bundle)
+    assert SIGNATURE_FILE in _files(bundle)
     assert signing.verify(bundle, keys["store"]) == (keys["a"]["id"], keys["store"] / "workstation.pub")
     _trust(monkeypatch, keys["store"])
     b = load_bundle(bundle)
@@ -243,8 +245,8 @@ def test_the_opt_out_loads_with_a_warning_at_every_load(bundle, keys, monkeypatc
     if problem == "untrusted":
         signing.sign(bundle, keys["b"]["private"], check_model=False)
     _trust(monkeypatch, keys["store"])
-    monkeypatch.setenv(signing.ALLOW_UNSIGNED_ENV, "1")
-    with caplog.at_level(logging.WARNING, logger="edge.signing"):
+    monkeypatch.setenv(bundle_keys.ALLOW_UNSIGNED_ENV, "1")
+    with caplog.at_level(logging.WARNING, logger="edge.bundle.trust"):
         load_bundle(bundle, check_model=False)
         load_bundle(bundle, check_model=False)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -254,32 +256,36 @@ def test_the_opt_out_loads_with_a_warning_at_every_load(bundle, keys, monkeypatc
 
 
 def test_an_opt_out_value_other_than_0_or_1_is_refused(monkeypatch):
-    monkeypatch.setenv(signing.ALLOW_UNSIGNED_ENV, "yes")
+    monkeypatch.setenv(bundle_keys.ALLOW_UNSIGNED_ENV, "yes")
     with pytest.raises(SignatureError, match="neither 1 nor 0"):
         load_bundle(GL, check_model=False)
-    monkeypatch.setenv(signing.ALLOW_UNSIGNED_ENV, "0")
+    monkeypatch.setenv(bundle_keys.ALLOW_UNSIGNED_ENV, "0")
     assert load_bundle(GL, check_model=False)
 
 
 def test_without_a_trust_store_a_bundle_loads_with_one_warning(caplog, tmp_path, monkeypatch):
     (tmp_path / "empty-store").mkdir()  # an empty default directory is no trust store either
     monkeypatch.setattr(config, "TRUSTED_KEYS_DIR", str(tmp_path / "empty-store"))
-    with caplog.at_level(logging.WARNING, logger="edge.signing"):
+    with caplog.at_level(logging.WARNING, logger="edge.bundle.trust"):
         load_bundle(GL, check_model=False)
+        load_bundle(FIXTURE_BUNDLES / "gesture", check_model=False)  # another bundle: still once per process
         load_bundle(GL, check_model=False)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "without a signature check" in warnings[0] and "neurogrip keygen" in warnings[0]
-    assert "docs/bundle-signing.md" in warnings[0]
+    assert "docs/bundle-signing.md" in warnings[0] and str(tmp_path / "empty-store") in warnings[0]
+    # one line a terminal shows as one: no line break, short enough with the trust store's usual path
+    short = warnings[0].replace(str(tmp_path / "empty-store"), "/etc/neurogrip/trusted-keys")
+    assert "\n" not in warnings[0] and len(short) <= 140, short
 
 
 def test_a_named_trust_store_must_exist_and_hold_a_valid_key(monkeypatch, tmp_path, keys):
-    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(tmp_path / "typo"))
+    monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, str(tmp_path / "typo"))
     with pytest.raises(SignatureError, match="no such trust store directory"):
         load_bundle(GL, check_model=False)
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "README").write_text("keys go here")
-    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(tmp_path / "store"))
+    monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, str(tmp_path / "store"))
     with pytest.raises(SignatureError, match=r"holds no public key \(\*\.pub\)"):
         load_bundle(GL, check_model=False)
     shutil.copy(keys["a"]["public"], tmp_path / "store" / "good.pub")
@@ -354,7 +360,7 @@ def test_keygen_sign_and_verify_commands(tmp_path, capsys, monkeypatch):
         verify_main([str(b)])
     assert verify_main([str(b), "--trusted-keys", str(tmp_path / "keys")]) == 0
     assert capsys.readouterr().out.startswith(f"OK {b}: signed by trusted key")
-    monkeypatch.setenv(signing.ALLOW_UNSIGNED_ENV, "1")  # verify ignores the opt-out
+    monkeypatch.setenv(bundle_keys.ALLOW_UNSIGNED_ENV, "1")  # verify ignores the opt-out
     with pytest.raises(SignatureError, match="unsigned"):
         verify_main([str(GL), "--trusted-keys", str(tmp_path / "keys")])
 
@@ -362,9 +368,9 @@ def test_keygen_sign_and_verify_commands(tmp_path, capsys, monkeypatch):
 def test_an_empty_trust_store_variable_fails_closed(monkeypatch):
     """NEUROGRIP_TRUSTED_KEYS='' (a script's unset variable) must not fall back to no trust store, where an
     unsigned bundle would load."""
-    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, "")
+    monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, "")
     with pytest.raises(SignatureError, match="set but empty"):
         load_bundle(FIXTURE_BUNDLES / "grasp-lift")
-    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, "  ")
+    monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, "  ")
     with pytest.raises(SignatureError, match="unset"):
-        signing.TrustPolicy.from_environment()
+        trust.TrustPolicy.from_environment()

@@ -11,12 +11,13 @@ from edge import config
 from edge.bundle import load_bundle
 from edge.calibration import calibrate
 from edge.calibration.head import fit_head
-from edge.calibration.session import held_out_rows, read_session, session_windows
+from edge.calibration.session_files import read_session
+from edge.calibration.windows import held_out_rows, session_windows
 from edge.errors import BundleError, CalibrationError
-from edge.evaluation import replay_probs
-from edge.head import Head, activate
-from edge.inference import Int8Model, dequantise
-from edge.model_input import quantise
+from edge.evaluation.replay import replay_probs
+from edge.model.head import Head, activate
+from edge.model.inference import Int8Model, dequantise
+from edge.model.inputs import quantise
 from edge.recordings.myo import read_myo_session
 from tests.conftest import FIXTURE_BUNDLES
 
@@ -185,7 +186,8 @@ def test_a_head_that_does_not_fit_the_model_is_a_bundle_error(calibrated, tmp_pa
 
 
 def test_a_calibrated_bundle_can_be_signed_on_the_device(training0, tmp_path):
-    from edge.signing import generate_keypair, verify
+    from edge.bundle.keys import generate_keypair
+    from edge.bundle.signing import verify
 
     private, _, kid = generate_keypair(tmp_path / "keys")
     calibrate(BASE, training0, tmp_path / "mine", sign_key=private)

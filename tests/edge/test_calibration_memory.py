@@ -1,7 +1,10 @@
 """``neurogrip calibrate`` in bounded memory (issue 24): the session is read one file at a time, in
-blocks, into windows kept as the filtered signal; sessions over the caps are refused before their
-memory is taken; the largest session the caps accept stays within the edge's footprint; and none
-of it changes a number calibration computes.
+blocks, into windows kept as the filtered signal; a file over the values cap is refused before it
+is read; a session over the window cap is thinned, not refused (the same share of every label's
+windows, evenly over the session), and only a session too long even then, or a bundle whose
+windows are too large for any, is refused; the largest session at calibration's own stride and
+the longest one thinned stay within the edge's footprint; and none of it changes a number
+calibration computes where nothing is thinned.
 
 The footprint is measured as the edge bench does (benchmarks/calibration.py): ``neurogrip
 calibrate`` in a child process reporting its own VmHWM.
@@ -23,16 +26,19 @@ import pytest
 from edge import config
 from edge.bundle import load_bundle, write_bundle
 from edge.calibration import calibrate
-from edge.calibration.session import (
+from edge.calibration.session import calibration_session
+from edge.calibration.session_files import read_session
+from edge.calibration.windows import (
     SessionRows,
     SessionWindows,
     WindowArray,
-    calibration_session,
-    read_session,
+    max_windows,
     session_windows,
+    thinned_budget,
+    thinned_windows,
     window_budget,
 )
-from edge.chain import segment_windows
+from edge.chain.signal_chain import segment_windows
 from edge.errors import CalibrationError, RecordingError
 from edge.recordings import _text, read_grasp_lift, read_muse, read_recording, recording_values
 from tests.conftest import FIXTURE_BUNDLES, REPO
@@ -107,6 +113,49 @@ def _write_muse(shared_data: Path, folder: Path, n_rows: int) -> list[Path]:
     return out
 
 
+def _write_xdf(shared_data: Path, path: Path, n_rows: int, t0: float) -> Path:
+    """A ``neurogrip record`` file: ``n_rows`` real grasp-lift rows (32 channels, 500 Hz, tiled) and a
+    cue marker at each event's onset (its labels are ±150 ms around it, as the Kaggle files')."""
+    from edge.recordings import GRASP_LIFT_CHANNELS, GRASP_LIFT_EVENTS, XdfWriter
+
+    src = [read_grasp_lift(shared_data / "grasp_lift_segments" / f"subj1_series{k}_data.csv.gz") for k in (1, 2, 3)]
+    x = np.resize(np.concatenate([r.samples for r in src]), (n_rows, 32)).astype(np.float32)
+    ev = np.resize(np.concatenate([r.labels for r in src]), (n_rows, 6)).astype(np.int8)
+    t = t0 + np.arange(n_rows) / 500.0
+    half = round(config.EVENT_HALF_WIDTH_S * 500)
+    cues = sorted((r, GRASP_LIFT_EVENTS[c]) for c in range(6)
+                  for r in (np.flatnonzero(np.diff(ev[:, c]) == 1) + 1 + half).tolist() if r < n_rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with XdfWriter(path) as w:
+        eeg = w.add_stream("neurogrip-EEG", "EEG", 32, 500.0, source_id="test-long",
+                           channels=[{"label": c, "unit": "microvolts", "type": "EEG"} for c in GRASP_LIFT_CHANNELS])
+        markers = w.add_stream("neurogrip-cues", "Markers", 1, 0.0, "string")
+        for a in range(0, n_rows, 5000):
+            w.write_samples(eeg, t[a:a + 5000], x[a:a + 5000])
+        w.write_samples(markers, [t[r] for r, _ in cues], [name for _, name in cues])
+        w.close(footer={"partial": "false", "gap_count": 0})
+    return path
+
+
+def _longest(kind: str, shared_data: Path, folder: Path) -> list[Path]:
+    """The longest session of ``kind`` calibrate thins rather than refuses (max_windows), in files
+    the values cap takes (a Myo folder, a Muse file, a record file: each of them at that cap)."""
+    bundle = load_bundle(FIXTURE_BUNDLES / "grasp-lift" if kind == "record" else FIXTURE_BUNDLES / kind)
+    n = max_windows(bundle)
+    length, stride, f = int(bundle.window["length"]), int(bundle.window["stride"]), bundle.signal_chain().factor
+    if kind == "grasp-lift":  # four Kaggle series files (one folder each: their names are a series')
+        rows = ((n // 4 - 1) * stride + length) * f
+        return [_write_grasp_lift(shared_data, folder / f"s{k}", rows) for k in range(4)]
+    if kind == "gesture":  # one training0 folder, 41 of the 52 min: its 8 channels reach the values cap
+        return [_write_myo(shared_data, folder / "training0", config.CALIBRATION_MAX_VALUES // 8 - 10_000)]
+    if kind == "emotion":  # three Muse files at the values cap, 43 min each (of the 51 the session may have)
+        return _write_muse(shared_data, folder, config.CALIBRATION_MAX_VALUES // 6 - 2_000)
+    # two record files at the values cap (with their timestamps and markers), 8 of the 11 min: the
+    # heaviest read (pyxdf), the second one's while the first one's windows are held
+    rows = config.CALIBRATION_MAX_VALUES * 4 // (32 * 4 + 8) - 3_000
+    return [_write_xdf(shared_data, folder / f"session{k}.xdf", rows, 1000.0 + 10_000 * k) for k in range(2)]
+
+
 def _at_the_window_cap(kind: str, shared_data: Path, folder: Path) -> list[Path]:
     """A continuous session of ``kind`` making as many windows as CALIBRATION_MAX_WINDOW_BYTES takes."""
     bundle = load_bundle(FIXTURE_BUNDLES / kind)
@@ -131,7 +180,7 @@ def _far_off_base(kind: str, out: Path) -> Path:
 
 # -- the footprint --------------------------------------------------------------------------------
 
-# Re-estimating the normalisation on every window (edge.model_input.window_spec) is done one
+# Re-estimating the normalisation on every window (edge.model.inputs.window_spec) is done one
 # channel (and, for band powers, 256 windows) at a time: it held five copies of the windows at once
 # before, 152-174 MB at the cap; 94-110 MB after.
 @pytest.mark.parametrize("kind", ["grasp-lift", "gesture", "emotion"])
@@ -157,33 +206,165 @@ def test_a_real_session_calibrates_within_the_footprint(kind, shared_data, tmp_p
     assert peak <= FOOTPRINT_MB, f"{kind}: peak RSS {peak:.1f} MB\n{out[-600:]}"
 
 
-def test_a_session_over_the_caps_is_refused_before_it_is_read(shared_data, tmp_path):
-    """Over CALIBRATION_MAX_VALUES: one line, and the file is not parsed (its bad last line is
-    never reached), so the refusal costs next to nothing whatever the file's size (a 512 MB CSV,
-    the reader's own cap, peaked at 53 MB)."""
+# A long session was refused on its windows; its windows are now thinned.  Peaks (this machine,
+# tflite_runtime / ai_edge_litert): grasp-lift 85 / 87 MB, gesture 91 / 93, emotion 99 / 101,
+# record 99 / 100 (117 for two record files before glibc's mmap threshold was fixed,
+# edge.calibration.session.map_large_blocks).
+@pytest.mark.parametrize("kind", ["grasp-lift", "gesture", "emotion", "record"])
+def test_a_long_session_calibrates_within_the_footprint(kind, shared_data, tmp_path):
+    """The longest session of each kind calibrate takes (a few times the window cap, in files at the
+    values cap): it calibrates, says in one line how far apart its windows were taken, records it
+    in the bundle, and stays within the edge's footprint on the heaviest path."""
+    data = _longest(kind, shared_data, tmp_path / "session")
+    base = "grasp-lift" if kind == "record" else kind
+    bundle = load_bundle(FIXTURE_BUNDLES / base)
+    rc, peak, out = _calibrate_child(_far_off_base(base, tmp_path / "base"), data, tmp_path / "mine")
+    assert rc == 0 and "'normalisation': 'person'" in out, out
+    said = re.search(r"\[calibrate\] session of (\d+) s: windows taken every ([\d.]+) ms on average instead of "
+                     r"([\d.]+) ms to stay within 16 MB \(CALIBRATION_MAX_WINDOW_BYTES; (\d+) of (\d+) windows", out)
+    assert said, out
+    seconds, taken_ms, base_ms, kept, of = (float(v) for v in said.groups())
+    fs_out = bundle.signal_chain().fs_out
+    assert base_ms == pytest.approx(int(bundle.window["stride"]) * 1000.0 / fs_out)
+    assert of > 2 * window_budget(bundle)[0] and kept == thinned_budget(bundle, 1 << 62)  # really long
+    assert taken_ms == pytest.approx(base_ms * of / kept, rel=1e-3)
+    assert taken_ms <= config.CALIBRATION_MAX_STRIDE_WINDOWS * int(bundle.window["length"]) * 1000.0 / fs_out
+    assert re.search(rf"\[calibrate\] {int(kept)} windows: ", out), out
+    manifest = json.loads((tmp_path / "mine" / "manifest.json").read_text())
+    assert manifest["provenance"]["calibration"]["window_stride_ms"] == pytest.approx(
+        {"taken": taken_ms, "instead_of": base_ms}, rel=1e-3)
+    assert peak <= FOOTPRINT_MB, f"{kind}: peak RSS {peak:.1f} MB on a {seconds:.0f} s session\n{out[-600:]}"
+
+
+def test_a_file_over_the_values_cap_is_refused_before_it_is_read(shared_data, tmp_path):
+    """Over CALIBRATION_MAX_VALUES (one file: a reader holds its file whole): one line with the fix,
+    and the file is not parsed (its bad last line is never reached), so the refusal costs next to
+    nothing whatever the file's size (a 512 MB CSV, the reader's own cap, peaked at 53 MB)."""
     rows = config.CALIBRATION_MAX_VALUES // (33 + 7) + 1000
     data = _write_grasp_lift(shared_data, tmp_path / "big", rows, tail="subj9_series1_x,not,a,row\n")
     rc, peak, out = _calibrate_child("grasp-lift", [data], tmp_path / "mine")
     assert rc != 0 and "too large to calibrate" in out and "CALIBRATION_MAX_VALUES" in out, out
+    assert "record the session as several shorter files" in out, out
     assert "Traceback" not in out and "not,a,row" not in out, out
     assert peak <= FOOTPRINT_MB, f"peak RSS {peak:.1f} MB refusing a session"
     assert not (tmp_path / "mine").exists()
 
 
-def test_the_caps_are_checked_before_the_memory_is_taken(shared_data, tmp_path, monkeypatch):
-    """The values of a file are counted before it is read; the windows of the session before any is
-    filtered; either refusal names its cap and what fits."""
+def test_the_values_cap_is_per_file(shared_data, monkeypatch):
+    """Each file's values are counted before it is read and refused beyond the cap, naming the file;
+    a session of files each under it is not refused for their sum (one is held at a time)."""
     bundle = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
     series = [shared_data / "grasp_lift_segments" / f"subj1_series{k}_data.csv.gz" for k in (1, 2)]
-    assert recording_values(series[0]) == read_grasp_lift(series[0]).n_samples * (33 + 7)
-    monkeypatch.setattr(config, "CALIBRATION_MAX_VALUES", recording_values(series[0]) + 10)
-    with pytest.raises(CalibrationError, match=r"subj1_series2_data.csv.gz takes it past \d+ values.*"
-                                               r"CALIBRATION_MAX_VALUES"):
+    values = [recording_values(p) for p in series]
+    assert values[0] == read_grasp_lift(series[0]).n_samples * (33 + 7)
+    big = int(np.argmax(values))
+    monkeypatch.setattr(config, "CALIBRATION_MAX_VALUES", values[big] - 1)
+    with pytest.raises(CalibrationError, match=rf"{series[big].name} holds more than \d+ values.*"
+                                               r"CALIBRATION_MAX_VALUES.*several shorter files"):
         calibration_session(series, bundle)
-    monkeypatch.setattr(config, "CALIBRATION_MAX_VALUES", 10**9)
-    monkeypatch.setattr(config, "CALIBRATION_MAX_WINDOW_BYTES", 300 * 50 * 32 * 4)
-    with pytest.raises(CalibrationError, match=r"makes \d+ windows.*300 windows of this bundle.*min of continuous"):
+    monkeypatch.setattr(config, "CALIBRATION_MAX_VALUES", max(values))
+    sw, rows, _, _ = calibration_session(series, bundle)
+    assert rows.thinning is None and len(sw.first) == len(session_windows(bundle, read_session(series, bundle)[0]).first)
+
+
+def _thinned(shared_data, monkeypatch, budget: int):
+    """Two grasp-lift series with the window cap lowered to ``budget`` windows: the session thinned,
+    and the whole session windowed in memory at calibration's own stride."""
+    bundle = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
+    series = [shared_data / "grasp_lift_segments" / f"subj1_series{k}_data.csv.gz" for k in (1, 2)]
+    monkeypatch.setattr(config, "CALIBRATION_MAX_WINDOW_BYTES", budget * 50 * 32 * 4)
+    return bundle, series, calibration_session(series, bundle), session_windows(bundle, read_session(series, bundle)[0])
+
+
+def test_a_session_over_the_window_cap_is_thinned_not_refused(shared_data, monkeypatch):
+    """Its windows are some of the session's own (the same values: the chain runs over every sample,
+    only fewer windows are cut), as many as thinned_budget allows, the same share of every truth
+    and evenly over the session: the held-out block (the end of each file) keeps its share too.
+    The same windows on every run, and a line that says so."""
+    bundle, series, (sw, rows, digest, parts), whole = _thinned(shared_data, monkeypatch, 600)
+    assert rows.thinning is not None and len(whole.first) > 600
+    f, length = bundle.signal_chain().factor, int(bundle.window["length"])
+    kept = thinned_budget(bundle, sum((b - a) // f for a, b in rows.segments.tolist() if (b - a) // f >= length))
+    assert len(sw.first) == kept == rows.thinning.kept < 600 and rows.thinning.of == len(whole.first)
+    at = np.searchsorted(whole.last, sw.last)
+    assert np.array_equal(whole.last[at], sw.last)  # windows of the session, in order
+    assert np.array_equal(np.asarray(sw.windows), whole.windows[at])
+    assert np.array_equal(sw.first, whole.first[at]) and np.array_equal(sw.y, whole.y[at])
+    # every truth (here: each combination of events) keeps its share, to one window
+    groups, counts = np.unique(whole.y, axis=0, return_counts=True)
+    for g, c in zip(groups, counts):
+        assert abs(int((sw.y == g).all(axis=1).sum()) - c * kept / len(whole.y)) < 1.0, g
+    # evenly over the session: the held-out block and each file keep their share
+    held = np.zeros(rows.n_samples, bool)
+    for a, b in parts.tolist():
+        held[b - (b - a) // 4:b] = True
+    for mask_all, mask_kept in ((whole.inside(held), sw.inside(held)),
+                                (whole.last < parts[0, 1], sw.last < parts[0, 1])):
+        assert abs(mask_kept.sum() - mask_all.sum() * kept / len(whole.y)) <= len(groups), (mask_kept.sum(), mask_all.sum())
+    # deterministic, and said in one line
+    again = calibration_session(series, bundle)
+    assert np.array_equal(again[0].last, sw.last) and again[2] == digest
+    fs_out = bundle.signal_chain().fs_out
+    assert str(rows.thinning) == (f"session of {rows.n_samples / 500:.0f} s: windows taken every "
+                                  f"{12000 / fs_out * len(whole.y) / kept:.4g} ms on average instead of "
+                                  f"{12000 / fs_out:.4g} ms to stay within {600 * 50 * 32 * 4 / 2**20:.4g} MB "
+                                  f"(CALIBRATION_MAX_WINDOW_BYTES; {kept} of {len(whole.y)} windows, the same share "
+                                  "of every label)")
+
+
+def test_thinned_windows_keep_every_truths_share_where_a_larger_stride_would_not():
+    """Events at a period the stride divides (a paradigm's cues, segments cut the same way around
+    each trial): a regular grid sees every event at the same phase; the thinned windows keep each
+    truth's share exactly and spread each truth's windows evenly in time."""
+    n, period = 12_000, 40
+    y = np.zeros((n, 2), np.uint8)
+    y[np.arange(n) % period < 3, 0] = 1  # an event 3 windows long every 40
+    y[(np.arange(n) % period >= 20) & (np.arange(n) % period < 30), 1] = 1
+    grid = y[::4]  # every 4th window: the event is seen once per period, at the same phase
+    assert abs(grid[:, 0].mean() - y[:, 0].mean()) / y[:, 0].mean() > 0.15
+    keep = thinned_windows(y, n // 4)
+    assert keep.sum() == n // 4
+    for col in range(2):
+        assert abs(y[keep, col].mean() - y[:, col].mean()) * keep.sum() <= 1.0
+    ends = np.flatnonzero(keep & (y[:, 0] == 1))
+    assert np.diff(ends).max() <= period * 2  # no long stretch of the session without the event
+    assert np.array_equal(thinned_windows(y, n // 4), keep)  # the same every time
+    assert thinned_windows(y, n).all() and thinned_windows(y, n + 5).all()
+
+
+def test_what_cannot_be_thinned_is_refused_with_the_fix(shared_data, monkeypatch):
+    """A session too long even with its windows CALIBRATION_MAX_STRIDE_WINDOWS lengths apart, and a
+    bundle one of whose windows leaves fewer than calibration needs within the cap: one line each,
+    naming the cap and what to do."""
+    bundle = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
+    series = [shared_data / "grasp_lift_segments" / f"subj1_series{k}_data.csv.gz" for k in (1, 2)]
+    monkeypatch.setattr(config, "CALIBRATION_MAX_WINDOW_BYTES", 200 * 50 * 32 * 4)
+    with pytest.raises(CalibrationError, match=r"too long to calibrate.*\d+ s of recordings make \d+ windows.*"
+                                               r"CALIBRATION_MAX_STRIDE_WINDOWS.*min of continuous recording: "
+                                               r"calibrate on a shorter session"):
         calibration_session(series, bundle)
+    monkeypatch.setattr(config, "CALIBRATION_MAX_WINDOW_BYTES", (config.CALIBRATION_MIN_WINDOWS - 1) * 50 * 32 * 4)
+    with pytest.raises(CalibrationError, match=r"cannot be calibrated within the edge's memory: one window is 6400 "
+                                               r"bytes.*holds 39 windows.*CALIBRATION_MAX_WINDOW_BYTES raised"):
+        calibration_session(series, bundle)
+
+
+def test_a_session_changed_between_its_two_reads_is_refused(shared_data, monkeypatch):
+    """A thinned session is read twice; windows chosen on the first read are not cut from another."""
+    session = sys.modules["edge.calibration.session"]
+    read, calls = session.read_item, []
+
+    def growing(p, bundle, digest):
+        calls.append(p)
+        rec, x, y = read(p, bundle, digest)
+        if len(calls) > 2:  # the second read: the file has grown
+            x, y = np.concatenate([x, x[:5000]]), np.concatenate([y, y[:5000]])
+            rec = replace(rec, segments=np.array([[0, len(x)]]))
+        return rec, x, y
+
+    monkeypatch.setattr(session, "read_item", growing)
+    with pytest.raises(CalibrationError, match="changed while it was read"):
+        _thinned(shared_data, monkeypatch, 600)
 
 
 # -- the numbers are unchanged --------------------------------------------------------------------
@@ -282,7 +463,7 @@ def test_a_table_read_in_blocks_is_the_table_read_whole(variant, tmp_path, monke
     """Blocks of a few lines (and of part of one: a line end split across two reads, a CR LF cut in
     two) give the array one parse of the whole body gives."""
     path = _pair(tmp_path, 700, **variant)
-    whole = _text._parse_numeric(_text._split_header(_text._read_bytes(path), path)[1], 33, path,
+    whole = _text.parse_numeric(_text.split_header(_text.read_bytes(path), path)[1], 33, path,
                                  id_prefix=b"subj1_series2_")
     for block in (100, 257, 4096, 1 << 20):
         monkeypatch.setattr(_text, "_BLOCK_BYTES", block)

@@ -13,11 +13,12 @@ from edge import config
 from edge.bundle import load_bundle, write_bundle
 from edge.calibration import calibrate
 from edge.calibration.head import fit_lda, fuse, ledoit_wolf
-from edge.calibration.session import read_session, session_windows
+from edge.calibration.session_files import read_session
+from edge.calibration.windows import session_windows
 from edge.errors import BundleError, CalibrationError
-from edge.evaluation import replay_probs
-from edge.head import Head
-from edge.model_input import log_td_features, quantise, td_features
+from edge.evaluation.replay import replay_probs
+from edge.model.head import Head
+from edge.model.inputs import log_td_features, quantise, td_features
 from edge.recordings.myo import as_continuous, read_myo_session
 from tests.conftest import FIXTURE_BUNDLES
 
@@ -175,14 +176,14 @@ def test_calibrating_a_fused_bundle_again_is_judged_against_it(calibrated, male3
     mine = load_bundle(out)
     again = calibrate(out, male3 / "training0", tmp_path / "again", force=True)
     rec = read_session(male3 / "training0", mine)[0]
-    from edge.calibration.session import held_out_rows
+    from edge.calibration.windows import held_out_rows
 
     sw = session_windows(mine, rec)
     _, _, parts = read_session(male3 / "training0", mine)
     # the fused bundle's own accuracy on the held-out block is what "base" reports
     held = held_out_rows(parts, rec.n_samples, config.CALIBRATION_HOLDOUT)
     inside = sw.inside(held) & (sw.y.sum(axis=1) == 1)
-    from edge.calibration.session import calibration_stride
+    from edge.calibration.windows import calibration_stride
 
     assert calibration_stride(mine) == 2 * mine.window["stride"]  # calibration cuts at the training stride
     probs = mine.model().predict(mine.model_input(sw.windows[inside]))

@@ -1,12 +1,12 @@
-"""edge.chain: decimating chain and ring-buffer windows — chunking never changes a window."""
+"""edge.chain.signal_chain: decimating chain and ring-buffer windows — chunking never changes a window."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.chain import SignalChain, WindowBuffer, window_ends
-from edge.model_input import normalise_windows
+from edge.chain.signal_chain import SignalChain, WindowBuffer, window_ends
+from edge.model.inputs import normalise_windows
 from training.filter_design import FilterSpec, design_signal_chain
 
 

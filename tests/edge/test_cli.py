@@ -84,9 +84,8 @@ BLOCK_WORKSTATION = textwrap.dedent("""
 
 def test_the_evaluate_path_imports_neither_tensorflow_nor_sklearn():
     code = BLOCK_WORKSTATION + textwrap.dedent("""
-        import training.evaluate, training.pipeline, training.gesture, training.metrics, benchmarks.decoding
-        from training.pipeline import evaluate
-        assert evaluate is training.evaluate.evaluate
+        import training.evaluate, training.pipeline, training.gesture, training.train, training.metrics
+        import benchmarks.decoding
         print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "sklearn"))))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO)
@@ -141,6 +140,27 @@ def test_a_path_that_cannot_be_written_is_one_line(monkeypatch, capsys):
     assert cli.main(["info", "x"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "/nonexistent-folder/report.json: No such file or directory" in err
+
+
+def test_calibrate_refuses_an_existing_out_even_a_dangling_link_before_any_work(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("someone's file")
+    dangling = tmp_path / "link"
+    dangling.symlink_to(tmp_path / "nowhere")  # exists() says False: the path is taken all the same
+    for out in (taken, dangling):
+        # the session does not exist either: the refusal comes first, before anything is read
+        assert cli.main(["calibrate", "--bundle", str(FIXTURE_BUNDLES / "gesture"), "--data",
+                         str(tmp_path / "no-session"), "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "already exists" in err and "--overwrite" in err, err
+    assert taken.read_text() == "someone's file" and dangling.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_the_help_speaks_of_eeg_and_emg():
+    out = run("--help")
+    assert out.returncode == 0 and "EEG or EMG in, arm motion out" in out.stdout
+    assert "run" in out.stdout and "EEG or EMG source" in out.stdout
+    assert "EMG" in cli.__doc__.split("\n\n")[0]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is not None, reason="the edge environment's case")

@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 
-from edge import config, signing
-from edge.bundle import content_hash, load_bundle, write_bundle
+from edge import config
+from edge.bundle import content_hash, load_bundle, signing, write_bundle
+from edge.bundle import keys as bundle_keys
 from edge.calibration import calibrate
 from edge.cli import main
 from edge.errors import CalibrationError, SignatureError
@@ -20,22 +21,22 @@ from tests.conftest import FIXTURE_BUNDLES
 @pytest.fixture
 def pi(tmp_path, monkeypatch, shared_data):
     """A Pi with a trust store (the workstation's key W), its device key D installed, a W-signed base."""
-    ws_private, ws_public, ws_kid = signing.generate_keypair(tmp_path / "workstation", "w")
+    ws_private, ws_public, ws_kid = bundle_keys.generate_keypair(tmp_path / "workstation", "w")
     store = tmp_path / "trusted-keys"
     store.mkdir()
     shutil.copy(ws_public, store)
     base = shutil.copytree(FIXTURE_BUNDLES / "gesture", tmp_path / "base")
     monkeypatch.setattr(config, "TRUSTED_KEYS_DIR", str(tmp_path / "none"))
-    monkeypatch.delenv(signing.ALLOW_UNSIGNED_ENV, raising=False)
+    monkeypatch.delenv(bundle_keys.ALLOW_UNSIGNED_ENV, raising=False)
     signing.sign(base, ws_private)
     device_dir = tmp_path / "device-key"
     assert main(["keygen", "--device", "--out", str(device_dir)]) == 0
     devices = tmp_path / "device-keys"
     devices.mkdir()
     shutil.copy(device_dir / "device.pub", devices)
-    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(store))
-    monkeypatch.setenv(signing.DEVICE_KEYS_ENV, str(devices))
-    monkeypatch.setenv(signing.DEVICE_KEY_ENV, str(device_dir / "device.pem"))
+    monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, str(store))
+    monkeypatch.setenv(bundle_keys.DEVICE_KEYS_ENV, str(devices))
+    monkeypatch.setenv(bundle_keys.DEVICE_KEY_ENV, str(device_dir / "device.pem"))
     session = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0"
     return {"base": base, "session": session, "ws_private": ws_private, "ws_kid": ws_kid,
             "device": device_dir / "device.pem", "devices": devices, "tmp": tmp_path}
@@ -86,12 +87,12 @@ def test_a_device_key_vouches_for_nothing_but_a_recalibrated_workstation_model(p
     with pytest.raises(SignatureError, match="no workstation-signed root"):
         load_bundle(_resigned(pi, out, pi["tmp"] / "r", no_root, pi["device"]))
 
-    stranger, _, _ = signing.generate_keypair(pi["tmp"] / "stranger", "s")  # a root signed by an untrusted key
+    stranger, _, _ = bundle_keys.generate_keypair(pi["tmp"] / "stranger", "s")  # a root signed by an untrusted key
     rogue = shutil.copytree(FIXTURE_BUNDLES / "gesture", pi["tmp"] / "rogue")
     signing.sign(rogue, stranger)
-    monkeypatch.setenv(signing.ALLOW_UNSIGNED_ENV, "1")  # to calibrate from it at all
+    monkeypatch.setenv(bundle_keys.ALLOW_UNSIGNED_ENV, "1")  # to calibrate from it at all
     calibrate(rogue, pi["session"], pi["tmp"] / "from-rogue")
-    monkeypatch.delenv(signing.ALLOW_UNSIGNED_ENV)
+    monkeypatch.delenv(bundle_keys.ALLOW_UNSIGNED_ENV)
     with pytest.raises(SignatureError, match="which this machine does not trust"):
         load_bundle(pi["tmp"] / "from-rogue")
     # the device's public key not installed: its bundles are from an unknown key
@@ -102,7 +103,7 @@ def test_a_device_key_vouches_for_nothing_but_a_recalibrated_workstation_model(p
 
 
 def test_without_a_device_key_calibrate_says_how_to_make_one(pi, monkeypatch):
-    monkeypatch.setenv(signing.DEVICE_KEY_ENV, str(pi["tmp"] / "nowhere.pem"))
+    monkeypatch.setenv(bundle_keys.DEVICE_KEY_ENV, str(pi["tmp"] / "nowhere.pem"))
     with pytest.raises(CalibrationError, match="keygen --device"):
         calibrate(pi["base"], pi["session"], pi["tmp"] / "x")
     assert not (pi["tmp"] / "x").exists()
@@ -164,7 +165,7 @@ def test_an_untrusted_device_key_is_refused_before_the_work(pi):
 def test_an_eeg_bundle_never_gets_the_emg_cadence(pi, tmp_path):
     """The EMG calibration's stride and debouncing are allowed only where calibration writes them: a
     device-signed EEG (or layer-only) bundle with them is refused."""
-    from edge.device_trust import _calibration_cadences
+    from edge.bundle.device_trust import _calibration_cadences
 
     root = json.loads((FIXTURE_BUNDLES / "grasp-lift" / "manifest.json").read_text())
     assert len(_calibration_cadences(root, {"head": {"td": {"lengths": [52], "threshold": 1.0}}})) == 1

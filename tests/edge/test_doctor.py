@@ -1,4 +1,4 @@
-"""edge.doctor: every check passing and failing (fake modules in sys.modules, tmp files, patched os/grp),
+"""edge.commands.doctor: every check passing and failing (fake modules in sys.modules, tmp files, patched os/grp),
 run_checks and main's exit code and one-line-per-check output."""
 
 import grp
@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from edge import doctor
-from edge.doctor import Check
+from edge.commands import doctor
+from edge.commands.doctor import Check
 
 
 def fake_module(monkeypatch, name, **attrs):
@@ -214,11 +214,11 @@ def test_governor_not_available(tmp_path):
 
 
 def test_dsp_kernel(monkeypatch):
-    import edge.dsp
+    import edge.chain.dsp
 
     c = doctor.check_dsp_kernel()
-    assert c.ok and ("c" in edge.dsp.available_backends()) == (not c.warn)
-    monkeypatch.setattr(edge.dsp, "available_backends", lambda: ("numpy",))
+    assert c.ok and ("c" in edge.chain.dsp.available_backends()) == (not c.warn)
+    monkeypatch.setattr(edge.chain.dsp, "available_backends", lambda: ("numpy",))
     c = doctor.check_dsp_kernel()
     assert c.ok and c.warn and "build-essential" in c.fix
 
@@ -311,7 +311,7 @@ def test_main_for_real(capsys):
 def test_the_lsl_discovery_scope_is_reported(tmp_path, monkeypatch):
     """Issue 24: where the producer is on this machine, liblsl's scope should keep other hosts out; the
     doctor says which scope a new process would use and where it comes from."""
-    from edge.doctor import check_lsl_scope
+    from edge.commands.doctor import check_lsl_scope
 
     cfg = tmp_path / "lsl_api.cfg"
     cfg.write_text("[multicast]\nResolveScope = machine\n")

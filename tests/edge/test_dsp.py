@@ -1,4 +1,4 @@
-"""edge.dsp: fixed point vs float64 sosfilt, bit-exactness across chunkings and backends, frequency response."""
+"""edge.chain.dsp: fixed point vs float64 sosfilt, bit-exactness across chunkings and backends, frequency response."""
 
 import itertools
 import json
@@ -9,11 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
-from edge.chain import SignalChain
-from edge.dsp import (
-    FixedPointSOS,
-    quantise_sos,
-)
+from edge.chain.dsp import FixedPointSOS, quantise_sos
+from edge.chain.signal_chain import SignalChain
 from edge.recordings import read_grasp_lift, read_muse
 from tests.conftest import require_c_kernel
 from training.filter_design import FilterSpec, chain_manifest, decimation_filter, design_chain, design_sos
@@ -183,7 +180,7 @@ def test_manifest_refuses_unknown_formats():
 
 
 def test_decimation_keeps_phase_across_chunks_and_rejects_aliases():
-    # Decimation is the signal chain's (edge.chain.SignalChain, the one decimating stage).
+    # Decimation is the signal chain's (edge.chain.signal_chain.SignalChain, the one decimating stage).
     fs, q = 500.0, 4
     aa = decimation_filter(q, fs)
     t = np.arange(8000) / fs

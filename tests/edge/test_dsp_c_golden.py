@@ -1,4 +1,4 @@
-"""The firmware's C kernel, compiled standalone for the host, is bit-exact with edge/dsp.py's numpy
+"""The firmware's C kernel, compiled standalone for the host, is bit-exact with edge/chain/dsp.py's numpy
 reference on golden vectors; and it builds warning-free for the ATmega328P."""
 
 import shutil
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.dsp import FixedPointSOS
+from edge.chain.dsp import FixedPointSOS
 from tests.conftest import require_tool
 from training.filter_design import FilterSpec, decimation_filter, design_chain
 

@@ -15,7 +15,7 @@ def test_tensorflow_is_not_installed_in_the_edge_environment():
 
 def test_edge_modules_import_without_tensorflow_or_scipy():
     # A fresh interpreter, so modules imported by other tests cannot hide a stray import.
-    code = ("import sys, edge, edge.recordings, edge.synthetic, edge.cli, edge.errors;"
+    code = ("import sys, edge, edge.recordings, edge.recordings.synthetic, edge.cli, edge.errors;"
             "bad = [m for m in ('tensorflow', 'scipy', 'sklearn', 'matplotlib') if m in sys.modules];"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -32,7 +32,7 @@ def test_tflite_runtime_and_numpy1_are_installed():
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="ai-edge-litert is the interpreter of Python >= 3.12")
 def test_ai_edge_litert_is_the_interpreter_on_newer_pythons():
-    from edge.inference import interpreter_backend
+    from edge.model.inference import interpreter_backend
 
     assert importlib.util.find_spec("tflite_runtime") is None
     assert interpreter_backend()[0] == "ai_edge_litert"

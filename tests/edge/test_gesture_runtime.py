@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.bundle import load_bundle
-from edge.evaluation import continuous_score, replay_probs, window_accuracy
+from edge.evaluation.replay import continuous_score, replay_probs, window_accuracy
 from edge.recordings import read_recording
 from edge.recordings.myo import read_myo_session
 from edge.runtime import RuntimeConfig, serve

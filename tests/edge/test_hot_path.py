@@ -1,7 +1,7 @@
 """The runtime's C hot path (edge/_ng_chain.c) gives the very bits of its numpy reference.
 
 One call per chunk (:meth:`SignalChain.process_valid`: validate, quantise, filter, decimate) and
-one per window (:class:`edge.model_input.ModelInput`: normalise, quantise); a Pipeline running them
+one per window (:class:`edge.model.inputs.ModelInput`: normalise, quantise); a Pipeline running them
 must produce exactly the outputs of one running the numpy functions.
 """
 
@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge import native
-from edge.chain import SignalChain
-from edge.dsp import FixedPointSOS
-from edge.model_input import ModelInput, model_inputs, quantise
+from edge.chain.dsp import FixedPointSOS
+from edge.chain.signal_chain import SignalChain
+from edge.model.inputs import ModelInput, model_inputs, quantise
 from training.filter_design import FilterSpec, design_chain
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,9 +147,9 @@ def test_feature_bundles_take_the_numpy_path(bundles):
 def test_pipeline_outputs_do_not_depend_on_the_c_path(bundles):
     """A Pipeline on the C path and one on the numpy kernel and functions: the same windows,
     outputs and decisions, through gaps, NaN and out-of-range samples."""
+    from edge.recordings.synthetic import grasp_lift_series
     from edge.runtime import Pipeline
     from edge.sources import ReplaySource
-    from edge.synthetic import grasp_lift_series
 
     b = bundles["grasp-lift"]
     rec = grasp_lift_series(1, 1, seed=3, n_trials=2)

@@ -8,18 +8,19 @@ import shutil
 
 import pytest
 
-from edge import config, signing
-from edge.bundle import load_bundle
+from edge import config
+from edge.bundle import keys as bundle_keys
+from edge.bundle import load_bundle, signing
+from edge.bundle.installed import install_bundle, rollback
 from edge.cli import main
 from edge.errors import BundleError, SignatureError
-from edge.installed import install_bundle, rollback
 from tests.conftest import FIXTURE_BUNDLES
 
 
 @pytest.fixture
 def link(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "TRUSTED_KEYS_DIR", str(tmp_path / "no-trust-store"))
-    monkeypatch.delenv(signing.TRUSTED_KEYS_ENV, raising=False)
+    monkeypatch.delenv(bundle_keys.TRUSTED_KEYS_ENV, raising=False)
     (tmp_path / "opt").mkdir()
     return tmp_path / "opt" / "bundle"
 
@@ -40,8 +41,8 @@ def test_install_switches_the_link_and_keeps_the_previous_for_rollback(link):
 
 def test_nothing_is_installed_that_the_service_would_refuse(link, tmp_path, monkeypatch):
     install_bundle(FIXTURE_BUNDLES / "gesture", link)
-    signing.generate_keypair(tmp_path / "keys", "w")
-    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(tmp_path / "keys"))
+    bundle_keys.generate_keypair(tmp_path / "keys", "w")
+    monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, str(tmp_path / "keys"))
     with pytest.raises(SignatureError, match="unsigned"):
         install_bundle(FIXTURE_BUNDLES / "emotion", link)
     assert "gesture" in os.readlink(link) and not link.with_name("bundle.previous").exists()  # unchanged
@@ -72,11 +73,11 @@ def test_a_resigned_bundle_is_copied_again_not_the_stale_copy_reused(link, tmp_p
     """The store's names cover the content hash, not the signature: after a key rotation the re-signed
     bundle must replace the copy signed with the retired key."""
     base = shutil.copytree(FIXTURE_BUNDLES / "gesture", tmp_path / "gesture")
-    old_key, _, _ = signing.generate_keypair(tmp_path / "old", "old")
-    new_key, new_pub, _ = signing.generate_keypair(tmp_path / "new", "new")
+    old_key, _, _ = bundle_keys.generate_keypair(tmp_path / "old", "old")
+    new_key, new_pub, _ = bundle_keys.generate_keypair(tmp_path / "new", "new")
     signing.sign(base, old_key)
     first, _ = install_bundle(base, link)
     signing.sign(base, new_key)  # the key rotated: the same content, another signature
-    monkeypatch.setenv(signing.TRUSTED_KEYS_ENV, str(tmp_path / "new"))
+    monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, str(tmp_path / "new"))
     second, _ = install_bundle(base, link)
-    assert second == first and load_bundle(link).signature["key_id"] == signing.load_public_key(new_pub)[0]
+    assert second == first and load_bundle(link).signature["key_id"] == bundle_keys.load_public_key(new_pub)[0]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge import signing
+from edge.bundle import keys as bundle_keys
+from edge.bundle import signing
 from tests.conftest import FIXTURE_BUNDLES, REPO
 
 INSTALL = REPO / "deploy" / "install.sh"
@@ -52,7 +53,7 @@ def test_install_writes_what_the_pi_needs_and_a_second_run_changes_nothing(tmp_p
 
 def test_a_pis_day_on_the_installation_with_a_trust_store(tmp_path, shared_data, monkeypatch):
     root = tmp_path / "pi"
-    ws_private, ws_public, _ = signing.generate_keypair(tmp_path / "workstation", "w")
+    ws_private, ws_public, _ = bundle_keys.generate_keypair(tmp_path / "workstation", "w")
     (root / "etc/neurogrip/trusted-keys").mkdir(parents=True)
     shutil.copy(ws_public, root / "etc/neurogrip/trusted-keys")
     r = _install(root, "--bundle", str(FIXTURE_BUNDLES / "gesture"))

@@ -19,8 +19,8 @@ import pytest
 
 from edge.bundle import load_bundle
 from edge.calibration import calibrate
-from edge.head import find_head
-from edge.inference import Int8Model, interpreter_backend, new_interpreter
+from edge.model.head import find_head
+from edge.model.inference import Int8Model, interpreter_backend, new_interpreter
 from edge.runtime import replay_outputs
 from tests.conftest import FIXTURE_BUNDLES, REPO, other_edge_python
 

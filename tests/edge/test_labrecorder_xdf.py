@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.player import Player
 from edge.recordings import read_muse, read_recording
 from edge.runtime import RuntimeConfig, serve
+from edge.sources.player import Player
 from tests.conftest import FIXTURE_BUNDLES, SHARED_DATA
 
 pylsl = pytest.importorskip("pylsl")

@@ -1,10 +1,10 @@
-"""edge.metrics against cases worked out by hand: ties, single-class columns, perfect and inverse
+"""edge.evaluation.metrics against cases worked out by hand: ties, single-class columns, perfect and inverse
 scores, absent classes.  (tests/training/test_metrics_vs_sklearn.py compares with scikit-learn.)"""
 
 import numpy as np
 import pytest
 
-from edge import metrics as m
+from edge.evaluation import metrics as m
 
 
 def _rank_auc(y, s):

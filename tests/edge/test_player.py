@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.player import Player, main
 from edge.recordings import Recording, write_grasp_lift
+from edge.recordings.synthetic import grasp_lift_series
 from edge.sources import LSLSource, SourceSpecError, open_source
-from edge.synthetic import grasp_lift_series
+from edge.sources.player import Player, main
 
 pylsl = pytest.importorskip("pylsl")
 
@@ -240,7 +240,7 @@ def test_cli_reports_a_missing_file(tmp_path, capsys):
 def test_cli_stops_cleanly_on_sigterm(recording_file):
     name = _name()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "edge.player", str(recording_file), "--name", name,
+    proc = subprocess.Popen([sys.executable, "-m", "edge.sources.player", str(recording_file), "--name", name,
                              "--loop"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env=env, cwd=REPO)
     try:

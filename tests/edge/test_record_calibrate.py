@@ -123,7 +123,7 @@ def test_a_source_that_ends_early_is_reported_partial(shared_data, tmp_path):
 def test_gaps_are_marked_never_bridged(tmp_path):
     """A grasp-lift segments file has gaps in its sample ids: each is a 'gap' marker, and the
     timestamps keep the hole (read back as separate segments)."""
-    from edge.synthetic import grasp_lift_series
+    from edge.recordings.synthetic import grasp_lift_series
 
     rec = grasp_lift_series(subject=1, series=1, n_trials=3, seed=0)
     keep = np.r_[0:4000, 6000:rec.n_samples]

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 
 from edge.bundle import load_bundle
-from edge.chain import window_ends
+from edge.chain.signal_chain import window_ends
 from edge.decision import Decider, DecisionPolicy
-from edge.model_input import normalise_windows, quantise
+from edge.model.inputs import normalise_windows, quantise
+from edge.recordings.synthetic import grasp_lift_series, muse_recording
 from edge.runtime import JsonLog, Pipeline, RunError, Runtime, RuntimeConfig, replay_outputs
 from edge.sources import Chunk, ReplaySource, SourceError
-from edge.synthetic import grasp_lift_series, muse_recording
 from tests.conftest import FIXTURE_BUNDLES, REPO
 
 GL = FIXTURE_BUNDLES / "grasp-lift"
@@ -175,8 +175,8 @@ def arm():
 
 
 def test_stream_loss_rests_the_arm_within_250_ms_and_resumes(gl, rec, arm, tmp_path):
-    from edge.player import Player
     from edge.sources import open_source
+    from edge.sources.player import Player
     from firmware_bridge.protocol import Action
 
     link, _ = arm
@@ -334,7 +334,7 @@ def test_unacknowledged_rest_pauses_heartbeats_so_the_watchdog_rests_the_arm(gl,
     rt = Runtime(gl, ReplaySource(rec, speed=0), link, RuntimeConfig(budget_ms=1000))
     sim.stop()  # the arm stops answering
     rt.go_safe("test")
-    assert rt._rest_pending and link._hb_paused.is_set()
+    assert rt._rest_pending and link.heartbeat_paused
     assert rt.summary.faults["link"] == 1
 
 

@@ -9,10 +9,10 @@ import pytest
 
 from edge.bundle import load_bundle
 from edge.config import RuntimeConfig
+from edge.recordings.synthetic import grasp_lift_series
 from edge.runtime import Runtime
 from edge.runtime.outputs import JsonLog
 from edge.sources import ReplaySource
-from edge.synthetic import grasp_lift_series
 from firmware_bridge.errors import AckTimeout
 from tests.conftest import FIXTURE_BUNDLES
 from tests.edge.fake_arm import AckingArm

@@ -7,9 +7,9 @@ import pytest
 from edge.bundle import load_bundle
 from edge.config import RuntimeConfig
 from edge.errors import RunError
+from edge.recordings.synthetic import grasp_lift_series
 from edge.runtime import Runtime
 from edge.sources import ReplaySource
-from edge.synthetic import grasp_lift_series
 from firmware_bridge.errors import Nacked
 from firmware_bridge.link import FaultKind, LinkFault
 from firmware_bridge.protocol import Action, Reason
@@ -233,3 +233,49 @@ def test_sigusr1_requests_the_start_in_serve():
           install_signals=True)
     assert seen["requested"] is True
     assert signal.getsignal(signal.SIGUSR1) is before  # restored after the run
+
+
+@pytest.mark.parametrize("kind", ["simavr", "host"])
+def test_a_run_on_an_arm_left_latched_by_the_previous_session_starts_clean(kind, tmp_path):
+    """The previous session closed the link and its heartbeats stopped (every run ends so): the firmware's
+    watchdog latched.  The next run, on the real firmware behind the simulator, did not cause that latch:
+    it clears it and logs it, and starts without a fault or a safe-state episode."""
+    import json
+    import time
+
+    from edge.runtime import JsonLog
+    from firmware_bridge.link import ArmLink
+    from firmware_bridge.protocol import Fault
+    from firmware_bridge.sim import SimError, start
+    from tests.conftest import REQUIRE_AVR, missing
+
+    try:
+        sim = start(kind)
+    except SimError as exc:
+        missing(f"the simulated arm cannot run here ({exc})", REQUIRE_AVR)
+    if sim.kind != kind:  # simavr asked for, the host build ran
+        sim.stop()
+        missing(f"simavr cannot run here ({sim.fallback_reason})", REQUIRE_AVR)
+    try:
+        with ArmLink(sim.pty, boot_timeout=3):
+            pass  # a session that ends: the link closes and its heartbeats stop
+        time.sleep(0.6)  # several watchdog periods
+        link = ArmLink(sim.pty, boot_timeout=3)
+        link.open()
+        try:
+            assert Fault.WATCHDOG in link.last_status.faults  # latched before this run
+            log = JsonLog(tmp_path / "run.jsonl")
+            rt = Runtime(GL, ReplaySource(grasp_lift_series(1, 7, seed=0, n_trials=2), speed=0), link,
+                         RuntimeConfig(budget_ms=1000), log)
+            s = rt.run()
+            log.close()
+            assert Fault.WATCHDOG not in link.status().faults
+        finally:
+            link.close()
+    finally:
+        sim.stop()
+    assert "arm" not in s.faults and s.safe_state_entries == 1  # the final stop only
+    events = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    cleared = [e for e in events if e["event"] == "stale_fault_cleared"]
+    assert len(cleared) == 1 and cleared[0]["fault"] == "WATCHDOG"
+    assert not any(e["event"] == "link_fault" and e["kind"] == "watchdog_trip" for e in events)

@@ -1,9 +1,9 @@
-"""edge.scoring: the continuous-use scorer on hand-made streams with known answers."""
+"""edge.evaluation.scoring: the continuous-use scorer on hand-made streams with known answers."""
 
 import numpy as np
 import pytest
 
-from edge.scoring import combine, score_continuous, segments_of
+from edge.evaluation.scoring import combine, score_continuous, segments_of
 
 FS = 100.0
 # rest 2 s, close 1 s, rest 1 s, open 1 s, radial (unmapped) 1 s: 6 s in all, 3 s of rest

@@ -10,11 +10,11 @@ import pytest
 from edge.bundle import content_hash, load_bundle
 from edge.decision import ArmState, DecisionPolicy, SequenceRules
 from edge.errors import DecisionError
-from edge.evaluation import simulate_decisions
+from edge.evaluation.replay import simulate_decisions
+from edge.evaluation.scoring import score_sequence
+from edge.recordings.synthetic import grasp_lift_series
 from edge.runtime import Pipeline
-from edge.scoring import score_sequence
 from edge.sources import ReplaySource
-from edge.synthetic import grasp_lift_series
 from edge.tasks import GRASP_LIFT_EVENTS, get_task
 from firmware_bridge.errors import Nacked
 from firmware_bridge.protocol import Action, Reason

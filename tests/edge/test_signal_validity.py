@@ -9,9 +9,9 @@ import pytest
 from benchmarks.stream_time import lying_producer_run
 from edge.bundle import load_bundle
 from edge.config import RuntimeConfig
+from edge.recordings.synthetic import grasp_lift_series
 from edge.runtime import Pipeline, Runtime
 from edge.sources import Chunk, ReplaySource
-from edge.synthetic import grasp_lift_series
 from tests.conftest import FIXTURE_BUNDLES
 
 GL = load_bundle(FIXTURE_BUNDLES / "grasp-lift")

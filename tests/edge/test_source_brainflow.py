@@ -18,10 +18,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edge import doctor
 from edge.bundle import load_bundle
+from edge.commands import doctor
 from edge.errors import EdgeError
+from edge.recordings.synthetic import muse_recording
 from edge.runtime import JsonLog, Runtime, RuntimeConfig
+from edge.signals.units import amplitude_problem, plan_units
 from edge.sources import (
     BrainFlowSource,
     SourceError,
@@ -32,8 +34,6 @@ from edge.sources import (
 )
 from edge.sources.base import option_mismatches
 from edge.sources.boards import resolve_board
-from edge.sources.units import amplitude_problem, plan_units
-from edge.synthetic import muse_recording
 from tests.conftest import FIXTURE_BUNDLES, REPO
 from tests.edge.fake_arm import AckingArm
 
@@ -156,7 +156,7 @@ def test_a_missing_native_library_is_named_with_the_raspberry_pi_fix(bf, tmp_pat
     if library == "foreign":
         shutil.copy(os.path.join(package, "lib", "libunicorn_raspberry.so"), copy / "lib" / "libBoardController.so")
     code = ("from edge.sources import import_brainflow, SourceError\n"
-            "from edge.doctor import check_brainflow\n"
+            "from edge.commands.doctor import check_brainflow\n"
             "print(check_brainflow().line())\n"
             "try:\n    import_brainflow()\nexcept SourceError as e:\n    print('SourceError', e)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))

@@ -14,6 +14,7 @@ import pytest
 
 from edge.errors import EdgeError, RecordingError
 from edge.recordings import GRASP_LIFT_CHANNELS, GRASP_LIFT_EVENTS, MUSE_COLUMNS, Recording, write_grasp_lift
+from edge.recordings.synthetic import grasp_lift_series
 from edge.sources import (
     Chunk,
     ReplaySource,
@@ -27,7 +28,6 @@ from edge.sources import (
 )
 from edge.sources.base import option_mismatches
 from edge.sources.spec import SCHEMES
-from edge.synthetic import grasp_lift_series
 
 N = 1500
 GAP_AT = 733  # deliberately not a multiple of the chunk size
@@ -157,7 +157,7 @@ def test_replay_stall_is_flagged_and_cleared_without_raising(base_recording):
 
 def test_replay_default_chunk_is_20_ms(tmp_path):
     from edge.recordings import write_muse
-    from edge.synthetic import muse_recording
+    from edge.recordings.synthetic import muse_recording
 
     path = write_muse(muse_recording(duration_s=1.0), tmp_path / "subjecta-relaxed-1.csv")
     src = open_source(f"replay:{path}?speed=max")

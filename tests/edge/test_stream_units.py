@@ -16,15 +16,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edge import doctor
 from edge.bundle import load_bundle
-from edge.player import Player
+from edge.commands import doctor
 from edge.recordings import read_recording
+from edge.recordings.synthetic import grasp_lift_series
 from edge.runtime import Runtime, RuntimeConfig
+from edge.signals.channels import channel_key
+from edge.signals.units import parse_unit, plan_units, prepare_source
 from edge.sources import ReplaySource, SourceError, SourceSpecError, channel_map, open_source, parse_spec
-from edge.sources.channels import channel_key
-from edge.sources.units import parse_unit, plan_units, prepare_source
-from edge.synthetic import grasp_lift_series
+from edge.sources.player import Player
 from tests.conftest import FIXTURE_BUNDLES, SHARED_DATA, serve_until
 
 pylsl = pytest.importorskip("pylsl")
@@ -130,7 +130,7 @@ def _serve(rec, **player_kw):
 
 
 def test_the_same_recording_in_volts_and_in_microvolts_gives_the_same_decisions(rec, caplog):
-    with caplog.at_level(logging.INFO, logger="edge.sources"):
+    with caplog.at_level(logging.INFO, logger="edge"):
         s_v, rt_v, fired_v = _serve(rec, unit="0", scale=1e-6)  # as mne-lsl's player: MNE exponent, volts
     assert "values × 1e+06 to uV" in caplog.text
     np.testing.assert_array_equal(rt_v.source.factors, np.full(32, 1e6))
@@ -288,7 +288,7 @@ def test_the_player_declares_the_recordings_unit():
 
 def test_channel_aliases_case_prefix_reference_and_spaces(caplog):
     stream = ["EEG Fp1-REF", "fp2-A1", " Cz ", "EEG-O1-Ref", "C3", "TRIGGER"]
-    with caplog.at_level(logging.INFO, logger="edge.sources"):
+    with caplog.at_level(logging.INFO, logger="edge"):
         idx = channel_map(stream, ["Fp1", "Fp2", "Cz", "O1", "C3"])
         channel_map(stream, ["Fp1", "Fp2", "Cz", "O1", "C3"])
     assert idx.tolist() == [0, 1, 2, 3, 4]
@@ -342,8 +342,8 @@ def test_doctor_source_says_why_a_stream_would_be_refused(rec):
 
 
 def test_stream_cli_publishes_in_volts(rec, tmp_path):
-    from edge.player import main
     from edge.recordings import write_grasp_lift
+    from edge.sources.player import main
 
     path = write_grasp_lift(dataclasses.replace(rec, samples=rec.samples[:1000], labels=rec.labels[:1000],
                                                 segments=np.array([[0, 1000]]), sample_index=np.arange(1000)),

@@ -5,7 +5,7 @@ import pytest
 from scipy.signal import welch
 
 from edge.recordings import GRASP_LIFT_CHANNELS, read_grasp_lift, read_muse, write_grasp_lift, write_muse
-from edge.synthetic import CHANNEL_GROUPS, TrialTiming, grasp_lift_series, muse_recording
+from edge.recordings.synthetic import CHANNEL_GROUPS, TrialTiming, grasp_lift_series, muse_recording
 
 # Stated tolerance of the realism check: the synthetic log10-PSD (µV²/Hz), averaged per channel
 # group over subjects, stays within these of the real segments' over 1–40 Hz.

@@ -16,9 +16,9 @@ import pytest
 from edge import config as C
 from edge.bundle import load_bundle
 from edge.errors import ViewError
+from edge.recordings.synthetic import grasp_lift_series
 from edge.runtime import Pipeline, Runtime, RuntimeConfig
 from edge.sources import Chunk, ReplaySource
-from edge.synthetic import grasp_lift_series
 from edge.view import Frame, RuntimeFeed, ViewState, parse_address
 from edge.view.quality import QualityCounts, channel_marks, mains_fraction
 from tests.conftest import FIXTURE_BUNDLES

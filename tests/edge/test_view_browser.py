@@ -211,7 +211,7 @@ def test_the_estop_is_on_the_page_and_works_when_the_event_stream_never_connects
     firmware, and the page says the stream is refused rather than pretending to be live."""
     from edge import config as C
     from edge.bundle import load_bundle
-    from edge.synthetic import grasp_lift_series
+    from edge.recordings.synthetic import grasp_lift_series
     from firmware_bridge.protocol import Fault
 
     browser = Browser(1024, 900)

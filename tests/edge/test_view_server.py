@@ -22,9 +22,9 @@ import pytest
 from benchmarks.common import forced_decider
 from edge import config as C
 from edge.bundle import load_bundle
+from edge.recordings.synthetic import grasp_lift_series
 from edge.runtime import JsonLog, Runtime, RuntimeConfig
 from edge.sources import ReplaySource
-from edge.synthetic import grasp_lift_series
 from edge.view import attach
 from tests.conftest import FIXTURE_BUNDLES
 
@@ -298,10 +298,10 @@ def test_a_client_holding_many_slow_connections_cannot_keep_the_estop_out(live):
 
 
 def test_request_lines_are_logged_without_the_token(live, caplog):
-    with caplog.at_level("DEBUG", logger="edge.view.server"):
+    with caplog.at_level("DEBUG", logger="edge.view.handler"):
         assert live.request("GET", "/state.json")[0] == 200
         assert live.request("GET", "/nothing?x=1")[0] == 404
-    lines = [r.getMessage() for r in caplog.records if r.name == "edge.view.server"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge.view.handler"]
     assert any("/state.json" in m for m in lines) and not any(live.token in m for m in lines), lines
 
 

@@ -5,6 +5,10 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -13,7 +17,7 @@ from firmware_bridge import protocol as P
 from firmware_bridge import sim
 from firmware_bridge.errors import Nacked
 from firmware_bridge.link import ArmLink
-from tests.conftest import REQUIRE_AVR, missing, require_tool
+from tests.conftest import REPO, REQUIRE_AVR, missing, require_tool
 
 SAFE_US = P.ddeg_to_pulse_us(400)
 
@@ -133,3 +137,57 @@ def test_start_falls_back_to_host_and_says_so(monkeypatch, host_build):
             assert link.hello.protocol_version == P.PROTOCOL_VERSION
     finally:
         arm.stop()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc: any Linux)."""
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{d}/stat").read() if d.isdigit() else ""  # noqa: SIM115 - read at once
+        except OSError:
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("kind", ["simavr", "host"])
+def test_arm_sim_stops_its_simulator_on_sigterm_and_sighup(kind, sig, host_build):
+    """``neurogrip arm-sim`` stopped by a service manager (SIGTERM) or a closed terminal (SIGHUP) stops the
+    simulator process it started: none is left running behind it."""
+    if kind == "simavr":
+        require_tool("avr-gcc")
+        require_tool("simavr")
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "arm-sim", *(["--host"] if kind == "host" else [])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    kids = []
+    try:
+        pty_path, what = proc.stdout.readline().strip(), proc.stdout.readline()
+        assert pty_path.startswith("/dev/"), proc.stderr.read() if proc.poll() is not None else pty_path
+        if kind == "simavr" and "simavr unavailable" in what:
+            missing(f"simavr cannot run here ({what.strip()})", REQUIRE_AVR)
+        kids = _children(proc.pid)
+        assert kids and all(_running(k) for k in kids)  # the simulator runs as its child
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=15) == 0
+        assert [k for k in kids if _running(k)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for k in kids:  # what the test found running is never left behind, whatever it asserted
+            if _running(k):
+                os.kill(k, signal.SIGKILL)

@@ -5,9 +5,10 @@ import json
 import pytest
 
 from edge.bundle import load_bundle
+from edge.evaluation.gesture import evaluate_gesture
 from edge.tasks import get_task
-from training.gesture import CALIBRATED, CONTINUOUS, NO_CALIBRATION, OBJECTIVE, evaluate_gesture
-from training.pipeline import train
+from training.gesture import CALIBRATED, CONTINUOUS, NO_CALIBRATION, OBJECTIVE
+from training.train import train
 
 
 @pytest.fixture(scope="module")

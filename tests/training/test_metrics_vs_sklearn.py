@@ -1,4 +1,4 @@
-"""edge.metrics (numpy only, runs on the Pi) gives scikit-learn's numbers, to 1e-12, on random data
+"""edge.evaluation.metrics (numpy only, runs on the Pi) gives scikit-learn's numbers, to 1e-12, on random data
 with ties: the reports of `neurogrip evaluate` (edge) and of training (workstation) are the same metric."""
 
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from edge import metrics as m
+from edge.evaluation import metrics as m
 
 TOL = {"rtol": 0, "atol": 1e-12}
 

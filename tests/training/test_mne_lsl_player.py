@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from edge.bundle import load_bundle
-from edge.player import Player
 from edge.recordings import Recording, read_recording
+from edge.sources.player import Player
 from tests.conftest import FIXTURE_BUNDLES, SHARED_DATA, serve_until
 
 mne = pytest.importorskip("mne")
@@ -83,7 +83,7 @@ def test_mne_lsl_player_in_volts_and_microvolts_gives_the_same_decisions(raw_vol
     connected to its end (``k`` samples, different in each run).  Each run is compared with the same
     ``k`` samples in microvolts from neurogrip's own player, which waits: same windows, same
     decisions, whatever unit the MNE player declared."""
-    with caplog.at_level("INFO", logger="edge.sources"):
+    with caplog.at_level("INFO", logger="edge"):
         s_v, factors_v, k_v, fired_v = _mne_player_run(raw_volts, microvolts=False)
     assert "× 1e+06 to uV" in caplog.text  # the player declared volts (exponent 0) and it was converted
     np.testing.assert_array_equal(factors_v, np.full(32, 1e6))

@@ -8,8 +8,10 @@ import pytest
 from edge.bundle import load_bundle
 from edge.recordings import EMOTION_LABELS
 from tests.conftest import write_edf_plus
-from training.pipeline import evaluate, train, train_feature_table
+from training.evaluate import evaluate
+from training.pipeline import train_feature_table
 from training.protocols import BLOCKS, LSO, WITHIN
+from training.train import train
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ Writes, into DIR, the integer (and integer-valued) arrays that must be identical
 architecture, plus ``info.json`` describing the interpreter that made them:
 
 * ``synthetic.npy``   float64  a synthetic grasp-lift series generated in this process
-                               (integer-valued µV; checks edge.synthetic is deterministic);
+                               (integer-valued µV; checks edge.recordings.synthetic is deterministic);
 * ``recording.npy``   float64  the same series written as a Kaggle CSV and read back with
                                edge.recordings (the replay input path);
-* ``dsp.npy``         int64    edge.dsp.FixedPointSOS output (35 fractional bits) with the
-                               backend edge.dsp picks here (the C kernel when it loads);
+* ``dsp.npy``         int64    edge.chain.dsp.FixedPointSOS output (35 fractional bits) with the
+                               backend edge.chain.dsp picks here (the C kernel when it loads);
 * ``dsp_numpy.npy``   int64    the same with the numpy reference kernel forced;
 * ``tflite_in.npy``   int8     windows of the filtered signal quantised to the model input;
 * ``tflite_out_default.npy``  int8  the raw int8 outputs of the model through the installed
@@ -45,12 +45,12 @@ WINDOW_STRIDE = 64
 
 
 def describe() -> dict:
-    """Interpreter, platform and package versions, and the DSP backend edge.dsp selected."""
+    """Interpreter, platform and package versions, and the DSP backend edge.chain.dsp selected."""
     import numpy
     import serial
 
-    import edge.dsp
-    from edge.inference import interpreter_backend
+    import edge.chain.dsp
+    from edge.model.inference import interpreter_backend
 
     backend, backend_version, _ = interpreter_backend()
 
@@ -61,8 +61,8 @@ def describe() -> dict:
         "numpy": numpy.__version__,
         "tflite_runtime": f"{backend} {backend_version}",
         "pyserial": serial.__version__,
-        "dsp_backends": list(edge.dsp.available_backends()),
-        "dsp_backend": edge.dsp.FixedPointSOS(SOS_BANDPASS_0P5_30_FS500, 1).backend,
+        "dsp_backends": list(edge.chain.dsp.available_backends()),
+        "dsp_backend": edge.chain.dsp.FixedPointSOS(SOS_BANDPASS_0P5_30_FS500, 1).backend,
     }
     try:
         from importlib.metadata import version
@@ -82,10 +82,10 @@ def describe() -> dict:
 
 
 def run(out: Path, model: Path | None) -> dict:
-    from edge.dsp import STATE_FRAC_BITS, FixedPointSOS
-    from edge.inference import new_interpreter
+    from edge.chain.dsp import STATE_FRAC_BITS, FixedPointSOS
+    from edge.model.inference import new_interpreter
     from edge.recordings import read_recording, write_grasp_lift
-    from edge.synthetic import grasp_lift_series
+    from edge.recordings.synthetic import grasp_lift_series
 
     info = describe()
 
@@ -113,7 +113,7 @@ def run(out: Path, model: Path | None) -> dict:
         x = y * (1.0 / (1 << STATE_FRAC_BITS))  # exact: a power-of-two scale
         q_in = None
         for suffix, ref in (("default", False), ("ref", True)):
-            # the edge's own construction (edge.inference.new_interpreter): built-in kernels, no delegate
+            # the edge's own construction (edge.model.inference.new_interpreter): built-in kernels, no delegate
             interp, _, _ = new_interpreter(Path(model).read_bytes(), reference_kernels=ref)
             inp, outp = interp.get_input_details()[0], interp.get_output_details()[0]
             if inp["dtype"] != np.int8 or outp["dtype"] != np.int8:

@@ -1,6 +1,6 @@
 /*
  * ng_sos — neurogrip's fixed-point biquad cascade (Direct Form I, 32-bit coefficients,
- * 64-bit state).  Portable C99: the same arithmetic as edge/dsp.py, bit for bit.
+ * 64-bit state).  Portable C99: the same arithmetic as edge/chain/dsp.py, bit for bit.
  *
  * Where it is built: for the Pi, as the edge's C filter kernel edge/_ng_sos (setup.py); for the
  * ATmega328P only by the tests (tests/edge/test_dsp_c_golden.py), to prove it builds there
@@ -15,7 +15,7 @@
  *   input         int32 with `input_frac` fractional bits, widened by multiplication.
  *
  * Per section and sample:
- *   x' = round(x * 2^-pre_shift)                       (pre-scaling, see edge/dsp.py)
+ *   x' = round(x * 2^-pre_shift)                       (pre-scaling, see edge/chain/dsp.py)
  *   y  = 2*y1 - y2 + round((c0 x' + c1 x1 + c2 x2) / 2^30)
  *                  + round((c3 y1 + c4 y2) / 2^(30+fb_shift))       each exact, half up,
  *        computed without 128-bit types by splitting each state into hi/lo 30-bit parts
@@ -43,7 +43,7 @@ typedef struct {
  *   state: n_sections * 4 * n_channels int64 values, laid out [section][x1,x2,y1,y2][channel].
  *   in:    int32 input with `input_frac` fractional bits (0 <= input_frac <= 35).
  *   out:   int64 output with NG_SOS_STATE_FRAC fractional bits (may not alias in).
- * Every |c| must be < 2^30, which keeps the exact accumulations inside int64; edge/dsp.py
+ * Every |c| must be < 2^30, which keeps the exact accumulations inside int64; edge/chain/dsp.py
  * guarantees it when it quantises a design.
  * Returns the number of saturated values (section outputs clipped to +/- NG_SOS_LIMIT).
  */

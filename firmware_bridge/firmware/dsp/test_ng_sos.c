@@ -1,5 +1,5 @@
 /*
- * Golden-vector test of ng_sos against edge/dsp.py (the Python reference writes the vectors).
+ * Golden-vector test of ng_sos against edge/chain/dsp.py (the Python reference writes the vectors).
  * Usage: test_ng_sos GOLDEN_FILE
  * File (text, whitespace separated):
  *   n_cases

@@ -7,7 +7,7 @@ installed (``tflite_runtime`` first, since it is what Bookworm ships) and says w
 Both are built the same way (:func:`new_interpreter`): with TFLite's own built-in kernels and
 **no default delegate**.  ``ai_edge_litert`` otherwise applies XNNPACK to every model, whose int8
 kernels round differently (±1 LSB on a few percent of outputs against ``tflite_runtime``'s) and whose
-fused ``DELEGATE`` nodes hide the graph that calibration reads (:func:`edge.head.find_head`).
+fused ``DELEGATE`` nodes hide the graph that calibration reads (:func:`edge.model.head.find_head`).
 Without it, the two interpreters give equal int8 outputs on the same inputs
 (``tests/edge/test_interpreters.py``), so a bundle made under one runs the same under the other.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import InferenceError
-from edge.model_input import quantise
+from edge.model.inputs import quantise
 
 _BACKENDS = (("tflite_runtime", "tflite_runtime.interpreter"), ("ai_edge_litert", "ai_edge_litert.interpreter"))
 
@@ -121,7 +121,7 @@ class Int8Model:
     reference_kernels : bool
         Use TFLite's portable reference kernels: bit-identical outputs on every architecture
         (the emulated Pi check uses them), several times slower than the default kernels.
-    head : edge.head.Head, optional
+    head : edge.model.head.Head, optional
         A calibrated bundle's float last layer: the outputs are then ``head(features)`` quantised
         with the model's own output quantisation, so everything after the model is unchanged.  A
         head that reads the int8 window's time-domain features gets them from the same input.
@@ -158,7 +158,7 @@ class Int8Model:
         self.head = head
         self._feat = None
         if head is not None or keep_features:
-            from edge.head import find_head
+            from edge.model.head import find_head
 
             self.base_head = find_head(self._interp)
             self._feat = self.base_head.tensor

@@ -1,11 +1,11 @@
 """The model's last layer as a float *head*: what a calibrated bundle's manifest carries and the
-runtime applies after the int8 trunk (:class:`edge.inference.Int8Model`).
+runtime applies after the int8 trunk (:class:`edge.model.inference.Int8Model`).
 
 Every neurogrip model ends in ``features → FULLY_CONNECTED → SOFTMAX | LOGISTIC``
 (:mod:`training.models`).  :func:`find_head` locates that layer in a TFLite graph and reads its
 weights back as floats (the base head); calibration (:mod:`edge.calibration.head`) re-fits it on one
 person's features.  A head may also read the log time-domain features of the int8 input window
-(:func:`edge.model_input.log_td_features`, ``td_lengths``): the EMG calibration's LDA expert fused
+(:func:`edge.model.inputs.log_td_features`, ``td_lengths``): the EMG calibration's LDA expert fused
 into the same linear layer (docs/design.md § 7).  This module is the runtime's: the live path never
 imports the calibration package.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.errors import InferenceError
-from edge.model_input import log_td_features
+from edge.model.inputs import log_td_features
 
 ACTIVATION_OPS = {"SOFTMAX": "softmax", "LOGISTIC": "sigmoid"}
 
@@ -72,7 +72,7 @@ class Head:
 
     @classmethod
     def from_manifest(cls, h: dict) -> Head:
-        """The manifest's ``head`` section (already checked by :mod:`edge.manifest_schema`)."""
+        """The manifest's ``head`` section (already checked by :mod:`edge.bundle.schema`)."""
         td = h.get("td") or {}
         return cls(int(h["tensor"]), str(h["tensor_name"]), np.asarray(h["weights"], np.float64),
                    np.asarray(h["bias"], np.float64), str(h["activation"]),
@@ -108,9 +108,9 @@ def find_head(interpreter) -> Head:
     ops = interpreter._get_ops_details()  # public in all TFLite Python APIs since 2.5, named with _
     if any(o["op_name"] == "DELEGATE" for o in ops):
         # A delegate (ai_edge_litert's default XNNPACK) fuses the graph's nodes: the last layer and its
-        # input tensor are no longer the interpreter's own.  edge.inference.new_interpreter builds none.
+        # input tensor are no longer the interpreter's own.  edge.model.inference.new_interpreter builds none.
         raise InferenceError("the interpreter runs this model through a delegate, which hides its last layer; "
-                             "build it with edge.inference.new_interpreter (no default delegate)")
+                             "build it with edge.model.inference.new_interpreter (no default delegate)")
     out = interpreter.get_output_details()[0]["index"]
     last = [o for o in ops if out in list(o["outputs"])]
     if len(last) != 1 or last[0]["op_name"] not in ACTIVATION_OPS:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge._checks import check_int, check_number
+from edge.stats import percentiles
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,6 @@ def segments_of(truth: np.ndarray) -> list[Segment]:
     bounds = [0, *cuts.tolist(), len(y)]
     return [Segment(a, b, int(y[a])) for a, b in itertools.pairwise(bounds)]
 
-
-def _percentiles(values: Sequence[float]) -> dict:
-    if not len(values):
-        return {"n": 0}
-    a = np.asarray(values, float)
-    return {"n": int(a.size), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "max": float(a.max())}
 
 
 def score_continuous(truth, fs: float, commands: Sequence[tuple[int, str]], command_of: Mapping[int, str | None],
@@ -127,7 +121,7 @@ def score_continuous(truth, fs: float, commands: Sequence[tuple[int, str]], comm
         "false_activations_per_min": false_act / rest_minutes if rest_minutes else None,
         "gestures": len(gestures), "detected": len(delays),
         "detected_fraction": len(delays) / len(gestures) if gestures else None,
-        "delay_ms": _percentiles(delays), "delays_ms": delays, "wrong_commands": wrong,
+        "delay_ms": percentiles(delays), "delays_ms": delays, "wrong_commands": wrong,
         "wrong_per_min": wrong / minutes if minutes else None, "per_command": verdicts,
     }
 
@@ -145,7 +139,7 @@ def decoder_delays(truth, fs: float, probs: np.ndarray, idx: np.ndarray, command
     probs : ndarray (n_windows, n_classes)
         The model's outputs of one continuous replay.
     idx : ndarray (n_windows,)
-        Each window's last sample index (as :func:`edge.evaluation.replay_probs` gives them).
+        Each window's last sample index (as :func:`edge.evaluation.replay.replay_probs` gives them).
     command_of : mapping class index → action name or None
     """
     y = np.asarray(truth)
@@ -160,6 +154,19 @@ def decoder_delays(truth, fs: float, probs: np.ndarray, idx: np.ndarray, command
         if inside.any():
             out.append((int(idx[np.flatnonzero(inside)[0]]) - seg.start) / fs * 1e3)
     return out
+
+
+def brief(score: dict) -> dict:
+    """A score without its per-command and per-delay lists: what a report or a manifest keeps."""
+    return {k: v for k, v in score.items() if k not in ("per_command", "delays_ms")}
+
+
+def score_line(score: dict) -> str:
+    """One line a person reads: gestures commanded, false activations, wrong commands, delay."""
+    d = score.get("delay_ms", {})
+    return (f"{score['detected']}/{score['gestures']} gestures commanded, {score['false_activations']} false "
+            f"activations in {score['rest_minutes']:.2f} min of rest, {score['wrong_commands']} wrong, delay p50 "
+            + (f"{d['p50']:.0f} ms" if d.get("n") else "n/a"))
 
 
 def combine(scores: Sequence[dict]) -> dict:
@@ -179,7 +186,7 @@ def combine(scores: Sequence[dict]) -> dict:
            "false_activations_per_min": fa / rest_minutes if rest_minutes else None,
            "gestures": gestures, "detected": detected, "detected_fraction": detected / gestures if gestures else None,
            "wrong_commands": wrong, "wrong_per_min": wrong / minutes if minutes else None}
-    out["delay_ms"] = _percentiles(delays)
+    out["delay_ms"] = percentiles(delays)
     return out
 
 

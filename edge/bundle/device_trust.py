@@ -92,7 +92,7 @@ def _calibration_cadences(root: dict, manifest: dict) -> list:
     fs = chain.get("fs_out")
     if not isinstance(fs, (int, float)) and isinstance(chain.get("fs"), (int, float)) \
             and isinstance(chain.get("factor"), int) and chain["factor"] > 0:
-        fs = chain["fs"] / chain["factor"]  # as edge.chain.SignalChain.fs_out
+        fs = chain["fs"] / chain["factor"]  # as edge.chain.signal_chain.SignalChain.fs_out
     if config.CALIBRATION_EMG_STRIDE_MS is not None and isinstance(fs, (int, float)) and fs > 0:
         n = max(1, round(config.CALIBRATION_EMG_STRIDE_MS * fs / 1000.0))
         stride = (n, n * 1000.0 / fs)
@@ -121,8 +121,9 @@ def check_device_signed(path, manifest: dict, model: bytes, device_kid: str, pol
         No root, a root signed by a key the trust store does not hold, a root that is not this model,
         or a section the device may not change.
     """
-    from edge.bundle import canonical_json, content_hash
-    from edge.signing import _crypto, parse_signature, signed_message
+    from edge.bundle.files import canonical_json, content_hash
+    from edge.bundle.keys import crypto
+    from edge.bundle.signature import parse_signature, signed_message
 
     prov = manifest.get("provenance") or {}
     doc, root = prov.get(ROOT_SIGNATURE), prov.get(ROOT_MANIFEST)
@@ -138,7 +139,7 @@ def check_device_signed(path, manifest: dict, model: bytes, device_kid: str, pol
     if content_hash(root, model) != sig["content_hash"]:
         raise SignatureError(path, f"{who}, but its model or its root's manifest is not what the workstation "
                                    "signed", _RECALIBRATE)
-    invalid, _, _, _ = _crypto()
+    invalid, _, _, _ = crypto()
     try:
         policy.keys[kid][0].verify(sig["signature"], signed_message(sig["content_hash"], sig["manifest_sha256"]))
     except invalid:

@@ -1,6 +1,6 @@
 """Fixed-point streaming IIR filtering: the one signal chain shared by training, the Pi and the firmware.
 
-Structure and number formats (the "why" is in README § Fixed-point format)
+Structure and number formats (the "why" is in docs/fixed-point.md)
 --------------------------------------------------------------------------
 A cascade of Direct Form I biquads in the spirit of CMSIS-DSP's 32×64 biquad
 (``arm_biquad_cas_df1_32x64_q31``), which is the known answer for poles next

@@ -265,9 +265,9 @@ def check_governor(pattern: str = GOVERNOR_GLOB) -> Check:
 
 def check_dsp_kernel() -> Check:
     try:
-        from edge.dsp import available_backends
+        from edge.chain.dsp import available_backends
     except Exception as exc:  # noqa: BLE001
-        return Check("dsp kernel", False, f"cannot import edge.dsp ({_one_line(exc)})", FIX_EDGE_EXTRA)
+        return Check("dsp kernel", False, f"cannot import edge.chain.dsp ({_one_line(exc)})", FIX_EDGE_EXTRA)
     backends = available_backends()
     if "c" in backends:
         return Check("dsp kernel", True, f"fixed-point C kernel loaded (backends: {', '.join(backends)})")
@@ -325,7 +325,7 @@ def _source_line(source) -> str:
 def _unit_text(unit, target: str) -> str:
     """A channel's declared unit and its factor to ``target``."""
     from edge.errors import SourceError
-    from edge.sources.units import is_declared, parse_unit
+    from edge.signals.units import is_declared, parse_unit
 
     if not is_declared(unit):
         return "unit not declared"
@@ -344,9 +344,9 @@ def check_source(spec: str, bundle_path: str | None = None) -> list[Check]:
     from types import SimpleNamespace
 
     from edge.errors import EdgeError
+    from edge.signals.channels import is_non_signal
+    from edge.signals.units import amplitude_problem, bundle_unit, describe, plan_units
     from edge.sources import open_source
-    from edge.sources.channels import is_non_signal
-    from edge.sources.units import amplitude_problem, bundle_unit, describe, plan_units
 
     try:
         source = open_source(spec)

@@ -15,7 +15,7 @@ Stages
    last reset.  Window positions are a pure function of the sample count since reset
    (:func:`window_ends`), so offline windowing gives the same windows.
 
-What a window becomes for the model (normalisation, features, int8) is :mod:`edge.model_input`.
+What a window becomes for the model (normalisation, features, int8) is :mod:`edge.model.inputs`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from edge import native
 from edge._checks import check_int, check_positive
-from edge.dsp import STATE_FRAC_BITS, FixedPointSOS
+from edge.chain.dsp import STATE_FRAC_BITS, FixedPointSOS
 
 _OUT_SCALE = 1.0 / (1 << STATE_FRAC_BITS)  # int64 state format → input units
 _BLOCK = 256  # rows per step of the C chain call (its int32/int64 scratch buffers)

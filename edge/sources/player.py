@@ -3,7 +3,7 @@
 The stream advertises the recording's rate as its nominal rate, carries float32
 samples, and describes each channel in ``desc/channels/channel/{label,type,unit}``
 (XDF meta-data) so an ``lsl:`` source (:mod:`edge.sources`) picks channels by name
-and converts their unit to the bundle's (:mod:`edge.sources.units`).  The unit is
+and converts their unit to the bundle's (:mod:`edge.signals.units`).  The unit is
 the recording's ("microvolts" for the EEG layouts, "myo" for the Myo armband's own
 values) unless ``unit`` says otherwise; ``scale`` multiplies the published values
 (``scale=1e-6, unit="V"`` publishes the recording in volts, as an MNE-based player

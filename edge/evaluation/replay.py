@@ -1,17 +1,19 @@
 """Offline evaluation through the edge's own path (numpy only: runs on the Pi, in the bench and in
 training alike): a recording replayed through :class:`edge.runtime.Pipeline`, its window accuracy,
-and the commands a decision policy fires on it, scored as continuous use (:mod:`edge.scoring`).
+and the commands a decision policy fires on it, scored as continuous use (:mod:`edge.evaluation.scoring`).
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-from edge.chain import segment_windows
+from edge.chain.signal_chain import segment_windows
 from edge.decision import ArmState, Decider, DecisionPolicy
+from edge.evaluation.scoring import score_continuous
 from edge.recordings import Recording
 from edge.runtime import Pipeline
-from edge.scoring import score_continuous
 from edge.sources import ReplaySource
 
 
@@ -43,7 +45,10 @@ def replay_probs(bundle, rec: Recording) -> tuple[np.ndarray, np.ndarray]:
 
 def timeline(bundle, rec: Recording, seconds: float | None = None) -> dict:
     """What a replay did, window by window, for a picture (:func:`benchmarks.plots.timeline_png`):
-    the true labels, the probabilities, each decision and the arm's state (JSON-ready lists)."""
+    the true labels, the probabilities, each decision and the arm's state (JSON-ready lists), on the
+    recording's own time (``t_s``: its sample index over its rate), and ``gaps``: ``[end, start]`` in
+    seconds at each boundary between its segments (equal ends: separately recorded parts joined back
+    to back, as a Myo session's files; the chain restarts at every boundary)."""
     if seconds is not None:
         n = min(rec.n_samples, int(seconds * rec.fs))
         segs = np.array([[a, min(b, n)] for a, b in rec.segments if a < n], np.int64)
@@ -63,6 +68,8 @@ def timeline(bundle, rec: Recording, seconds: float | None = None) -> dict:
                            "reason": d.reason, "detail": d.detail}
                           for i, d in enumerate(r["decisions"]) if d.action is not None or d.reason == "held"],
             "states": r["states"], "state_names": list(policy.sequence.transitions) if policy.sequence else [],
+            "gaps": [[float(rec.sample_index[b - 1] + 1) / rec.fs, float(rec.sample_index[a]) / rec.fs]
+                     for (_, b), (a, _) in itertools.pairwise(rec.segments.tolist())],
             "source": str(rec.source), "task": bundle.task}
 
 

@@ -52,7 +52,7 @@ def install_bundle(src, link: Path | None = None) -> tuple[Path, Path | None]:
     BundleError
         The bundle does not load here (the message is the loader's), or the link is in the way.
     """
-    from edge.bundle import load_bundle
+    from edge.bundle.loader import load_bundle
 
     link = bundle_link() if link is None else Path(link)
     bundle = load_bundle(src)  # with this machine's trust store: refused here means refused by the service
@@ -121,7 +121,7 @@ def rollback(link: Path | None = None) -> tuple[Path, Path]:
     BundleError
         No previous bundle to go back to, or it no longer loads.
     """
-    from edge.bundle import load_bundle
+    from edge.bundle.loader import load_bundle
 
     link = bundle_link() if link is None else Path(link)
     previous = _previous(link)

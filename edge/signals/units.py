@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.errors import SourceError, SourceSpecError
-from edge.sources.channels import channel_map, check_signal_types
+from edge.signals.channels import channel_map, check_signal_types
 
 log = logging.getLogger(__name__)
 
