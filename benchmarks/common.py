@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.stats import percentiles
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NEUROGRIP_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_BUNDLES = REPO / "build" / "bundles"
@@ -220,8 +222,7 @@ def stats_ms(values, cdf: bool = False) -> dict:
     a = np.asarray(values, float)
     if a.size == 0:
         return {"n": 0}
-    out = {"n": int(a.size), "mean": float(a.mean()), "p50": float(np.percentile(a, 50)),
-           "p90": float(np.percentile(a, 90)), "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+    out = {**percentiles(a), "mean": float(a.mean())}
     if cdf:
         out["cdf"] = {"levels": CDF_LEVELS, "ms": [float(v) for v in np.percentile(a, CDF_LEVELS)]}
     return out

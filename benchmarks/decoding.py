@@ -31,6 +31,7 @@ import numpy as np
 
 from benchmarks.common import fmt, grasp_lift_heldout
 from edge.evaluation.metrics import auc, roc_curve  # scikit-learn's ROC (ties, corners), numpy only
+from edge.stats import percentiles
 
 EVENT_HALF_WIDTH_MS = 150.0
 
@@ -186,8 +187,7 @@ def lat_all(v) -> dict:
     a = np.asarray(v, float)
     if not a.size:
         return {"n": 0}
-    return {"n": int(a.size), "p10": float(np.percentile(a, 10)), "p50": float(np.percentile(a, 50)),
-            "p90": float(np.percentile(a, 90)), "mean": float(a.mean())}
+    return {**percentiles(a, qs=(10, 50, 90)), "mean": float(a.mean())}
 
 
 def run(quick: bool = False, ctx=None) -> dict:

@@ -59,10 +59,21 @@ class CalibrationResult:
     session_hash: str = ""
     thinning: Thinning | None = None  # a long session's windows, taken at a larger stride
 
+    def choice_text(self) -> str:
+        """What was adapted, in words (the console never shows a Python structure)."""
+        c = self.choice
+        parts = [f"normalisation {c['normalisation']}", f"penalty {c['penalty']:g}"] if c else []
+        if c.get("time_domain"):
+            td = c["time_domain"]
+            parts.append(f"{td['classifier']} on time-domain features over {'/'.join(map(str, td['lengths']))} samples")
+        if c.get("refit"):
+            parts.append(f"refitted on {c['refit']}")
+        return ", ".join(parts) or "nothing adapted"
+
     def summary(self) -> str:
         return (f"held-out {self.metric}: base {self.base:.4f} -> calibrated {self.calibrated:.4f}; wrote {self.out} "
                 f"({self.n_windows.get('calibration', 0)} calibration / {self.n_windows.get('held_out', 0)} "
-                f"held-out windows; {self.choice}; {self.seconds:.1f} s)"
+                f"held-out windows; {self.choice_text()}; {self.seconds:.1f} s)"
                 + (f"; {self.thinning}" if self.thinning else ""))
 
 

@@ -184,6 +184,7 @@ def test_nan_rows_are_counted_in_the_footer_and_calibrate_leaves_them_out(shared
     res = Recorder(ReplaySource(replace(rec, samples=x), speed=0), load_paradigm("gesture"), tmp_path / "n.xdf",
                    CueDisplay(io.StringIO())).run()
     assert res.invalid_rows == 12 and "12 row(s) with NaN" in res.summary() and not res.partial
+    assert "{" not in res.summary()  # what was adapted, in words: no Python structure on the console
     by, _ = _markers(tmp_path / "n.xdf")
     assert by["EMG"]["footer"]["info"]["neurogrip"][0]["invalid_rows"] == ["12"]
     assert main(["calibrate", "--bundle", str(FIXTURE_BUNDLES / "gesture"), "--data", str(tmp_path / "n.xdf"),
