@@ -62,21 +62,24 @@ test-edge: env-edge env-edge-litert
 	@if [ -x $(TRAIN_VENV)/bin/python ]; then $(MAKE) --no-print-directory env-train; fi
 	firmware_bridge/firmware/install-deps.sh
 	$(REQUIRE) $(MAKE) -C firmware_bridge/firmware test
-	$(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training $(PYTEST_ARGS)
+	$(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training -m "not slow" $(PYTEST_ARGS)
 
 # The same edge suite under ai_edge_litert (Python 3.13, numpy 2): the interpreter a Pi set up today has.
-# The firmware's C tests ran once in test-edge; this run is the Python suite only.
+# The firmware's C tests and tests/firmware_bridge (which imports no edge code and no interpreter) ran
+# once in test-edge; this run is the edge's Python suite.
 test-edge-litert: env-edge env-edge-litert system-deps
 	@if [ -x $(TRAIN_VENV)/bin/python ]; then $(MAKE) --no-print-directory env-train; fi
 	firmware_bridge/firmware/install-deps.sh
-	$(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training $(PYTEST_ARGS)
+	$(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow" $(PYTEST_ARGS)
 
-# The slow training tests (full protocols on synthetic data) run with `make test-slow`.
+# The slow tests run with `make test-slow`: training's (full protocols on synthetic data) and the edge's (the
+# EMG closed loop on the simavr Uno, in real time).
 test-train: env-train
 	NEUROGRIP_REQUIRE_TF=1 $(REQUIRE) $(TRAIN_VENV)/bin/python -m pytest tests/training -m "not slow" $(PYTEST_ARGS)
 
-test-slow: env-train
+test-slow: env-train env-edge
 	NEUROGRIP_REQUIRE_TF=1 $(REQUIRE) $(TRAIN_VENV)/bin/python -m pytest tests/training -m slow $(PYTEST_ARGS)
+	$(REQUIRE) $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training -m slow $(PYTEST_ARGS)
 
 lint: env-edge
 	$(EDGE_VENV)/bin/python -m ruff check edge firmware_bridge training benchmarks tests

@@ -22,7 +22,8 @@ from benchmarks.common import Context
 from benchmarks.machine import describe
 from edge.progress import Progress
 
-SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "calibration", "link", "robustness", "view")
+SECTIONS = ("readers", "filter", "inference", "e2e", "decoding", "gesture", "calibration", "link", "frontend",
+            "robustness", "view")
 SCHEMA_VERSION = 1
 
 

@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("record", help="a guided session: cues on the terminal, signal + cue markers into an XDF file")
-    p.add_argument("--source", required=True, help="where the signal comes from (lsl:..., replay:..., synthetic:..., brainflow:...)")
+    p.add_argument("--source", required=True, help="where the signal comes from (lsl:..., replay:..., synthetic:..., brainflow:..., "
+                                                      "arm:PORT?channels=0-7&rate=200: the arm's own analog inputs)")
     p.add_argument("--paradigm", required=True, help="gesture, emotion, grasp-lift, or a TOML file of cues")
     p.add_argument("--out", required=True, help="the .xdf file to write")
     p.add_argument("--view", metavar="[ADDR:]PORT", help=VIEW_HELP + " (the cue in large letters, for a phone)")
@@ -360,9 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True, help="model bundle directory or .zip")
     p.add_argument("--source", required=True,
                    help="lsl:name=X | lsl:type=EEG (or EMG) | replay:PATH[?speed=1] | synthetic:[?kind=grasp-lift] | "
-                        "brainflow:board=NAME[&serial_port=...]")
+                        "brainflow:board=NAME[&serial_port=...] | arm:PORT[?channels=0-7&rate=200] (the arm's "
+                        "analog inputs; with --arm PORT, the same port, one link serves both)")
     p.add_argument("--arm", default="none", help="serial port or pyserial URL, 'sim' (simulated arm) or 'none' "
                                                  "(the default: nothing is sent, as the run says at its start)")
+    p.add_argument("--adc", metavar="RECORDING", help="with --source arm:sim: the recording drives the simulated arm's "
+                                                      "analog inputs, scaled as the spec says; the run ends with it")
     lines = p.add_mutually_exclusive_group()
     lines.add_argument("--quiet", dest="console", action="store_const", const="quiet", default="auto",
                        help="no per-command lines, even on a terminal: the report at the end only")
@@ -439,8 +443,8 @@ PASSTHROUGH = {
     "stream": ("player_args", "edge.sources.player", "main", "publish a recording as a live LSL stream"),
     "doctor": ("doctor_args", "edge.commands.doctor", "main", "check this machine and a bundle for running the edge"),
     "demo": ("demo_args", "edge.commands.demo", "main", "stream a recording over LSL through the runtime to the simulated arm"),
-    "arm-sim": ("sim_args", "firmware_bridge.sim", "main",
-                "start the simulated arm (real firmware under simavr) and print its pty"),
+    "arm-sim": ("sim_args", "edge.commands.arm_sim", "main",
+                "start the simulated arm (real firmware under simavr), print its pty; --adc RECORDING feeds its ADC"),
     "keygen": ("keygen_args", "edge.bundle.commands", "keygen_main", "make an Ed25519 key pair for signing bundles"),
     "sign": ("sign_args", "edge.bundle.commands", "sign_main", "sign a bundle with a private key (writes its signature.json)"),
     "verify": ("verify_args", "edge.bundle.commands", "verify_main", "check that a bundle is signed by a trusted key"),

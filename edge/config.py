@@ -32,6 +32,17 @@ PLAYER_MAX_GAP_S = 0.05    # the player's pause for a gap in a recording (below 
 BRAINFLOW_DROP_TOLERANCE = 3.0  # nominal periods a chunk may fall behind before samples count as missing
 BRAINFLOW_BUFFER_S = 60    # s of samples BrainFlow's ring buffer keeps for us (older ones are overwritten)
 BRAINFLOW_POLL_S = 0.002   # read(timeout) polls BrainFlow's buffer this often (BrainFlow has no blocking read)
+# arm: the arm's microcontroller as the front end (edge/sources/arm.py, arm_clock.py).  Its scan index is
+# mapped to this machine's clock by the lowest-latency line through (index, arrival) over a sliding
+# window, kept as the minimum of each bucket (a refit per bucket, not per frame).
+ARM_RATE_HZ = 200          # default rate: 8 inputs at 200 Hz is the Myo armband's shape (the gesture bundles)
+ARM_MAX_CHUNK_S = 0.1      # one read() joins at most this much of the stream's queued frames
+ARM_CLOCK_WINDOW_S = 20.0  # the fit's window (an Uno's resonator drifts with temperature over minutes)
+ARM_CLOCK_BUCKET_S = 0.05  # one candidate point (the earliest arrival) per this much of the stream
+ARM_CLOCK_MIN_SPAN_S = 2.0  # below this span the slope is the nominal one (or the last fitted): too short to fit
+ARM_CLOCK_TOLERANCE = 0.01  # the MCU's clock is trusted within ±1 % of nominal (an Uno's: ±0.5 %); beyond,
+#                            the runtime's rate check sees it (edge/runtime/rate.py)
+ARM_CLOCK_SLEW = 0.1       # a stamp moves at most this fraction of a period per sample towards a new fit
 
 # A live stream's time is checked on every chunk, from the first (edge/runtime/rate.py,
 # docs/robustness.md § Stream time): its newest sample's age (where the stamps are on a clock this
@@ -50,6 +61,11 @@ RATE_WINDOW_S = 2.0          # the delivered rate (messages, the release of a ra
 STREAM_DRIFT = 1e-3          # relative check: clocks may drift apart this much (s/s; devices: ~1e-4)
 STREAM_FOREIGN_CLOCK_S = 60.0  # a stamp this far from LSL's clock is on another clock, not late
 STREAM_SETTLE_S = 1.0        # relative check: the start follows fresher chunks this long (a backlog start)
+# A decision policy's times (min_dwell_ms, refractory_ms) count as met when they lack less than this: a live
+# stream's stamps jitter by fractions of a millisecond (the arm's fitted clock, LSL's dejittering) where a
+# replay's are exact multiples of the sample period, so a dwell of k window strides must end at the k-th window
+# on both (edge/decision/decider.py).  Strides are >= 25 ms: no replayed decision moves by a window.
+DECISION_TIME_SLACK_MS = 1.0
 
 # The JSON-lines log (`neurogrip run --log`): about 60 MB a day at 20 decisions/s, so it rotates by size
 # (edge/runtime/outputs.py): at most LOG_MAX_BYTES per file, LOG_BACKUPS older files (FILE.1 ...).

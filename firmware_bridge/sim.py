@@ -3,6 +3,11 @@
 Both expose a pseudo-terminal that :class:`firmware_bridge.link.ArmLink` opens like a real
 ``/dev/ttyACM0``.  :func:`start` prefers the simavr simulation of the real AVR binary and falls back
 to the host build of the same firmware core; the returned handle's ``kind`` says which one runs.
+
+``adc=`` drives the simulated analog inputs A0..A7 with an ADC feed (``firmware/host/adc_feed.h``,
+``firmware_bridge/README.md`` § "Feeding recordings into the simulated ADC"): a feed file, or an
+:class:`AdcFeed` of rows of millivolts streamed to the simulator through a pipe.  :func:`write_adc_feed`
+writes one to a file or a pipe.
 """
 
 from __future__ import annotations
@@ -18,7 +23,12 @@ import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from firmware_bridge.adc_feed import ADC_VREF_MV, AdcFeed, adc_counts, write_adc_feed
 from firmware_bridge.errors import LinkError
+
+__all__ = ["ADC_VREF_MV", "BUILD_DIR", "FIRMWARE_DIR", "STOP_SIGNALS", "AdcFeed", "ArmProcess", "PtyProxy", "SimError",
+           "adc_counts", "build_host", "build_sim", "main", "run", "start", "start_arm_host", "start_simavr",
+           "write_adc_feed"]
 
 FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware"
 BUILD_DIR = FIRMWARE_DIR / "build"
@@ -67,6 +77,14 @@ class ArmProcess:
         MCU resets done by :meth:`reset_mcu` so far (as reported by the process).
     estop_pressed : bool
         The arm's e-stop switch as :meth:`set_estop` left it (as reported by the process).
+    adc_started_ms, adc_ended_ms : int or None
+        With ``adc=``: when the feed started (the firmware's first conversion: sample 0) and ended (its
+        last values then hold), in the firmware's milliseconds since boot; ``None`` until then.
+    adc_samples : int or None
+        The feed's samples, once it ended.
+    adc_error : Exception or None
+        Why an :class:`AdcFeed` stopped being written before its end (its pipe then closes, so the feed
+        ends there), e.g. a ``ValueError`` for a value out of range.
     """
 
     kind: str
@@ -79,7 +97,13 @@ class ArmProcess:
     resets: int = 0
     estop_pressed: bool = False
     fallback_reason: str | None = None
+    adc_started_ms: int | None = None
+    adc_ended_ms: int | None = None
+    adc_samples: int | None = None
+    adc_error: Exception | None = None
     _reader: threading.Thread | None = None
+    _feeder: threading.Thread | None = None
+    _adc_ended: threading.Event = field(default_factory=threading.Event)
 
     def _follow(self) -> None:
         for line in self.proc.stdout:
@@ -98,6 +122,30 @@ class ArmProcess:
                 self.resets += 1
             elif parts and parts[0] == "E":
                 self.estop_pressed = parts[1:] == ["1"]
+            elif parts and parts[0] == "A":
+                self.adc_started_ms = int(parts[1])
+            elif parts and parts[0] == "D":
+                self.adc_ended_ms, self.adc_samples = int(parts[1]), int(parts[2])
+                self._adc_ended.set()
+        self._adc_ended.set()  # the process ended: so did its feed
+
+    def wait_adc_end(self, timeout: float | None = None) -> bool:
+        """Wait until the ADC feed has ended (or the process has exited); True if it did within
+        ``timeout`` seconds.  A feed starts at the first STREAM_START and plays in simulated time, so
+        this is the recording's length after the host began streaming."""
+        return self._adc_ended.wait(timeout)
+
+    def _feed(self, feed: AdcFeed) -> None:
+        try:
+            feed.write_rows(self.proc.stdin)
+        except (BrokenPipeError, ValueError, OSError) as e:  # BrokenPipe: the simulator stopped first
+            if not isinstance(e, BrokenPipeError) and self.proc.poll() is None:
+                self.adc_error = e
+        finally:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
 
     def reset_mcu(self, timeout: float = 2.0) -> None:
         """Reset the simulated microcontroller behind the same pty, and wait until it has.
@@ -159,8 +207,30 @@ class ArmProcess:
         self.stop()
 
 
-def _launch(kind: str, argv: list[str]) -> ArmProcess:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+def _adc_argv(adc) -> list[str]:
+    if adc is None:
+        return []
+    if isinstance(adc, AdcFeed):
+        return ["--adc", "-"]  # written to the simulator's standard input as it goes
+    if isinstance(adc, (str, os.PathLike)):
+        if str(adc) != "-" and not Path(adc).exists():  # ("-": this process's standard input, inherited)
+            raise FileNotFoundError(f"ADC feed {adc} not found: write one with firmware_bridge.sim.write_adc_feed")
+        return ["--adc", str(adc)]
+    raise TypeError(f"adc must be a path to an ADC feed file or an AdcFeed, got {type(adc).__name__}")
+
+
+def _launch(kind: str, argv: list[str], adc=None) -> ArmProcess:
+    argv = argv + _adc_argv(adc)
+    feed = adc if isinstance(adc, AdcFeed) else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                            stdin=subprocess.PIPE if feed is not None else None)
+    if feed is not None:  # the simulator reads the header before it reports its pty; the rows follow
+        proc.stdin = proc.stdin.detach()  # (text=True made it text; a feed is bytes)
+        try:
+            proc.stdin.write(feed.header)
+            proc.stdin.flush()
+        except OSError:
+            pass  # it exited already: its error is read below
     # simavr's uart_pty prints its own banner lines first; ours starts with "PTY ".
     for _ in range(20):
         line = proc.stdout.readline()
@@ -173,11 +243,14 @@ def _launch(kind: str, argv: list[str]) -> ArmProcess:
     arm = ArmProcess(kind, line.split(maxsplit=1)[1].strip(), proc)
     arm._reader = threading.Thread(target=arm._follow, daemon=True)
     arm._reader.start()
+    if feed is not None:
+        arm._feeder = threading.Thread(target=arm._feed, args=(feed,), daemon=True)
+        arm._feeder.start()
     return arm
 
 
 def start_arm_host(host_dir: Path | None = None, *, link: str | os.PathLike | None = None,
-                   trace_ms: int = 0, log_commands: bool = False) -> ArmProcess:
+                   trace_ms: int = 0, log_commands: bool = False, adc=None) -> ArmProcess:
     """Start the firmware core on the host behind a pty.
 
     Parameters
@@ -188,6 +261,8 @@ def start_arm_host(host_dir: Path | None = None, *, link: str | os.PathLike | No
         Report positions/pulse widths every ``trace_ms`` ms into ``ArmProcess.trace`` (0: never).
     log_commands : bool
         Record every executed ARM_CMD in ``ArmProcess.commands`` (to audit what ran).
+    adc : path or AdcFeed, optional
+        Drive the analog inputs with this ADC feed (see :func:`start`).
     """
     host_dir = build_host() if host_dir is None else Path(host_dir)
     argv = [str(host_dir / "arm_host")]
@@ -197,7 +272,7 @@ def start_arm_host(host_dir: Path | None = None, *, link: str | os.PathLike | No
         argv += ["--trace-ms", str(int(trace_ms))]
     if log_commands:
         argv += ["--log-commands"]
-    return _launch("host", argv)
+    return _launch("host", argv, adc)
 
 
 def build_sim() -> Path:
@@ -206,8 +281,9 @@ def build_sim() -> Path:
     return BUILD_DIR
 
 
-def start_simavr(*, trace_ms: int = 0) -> ArmProcess:
-    """Run the real AVR firmware binary on simavr's ATmega328P behind a pty (see ``sim/arm_sim.c``).
+def start_simavr(*, trace_ms: int = 0, adc=None) -> ArmProcess:
+    """Run the real AVR firmware binary on simavr's ATmega328P behind a pty (see ``sim/arm_sim.c``);
+    ``adc``: drive its analog inputs with this ADC feed (see :func:`start`).
 
     Raises
     ------
@@ -218,10 +294,10 @@ def start_simavr(*, trace_ms: int = 0) -> ArmProcess:
     argv = [str(build / "sim" / "arm_sim"), str(build / "avr" / "neurogrip_arm.elf")]
     if trace_ms:
         argv += ["--trace-ms", str(int(trace_ms))]
-    return _launch("simavr", argv)
+    return _launch("simavr", argv, adc)
 
 
-def start(prefer: str = "simavr", *, trace_ms: int = 0) -> ArmProcess:
+def start(prefer: str = "simavr", *, trace_ms: int = 0, adc=None) -> ArmProcess:
     """Start a simulated arm: the simavr Uno if it can run here, else the host build.
 
     Parameters
@@ -229,6 +305,15 @@ def start(prefer: str = "simavr", *, trace_ms: int = 0) -> ArmProcess:
     prefer : {"simavr", "host"}
         ``"simavr"`` tries the simulated Uno first and falls back to the host build;
         ``"host"`` starts the host build directly.
+    trace_ms : int
+        Report servo pulse widths at least every ``trace_ms`` ms (``ArmProcess.pulses``; 0: on change only
+        for simavr, never for the host build).
+    adc : path or AdcFeed, optional
+        Drive the analog inputs A0.. with an ADC feed: a feed file's path (:func:`write_adc_feed`), or an
+        :class:`AdcFeed` written to the simulator through a pipe as it reads it.  The feed starts at the
+        firmware's first conversion (the first STREAM_START: its scan 0 reads sample 0) and plays at its own
+        rate in simulated time (simavr's clock; the host build's millisecond clock); after its end its last
+        values hold (``ArmProcess.wait_adc_end``).  Without it the inputs read 0 V.
 
     Returns
     -------
@@ -241,12 +326,12 @@ def start(prefer: str = "simavr", *, trace_ms: int = 0) -> ArmProcess:
     reason = None
     if prefer == "simavr":
         try:
-            arm = start_simavr(trace_ms=trace_ms)
+            arm = start_simavr(trace_ms=trace_ms, adc=adc)
             arm.fallback_reason = None
             return arm
         except SimError as e:
             reason = str(e).splitlines()[0]
-    arm = start_arm_host(trace_ms=trace_ms)
+    arm = start_arm_host(trace_ms=trace_ms, adc=adc)
     arm.fallback_reason = reason
     return arm
 
@@ -257,45 +342,72 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``neurogrip arm-sim`` / ``python -m firmware_bridge.sim``: run a simulated arm until Ctrl-C, SIGTERM or
-    SIGHUP, then stop its simulator process (never left running behind).
+    """``python -m firmware_bridge.sim``: run a simulated arm until Ctrl-C, SIGTERM or SIGHUP, then stop its
+    simulator process (never left running behind).
 
     Prints the pty path to open (e.g. ``ArmLink('/dev/pts/3')``) and which implementation runs.
+    ``neurogrip arm-sim`` is the same program, whose ``--adc`` also takes any recording neurogrip reads
+    (``edge/commands/arm_sim.py``); here ``--adc`` takes an ADC feed file.
     """
     import argparse
 
-    ap = argparse.ArgumentParser(prog="neurogrip arm-sim", description=main.__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m firmware_bridge.sim", description=main.__doc__.splitlines()[0])
     ap.add_argument("--host", action="store_true", help="run the host build instead of the simavr Uno")
     ap.add_argument("--trace-ms", type=int, default=0, help="print servo pulse widths every N ms")
+    ap.add_argument("--adc", metavar="FEED", help="drive the analog inputs with this ADC feed file ('-': standard "
+                                                  "input; NGADC1: firmware_bridge/README.md, 'Feeding recordings into "
+                                                  "the simulated ADC')")
     args = ap.parse_args(argv)
+    return run("host" if args.host else "simavr", trace_ms=args.trace_ms, adc=args.adc,
+               adc_about=f"ADC feed {args.adc}" if args.adc else None)
+
+
+def run(prefer: str = "simavr", *, trace_ms: int = 0, adc=None, adc_about=None, out=None) -> int:
+    """Run a simulated arm (:func:`start`'s arguments) until Ctrl-C, SIGTERM or SIGHUP, printing to ``out``
+    (default stdout) its pty path, on the next line which implementation runs, then ``adc_about`` (what the
+    feed holds: a str, or a function of the running :class:`ArmProcess` returning one), when the ADC feed
+    starts and ends, and with ``trace_ms`` the servo pulse widths.
+    Stops its simulator process whatever ends it; returns the exit status (1: it could not start)."""
     stop = threading.Event()
     # Each stop signal only sets the flag: the simulator is stopped below, also when the signal came while
     # it was being built or started (an exception raised there could leave the child running).
     main_thread = threading.current_thread() is threading.main_thread()  # (only it may set handlers)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS} if main_thread else {}
     try:
-        return _serve(args, stop)
+        return _serve(prefer, trace_ms, adc, adc_about, stop, out)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _serve(args, stop: threading.Event) -> int:
+def _serve(prefer: str, trace_ms: int, adc, adc_about, stop: threading.Event, out) -> int:
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
     try:
-        arm = start("host" if args.host else "simavr", trace_ms=args.trace_ms)
-    except SimError as e:
-        print(f"error: {e}")
+        arm = start(prefer, trace_ms=trace_ms, adc=adc)
+    except (SimError, OSError) as e:  # (OSError: a feed file that is not there)
+        say(f"error: {e}")
         return 1
     what = "simavr ATmega328P running the AVR firmware" if arm.kind == "simavr" else "host build of the firmware core"
-    shown = 0
+    shown, started, ended = 0, None, None
     try:
-        print(f"{arm.pty}\n  {what}" + (f" (simavr unavailable: {arm.fallback_reason})" if arm.fallback_reason
-                                       else ""), flush=True)
+        say(f"{arm.pty}\n  {what}" + (f" (simavr unavailable: {arm.fallback_reason})" if arm.fallback_reason else ""))
+        if adc_about:
+            about = adc_about(arm) if callable(adc_about) else adc_about
+            say(f"  analog inputs: {about}; it plays from the first STREAM_START, in simulated time")
         while arm.proc.poll() is None and not stop.wait(0.2):
-            if args.trace_ms:
+            if trace_ms:
                 for p in arm.pulses[shown:]:
-                    print(f"t={p[0]} ms  gripper {p[1]} us  lift {p[2]} us", flush=True)
+                    say(f"t={p[0]} ms  gripper {p[1]} us  lift {p[2]} us")
                 shown = len(arm.pulses)
+            if arm.adc_started_ms != started:
+                started = arm.adc_started_ms
+                say(f"t={started} ms  ADC feed started (sample 0 at the stream's first scan)")
+            if arm.adc_ended_ms != ended:
+                ended = arm.adc_ended_ms
+                say(f"t={ended} ms  ADC feed ended after {arm.adc_samples} samples: its last values hold"
+                    + (f" ({arm.adc_error})" if arm.adc_error else ""))
     except (KeyboardInterrupt, OSError):  # (OSError: the terminal went away under a line)
         pass
     finally:

@@ -1,4 +1,5 @@
-"""``neurogrip demo``: a recording streamed over LSL on loopback → the edge runtime → the simulated arm.
+"""``neurogrip demo``: a recording streamed over LSL on loopback → the edge runtime → the simulated arm; with
+``--adc``, the cheap build instead: the recording drives the simulated Uno's analog inputs (:func:`run_adc_demo`).
 
 The edge half of ``make demo`` (the Makefile trains the bundle first, in the training
 environment).  Everything is real but the arm: a :class:`edge.sources.player.Player` publishes the
@@ -85,6 +86,53 @@ def run_demo(bundle_path, recording_path, *, arm: str = "sim", speed: float = 1.
     return result
 
 
+def run_adc_demo(bundle_path, recording_path, *, duration: float | None = None, log_path=None, report_path=None,
+                 view: str | None = None) -> dict:
+    """The cheap build (issue 27): the recording drives the simulated ATmega328P's analog inputs as sensors would
+    (simavr, else the firmware's host build), its firmware streams them up the link, the runtime reads them
+    (``arm:``), decides, and commands the same firmware; in real time (the first ``duration`` seconds).  Then
+    the latency report, the commands against the recording's truth, and the continuous-use scores against the
+    same recording replayed from its file (:mod:`edge.commands.emg_loop`)."""
+    from edge.commands.emg_loop import closed_loop, compare, file_replay, format_compare
+    from edge.evaluation.live import format_scores
+    from edge.runtime import format_report
+    from edge.runtime.console import CommandConsole
+
+    console = None
+
+    def ready(rt, arm):
+        nonlocal console
+        what = "simavr ATmega328P, the AVR firmware" if arm.kind == "simavr" else \
+            f"the firmware's host build (simavr unavailable: {arm.fallback_reason})"
+        print(f"[demo] runtime ready: {rt.summary.interpreter}; arm and analog inputs: {what}, one link "
+              f"({arm.pty})", flush=True)
+        if sys.stdout.isatty():
+            console = rt.console = CommandConsole.for_runtime(rt)
+
+    print(f"[demo] the cheap build: {Path(recording_path).name} drives the simulated Uno's analog inputs A0.., "
+          "in real time", flush=True)
+    try:
+        loop = closed_loop(bundle_path, recording_path, prefer="simavr", seconds=duration, view=view,
+                           log_path=log_path, on_ready=ready)
+    finally:
+        if console is not None:
+            console.close()
+    print(f"[demo] {loop['feed']}", flush=True)
+    print("\n" + format_report(loop["summary"]), flush=True)
+    scores = loop["scores"]
+    if scores:
+        print("\n" + format_scores(scores), flush=True)
+    cmp = compare(loop, file_replay(bundle_path, recording_path, seconds=duration))
+    print("\n" + format_compare(cmp), flush=True)
+    result = {"front_end": "simulated arm's ADC", "simulator": loop["simulator"], "spec": loop["spec"],
+              "feed": loop["feed"], "summary": loop["summary"].to_dict(), **scores, "vs_file_replay": cmp,
+              "bundle": str(bundle_path), "recording": str(recording_path)}
+    if report_path:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(report_path).write_text(json.dumps(result, indent=1))
+    return result
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="neurogrip demo", description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", required=True)
@@ -97,8 +145,14 @@ def main(argv=None) -> int:
     ap.add_argument("--report", help="write the demo result as JSON")
     ap.add_argument("--view", default="0", metavar="[ADDR:]PORT",
                     help="the live view (docs/live-view.md; default 0: a free port on 127.0.0.1; 'none': off)")
+    ap.add_argument("--adc", action="store_true", help="the cheap build instead of LSL: the recording drives the "
+                                                       "simulated arm's analog inputs, in real time (--speed ignored)")
     args = ap.parse_args(argv)
     try:
+        if args.adc:
+            run_adc_demo(args.bundle, args.recording, duration=args.duration, log_path=args.log,
+                         report_path=args.report, view=None if args.view == "none" else args.view)
+            return 0
         run_demo(args.bundle, args.recording, arm=args.arm, speed=args.speed, duration=args.duration,
                  log_path=args.log, report_path=args.report, view=None if args.view == "none" else args.view)
     except EdgeError as exc:

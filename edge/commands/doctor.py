@@ -345,7 +345,14 @@ def check_source(spec: str, bundle_path: str | None = None) -> list[Check]:
 
     from edge.errors import EdgeError
     from edge.signals.channels import is_non_signal
-    from edge.signals.units import amplitude_problem, bundle_unit, describe, plan_units
+    from edge.signals.units import (
+        amplitude_problem,
+        bundle_unit,
+        describe,
+        is_declared,
+        parse_unit,
+        plan_units,
+    )
     from edge.sources import open_source
 
     try:
@@ -362,12 +369,20 @@ def check_source(spec: str, bundle_path: str | None = None) -> list[Check]:
                 target = load_bundle(bundle_path)
             except (EdgeError, OSError):
                 pass  # the bundle check says why
-        if target is None:  # what a uV bundle reading every signal channel would get
+        if target is None:  # what a uV bundle reading every signal channel would get (or, for a source whose
+            # channels all declare one unit of the device's own, such as the arm's myo, a bundle in that unit)
+            own, units = {str(u).strip() for u in source.units if is_declared(u)}, "uV"
+            try:
+                units = own.pop() if len(own) == 1 and parse_unit(next(iter(own))) is None else units
+            except EdgeError:
+                pass  # an unknown unit: the uV bundle's check below says so
             target = SimpleNamespace(channels=[c for c, t in zip(source.channels, source.channel_types)
-                                               if not is_non_signal(t)], manifest={"signal": {"units": "uV"}},
+                                               if not is_non_signal(t)], manifest={"signal": {"units": units}},
                                      fs=source.fs)
         unit = bundle_unit(target)
         try:
+            if bundle_path is not None:  # the source's own start-up check (the arm's front end: rate, inputs)
+                source.check_bundle(target)
             plan, problem = plan_units(source, target), None
         except EdgeError as exc:
             plan, problem = None, str(exc)

@@ -62,6 +62,18 @@ def replay_scores(rt) -> str:
     return format_scores(run_scores(rt.bundle, recording, fired, rows))
 
 
+def fed_arm(args):
+    """With ``--adc RECORDING``: the simulated arm started with the recording on its analog inputs
+    (:class:`edge.commands.emg_loop.FedArm`, for ``--source arm:sim``); else None."""
+    if not getattr(args, "adc", None):
+        return None
+    from edge.bundle import load_bundle
+    from edge.commands.emg_loop import FedArm
+
+    channels = load_bundle(args.bundle, check_model=False).channels
+    return FedArm(args.adc, args.source, args.arm, bundle_channels=channels)
+
+
 def run(args) -> int:
     """The ``run`` sub-command (its arguments: :func:`edge.cli.build_parser`)."""
     from edge.runtime import RuntimeConfig, format_report, serve
@@ -69,24 +81,34 @@ def run(args) -> int:
 
     lines = wants_lines(args.console)
     cfg = RuntimeConfig(budget_ms=args.budget_ms, safe_after_ms=args.safe_after_ms, stream_speed=args.stream_speed)
-    ran = {}
+    ran, fed = {}, fed_arm(args)  # --adc: the simulated arm, its inputs driven by a recording (the cheap build)
 
     def on_ready(rt):
         ran["rt"] = rt
         for line in start_lines(rt, args.source, lines):
             print(line, flush=True)
+        if fed is not None:
+            print(f"[run] simulated arm ({fed.arm.kind}): {fed.feed.describe()}; the run ends with it", flush=True)
+            fed.attach(rt)
         if lines:
             ran["console"] = rt.console = CommandConsole.for_runtime(rt)
 
     try:
-        summary = serve(args.bundle, args.source, args.arm, config=cfg, log_path=args.log, markers=args.markers,
+        summary = serve(args.bundle, fed.source_spec if fed else args.source, fed.arm_spec if fed else args.arm,
+                        config=cfg, log_path=args.log, markers=args.markers,
                         duration=args.duration, log_max_bytes=round(args.log_max_mb * (1 << 20)),
                         log_backups=args.log_keep, view=args.view, on_ready=on_ready)
     finally:
         if "console" in ran:
             ran["console"].close()  # its last lines before the report
+        if fed is not None:
+            fed.stop()
     print(format_report(summary), flush=True)
     scores = replay_scores(ran["rt"]) if lines and "rt" in ran else ""
+    if fed is not None and lines and "rt" in ran:
+        from edge.evaluation.live import format_scores
+
+        scores = format_scores(fed.scores(ran["rt"].bundle, summary.fired))
     if scores:
         print("\n" + scores, flush=True)
     if args.summary:

@@ -12,7 +12,8 @@ Multi-label tasks (``grasp-lift``), per label and per window
 2. **Vote** (optional): the label counts as on when it was on in a strict majority of the last
    ``vote`` windows (``vote=1``: no voting).
 3. **Dwell**: it must have counted as on for at least ``min_dwell_ms`` (from the first window it
-   did) before it may fire.  With the 50 ms decision cadence the default 50 ms means two
+   did; less :data:`~edge.config.DECISION_TIME_SLACK_MS`, as ``refractory_ms``: a live stream's stamps
+   jitter, a replay's do not) before it may fire.  With the 50 ms decision cadence the default 50 ms means two
    consecutive windows.
 4. **Rising edge**: a label fires at most once per episode; it re-arms only after a valid window in
    which it counts as off.
@@ -56,6 +57,7 @@ from collections import deque
 import numpy as np
 
 from edge._checks import check_type
+from edge.config import DECISION_TIME_SLACK_MS
 from edge.decision.policy import JOINTS, Decision, DecisionPolicy
 from edge.errors import DecisionError
 from firmware_bridge.protocol import Action
@@ -80,6 +82,9 @@ class Decider:
         self._need = policy.vote // 2 + 1
         self._step = self._step_multilabel if policy.mode == "multilabel" else self._step_multiclass
         self._scope_action = policy.refractory_scope == "action"
+        # the policy's times, met when they lack less than the slack (live stamps jitter: edge/config.py)
+        self._dwell = policy.min_dwell_ms - DECISION_TIME_SLACK_MS
+        self._refractory = policy.refractory_ms - DECISION_TIME_SLACK_MS
         self.reset()
 
     def reset(self) -> None:
@@ -189,7 +194,7 @@ class Decider:
     def _recent(self, act: Action, t: float) -> bool:
         """Whether ``act`` falls in a refractory time: its own, or (scope "joint") its joints'."""
         keys = (act,) if self._scope_action else JOINTS[act]
-        return any(k in self._last_fired and t - self._last_fired[k] < self.policy.refractory_ms for k in keys)
+        return any(k in self._last_fired and t - self._last_fired[k] < self._refractory for k in keys)
 
     def _fired(self, act: Action, t: float) -> None:
         for k in ((act,) if self._scope_action else JOINTS[act]):
@@ -208,7 +213,6 @@ class Decider:
 
     def _step_multilabel(self, r: list, p: np.ndarray, t: float, ok: bool) -> Decision:
         """One window: ``r`` its probabilities as floats, ``p`` the same as the array the Decision keeps."""
-        pol = self.policy
         if not ok:
             self._clear_dwell()
             return self._decision(t, None, "invalid", p)
@@ -225,7 +229,7 @@ class Decider:
                 latched[i] = False
             elif since[i] is None:
                 since[i] = t
-        ready = [i for i in range(n) if voted[i] and not latched[i] and t - since[i] >= pol.min_dwell_ms]
+        ready = [i for i in range(n) if voted[i] and not latched[i] and t - since[i] >= self._dwell]
         if not ready:
             on = [i for i in range(n) if voted[i]]
             if not on:
@@ -281,7 +285,7 @@ class Decider:
         else:
             if self._candidate != voted:
                 self._candidate, self._cand_since = voted, t
-            if t - self._cand_since >= pol.min_dwell_ms:
+            if t - self._cand_since >= self._dwell:
                 self._state = voted
                 self._candidate = self._cand_since = None
                 act = self._actions[voted]

@@ -305,6 +305,7 @@ class Runtime(Safety):
         s.latency_ms = percentiles(self._timings.values("latency"))
         s.processing_ms = percentiles(self._timings.values("processing"))
         s.peak_rss_mb = peak_rss_mb()
+        s.source = self.source.report() if hasattr(self.source, "report") else {}
         if self.json_log is not None:
             s.log_lines_lost = self.json_log.lost
         self._log("summary", **s.to_dict())

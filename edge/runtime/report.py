@@ -34,6 +34,7 @@ class RunSummary:
     startup_seconds: float | None = None
     peak_rss_mb: float = 0.0
     interpreter: str = ""
+    source: dict = field(default_factory=dict)  # the source's counters (Source.report: an arm stream's losses too)
     # (t_end, label, action, truth-at-window or None) of the latest commands; bounded like everything
     # else in a process that runs for days
     fired: deque = field(default_factory=lambda: deque(maxlen=100_000))
@@ -107,6 +108,9 @@ def format_report(s: RunSummary) -> str:
         lines.append(f"windows on data too old or ahead of time (not decided on): {s.untimely_windows}")
     if s.log_lines_lost:
         lines.append(f"log lines lost (the log could not be written; control went on): {s.log_lines_lost}")
+    trouble = {k: v for k, v in s.source.items() if k not in ("kind", "samples", "chunks") and v}
+    if trouble:  # gaps, stalls, losses (and an arm stream's restarts, its clock against this machine's)
+        lines.append(f"source {s.source.get('kind', '')}: " + ", ".join(f"{k} {v}" for k, v in trouble.items()))
     for k in (*STAGES, "processing"):
         v = s.processing_ms if k == "processing" else s.stages_ms.get(k, {})
         if v.get("n"):

@@ -13,7 +13,9 @@ Causes and how each ends:
   the switch is released: :meth:`~edge.runtime.estop.EStop.request_start`, SIGUSR1, the live view),
   an arm whose state is unknown —
   clear only by themselves (:meth:`Safety._release`), whatever else cleared meanwhile.  The e-stop
-  sends nothing, not even REST, and keeps the arm-state sequence: the arm froze where it is.
+  sends nothing, not even REST, and keeps the arm-state sequence: the arm froze where it is;
+* the arm's ADC stream as the source (edge/sources/arm.py): an overrun is a fault (its gap already a
+  discontinuity); a stream the firmware refuses to restart holds the arm at REST and stops the run.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from edge import config as C
 from edge.errors import RunError
 from edge.runtime.estop import ESTOPPED, START_HOW, EStop
 from edge.runtime.rate import AHEAD, BEHIND, OK
+from edge.sources.arm import FLASH_FIX
 from firmware_bridge.errors import LinkError, Nacked
 from firmware_bridge.link import FaultKind
 from firmware_bridge.protocol import Action, Fault, Reason
@@ -39,6 +42,8 @@ FIRMWARE_RESTED = "arm rested by its firmware"
 STREAM_RATE, STREAM_TIME = "stream rate", "stream data too old"
 #: Hold while the arm's firmware state is unknown (no valid STATUS for ARM_STATUS_MAX_AGE_S).
 ARM_UNKNOWN = "arm state unknown"
+#: Hold once the arm's ADC stream, the run's source, ended for good (its firmware refused to restart it).
+SOURCE_FAILED = "source failed"
 
 
 class Safety(EStop):
@@ -293,6 +298,15 @@ class Safety(EStop):
                 self._release(ESTOPPED, "the arm was started again after its e-stop")
             elif f.kind in (FaultKind.MALFORMED_REPLY, FaultKind.RESYNC_FAILED):
                 self.fault("link", f"{f.kind.value}: {f.detail}")  # its one console line (LinkLinesOnce)
+            elif f.kind == FaultKind.STREAM_OVERRUN:  # the arm's inputs as the source: the gap is a discontinuity
+                self.fault("source", f"{f.kind.value}: {f.detail}")
+            elif f.kind == FaultKind.STREAM_FAILED:
+                # the arm's inputs were the source (edge/sources/arm.py) and its firmware refused to start them
+                # again: no sample will come.  The arm rests, and the run stops with the fix.
+                self.fault("source", f"{f.kind.value}: {f.detail}; {FLASH_FIX}")
+                self._hold(SOURCE_FAILED)
+                raise RunError(f"the arm's ADC stream, this run's source, failed ({f.detail}); {FLASH_FIX}, then "
+                               "start again")
         self._take_start()
         # (while a REST is pending, or after an e-stop that failed, the runtime paused the heartbeats itself:
         # no STATUS is expected then)

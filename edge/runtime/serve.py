@@ -14,6 +14,7 @@ from edge.runtime.loop import Runtime
 from edge.runtime.outputs import JsonLog, MarkerOutlet
 from edge.runtime.report import RunSummary
 from edge.sources import open_source
+from edge.sources.spec import shares_link
 from firmware_bridge.errors import LinkError
 from firmware_bridge.link import ArmLink
 
@@ -69,6 +70,8 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
     ``on_ready(runtime)`` is called once everything is connected (tests and the demo use it).
     ``log_max_bytes``, ``log_backups``: the JSON log's rotation (:class:`~edge.runtime.outputs.JsonLog`).
     ``view``: ``[ADDR:]PORT`` of the live view (:mod:`edge.view`; its URL and token are printed).
+    ``--source arm:PORT`` with ``--arm PORT`` (or ``arm:sim`` with ``sim``) reads the arm's analog inputs over
+    the runtime's own link, opened once (:mod:`edge.sources.arm`).
     While it runs, the link's own fault lines stay off the console: the runtime reports each fault it
     takes from the link itself (:class:`~edge.runtime.console.LinkLinesOnce`), so each is printed once.
     """
@@ -89,8 +92,12 @@ def serve(bundle_path, source_spec: str, arm_spec: str | None = "none", *, confi
     source = arm = sim = rt = viewer = None
     link_lines = LinkLinesOnce().install()
     try:
-        source = open_source(source_spec)
-        arm, sim = open_arm(arm_spec)
+        if shares_link(source_spec, arm_spec):  # the arm's own inputs on the --arm port: one link for both
+            arm, sim = open_arm(arm_spec)
+            source = open_source(source_spec, link=arm)
+        else:
+            source = open_source(source_spec)
+            arm, sim = open_arm(arm_spec)
         outlet = MarkerOutlet(f"neurogrip-{bundle.task}", f"neurogrip-{bundle.content_hash[7:19]}") if markers \
             else None
         rt = Runtime(bundle, source, arm, config, json_log, outlet)

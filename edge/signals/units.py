@@ -196,12 +196,18 @@ def amplitude_problem(samples, unit: str, what: str, source) -> tuple[float, str
 def prepare_source(source, bundle) -> UnitPlan:
     """Make ``source`` deliver what ``bundle`` expects, or refuse it (see the module docstring).
 
+    The source's own check comes first (``Source.check_bundle``: the arm's front end refuses a rate or
+    channel count it cannot serve, and names its inputs after the bundle's channels).
+
     Raises
     ------
     SourceError
         A non-signal stream or picked channel, missing or ambiguous channels, an unknown or
         unconvertible unit, or (no unit declared) an implausible amplitude, naming the fix.
     """
+    check = getattr(source, "check_bundle", None)
+    if check is not None:  # a source that knows what it can serve says so first (the arm's front end: rate, inputs)
+        check(bundle)
     plan = plan_units(source, bundle)
     set_scale = getattr(source, "set_scale", None)
     if set_scale is not None:

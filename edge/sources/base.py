@@ -18,7 +18,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -76,8 +76,8 @@ class SourceCounters:
     """Running totals of a source.
 
     ``dropped`` counts LSL samples missing by the timestamps (including those
-    missing across a stall); a replay's gaps are not counted there, only
-    flagged.  ``discontinuities`` counts flagged chunks; ``stalls`` counts
+    missing across a stall) and an arm stream's lost scans; a replay's gaps
+    are not counted there, only flagged.  ``discontinuities`` counts flagged chunks; ``stalls`` counts
     entries into the stalled state.
     """
 
@@ -215,6 +215,16 @@ class Source:
         """Alarms raised since the last call (e.g. a stream refused in place of the pinned LSL
         producer, :meth:`edge.sources.lsl.LSLSource.take_alarms`); the runtime counts each as a fault."""
         return []
+
+    def check_bundle(self, bundle) -> None:
+        """Refuse a bundle this source cannot serve (:class:`SourceError` naming the fix), or fit itself to it
+        (an arm's inputs take the bundle's channel names); called first where a source meets a bundle
+        (:func:`edge.signals.units.prepare_source`).  Nothing to check by default."""
+
+    def report(self) -> dict:
+        """What the run summary says of this source: its counters (a source adds its own, e.g. the arm
+        stream's losses and restarts)."""
+        return {"kind": self.kind, **asdict(self.counters)}
 
     @staticmethod
     def target_option(key: str, target: str, params: dict[str, str], spec: str) -> dict[str, str]:

@@ -9,14 +9,17 @@
     brainflow:board=cyton&serial_port=/dev/ttyUSB0
     brainflow:muse_2?serial_number=Muse-1234
     brainflow:board=playback&master_board=muse_2&file=rec.csv
+    arm:/dev/ttyACM0?channels=0-7&rate=200  the arm's microcontroller: its analog inputs (EMG sensors)
+    arm:sim                               the simulated arm's (shared with --arm sim)
 
 The scheme picks the source class (:data:`SCHEMES`); the options a spec may set are the ones
 that class declares (its ``OPTIONS``: ``name, type, source_id, timeout, stall_timeout,
 drop_tolerance, max_chunk, max_buflen`` for ``lsl:``; ``speed, chunk, stall_timeout`` for
 ``replay:``; those and each kind's generator options for ``synthetic:``; ``board``, BrainFlow's
 connection fields, ``file, master_board, signal`` and the stall/drop options for ``brainflow:``
-(:mod:`edge.sources.boards`)), cast from text by the cast it declares, and passed to its
-constructor as keywords.
+(:mod:`edge.sources.boards`); ``channels, rate, names, vref, bias, gain, unit, stall_timeout`` for
+``arm:`` (:mod:`edge.sources.arm`), whose options follow the *last* '?' so that a pyserial URL keeps
+its own query), cast from text by the cast it declares, and passed to its constructor as keywords.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from edge.errors import SourceSpecError
+from edge.sources.arm import ArmSource
 from edge.sources.base import Source
 from edge.sources.boards import BrainFlowSource
 from edge.sources.lsl import LSLSource
 from edge.sources.replay import ReplaySource, SyntheticSource
 
 SCHEMES: dict[str, type[Source]] = {"lsl": LSLSource, "replay": ReplaySource, "synthetic": SyntheticSource,
-                                    "brainflow": BrainFlowSource}
+                                    "brainflow": BrainFlowSource, "arm": ArmSource}
 SPEC_EXAMPLES = ("lsl:type=EEG, lsl:name=neurogrip-replay, replay:FILE?speed=1, synthetic:?kind=grasp-lift, "
-                 "brainflow:board=synthetic")
+                 "brainflow:board=synthetic, arm:/dev/ttyACM0?rate=200")
 
 
 def _parse_query(query: str, spec: str, allowed) -> dict[str, str]:
@@ -82,6 +86,8 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     cls = SCHEMES[scheme]
     if scheme == "lsl":  # no target: "lsl:type=EEG" or "lsl:?type=EEG"
         target, query = "", rest.removeprefix("?")
+    elif scheme == "arm":  # a pyserial URL may have a query of its own: ours follows the last '?'
+        target, _, query = rest.rpartition("?") if "?" in rest else (rest, "", "")
     else:
         target, _, query = rest.partition("?")
         if scheme in ("synthetic", "brainflow") and "=" in target and not query:  # "synthetic:kind=muse"
@@ -112,3 +118,11 @@ def open_source(spec: str, **kw) -> Source:
     cls = SCHEMES[scheme]
     options = _cast({**kw, **params}, cls.spec_casts(params), spec)
     return cls.from_spec(target, options, spec)
+
+
+def shares_link(source_spec: str, arm_spec: str | None) -> bool:
+    """Whether ``--source`` reads the arm's analog inputs on the very port ``--arm`` names (``arm:PORT`` with
+    ``--arm PORT``, ``arm:sim`` with ``--arm sim``): then one link must serve both, since a serial port opens
+    once (the runtime hands its link to the source: :func:`edge.runtime.serve.serve`)."""
+    scheme, target, _ = parse_spec(source_spec)
+    return scheme == "arm" and ArmSource.same_port(target, arm_spec)

@@ -178,6 +178,27 @@ def test_link_section_and_targets_table(bench):
     assert "MET" in md
 
 
+def test_frontend_section_losses_counted_none_corrupted_ack_and_footprint(bench):
+    report, md, _ = bench
+    fe = report["sections"]["frontend"]
+    c = fe["corruption"]  # 1 % byte corruption on the SAMPLES stream: every loss counted, nothing bad delivered
+    assert c["scans_sent"] > 500 and 0 < c["lost"] == c["lost_counted"] and c["unreported_losses"] == 0
+    assert c["corrupted_delivered"] == c["delivered_twice"] == c["out_of_order"] == 0
+    assert fe["ack"][0]["kind"] == "host"
+    for a in fe["ack"]:
+        _stats(a["off_ms"])
+        _stats(a["on_ms"])
+        assert a["samples_delivered"] > 0 and a["samples_lost"] == 0
+    loop = fe["emg_loop"]  # the Myo data: real only (skipped on a clean clone without ../shared/data)
+    assert "skipped" in loop or (loop["commands_sent"] > 0 and loop["latency_ms"]["n"] == loop["commands_sent"])
+    fw = fe["firmware"]
+    assert "skipped" in fw or 0 < fw["flash_bytes"] <= 28672 and 0 < fw["ram_bytes"] <= 1024
+    rows = {t["target"]: t for t in report["targets"] if t["section"] == "frontend"}
+    assert rows["zero corrupted samples delivered under 1 % byte corruption"]["met"] is True
+    assert rows["every sample loss detected under 1 % byte corruption"]["met"] is True
+    assert "| front end | value |" in md and "command → ACK, host" in md
+
+
 def test_plots_are_written(bench):
     report, _, plots = bench
     names = {p.name for p in plots.iterdir()}

@@ -256,7 +256,8 @@ def test_a_stream_delivering_half_its_declared_rate_rests_the_arm_within_a_secon
     s, faults, fired_at_fault = _lying_outlet_run(250.0, 4.0)
     assert faults and faults[0][1] == "rate" and faults[0][0] <= 1.0
     delivered = float(re.search(r"delivers about (\d+) samples/s", faults[0][2]).group(1))
-    assert 200 <= delivered <= 320  # the rate it delivers (since it started, with its first burst), not 1000
+    # the rate it delivers (since it started, with its first burst; 322 seen on a loaded machine), not 1000
+    assert 200 <= delivered <= 400
     assert s.safe_state_entries >= 1 and s.windows > 20 and s.untimely_windows > 0
     assert s.decisions_fired == fired_at_fault[0]  # nothing decided once it was seen
 

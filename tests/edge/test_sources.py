@@ -237,6 +237,8 @@ def _spec_with(scheme, key):
         return f"replay:x.csv?{key}=1"
     if scheme == "brainflow":
         return f"brainflow:board=synthetic&{key}=1" if key != "board" else "brainflow:board=synthetic"
+    if scheme == "arm":
+        return f"arm:/dev/ttyACM0?{key}=1"
     kind = next((k for k, opts in SyntheticSource.KINDS.items() if key in opts), "grasp-lift")
     return f"synthetic:?kind={kind}" + (f"&{key}=1" if key != "kind" else "")
 

@@ -155,7 +155,7 @@ def test_the_page_states_the_firmwares_numbers_and_links_resolve(facts, doc):
     assert f"{facts.pulse_min_us}–{facts.pulse_max_us} µs" in flat
     assert f"safe pose within {facts.watchdog_ms} ms" in flat
     assert f"released again ({facts.estop_release_ms} ms of clean contact)" in flat
-    assert "--source 'arm:/dev/neurogrip-arm?channels=0-7&rate=500'" in doc and "issue #27" in doc
+    assert "--source 'arm:/dev/neurogrip-arm?channels=0-7&rate=200'" in doc and "issue #27" in doc
     assert "](wiring.svg)" in doc
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc):
         if not target.startswith(("http://", "https://")):

@@ -65,13 +65,11 @@ def start_arm(host_build, tmp_path):
             require_tool("avr-gcc")
             require_tool("simavr")
             try:
-                build = sim.build_sim()
+                arms.append(sim.start_simavr(adc=feed))
             except sim.SimError as e:
                 missing(f"simavr cannot run here ({e})", REQUIRE_AVR)
-            argv = [str(build / "sim" / "arm_sim"), str(build / "avr" / "neurogrip_arm.elf"), "--adc", str(feed)]
         else:
-            argv = [str(host_build / "arm_host"), "--adc", str(feed)] + (["--link", str(link)] if link else [])
-        arms.append(sim._launch(kind, argv))
+            arms.append(sim.start_arm_host(host_build, adc=feed, link=link))
         return arms[-1]
 
     yield start

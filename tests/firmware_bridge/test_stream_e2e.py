@@ -46,13 +46,11 @@ def streaming_arm(request, host_build, tmp_path):
         require_tool("avr-gcc")
         require_tool("simavr")
         try:
-            build = sim.build_sim()
+            proc = sim.start_simavr(adc=feed)
         except sim.SimError as e:
             missing(f"simavr cannot run here ({e})", REQUIRE_AVR)
-        argv = [str(build / "sim" / "arm_sim"), str(build / "avr" / "neurogrip_arm.elf"), "--adc", str(feed)]
     else:
-        argv = [str(host_build / "arm_host"), "--adc", str(feed)]
-    proc = sim._launch(request.param, argv)
+        proc = sim.start_arm_host(host_build, adc=feed)
     yield proc
     proc.stop()
 
