@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import struct
 import time
 
 import numpy as np
@@ -48,10 +47,8 @@ def _pattern(k: int, ch: int) -> int:
 
 def _write_feed(path, rate: int, seconds: int = 20) -> None:
     """NGADC1: the smallest millivolts the simulated ADC converts to the pattern's counts (mV x 1023 / 5000)."""
-    with open(path, "wb") as f:
-        f.write(f"NGADC1 {rate} 8\n".encode())
-        f.writelines(struct.pack("<8H", *(-(-_pattern(k, ch) * 5000 // 1023) for ch in range(8)))
-                     for k in range(rate * seconds))
+    sim.write_adc_feed(path, ([-(-_pattern(k, ch) * 5000 // 1023) for ch in range(8)]
+                              for k in range(rate * seconds)), rate, 8)
 
 
 @pytest.fixture

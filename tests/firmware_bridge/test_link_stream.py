@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import struct
 import threading
 import time
 
@@ -46,10 +45,9 @@ def _feed_index(scan: tuple[int, ...], channels) -> int:
 
 
 def _write_feed(path, rate: int, seconds: int = 30) -> None:
-    with open(path, "wb") as f:
-        f.write(f"NGADC1 {rate} 8\n".encode())
-        f.writelines(struct.pack("<8H", *(-(-_pattern(k, ch) * 5000 // 1023) for ch in range(8)))
-                     for k in range(rate * seconds))
+    """The pattern as an NGADC1 feed: the smallest millivolts the simulated ADC converts to its counts."""
+    sim.write_adc_feed(path, ([-(-_pattern(k, ch) * 5000 // 1023) for ch in range(8)]
+                              for k in range(rate * seconds)), rate, 8)
 
 
 @pytest.fixture
