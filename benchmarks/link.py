@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from benchmarks.common import stats_ms
 from firmware_bridge import protocol as P
 from firmware_bridge.errors import DeadlineExpired, LinkError, Nacked
 from firmware_bridge.link import ArmLink
@@ -76,9 +77,7 @@ def roundtrip(n: int) -> dict:
             link.command(*_payload(i))
             lat.append(time.perf_counter() - t0)
         lost = link.stats.retransmissions
-    lat_ms = np.array(lat) * 1e3
-    return {"n": n, "p50_ms": float(np.percentile(lat_ms, 50)), "p99_ms": float(np.percentile(lat_ms, 99)),
-            "max_ms": float(lat_ms.max()), "retransmissions": lost}
+    return {"latency_ms": stats_ms(np.array(lat) * 1e3), "retransmissions": lost}
 
 
 def corruption(n: int, rate: float = CORRUPTION_RATE, seed: int = 0) -> dict:
@@ -192,12 +191,12 @@ def targets(r: dict) -> list[dict]:
 
 
 def markdown(r: dict) -> str:
-    rt, c = r["roundtrip"], r["corruption"]
+    lat, c = r["roundtrip"]["latency_ms"], r["corruption"]
     o = c["outcomes"]
     lines = [
         "| link | value |", "|---|---|",
-        (f"| command → ACK round trip, pty to host build ({rt['n']} commands) | p50 {rt['p50_ms']:.2f} ms, "
-         f"p99 {rt['p99_ms']:.2f} ms, max {rt['max_ms']:.2f} ms |"),
+        (f"| command → ACK round trip, pty to host build ({lat['n']} commands) | p50 {lat['p50']:.2f} ms, "
+         f"p99 {lat['p99']:.2f} ms, max {lat['max']:.2f} ms |"),
         (f"| {c['rate']:.0%} byte corruption, {c['n_commands']} commands ({c['host_frames_sent']} host frames, "
          f"{c['frames_hit']['to_arm']} + {c['frames_hit']['to_host']} frames hit) | "
          f"acked {o['acked']}, reported lost {o['ack_timeout'] + o['deadline'] + o['nacked'] + o['disconnected']}, "

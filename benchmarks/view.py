@@ -218,13 +218,13 @@ def lsl(bundle_path, rec, seconds: float, repeats: int) -> dict:
             runs["with" if with_view else "without"].append(x)
     # every command of the alternated runs pooled per side: a p99 of a few hundred values is its few largest
     pooled = {k: np.concatenate([x.pop("latency_values_ms") for x in v]) for k, v in runs.items()}
-    p99 = {k: float(np.percentile(a, 99)) for k, a in pooled.items()}
-    p50 = {k: float(np.percentile(a, 50)) for k, a in pooled.items()}
+    lat = {k: stats_ms(a) for k, a in pooled.items()}
     per_run = {k: [x["latency_ms"].get("p99") for x in v] for k, v in runs.items()}
     pairs = spread([w / wo if w and wo else None for w, wo in zip(per_run["with"], per_run["without"])])
-    return {"seconds": seconds, "repeats": repeats, "runs": runs, "p99_ms": p99, "p50_ms": p50,
-            "commands": {k: len(a) for k, a in pooled.items()}, "p99_per_run_ms": per_run,
-            "ratio_p99_pooled": p99["with"] / p99["without"], "spread_p99": pairs, "ratio_p99": pairs.get("median"),
+    return {"seconds": seconds, "repeats": repeats, "runs": runs, "latency_ms": lat,
+            "commands": {k: a["n"] for k, a in lat.items()}, "p99_per_run_ms": per_run,
+            "ratio_p99_pooled": (lat["with"]["p99"] / lat["without"]["p99"]
+                                 if lat["with"].get("n") and lat["without"].get("n") else None), "spread_p99": pairs, "ratio_p99": pairs.get("median"),
             "simulator": runs["with"][0]["simulator"]}
 
 
@@ -285,10 +285,10 @@ def markdown(r: dict) -> str:
         runs = ls["runs"][k]
         ups = [x["updates_received"] for x in runs if x["updates_received"] is not None]
         per_run = ", ".join(fmt(v, ".1f") for v in ls["p99_per_run_ms"][k])
-        lines.append(f"| {k} the view + client | {fmt(ls['p50_ms'][k], '.2f')} | {fmt(ls['p99_ms'][k], '.2f')} "
+        lines.append(f"| {k} the view + client | {fmt(ls['latency_ms'][k].get('p50'), '.2f')} | {fmt(ls['latency_ms'][k].get('p99'), '.2f')} "
                      f"(runs: {per_run}) | {ls['commands'][k]} | {sum(ups) if ups else '–'} |")
     lines += ["", (f"p99 with / without: {fmt(ls['ratio_p99'], '.3f')} (goal ≤ {1 + r['goal']:.2f}; pooled over the "
-                   f"runs: {ls['ratio_p99_pooled']:.3f}); throughput with a client / without: {rp['ratio_client']:.3f} "
+                   f"runs: {fmt(ls['ratio_p99_pooled'], '.3f')}); throughput with a client / without: {rp['ratio_client']:.3f} "
                    f"(goal ≥ {1 - r['goal']:.2f}).  The client is another process holding /events open and counting "
                    "what arrives."), "",
               "- " + spread_note("Replay throughput, with a client / without", sc),

@@ -29,7 +29,7 @@ def test_heavy_corruption_still_never_executes_garbage():
 def test_quick_run_and_markdown():
     r = bench.run(quick=True)
     assert r["goal_met"] is True
-    assert 0 < r["roundtrip"]["p50_ms"] <= r["roundtrip"]["p99_ms"]
+    assert 0 < r["roundtrip"]["latency_ms"]["p50"] <= r["roundtrip"]["latency_ms"]["p99"]
     md = bench.markdown(r)
     assert "p50" in md and "corrupted commands executed **0**" in md
     # the quick run fuzzes for a few seconds where clang's libFuzzer is installed (else: skip, or
