@@ -8,8 +8,9 @@ chain/window defaults from here to build a bundle; the bundle's manifest then ca
 value the edge needs (channels, rate, chain, window, model input, labels, decision policy), and
 the runtime runs any bundle whose task is registered without knowing which task it is.
 
-Adding a task is one :func:`register` call here (plus a reader in :mod:`edge.recordings` and
-its loader in ``training``), not a branch in the runtime.  Filter steps are plain data
+Adding a task is one :func:`register` call here (plus a reader in :mod:`edge.recordings`, its
+loader and held-out part in :mod:`edge.evaluation.held_out`, its splits in ``training.protocols``),
+not a branch in the runtime.  Filter steps are plain data
 (``{"kind", "freqs", "order", "q"}``, as :class:`training.filter_design.FilterSpec` takes them):
 designing them needs scipy, which the edge never imports.
 """
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from edge._checks import check_option
+from edge._checks import check_option, check_type
 from edge.errors import TaskError
 
 MODES = ("multilabel", "multiclass")
@@ -131,8 +132,7 @@ _REGISTRY: dict[str, Task] = {}
 
 def register(task: Task) -> Task:
     """Add a task to the registry (a name is registered once)."""
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be an edge.tasks.Task, got {type(task).__name__}")
+    check_type(task, Task, "task")
     if task.name in _REGISTRY:
         raise TaskError(f"task {task.name!r} is already registered")
     _REGISTRY[task.name] = task

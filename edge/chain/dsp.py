@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge import native
+from edge._checks import check_int, check_option
 
 COEF_FRAC_BITS = 30
 STATE_FRAC_BITS = 35
@@ -253,16 +254,9 @@ class FixedPointSOS:
 
     def __init__(self, sos, n_channels: int, input_frac_bits: int = DEFAULT_INPUT_FRAC_BITS,
                  backend: str = "auto", *, _quantised=None):
-        if isinstance(n_channels, bool) or not isinstance(n_channels, (int, np.integer)):
-            raise TypeError(f"n_channels must be an int, got {type(n_channels).__name__}")
-        if not 1 <= n_channels <= 65535:
-            raise ValueError(f"n_channels must be in 1..65535, got {n_channels}")
-        if isinstance(input_frac_bits, bool) or not isinstance(input_frac_bits, (int, np.integer)):
-            raise TypeError(f"input_frac_bits must be an int, got {type(input_frac_bits).__name__}")
-        if not 0 <= input_frac_bits <= STATE_FRAC_BITS:
-            raise ValueError(f"input_frac_bits must be in 0..{STATE_FRAC_BITS}, got {input_frac_bits}")
-        if backend not in ("auto", "c", "numpy"):
-            raise ValueError(f"backend must be 'auto', 'c' or 'numpy', got {backend!r}")
+        n_channels = check_int(n_channels, "n_channels", lo=1, hi=65535)
+        input_frac_bits = check_int(input_frac_bits, "input_frac_bits", lo=0, hi=STATE_FRAC_BITS)
+        check_option(backend, "backend", ("auto", "c", "numpy"))
         if backend == "c" and native.LIB is None:
             raise ValueError("backend='c' but the C kernel is not built; reinstall neurogrip with a C compiler")
         if backend == "auto":

@@ -1,7 +1,7 @@
 """The signal chain of a model bundle: fixed-point filtering, decimation and windowing.
 
 This is the one preprocessing path.  Training builds every model input by running
-:class:`SignalChain` and :class:`WindowBuffer` over recordings (see ``training.data``),
+:class:`SignalChain` and :class:`WindowBuffer` over recordings (:mod:`edge.evaluation.windows`),
 and the Pi runs the very same classes on the live stream, so a window the model saw
 in training and the window it sees on the Pi are computed by identical integer code.
 
@@ -25,7 +25,7 @@ import ctypes
 import numpy as np
 
 from edge import native
-from edge._checks import check_int, check_positive
+from edge._checks import check_int, check_positive, check_type
 from edge.chain.dsp import STATE_FRAC_BITS, FixedPointSOS
 
 _OUT_SCALE = 1.0 / (1 << STATE_FRAC_BITS)  # int64 state format → input units
@@ -53,8 +53,7 @@ class SignalChain:
 
     def __init__(self, filt: FixedPointSOS, fs: float, factor: int = 1, lowpass_hz: float | None = None,
                  design: list | None = None):
-        if not isinstance(filt, FixedPointSOS):
-            raise TypeError(f"filt must be a FixedPointSOS, got {type(filt).__name__}")
+        check_type(filt, FixedPointSOS, "filt")
         factor = check_int(factor, "factor", lo=1)
         fs = check_positive(fs, "fs")
         if factor > 1:
@@ -236,8 +235,7 @@ class WindowBuffer:
     def __init__(self, length: int, n_channels: int, stride: int, max_chunk: int = 1024):
         for name, v in (("length", length), ("n_channels", n_channels), ("stride", stride),
                         ("max_chunk", max_chunk)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+            check_int(v, name, lo=1)
         self.length, self.n_channels, self.stride = int(length), int(n_channels), int(stride)
         self.max_chunk = int(max_chunk)
         self._buf = np.zeros((self.length + self.max_chunk, self.n_channels), np.float32)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge._checks import check_option
 from edge.errors import InferenceError
 from edge.model.inputs import quantise
 
@@ -38,9 +39,9 @@ def interpreter_backend(prefer: str | None = None) -> tuple[str, str, type]:
     prefer : {"tflite_runtime", "ai_edge_litert"}, optional
         Use this one (error if it is not installed); default: the first one installed.
     """
+    if prefer is not None:
+        check_option(prefer, "prefer", [b[0] for b in _BACKENDS])
     names = [b for b in _BACKENDS if prefer in (None, b[0])]
-    if not names:
-        raise ValueError(f"prefer must be one of {[b[0] for b in _BACKENDS]}, got {prefer!r}")
     errors = []
     for name, module in names:
         try:

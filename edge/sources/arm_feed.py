@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge._checks import check_number, check_positive
 from edge.errors import SourceSpecError
 from edge.signals.units import UNDECLARED
 from edge.sources.arm_scale import MYO, adc_scale, check_unit, inputs_text
@@ -114,14 +115,13 @@ def feed_scale(samples, units=(), *, unit: str | None = None, gain: float | None
     or the one :func:`choose_gain` picks for them."""
     unit = recording_unit(units, unit)
     for name, v in (("bias", bias), ("vref", vref)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise SourceSpecError(f"{name} must be a finite number of volts >= 0, got {v!r}")
+        check_number(v, name, lo=0.0, exc=SourceSpecError, fix="volts")
     if not 0 <= bias < vref:
         raise SourceSpecError(f"bias={bias:g} V must lie in the ADC's range 0..vref={vref:g} V")
     if gain is None:
         gain = choose_gain(samples, unit, bias, vref)
-    elif not (isinstance(gain, (int, float)) and math.isfinite(gain) and gain > 0):
-        raise SourceSpecError(f"gain must be a finite number > 0 (the sensor's gain), got {gain!r}")
+    else:
+        check_positive(gain, "gain", exc=SourceSpecError, fix="the sensor's gain")
     return FeedScale(unit, float(gain), float(bias), float(vref))
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge._checks import check_int, check_number, check_type
 from edge.config import PLAYER_MAX_GAP_S
 from edge.errors import EdgeError
 from edge.recordings import Recording, read_recording
@@ -93,22 +94,18 @@ class Player:
                  channel_types=None):
         if isinstance(recording, (str, Path)):
             recording = read_recording(recording)
-        if not isinstance(recording, Recording):
-            raise TypeError(f"recording must be a Recording or a path, got {type(recording).__name__}")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty str, got {name!r}")
-        if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
-        speed = float(speed)
-        if not (speed >= 0 and np.isfinite(speed)):
-            raise ValueError(f"speed must be >= 0 (0 = as fast as possible), got {speed!r}")
-        if not float(max_gap) >= 0:
-            raise ValueError(f"max_gap must be >= 0 seconds, got {max_gap!r}")
+        check_type(recording, Recording, "recording", fix="or give a path")
+        check_type(name, str, "name")
+        if not name:
+            raise ValueError("name must be a non-empty str, got ''")
+        chunk_size = check_int(chunk_size, "chunk_size", lo=1)
+        speed = check_number(speed, "speed", lo=0.0, fix="0 = as fast as possible")
+        max_gap = check_number(max_gap, "max_gap", lo=0.0, fix="seconds")
         if recording.n_samples == 0:
             raise ValueError("recording has no samples to publish")
-        scale = float(scale)
-        if not (np.isfinite(scale) and scale != 0):
-            raise ValueError(f"scale must be a finite non-zero number, got {scale!r}")
+        scale = check_number(scale, "scale")
+        if scale == 0:
+            raise ValueError("scale must be a finite non-zero number, got 0")
         n_ch = len(recording.channels)
         self.units = _per_channel(recording_unit(recording) if unit == "auto" else unit, n_ch, "unit")
         self.channel_types = _per_channel(str(stype) if channel_types is None else channel_types, n_ch,

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from edge._checks import check_number, check_option
+from edge._checks import check_number, check_option, check_type
 from edge.config import REPLAY_CHUNK_S, STALL_TIMEOUT_S
 from edge.errors import SourceSpecError
 from edge.recordings import Recording, read_recording
@@ -79,8 +79,7 @@ class ReplaySource(Source):
         unit, scale = check_unit_options(unit, scale)
         if isinstance(recording, (str, Path)):
             recording = read_recording(recording)
-        if not isinstance(recording, Recording):
-            raise TypeError(f"recording must be a Recording or a path, got {type(recording).__name__}")
+        check_type(recording, Recording, "recording", fix="or give a path")
         super().__init__(recording.channels, recording.fs, stall_timeout)
         self.unit, self.scale = unit, scale
         self.recording = recording

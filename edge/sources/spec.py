@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+from edge._checks import check_type
 from edge.errors import SourceSpecError
 from edge.sources.arm import ArmSource
 from edge.sources.base import Source
@@ -76,8 +77,7 @@ def _cast(options: dict, casts: dict, spec: str) -> dict:
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """Split a source spec into ``(scheme, target, options)`` (options as strings)."""
-    if not isinstance(spec, str):
-        raise TypeError(f"spec must be a str like {SPEC_EXAMPLES}; got {type(spec).__name__}")
+    check_type(spec, str, "spec", fix=f"a source spec is a str like {SPEC_EXAMPLES}")
     scheme, sep, rest = spec.partition(":")
     scheme = scheme.strip().lower()
     if not sep or scheme not in SCHEMES:

@@ -204,11 +204,11 @@ def test_player_rejects_bad_arguments(base):
     rec = _recording(base, 20)
     with pytest.raises(ValueError, match="chunk_size must be an int >= 1"):
         Player(rec, chunk_size=0)
-    with pytest.raises(ValueError, match="speed must be >= 0"):
+    with pytest.raises(ValueError, match="speed must be a number >= 0"):
         Player(rec, speed=-1)
     with pytest.raises(ValueError, match="name must be a non-empty str"):
         Player(rec, name="")
-    with pytest.raises(TypeError, match="recording must be a Recording or a path"):
+    with pytest.raises(TypeError, match="recording must be Recording, got ndarray; or give a path"):
         Player(np.zeros((10, 2)))
     with pytest.raises(SourceSpecError, match="max_chunk must be >= 2"):
         LSLSource(name="x", max_chunk=1)

@@ -280,7 +280,7 @@ def test_lsl_spec_sets_max_buflen():
 
 
 def test_non_string_spec_is_a_type_error():
-    with pytest.raises(TypeError, match="spec must be a str"):
+    with pytest.raises(TypeError, match="spec must be str"):
         open_source(42)
 
 
