@@ -225,7 +225,7 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     import json
 
-    from training.evaluate import evaluate  # numpy and the edge path only: runs on the Pi
+    from edge.evaluation.evaluate import evaluate
 
     result = evaluate(args.bundle, args.data, quick=args.quick, progress=lambda m: print(m, flush=True))
     if args.json:
@@ -234,8 +234,8 @@ def _cmd_evaluate(args) -> int:
     if args.plot:
         from benchmarks.plots import timeline_png
         from edge.bundle import load_bundle
+        from edge.evaluation.held_out import first_held_out
         from edge.evaluation.replay import timeline
-        from training.protocols import first_held_out
 
         bundle = load_bundle(args.bundle)
         rec = first_held_out(bundle.task, args.data)

@@ -39,13 +39,14 @@ import numpy as np
 from edge.decision import DecisionPolicy
 from edge.evaluation.replay import continuous_score, fired_commands, replay_probs
 from edge.evaluation.scoring import brief, combine, score_continuous, score_line, segments_of
+from edge.evaluation.windows import WindowSet, recording_windows
 from edge.model.inputs import model_inputs, td_features, window_spec
 from edge.progress import Progress
 from edge.recordings import Recording
 from edge.recordings.myo import as_continuous, find_myo_sessions, read_myo_session
 from edge.tasks import get_task
 from training.convert import seal_exported
-from training.data import TaskConfig, WindowSet, recording_windows
+from training.data import TaskConfig
 from training.errors import TrainingError
 from training.filter_design import FilterSpec, design_signal_chain
 from training.pipeline import RunResult, configure_tf, make_manifest

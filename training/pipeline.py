@@ -39,6 +39,8 @@ import numpy as np
 
 from edge.chain.signal_chain import SignalChain
 from edge.decision.policy import DecisionPolicy
+from edge.evaluation.datasets import load_recorded
+from edge.evaluation.windows import WindowSet
 from edge.model.inference import Int8Model
 from edge.model.inputs import channel_scale_of, model_inputs, normalise_windows, window_spec  # noqa: F401 (re-exported)
 from edge.progress import Progress
@@ -46,10 +48,10 @@ from edge.recordings import recorded_files
 from edge.tasks import get_task
 from training.control import tune_multilabel
 from training.convert import seal_exported
-from training.data import TaskConfig, WindowSet, build_windows
+from training.data import TaskConfig, build_windows
 from training.errors import TrainingError
 from training.metrics import Baseline, logistic_regression, task_metrics
-from training.protocols import Split, file_splits, is_table, load_recorded, protocol_for
+from training.protocols import Split, file_splits, is_table, protocol_for
 
 
 @dataclass

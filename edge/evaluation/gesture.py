@@ -2,8 +2,8 @@
 path only): window accuracy per file, and continuous use with the bundle's own decision policy.
 
 The sessions are replayed through the runtime's own path (:mod:`edge.evaluation.replay`) and scored
-as a user feels them (:mod:`edge.evaluation.scoring`).  ``training.evaluate`` hands a gesture
-bundle with a Myo dataset folder here.
+as a user feels them (:mod:`edge.evaluation.scoring`).  :func:`edge.evaluation.evaluate.evaluate`
+hands a gesture bundle with a Myo dataset folder here.
 """
 
 from __future__ import annotations

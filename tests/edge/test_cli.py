@@ -84,9 +84,32 @@ BLOCK_WORKSTATION = textwrap.dedent("""
 
 def test_the_evaluate_path_imports_neither_tensorflow_nor_sklearn():
     code = BLOCK_WORKSTATION + textwrap.dedent("""
-        import training.evaluate, training.pipeline, training.gesture, training.train, training.metrics
+        import edge.evaluation.evaluate, edge.evaluation.held_out
+        import training.pipeline, training.gesture, training.train, training.metrics
         import benchmarks.decoding
         print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "sklearn"))))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ""
+
+
+def test_evaluate_is_the_edges_own():
+    # `neurogrip evaluate` and the held-out recording its --plot draws run where neither training nor any
+    # workstation module (scipy included) can be imported: the Pi
+    blocked = ("training", "scipy", "tensorflow", "keras", "sklearn", "matplotlib")
+    code = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {blocked!r}:
+                    raise ImportError("blocked by the test: " + name)
+        sys.meta_path.insert(0, Block())
+        from edge.evaluation.evaluate import evaluate
+        from edge.evaluation.held_out import first_held_out
+        result = evaluate({str(FIXTURE_BUNDLES / "grasp-lift")!r}, "synthetic", quick=True, progress=None)
+        assert result["n_windows"] > 100 and first_held_out("emotion", "synthetic").n_samples > 0
+        print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in {blocked!r})))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]

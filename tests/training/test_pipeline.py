@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from edge.bundle import load_bundle
+from edge.evaluation.evaluate import evaluate
+from edge.evaluation.held_out import BLOCKS
 from edge.recordings import EMOTION_LABELS
 from tests.conftest import write_edf_plus
-from training.evaluate import evaluate
 from training.pipeline import train_feature_table
-from training.protocols import BLOCKS, LSO, WITHIN
+from training.protocols import LSO, WITHIN
 from training.train import train
 
 
@@ -97,7 +98,8 @@ def test_leave_subjects_out_protocol_runs(tmp_path):
 
 
 def test_gameemo_rate_is_not_decimated_into_aliasing(shared_data):
-    from training.data import EMOTION, build_windows, load_emotion
+    from edge.evaluation.datasets import load_emotion
+    from training.data import EMOTION, build_windows
 
     recs, labels = load_emotion(shared_data / "gameemo", quick=True)
     recs = recs[:2]
@@ -124,7 +126,7 @@ def _myo_session_as_edf(session, path):
 
 
 def test_train_and_evaluate_read_an_edf_written_by_pyedflib(shared_data, tmp_path):
-    from training.protocols import FILES
+    from edge.evaluation.held_out import FILES
 
     edf = tmp_path / "male3.edf"
     _myo_session_as_edf(shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0", edf)
@@ -144,8 +146,9 @@ def test_train_and_evaluate_read_an_edf_written_by_pyedflib(shared_data, tmp_pat
 def test_train_reads_a_recorded_xdf_of_a_multilabel_task(tmp_path):
     """``neurogrip record`` (synthetic grasp-lift source, a short paradigm) → XDF → ``train``: event
     labels ±150 ms around each cue, as the Kaggle files mark them."""
+    from edge.evaluation.datasets import load_recorded
+    from edge.evaluation.held_out import FILES
     from tests.conftest import record_synthetic_grasp_lift
-    from training.protocols import FILES, load_recorded
 
     record_synthetic_grasp_lift(tmp_path / "gl.xdf", repeat=10)
     # the labels train reads: each cued event is 1 for ±150 ms around its cue, once per 8 s trial

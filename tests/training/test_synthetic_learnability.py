@@ -3,8 +3,9 @@ harder across subjects (the same property real EEG has)."""
 
 import pytest
 
+from edge.evaluation.datasets import GRASP_LIFT_LABELS
 from edge.recordings.synthetic import grasp_lift_series
-from training.data import GRASP_LIFT, GRASP_LIFT_LABELS, build_windows
+from training.data import GRASP_LIFT, build_windows
 from training.metrics import Baseline, mean_columnwise_auc
 from training.pipeline import channel_scale_of
 
