@@ -66,11 +66,12 @@ test-edge: env-edge env-edge-litert
 
 # The same edge suite under ai_edge_litert (Python 3.13, numpy 2): the interpreter a Pi set up today has.
 # The firmware's C tests and tests/firmware_bridge (which imports no edge code and no interpreter) ran
-# once in test-edge; this run is the edge's Python suite.
+# once in test-edge; this run is the edge's Python suite but for the tests marked `once` (they run both
+# interpreters themselves, or test a bench's plumbing that make bench runs under tflite_runtime).
 test-edge-litert: env-edge env-edge-litert system-deps
 	@if [ -x $(TRAIN_VENV)/bin/python ]; then $(MAKE) --no-print-directory env-train; fi
 	firmware_bridge/firmware/install-deps.sh
-	$(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow" $(PYTEST_ARGS)
+	$(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow and not once" $(PYTEST_ARGS)
 
 # The slow tests run with `make test-slow`: training's (full protocols on synthetic data) and the edge's (the
 # EMG closed loop on the simavr Uno, in real time).

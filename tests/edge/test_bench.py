@@ -14,6 +14,10 @@ from benchmarks.run import SECTIONS
 from edge import cli
 from tests.conftest import FIXTURE_BUNDLES
 
+# make bench runs in the tflite_runtime environment (its e2e section replays under ai_edge_litert in the
+# training environment, tested below), so its plumbing is tested in that pass of make test only.
+pytestmark = pytest.mark.once
+
 GL = FIXTURE_BUNDLES / "grasp-lift"
 EMO = FIXTURE_BUNDLES / "emotion"
 STATS = {"n", "mean", "p50", "p90", "p99", "max"}
