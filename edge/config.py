@@ -66,6 +66,12 @@ STREAM_SETTLE_S = 1.0        # relative check: the start follows fresher chunks 
 # replay's are exact multiples of the sample period, so a dwell of k window strides must end at the k-th window
 # on both (edge/decision/decider.py).  Strides are >= 25 ms: no replayed decision moves by a window.
 DECISION_TIME_SLACK_MS = 1.0
+# The multi-class "accumulate" decision filter's defaults (edge/decision/evidence.py): it commits a class once
+# its evidence (per window, its log-probability over its strongest competitor's, each floored at evidence_floor,
+# decaying with time constant leak_ms; 0 = no leak) reaches commit_nats, which one window must never reach.
+# The values chosen on the 19 development participants at a 25 ms stride (tools/gesture-dev-cv --policies;
+# docs/design.md § 7); not what calibration writes (CALIBRATION_EMG_DECISION keeps the vote filter).
+DECISION_ACCUMULATE = {"commit_nats": 25.0, "evidence_floor": 0.0001, "leak_ms": 100.0}
 
 # The JSON-lines log (`neurogrip run --log`): about 60 MB a day at 20 decisions/s, so it rotates by size
 # (edge/runtime/outputs.py): at most LOG_MAX_BYTES per file, LOG_BACKUPS older files (FILE.1 ...).

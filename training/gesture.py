@@ -73,6 +73,10 @@ OBJECTIVE = {"minimise": "p50 delay from gesture start to its command",
 # The decision grid: confidence rejection, majority vote, dwell, per-action refractory time.
 GRID = {"reject_below": (0.5, 0.6, 0.7, 0.8, 0.9), "vote": (1, 2, 3, 5), "min_dwell_ms": (0.0, 25.0, 50.0, 100.0, 200.0),
         "refractory_ms": (0.0, 500.0)}
+# The accumulate filter's grid (edge/decision/evidence.py; tools/gesture-dev-cv --filters): threshold, floor, leak.
+ACCUMULATE_GRID = {"filter": ("accumulate",), "vote": (1,), "min_dwell_ms": (0.0,), "commit_nats": (
+    15.0, 17.5, 20.0, 22.5, 25.0, 27.5, 30.0, 35.0, 40.0), "evidence_floor": (0.01, 0.003, 0.001, 0.0001),
+    "leak_ms": (0.0, 100.0, 200.0, 400.0), "reject_below": (0.5, 0.9), "refractory_ms": (0.0, 500.0)}
 
 
 def _log(progress, msg: str) -> None:
@@ -226,15 +230,21 @@ def objective_key(s: dict) -> tuple:
     return (0, -excess, commanded, -delay)
 
 
-def choose_policy(labels, replays, command_of: dict, grace_s: float):
-    """The decision policy chosen on calibration replays by :data:`OBJECTIVE`; returns (policy, its score)."""
+def choose_policy(labels, replays, command_of: dict, grace_s: float, grid: dict | None = None):
+    """The decision policy chosen on calibration replays by :data:`OBJECTIVE` over ``grid`` (default
+    :data:`GRID`; :data:`ACCUMULATE_GRID` for the accumulate filter); returns (policy, its score)."""
+    from edge.errors import DecisionError
     spec = get_task(TASK)
     commands = {lab: spec.commands.get(lab) for lab in labels}
+    grid = GRID if grid is None else grid
     best = None
-    for values in itertools.product(*GRID.values()):
-        pol = DecisionPolicy(labels=tuple(labels), mode="multiclass", moves_arm=True, commands=commands,
-                             **dict(zip(GRID, values)), objective=OBJECTIVE, sequence=spec.sequence,
-                             refractory_scope="joint")
+    for values in itertools.product(*grid.values()):
+        try:
+            pol = DecisionPolicy(labels=tuple(labels), mode="multiclass", moves_arm=True, commands=commands,
+                                 **dict(zip(grid, values)), objective=OBJECTIVE, sequence=spec.sequence,
+                                 refractory_scope="joint")
+        except DecisionError:  # a combination the policy refuses (accumulate: one window could commit)
+            continue
         s = score(pol, replays, command_of, grace_s)
         key = objective_key(s)
         if best is None or key > best[0]:

@@ -24,7 +24,8 @@ EMG calibration sets them, the window ``stride`` and the debouncing :data:`DEVIC
 but only to the very values this installation's calibration writes
 (``edge.config.CALIBRATION_EMG_STRIDE_MS`` / ``CALIBRATION_EMG_DECISION``, docs/design.md § 7), never
 to others.  A stolen device key can therefore re-fit a workstation-signed model, and nothing more:
-not which command a gesture sends, where the joints go or how fast, nor a shorter debounce.
+not which command a gesture sends, where the joints go or how fast, nor a shorter debounce (nor another
+decision filter, or a lower evidence threshold, than calibration writes).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ ROOT_SIGNATURE = "workstation_signature"
 ROOT_MANIFEST = "workstation_manifest"
 #: Manifest sections a device-signed bundle must share with its workstation-signed root.
 FIXED_SECTIONS = ("task", "labels", "signal", "model", "schema", "schema_version")
-#: Decision parameters an EMG calibration sets (how long a class must persist, not what it does).
-DEVICE_TUNABLE_DECISION = ("reject_below", "vote", "min_dwell_ms", "refractory_ms")
+#: Decision parameters an EMG calibration sets (how long a class must persist, not what it does): the
+#: vote filter's, and the accumulate filter's (edge/decision/evidence.py) where the calibration writes it.
+DEVICE_TUNABLE_DECISION = ("reject_below", "vote", "min_dwell_ms", "refractory_ms", "filter", "commit_nats",
+                           "evidence_floor", "leak_ms")
 _RECALIBRATE = "calibrate it again on this Pi from a bundle signed on the workstation"
 
 

@@ -39,7 +39,9 @@ and ``hysteresis`` do not apply.  Without ``moves_arm`` (emotion) ``Decision.act
 ``None`` (docs/design.md §2: emotion never moves the arm).  With ``moves_arm`` (EMG gestures) a
 change of state to a class that has a command fires that command (reason ``"fired"``), unless
 the same action was issued less than ``refractory_ms`` ago (``"refractory"``); a change to a
-class without a command (neutral) holds the arm where it is.
+class without a command (neutral) holds the arm where it is.  With ``filter="accumulate"`` the
+vote and dwell give way to evidence summed over windows (:mod:`edge.decision.evidence`): the state
+changes when a class's evidence reaches ``commit_nats``; the rest is as above.
 
 Invalid windows
 ---------------
@@ -58,6 +60,7 @@ import numpy as np
 
 from edge._checks import check_type
 from edge.config import DECISION_TIME_SLACK_MS
+from edge.decision.evidence import Evidence
 from edge.decision.policy import JOINTS, Decision, DecisionPolicy
 from edge.errors import DecisionError
 from firmware_bridge.protocol import Action
@@ -81,6 +84,10 @@ class Decider:
         self._actions = [policy.commands.get(lab) for lab in policy.labels]
         self._need = policy.vote // 2 + 1
         self._step = self._step_multilabel if policy.mode == "multilabel" else self._step_multiclass
+        self._evidence = None
+        if policy.filter == "accumulate":
+            self._evidence = Evidence(self._n, policy.commit_nats, policy.evidence_floor, policy.leak_ms)
+            self._step = self._step_accumulate
         self._scope_action = policy.refractory_scope == "action"
         # the policy's times, met when they lack less than the slack (live stamps jitter: edge/config.py)
         self._dwell = policy.min_dwell_ms - DECISION_TIME_SLACK_MS
@@ -101,6 +108,8 @@ class Decider:
         self._candidate: int | None = None
         self._cand_since: float | None = None
         self._state: int | None = None
+        if self._evidence is not None:
+            self._evidence.reset()
 
     @property
     def state(self) -> str | None:
@@ -190,6 +199,8 @@ class Decider:
         self._clear_dwell()
         self._mc_votes.clear()
         self._candidate = self._cand_since = None
+        if self._evidence is not None:
+            self._evidence.reset()
 
     def _recent(self, act: Action, t: float) -> bool:
         """Whether ``act`` falls in a refractory time: its own, or (scope "joint") its joints'."""
@@ -298,3 +309,26 @@ class Decider:
             else:
                 reason = "dwell"
         return Decision(t, self.state, None, None, None, p, reason)
+
+    def _step_accumulate(self, r: list, p: np.ndarray, t: float, ok: bool) -> Decision:
+        """Multi-class with the accumulate filter: evidence instead of vote and dwell."""
+        ev = self._evidence
+        if not ok:
+            ev.reset()
+            return Decision(t, self.state, None, None, None, p, "invalid")
+        if max(r) < self.policy.reject_below:
+            ev.hold(t)
+            return Decision(t, self.state, None, None, None, p, "rejected")
+        won = ev.add(r, t, self._state)
+        if won is None:
+            return Decision(t, self.state, None, None, None, p, "dwell" if ev.pending else "steady")
+        self._state = won
+        ev.reset()
+        ev.hold(t)  # the clock of the next window's decay
+        act = self._actions[won]
+        if act is None:
+            return Decision(t, self.state, None, None, None, p, "changed")
+        if self._recent(act, t):
+            return self._decision(t, won, "refractory", p)
+        self._fired(act, t)
+        return self._decision(t, won, "fired", p, act)

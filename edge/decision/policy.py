@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge._checks import check_int, check_number, check_option, check_type, is_number
+from edge.decision.evidence import ACCUMULATE_KEYS, check_filter
 from edge.decision.sequence import SequenceRules
 from edge.errors import DecisionError
 from firmware_bridge.protocol import ANGLE_MAX_DDEG, SPEED_MAX_DDEG_S, Action
@@ -61,7 +62,8 @@ DEFAULTS = {
     "reject_below": 0.5,
 }
 _KEYS = ("mode", "thresholds", "hysteresis", "min_dwell_ms", "refractory_ms", "vote", "reject_below",
-         "commands", "targets", "moves_arm", "objective", "sequence", "refractory_scope")
+         "commands", "targets", "moves_arm", "objective", "sequence", "refractory_scope", "filter",
+         *ACCUMULATE_KEYS)
 REFRACTORY_SCOPES = ("action", "joint")
 
 
@@ -124,6 +126,13 @@ class DecisionPolicy:
     refractory_scope : {"action", "joint"}
         ``"action"`` (default): after a command the same action is not issued again for
         ``refractory_ms``; ``"joint"``: no command moving the same joint is.
+    filter : {"vote", "accumulate"}
+        Multi-class: ``"vote"`` (default) waits for ``vote`` and ``min_dwell_ms``; ``"accumulate"``
+        sums each window's evidence and commits once it reaches ``commit_nats`` (with ``vote`` 1 and
+        ``min_dwell_ms`` 0; :mod:`edge.decision.evidence`).
+    commit_nats, evidence_floor, leak_ms : float, optional
+        The accumulate filter's threshold, probability floor and leak time constant (0: none);
+        defaults :data:`edge.config.DECISION_ACCUMULATE`.  Only with ``filter="accumulate"``.
     objective : mapping, optional
         How the parameters were chosen (e.g. ``{"maximise": "detected gestures", "subject_to":
         "<= 1 false activation/min", "data": "calibration session"}``), kept for the report;
@@ -144,6 +153,10 @@ class DecisionPolicy:
     objective: Mapping | None = None
     sequence: SequenceRules | Mapping | None = None
     refractory_scope: str = "action"
+    filter: str = "vote"
+    commit_nats: float | None = None
+    evidence_floor: float | None = None
+    leak_ms: float | None = None
 
     def __post_init__(self):
         put = object.__setattr__
@@ -196,6 +209,9 @@ class DecisionPolicy:
         if self.sequence is not None and not isinstance(self.sequence, SequenceRules):
             put(self, "sequence", SequenceRules.from_manifest(self.sequence))
         check_option(self.refractory_scope, _key("refractory_scope"), REFRACTORY_SCOPES, exc=DecisionError)
+        for k, v in check_filter(self.filter, self.mode, self.vote, self.min_dwell_ms,
+                                 {k: getattr(self, k) for k in ACCUMULATE_KEYS}, _key).items():
+            put(self, k, v)
         put(self, "commands", self._commands(labels))
         put(self, "targets", self._targets())
 
@@ -265,6 +281,8 @@ class DecisionPolicy:
             **({"objective": self.objective} if self.objective is not None else {}),
             **({"sequence": self.sequence.to_manifest()} if self.sequence is not None else {}),
             **({"refractory_scope": self.refractory_scope} if self.refractory_scope != "action" else {}),
+            **({"filter": self.filter, **{k: getattr(self, k) for k in ACCUMULATE_KEYS}}
+               if self.filter != "vote" else {}),
         }
 
     @classmethod
