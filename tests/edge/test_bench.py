@@ -164,7 +164,7 @@ def test_decoding_section_roc_detection_and_false_activations(bench):
 def test_link_section_and_targets_table(bench):
     report, md, _ = bench
     link = report["sections"]["link"]
-    assert link["roundtrip"]["n"] > 0 and link["corruption"]["n_commands"] > 0
+    assert link["roundtrip"]["latency_ms"]["n"] > 0 and link["corruption"]["n_commands"] > 0
     assert link["corruption"]["corrupted_commands_executed"] == 0
     assert link["fuzz"] is None or {"runs", "crash_found"} <= set(link["fuzz"])
     areas = {t["area"] for t in report["targets"]}
