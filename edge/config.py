@@ -232,10 +232,11 @@ EVENT_HALF_WIDTH_S = 0.15   # an event label is 1 within ±150 ms of its cue (th
 CALIBRATION_MIN_WINDOWS = 40  # per part, and per class for one-class-at-a-time tasks: fewer is refused
 # Calibration's memory (issue 24: the edge's 120 MB hold for it too; edge/calibration/session.py
 # reads one file at a time, docs/robustness.md "Calibration's memory").
-# Values: rows x columns of ONE file (and of a Kaggle events file), counted from sizes or lines
-# before it is read; a file over it is refused with one line, since a reader holds a file whole
-# (8-13 bytes per value; 4 M: a 4-minute 32-channel XDF, ~96 MB in calibrate).  A session of many
-# files is not bounded by it: only one is held at a time.
+# Values: rows x columns of ONE file read whole (and of a Kaggle events file), counted from sizes
+# or lines before it is read (a reader holds a file whole: 8-13 bytes per value; 4 M: a 4-minute
+# 32-channel XDF, ~96 MB in calibrate).  A larger XDF, EDF/BDF file or Myo folder is read in blocks
+# from the file instead, up to its reader's own cap (82-103 MB for the longest one file may be); a
+# larger CSV table is refused with one line.  A session of many files is not bounded by it either.
 # Windows: n x length x channels x 4 bytes of the whole session (16 MB: 2.1 min of 32-channel EEG
 # at 500 Hz, 8.4 min of Myo EMG at calibration's own stride).  Fitting holds 3-4 times that at its
 # peak (94-110 MB at this cap).  A longer session is not refused: the same share of each label's
@@ -243,7 +244,7 @@ CALIBRATION_MIN_WINDOWS = 40  # per part, and per class for one-class-at-a-time 
 # windows and signal within what the cap's take, 0.56-0.62 of them), on average at most
 # CALIBRATION_MAX_STRIDE_WINDOWS window lengths apart (2: every cue lasting two windows keeps one;
 # 11 min of that EEG, 52 min of Myo EMG); only a longer session is refused.  With 2 and MAX_VALUES
-# <= MAX_WINDOW_BYTES / 4, no session of one file that may be read is too long.
+# <= MAX_WINDOW_BYTES / 4, no file read whole is too long; one read in blocks may be (refused first).
 CALIBRATION_MAX_VALUES = 4_000_000
 CALIBRATION_MAX_WINDOW_BYTES = 16 << 20
 CALIBRATION_MAX_STRIDE_WINDOWS = 2.0

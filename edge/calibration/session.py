@@ -21,9 +21,13 @@ samples are never held whole; the windows are kept as the filtered signal they a
 (:class:`WindowArray`, a quarter to an eighth of the windows themselves) and made on demand.
 Two numbers bound it, both checked before the memory is taken:
 
-- ``CALIBRATION_MAX_VALUES``: the values of *one* file (counted from its size or lines before it
-  is read), since a reader holds a file whole.  A file over it is refused with one line; a session
-  of many files is not, since only one is held at a time.
+- ``CALIBRATION_MAX_VALUES``: the values of *one* file read whole (counted from its size, chunk
+  headers or lines before it is read).  A larger XDF, EDF/BDF file or Myo folder is not refused
+  but read in blocks from the file (:func:`~edge.recordings.open_recording`): its samples go
+  through the chain a block at a time, bit for bit as if read whole, up to its reader's own size
+  cap; such a file whose rows, were they one continuous recording, would make a session too long
+  (below) is refused before it is opened.  A CSV table over it is refused with one line: its
+  readers hold a file whole.
 - ``CALIBRATION_MAX_WINDOW_BYTES``: the bytes of the session's windows (counted from the segments
   before they are filtered).  A longer session is not refused: as many of its windows as the cap
   holds are taken, evenly spread (:func:`thinned_windows`), which :class:`Thinning` states in one
@@ -88,8 +92,10 @@ def _read_pass(paths, bundle, budget: int, keep: np.ndarray | None = None) -> _P
     most = int(window_budget(bundle)[0] * config.CALIBRATION_MAX_STRIDE_WINDOWS * counter.length // counter.stride)
     windows, rows, cut, n_rows, parts, segments, truths = 0, 0, 0, 0, [], [], []
     for p in paths:
-        check_values(p, bundle)
-        rec, x, y = read_item(p, bundle, digest)
+        if check_values(p, bundle):  # over CALIBRATION_MAX_VALUES: x is a Blocks, filtered as it is read
+            rec, x, y = read_item(p, bundle, digest, blocks=True)
+        else:
+            rec, x, y = read_item(p, bundle, digest)
         made = counter.count(rec.segments)  # counted before any of it is filtered
         windows += made
         out_rows = (rec.segments[:, 1] - rec.segments[:, 0]) // counter.factor
@@ -118,9 +124,9 @@ def calibration_session(paths, bundle) -> tuple[SessionWindows, SessionRows, str
     """:func:`read_session` and :func:`session_windows` in bounded memory: what ``neurogrip
     calibrate`` reads its session with.
 
-    One item at a time: its values counted from its size or lines (refused beyond
-    ``CALIBRATION_MAX_VALUES``), read, its segments' windows counted, filtered in blocks, cut into
-    windows and let go.  The windows are a :class:`WindowArray`, cut every :func:`calibration_stride`;
+    One item at a time: its values counted from its size or lines (beyond ``CALIBRATION_MAX_VALUES``
+    opened and read in blocks from the file, or refused if only a CSV reader takes it), read, its
+    segments' windows counted, filtered in blocks, cut into windows and let go.  The windows are a :class:`WindowArray`, cut every :func:`calibration_stride`;
     where that is the bundle's own stride (every base bundle), their values, rows, truths and the
     session hash are those of ``session_windows(bundle, read_session(paths, bundle)[0])``.
 
@@ -138,10 +144,10 @@ def calibration_session(paths, bundle) -> tuple[SessionWindows, SessionRows, str
     Raises
     ------
     CalibrationError
-        A file over ``CALIBRATION_MAX_VALUES`` (before it is read), a bundle one of whose windows
-        leaves too few within ``CALIBRATION_MAX_WINDOW_BYTES``, a session of more than
-        :func:`max_windows`, a session that changed between its two reads, channels or rate that do
-        not fit the bundle, no labels the bundle knows, or no window at all.
+        A CSV file over ``CALIBRATION_MAX_VALUES`` or one file too long even thinned (before it is
+        read), a bundle one of whose windows leaves too few within ``CALIBRATION_MAX_WINDOW_BYTES``,
+        a session of more than :func:`max_windows`, a session that changed between its two reads,
+        channels or rate that do not fit the bundle, no labels the bundle knows, or no window at all.
     """
     paths = session_items(paths)
     map_large_blocks()

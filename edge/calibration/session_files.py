@@ -1,7 +1,18 @@
-"""Reading a calibration session's files: one at a time, bounded (``CALIBRATION_MAX_VALUES`` per file),
-their labels from the cues, rows that are not finite refused or dropped with one line, and the
-session's digest.  The whole-session reader :func:`read_session` keeps everything in memory (tests,
-the bench); ``neurogrip calibrate`` reads through :func:`edge.calibration.session.calibration_session`.
+"""Reading a calibration session's files: one at a time, bounded, their labels from the cues, rows
+that are not finite refused or dropped with one line, and the session's digest.  The whole-session
+reader :func:`read_session` keeps everything in memory (tests, the bench); ``neurogrip calibrate``
+reads through :func:`edge.calibration.session.calibration_session`.
+
+A file of at most ``CALIBRATION_MAX_VALUES`` values (rows x columns, counted before it is read) is
+read whole.  A larger one is read in blocks (:func:`check_values`, :func:`edge.recordings.open_recording`):
+an XDF, EDF/BDF file or a Myo folder of any size its reader takes (its own cap,
+``RECORDING_MAX_XDF_BYTES``, ``RECORDING_MAX_EDF_BYTES``, ``RECORDING_MAX_BYTES``); what is held of
+it is a few bytes a row (its labels, which rows are valid) and a block of its samples at a time,
+which the chain filters and the windows are cut from as if it had been read whole (the chain is
+causal and bit-exact whatever the chunking).  Such a file whose
+rows, as one continuous recording, would make a session too long to calibrate
+(:func:`~edge.calibration.windows.too_long`) is refused before it is opened.  A CSV table over the
+values cap is refused with one line: its readers hold a file whole.
 """
 
 from __future__ import annotations
@@ -16,11 +27,22 @@ from pathlib import Path
 import numpy as np
 
 from edge import config
+from edge.calibration.windows import calibration_stride, thinned_budget, too_long, window_budget
 from edge.errors import CalibrationError
-from edge.recordings import Recording, read_recording, recording_values
+from edge.recordings import (
+    Recording,
+    open_recording,
+    opens_in_blocks,
+    read_recording,
+    recording_rows,
+    recording_values,
+)
 from edge.recordings.base import task_labels
 
 log = logging.getLogger(__name__)
+
+# Rows checked for NaN and infinity at once (a file read in blocks is read a block at a time).
+_CHECK_ROWS = 1 << 14
 
 
 def _task_labels(rec: Recording, labels: list[str], where, multilabel: bool = False) -> np.ndarray:
@@ -33,12 +55,15 @@ def _task_labels(rec: Recording, labels: list[str], where, multilabel: bool = Fa
     return out
 
 
-def _without_invalid_rows(rec: Recording, x: np.ndarray, where) -> Recording:
+def _without_invalid_rows(rec: Recording, x, where) -> Recording:
     """Rows with a NaN or an infinity (a dropped Bluetooth packet, a disconnected lead that ``record``
     stored as it came) leave the session's segments: each segment is cut around them, so the chain
     restarts after them as the runtime's does and no window contains one.  Refused when fewer than
-    :data:`edge.config.CALIBRATION_MIN_VALID` of the rows are valid."""
-    bad = ~np.isfinite(x).all(axis=1)
+    :data:`edge.config.CALIBRATION_MIN_VALID` of the rows are valid.  ``x`` (an array, or
+    :class:`~edge.recordings.Blocks`) is checked ``_CHECK_ROWS`` rows at a time."""
+    bad = np.empty(len(x), bool)
+    for a in range(0, len(x), _CHECK_ROWS):
+        bad[a:a + _CHECK_ROWS] = ~np.isfinite(np.asarray(x[a:a + _CHECK_ROWS])).all(axis=1)
     n_bad = int(bad.sum())
     if not n_bad:
         return rec
@@ -47,13 +72,10 @@ def _without_invalid_rows(rec: Recording, x: np.ndarray, where) -> Recording:
                                f"{1 - config.CALIBRATION_MIN_VALID:.0%} may); check the electrodes and record again")
     segs = []
     for a, b in rec.segments.tolist():
-        good = np.flatnonzero(~bad[a:b]) + a
-        if not len(good):
-            continue
-        breaks = np.flatnonzero(np.diff(good) > 1)  # runs of consecutive valid rows
-        starts = np.r_[good[0], good[breaks + 1]]
-        stops = np.r_[good[breaks] + 1, good[-1] + 1]
-        segs += [[s0, s1] for s0, s1 in zip(starts.tolist(), stops.tolist())]
+        # the runs of consecutive valid rows: +1 where one starts, -1 just after it ends
+        edges = np.diff(np.concatenate(([False], ~bad[a:b], [False])).view(np.int8))
+        segs += [[a + s0, a + s1] for s0, s1 in zip(np.flatnonzero(edges == 1).tolist(),
+                                                     np.flatnonzero(edges == -1).tolist())]
     log.warning("%s: %d row(s) with NaN or infinite values left out of the calibration (the chain restarts "
                 "after each run of them)", where, n_bad)
     return dataclasses.replace(rec, segments=np.array(segs, np.int64).reshape(-1, 2))
@@ -67,16 +89,18 @@ def session_items(paths) -> list:
     return items
 
 
-def read_item(p, bundle, digest) -> tuple[Recording, np.ndarray, np.ndarray]:
+def read_item(p, bundle, digest, blocks: bool = False) -> tuple[Recording, np.ndarray, np.ndarray]:
     """One item of a session (a file, a folder, or a :class:`Recording` already read), hashed into
     ``digest``: ``(its recording without samples, the bundle's columns (n, C), its labels (n, L))``.
+    With ``blocks`` (:func:`check_values`) the file is opened, not read: the columns are a
+    :class:`~edge.recordings.Blocks`, read from it when they are filtered.
 
     Raises
     ------
     CalibrationError
         Channels or rate that do not fit the bundle, or no labels the bundle knows.
     """
-    rec = p if isinstance(p, Recording) else read_recording(p)
+    rec = p if isinstance(p, Recording) else open_recording(p) if blocks else read_recording(p)
     missing = [c for c in bundle.channels if c not in rec.channels]
     if missing:
         raise CalibrationError(f"{p}: lacks the bundle's channels {missing[:5]}{'...' if len(missing) > 5 else ''}; "
@@ -142,19 +166,37 @@ def read_session(paths, bundle) -> tuple[Recording, str, np.ndarray]:
     return session, "sha256:" + digest.hexdigest(), parts
 
 
-def check_values(p, bundle) -> None:
-    """Refuse a file whose values (rows x columns, counted before it is read) are more than one read
-    may hold (``CALIBRATION_MAX_VALUES``): a reader holds its file whole."""
+def check_values(p, bundle) -> bool:
+    """Whether item ``p`` is read in blocks: a file whose values (rows x columns, counted before it is
+    read) are more than one read may hold whole (``CALIBRATION_MAX_VALUES``).
+
+    Raises
+    ------
+    CalibrationError
+        Such a file only a CSV reader takes (it holds a file whole), or one whose rows, were they one
+        continuous recording, would make a session too long to calibrate: one line each, before the
+        file is read.
+    """
     if isinstance(p, Recording):  # already in memory: nothing more to bound
-        return
+        return False
     cap = config.CALIBRATION_MAX_VALUES
-    if recording_values(p, stop_after=cap) > cap:  # stops counting past the cap
+    if recording_values(p, stop_after=cap) <= cap:  # stops counting past the cap
+        return False
+    if not opens_in_blocks(p):
         minutes = cap / len(bundle.channels) / bundle.fs / 60
         raise CalibrationError(
             f"the session is too large to calibrate within the edge's memory: {p} holds more than {cap} values "
-            f"(rows x columns), what one file may hold (CALIBRATION_MAX_VALUES: a reader holds a file whole), "
-            f"at most {minutes:.1f} min of this bundle's {len(bundle.channels)} channels: record the session "
-            "as several shorter files (--data takes them all, in order)")
+            f"(rows x columns), what one CSV file may hold (CALIBRATION_MAX_VALUES: a CSV reader holds a file "
+            f"whole), at most {minutes:.1f} min of this bundle's {len(bundle.channels)} channels: record the "
+            "session as several shorter files (--data takes them all, in order), or as XDF or EDF")
+    rows = recording_rows(p)
+    out = rows // bundle.signal_chain().factor  # the chain's output rows, were they one segment
+    length, stride = int(bundle.window["length"]), calibration_stride(bundle)
+    made = (out - length) // stride + 1 if out >= length else 0  # len(window_ends(out, length, stride))
+    kept = thinned_budget(bundle, out if made else 0)
+    if made > window_budget(bundle)[0] and made * stride > kept * config.CALIBRATION_MAX_STRIDE_WINDOWS * length:
+        raise CalibrationError(f"{p}: {too_long(bundle, rows / bundle.fs, made, kept)}")
+    return True
 
 
 def map_large_blocks() -> None:

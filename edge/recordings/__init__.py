@@ -21,6 +21,11 @@ Layouts
   which ``neurogrip record`` writes (:class:`~edge.recordings.xdf_writer.XdfWriter`).
 * EDF, EDF+, BDF, BDF+ (:mod:`~edge.recordings.edf`, read with edfio: :func:`read_edf`).
 
+:func:`open_recording` reads an XDF, EDF/BDF file or a Myo folder without holding its samples
+(:mod:`~edge.recordings.blocks`: they are read a block of rows at a time, the same values), for
+``neurogrip calibrate``'s files larger than it may hold; :func:`recording_rows` counts its rows
+first, from sizes and headers.  The CSV layouts are read whole.
+
 Marker streams and annotations become :attr:`Recording.markers`; :func:`labels_from_markers`
 turns cue markers into per-sample labels (the readers do, given ``label_names``).
 
@@ -37,7 +42,8 @@ from edge.errors import RecordingError
 from edge.recordings import gameemo, grasp_lift, muse
 from edge.recordings._text import count_rows, header_fields, read_header
 from edge.recordings.base import STOP_MARKERS, FeatureTable, Recording, labels_from_markers, task_labels
-from edge.recordings.edf import edf_values, read_edf
+from edge.recordings.blocks import Blocks
+from edge.recordings.edf import edf_rows, edf_values, open_edf, read_edf
 from edge.recordings.emotions_table import EMOTION_LABELS, read_emotions_table
 from edge.recordings.gameemo import GAMEEMO_CHANNELS, GAMEEMO_FS, GAMEEMO_GAMES, read_gameemo
 from edge.recordings.grasp_lift import (
@@ -68,15 +74,18 @@ from edge.recordings.myo import (
     N_FILES,
     find_myo_sessions,
     myo_values,
+    open_myo,
     read_myo,
     read_myo_file,
     read_myo_session,
 )
-from edge.recordings.xdf import read_xdf, xdf_values
+from edge.recordings.xdf import open_xdf, read_xdf, xdf_rows, xdf_values
 from edge.recordings.xdf_writer import XdfWriter
 
 #: File suffixes (any case) read by a binary-format reader, whatever the name's other parts.
 SUFFIX_READERS = {".xdf": read_xdf, ".edf": read_edf, ".bdf": read_edf}
+#: ... and by :func:`open_recording` (with a folder: a Myo one).
+SUFFIX_OPENERS = {".xdf": open_xdf, ".edf": open_edf, ".bdf": open_edf}
 
 
 def recorded_files(data) -> list[Path] | None:
@@ -123,6 +132,51 @@ def read_recording(path: str | Path) -> Recording:
         return read_gameemo(path)
     raise RecordingError(path, 1, "unknown layout",
                          "a Kaggle subjN_seriesM_data.csv, a Muse CSV, a GAMEEMO CSV, or an .xdf, .edf or .bdf file")
+
+
+def opens_in_blocks(path: str | Path) -> bool:
+    """Whether :func:`open_recording` takes ``path``: a folder (Myo), an XDF, EDF or BDF file."""
+    path = Path(path)
+    return path.is_dir() or path.suffix.lower() in SUFFIX_OPENERS
+
+
+def open_recording(path: str | Path) -> Recording:
+    """:func:`read_recording`'s recording without its samples in memory: ``samples`` is a
+    :class:`~edge.recordings.blocks.Blocks` (its rows are read from the file when made into an
+    array, a block at a time: the same values), ``sample_index`` an empty array and ``timestamps``
+    None; every other field is :func:`read_recording`'s (:func:`~edge.recordings.xdf.open_xdf`,
+    :func:`~edge.recordings.edf.open_edf`, :func:`~edge.recordings.myo.open_myo`).
+
+    Raises
+    ------
+    RecordingError
+        What the reader raises; a CSV layout (:func:`opens_in_blocks`: read it with
+        :func:`read_recording`).
+    """
+    path = Path(path)
+    if not opens_in_blocks(path):
+        raise RecordingError(path, None, "a CSV table (its readers hold it whole)",
+                             "an .xdf, .edf or .bdf file or a Myo folder to read in blocks")
+    return open_myo(path) if path.is_dir() else SUFFIX_OPENERS[path.suffix.lower()](path)
+
+
+def recording_rows(path: str | Path) -> int:
+    """How many rows :func:`open_recording` (and :func:`read_recording`) would give ``path``, found
+    without reading them: an XDF's signal stream's samples from its chunks' headers, an EDF/BDF's
+    from its header and size, a Myo folder's from its files' sizes.
+
+    Raises
+    ------
+    RecordingError
+        What :func:`open_recording` would raise about the file's size, header or layout.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return myo_values(path) // len(MYO_CHANNELS)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIX_OPENERS:
+        open_recording(path)  # raises: a CSV table
+    return xdf_rows(path) if suffix == ".xdf" else edf_rows(path)
 
 
 def recording_values(path: str | Path, stop_after: int | None = None) -> int:
@@ -182,7 +236,9 @@ __all__ = [
     "N_CYCLES",
     "N_FILES",
     "STOP_MARKERS",
+    "SUFFIX_OPENERS",
     "SUFFIX_READERS",
+    "Blocks",
     "FeatureTable",
     "Recording",
     "XdfWriter",
@@ -190,6 +246,8 @@ __all__ = [
     "find_myo_sessions",
     "grasp_lift_paths",
     "labels_from_markers",
+    "open_recording",
+    "opens_in_blocks",
     "read_edf",
     "read_emotions_table",
     "read_gameemo",
@@ -202,6 +260,7 @@ __all__ = [
     "read_recording",
     "read_xdf",
     "recorded_files",
+    "recording_rows",
     "recording_values",
     "task_labels",
     "write_grasp_lift",

@@ -12,6 +12,10 @@ the file is not in this layout (wrong byte order, another format) and is refused
 
 Only ``classe_K.dat`` files are ever opened: ``experiment.csv``, pickled models (``*.pt``,
 ``*.pkl``) and any other file next to them are ignored and never opened (nothing is unpickled).
+
+One file is small (at most :data:`MAX_FILE_BYTES`, 524 288 values), but a folder is many: a session
+of 28 files at that cap is 14.7 M values, more than calibration may hold at once.
+:func:`open_myo` is :func:`read_myo` without holding the samples: they are read a file at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from edge import config
 from edge.errors import RecordingError
 from edge.recordings.base import Recording
+from edge.recordings.blocks import BlockReader, Blocks
 
 MYO_FS = 200.0
 MYO_CHANNELS = tuple(f"emg{i}" for i in range(1, 9))
@@ -275,3 +280,64 @@ def as_continuous(rec: Recording) -> Recording:
     """The same session as one segment (``read_myo_session(..., continuous=True)``) without reading it
     again: the gestures back to back, as recorded."""
     return replace(rec, segments=np.array([[0, rec.n_samples]], dtype=np.int64))
+
+
+class _MyoRows(BlockReader):
+    """The sessions' files one after another, a file (float64, as :func:`read_myo_file`) a block."""
+
+    def __init__(self, files: list[Path], bounds: np.ndarray):
+        super().__init__(int(bounds[-1]), len(MYO_CHANNELS))
+        self._files, self._bounds = files, bounds
+
+    def block(self, row: int) -> tuple[int, np.ndarray]:
+        k = int(np.searchsorted(self._bounds, row, side="right")) - 1
+        x = read_myo_file(self._files[k])
+        if len(x) != self._bounds[k + 1] - self._bounds[k]:
+            raise RecordingError(self._files[k], None, f"{len(x)} samples where it held "
+                                 f"{self._bounds[k + 1] - self._bounds[k]} when it was opened",
+                                 "a session that is no longer being written to")
+        return int(self._bounds[k]), x
+
+
+def _file_rows(path: Path) -> int:
+    """A ``classe_K.dat``'s samples from its size, checked as :func:`read_myo_file` checks it."""
+    _file_k(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise RecordingError(path, None, f"cannot be read ({exc.strerror})", "a readable file") from None
+    if not size or size > MAX_FILE_BYTES or size % _ROW_BYTES:
+        _read_int16(path)  # raises what the read would
+    return size // _ROW_BYTES
+
+
+def open_myo(path: str | Path, *, continuous: bool = True) -> Recording:
+    """:func:`read_myo`'s recording without its samples in memory: ``samples`` is a
+    :class:`~edge.recordings.blocks.Blocks` read a ``classe_K.dat`` at a time (a value outside
+    -128..127 is then refused as the read refuses it), ``sample_index`` an empty array; every other
+    field is :func:`read_myo`'s."""
+    path = Path(path)
+    sessions = find_myo_sessions(path)
+    _check_total_size(path, sessions)
+    files, segments, labels, n = [], [], [], 0
+    for folder in sessions:
+        names = _session_files(folder)
+        lengths = np.array([_file_rows(p) for p in names], np.int64)
+        bounds = n + np.concatenate(([0], np.cumsum(lengths)))
+        segments.append([[n, int(bounds[-1])]] if continuous else np.stack([bounds[:-1], bounds[1:]], axis=1))
+        labels.append(np.repeat(np.arange(N_FILES) % len(GESTURES), lengths))
+        files.append((names, bounds[:-1]))
+        n = int(bounds[-1])
+    y = np.zeros((n, len(GESTURES)), dtype=np.uint8)
+    y[np.arange(n), np.concatenate(labels)] = 1
+    participants = {s.parent for s in sessions}
+    one = len(sessions) == 1
+    rows = _MyoRows([p for names, _ in files for p in names], np.append(np.concatenate([b for _, b in files]), n))
+    return Recording(
+        samples=Blocks(rows), channels=MYO_CHANNELS, fs=MYO_FS,
+        segments=np.concatenate(segments).astype(np.int64), sample_index=np.zeros(0, np.int64), labels=y,
+        label_names=GESTURES, state=None,
+        subject=sessions[0].parent.name if one or len(participants) == 1 else "",
+        session=sessions[0].name if one else "+".join(dict.fromkeys(s.name for s in sessions)),
+        source=sessions[0] if one else path,
+    )

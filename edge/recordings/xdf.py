@@ -9,89 +9,48 @@ without dejittering: timestamps stay as recorded, so lost samples show as gaps.
 
 One numeric, regularly sampled stream becomes the :class:`~edge.recordings.base.Recording`;
 string streams (and single-channel irregular numeric streams) become its ``markers``.
+
+:func:`open_xdf` is the same read without holding the samples (a file larger than calibration may
+hold).  pyxdf has no way to read a stream in parts (``load_xdf`` keeps every sample and timestamp
+of a stream it loads), so it loads only the marker streams, from a file of their chunks alone;
+the signal stream is walked a block at a time by :mod:`edge.recordings.xdf_walk`: its samples cast
+as pyxdf casts them, its timestamps as pyxdf makes them (a deduced one the previous one plus the
+nominal period; clock offsets mapped as pyxdf maps them, checked against pyxdf itself on the
+offsets, else loaded by pyxdf whole), their gaps and the markers' rows found block by block.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import math
 import struct
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
-from edge import config
 from edge.errors import RecordingError
-from edge.recordings._text import check_file, clip, quoted_names
+from edge.recordings._text import clip, quoted_names
 from edge.recordings.base import Recording, labels_from_markers
+from edge.recordings.blocks import Blocks, FilePrefix
+from edge.recordings.xdf_walk import (
+    XDF_FORMATS,
+    StampSummary,
+    XdfRows,
+    clock_map,
+    sample_blocks,
+    scan_streams,
+)
+from edge.recordings.xdf_writer import chunk, varlen
 
 log = logging.getLogger(__name__)
 
-#: pyxdf's value formats → bytes per value (None: text).
-XDF_FORMATS = {"float32": 4, "double64": 8, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "string": None}
 #: Stream types preferred when a file holds several signal streams and none is named.
 SIGNAL_TYPES = ("eeg", "emg", "exg")
-_MAGIC = b"XDF:"
 _MAX_SPAN_SAMPLES = 2.0**53  # sample numbers are int64 made from float64 timestamps: keep them exact
 
 
-def _corrupt(path: Path, offset: int, problem: str, expected: str = "a well-formed XDF chunk") -> RecordingError:
-    return RecordingError(path, None, f"byte {offset}: {problem}", expected)
-
-
-def _read_varlen(fh, path: Path, offset: int) -> tuple[int, int] | None:
-    """``(value, bytes used)`` of the variable-length integer at ``offset``; None if the file ends in it."""
-    head = fh.read(1)
-    if not head:
-        return None
-    nb = head[0]
-    if nb not in (1, 4, 8):
-        raise _corrupt(path, offset, f"a length field of {nb} bytes (XDF allows 1, 4 or 8)")
-    raw = fh.read(nb)
-    if len(raw) < nb:
-        return None
-    return int.from_bytes(raw, "little"), 1 + nb
-
-
-def _parse_xml(raw: bytes, path: Path, offset: int) -> ET.Element:
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError as exc:
-        raise _corrupt(path, offset, f"malformed XML ({exc})", "the XML of an XDF header") from None
-    depth, stack = 0, [(root, 1)]
-    while stack:  # pyxdf converts the XML recursively: bound its nesting
-        el, d = stack.pop()
-        depth = max(depth, d)
-        if depth > config.RECORDING_MAX_XDF_XML_DEPTH:
-            raise _corrupt(path, offset, f"XML nested deeper than {config.RECORDING_MAX_XDF_XML_DEPTH} levels",
-                           "XDF meta-data of a sane depth (RECORDING_MAX_XDF_XML_DEPTH)")
-        stack.extend((child, d + 1) for child in el)
-    return root
-
-
-def _stream_header(root: ET.Element, path: Path, offset: int) -> tuple[str, int]:
-    """The (format, channel count) a StreamHeader declares, checked."""
-    fmt = (root.findtext("channel_format") or "").strip()
-    if fmt not in XDF_FORMATS:
-        raise _corrupt(path, offset, f"channel_format {fmt!r}", f"one of {', '.join(XDF_FORMATS)}")
-    try:
-        n = int((root.findtext("channel_count") or "").strip())
-        srate = float((root.findtext("nominal_srate") or "").strip())
-    except ValueError:
-        raise _corrupt(path, offset, "a stream header without a numeric channel_count and nominal_srate",
-                       "<channel_count> and <nominal_srate> numbers") from None
-    if not 1 <= n <= config.RECORDING_MAX_COLUMNS:
-        raise _corrupt(path, offset, f"channel_count {n}",
-                       f"1..{config.RECORDING_MAX_COLUMNS} channels (RECORDING_MAX_COLUMNS)")
-    if not (math.isfinite(srate) and srate >= 0):
-        raise _corrupt(path, offset, f"nominal_srate {srate!r}", "a finite rate >= 0 (0: irregular)")
-    return fmt, n
-
-
 def scan_xdf(path: str | Path) -> tuple[int, int, bool]:
-    """Walk an XDF file's chunks without loading it.
+    """Walk an XDF file's chunks without loading it (:func:`~edge.recordings.xdf_walk.scan_streams`).
 
     Returns
     -------
@@ -104,116 +63,25 @@ def scan_xdf(path: str | Path) -> tuple[int, int, bool]:
     RecordingError
         Not an XDF file, over the size caps, or a malformed chunk (named by its byte offset).
     """
-    return _scan(path)[:3]
+    return scan_streams(path)[:3]
 
 
 def xdf_values(path: str | Path) -> int:
     """How many values (samples × channels, every stream) pyxdf would load from the file, counted from
     its chunks' headers without loading it (:func:`scan_xdf`'s walk; its errors)."""
-    return _scan(path)[3]
+    return scan_streams(path).values
 
 
-def _scan(path: str | Path) -> tuple[int, int, bool, int]:
-    """:func:`scan_xdf`'s walk, and the values of the complete Samples chunks (:func:`xdf_values`)."""
-    path = Path(path)
-    size = check_file(path, config.RECORDING_MAX_XDF_BYTES, "RECORDING_MAX_XDF_BYTES")
-    streams: dict[int, tuple[str, int]] = {}
-    with path.open("rb") as fh:
-        if fh.read(4) != _MAGIC:
-            raise RecordingError(path, None, "no 'XDF:' magic at the start",
-                                 "an XDF file (from LabRecorder or neurogrip record)")
-        pos, n_chunks, values = 4, 0, 0
-        while pos < size:
-            fh.seek(pos)
-            got = _read_varlen(fh, path, pos)
-            if got is None:
-                return pos, n_chunks, True, values
-            length, used = got
-            start, end = pos + used, pos + used + length
-            if length < 2:
-                raise _corrupt(path, pos, f"a chunk of length {length}")
-            if end > size:
-                return pos, n_chunks, True, values
-            tag = struct.unpack("<H", fh.read(2))[0]
-            body = length - 2
-            sid = None
-            if tag in (2, 3, 4, 6):
-                if body < 4:
-                    raise _corrupt(path, start, f"a tag-{tag} chunk without a stream id")
-                sid, body = struct.unpack("<I", fh.read(4))[0], body - 4
-                if tag != 2 and sid not in streams:
-                    raise _corrupt(path, start, f"a tag-{tag} chunk of stream {sid} before its StreamHeader")
-            if tag in (1, 2, 6):
-                if body > config.RECORDING_MAX_XDF_XML_BYTES:
-                    raise _corrupt(path, start, f"an XML chunk of {body} bytes",
-                                   f"at most {config.RECORDING_MAX_XDF_XML_BYTES} (RECORDING_MAX_XDF_XML_BYTES)")
-                root = _parse_xml(fh.read(body), path, start)
-                if tag == 2:
-                    if sid in streams:
-                        raise _corrupt(path, start, f"a second StreamHeader for stream {sid}")
-                    if len(streams) >= config.RECORDING_MAX_XDF_STREAMS:
-                        raise _corrupt(path, start, f"more than {config.RECORDING_MAX_XDF_STREAMS} streams",
-                                       "fewer streams (RECORDING_MAX_XDF_STREAMS)")
-                    streams[sid] = _stream_header(root, path, start)
-            elif tag == 3:
-                values += _check_samples(fh, path, start, body, *streams[sid]) * streams[sid][1]
-            elif tag == 4 and body != 16:
-                raise _corrupt(path, start, f"a ClockOffset chunk of {body + 6} bytes", "22 bytes")
-            pos, n_chunks = end, n_chunks + 1
-        return pos, n_chunks, False, values
+def xdf_rows(path: str | Path, *, stream: str | None = None) -> int:
+    """How many samples :func:`read_xdf` would read of the signal stream, from the chunks' headers
+    without loading it (:func:`scan_xdf`'s walk; its errors, and those of picking the stream)."""
+    scan = scan_streams(path)
+    return scan.streams[_pick_id(scan, stream, Path(path))].samples
 
 
-def _check_samples(fh, path: Path, offset: int, body: int, fmt: str, n_ch: int) -> int:
-    """Walk a Samples chunk's layout: pyxdf trusts it (a count or a timestamp byte that does not fit
-    the chunk's length would make it allocate wildly or read the next chunks out of step).  Returns
-    its number of samples."""
-    got = _read_varlen(fh, path, offset)
-    if got is None:
-        raise _corrupt(path, offset, "a Samples chunk without a sample count")
-    n, used = got
-    rest = body - used
-    width = XDF_FORMATS[fmt]
-    if n * (1 + (2 * n_ch if width is None else n_ch * width)) > rest:
-        raise _corrupt(path, offset, f"a Samples chunk declaring {n} samples of {n_ch} {fmt} values in {rest} bytes")
-    data = fh.read(rest)
-    p, plain = 0, 1 + (0 if width is None else n_ch * width)
-    for _ in range(n):
-        if p >= rest:
-            raise _corrupt(path, offset, f"a Samples chunk whose {n} samples overrun its {rest} bytes")
-        p += plain if data[p] == 0 else plain + 8  # pyxdf: any non-zero byte means "a timestamp follows"
-        for _ in range(n_ch if width is None else 0):
-            nb = data[p] if p < rest else 1
-            if nb not in (1, 4, 8):
-                raise _corrupt(path, offset, f"a string length field of {nb} bytes (XDF allows 1, 4 or 8)")
-            p += 1 + nb + int.from_bytes(data[p + 1:p + 1 + nb], "little")
-    if p != rest:
-        raise _corrupt(path, offset, f"a Samples chunk whose {n} samples do not fill its {rest} bytes exactly")
-    return n
-
-
-class _Prefix(io.RawIOBase):
-    """The first ``limit`` bytes of a file (pyxdf reads a file cut mid-chunk up to its last whole chunk)."""
-
-    def __init__(self, fh, limit: int):
-        self._fh, self._limit = fh, limit
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        n = max(0, min(len(b), self._limit - self._fh.tell()))
-        return self._fh.readinto(memoryview(b)[:n]) if n else 0
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_END:
-            offset, whence = self._limit + offset, io.SEEK_SET
-        return self._fh.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._fh.tell()
+def _pick_id(scan, stream: str | None, path: Path) -> int:
+    """:func:`_pick` among the streams the walk found: the signal stream's id."""
+    return _pick([{"info": s.info, "id": k} for k, s in scan.streams.items()], stream, path)["id"]
 
 
 def _first(info: dict, key: str) -> str:
@@ -272,28 +140,31 @@ def _pick(streams: list, stream: str | None, path: Path) -> dict:
 
 def to_uv(path: Path, labels, units, x: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """Columns in a declared voltage unit → µV; others unchanged (their declared unit kept)."""
+    scales, out = unit_scales(path, labels, units)
+    for k, per in enumerate(scales):
+        if per != 1.0:
+            x[:, k] *= per
+    return x, out
+
+
+def unit_scales(path: Path, labels, units) -> tuple[list[float], tuple[str, ...]]:
+    """What :func:`to_uv` does to each column: ``(the factor to µV, or 1; the unit it then has)``."""
     from edge.errors import SourceError
     from edge.signals.units import is_declared, parse_unit
 
-    out, unknown = [], []
+    scales, out, unknown = [], [], []
     for k, unit in enumerate(units):
-        if not is_declared(unit):
-            out.append("")
-            continue
-        try:
-            per = parse_unit(unit)
-        except SourceError:
-            per = None
-            unknown.append(f"{labels[k]} ({unit})")
-        if per is None:
-            out.append(str(unit).strip())
-        else:
-            if per != 1.0:
-                x[:, k] *= per
-            out.append("uV")
+        per = None
+        if is_declared(unit):
+            try:
+                per = parse_unit(unit)
+            except SourceError:
+                unknown.append(f"{labels[k]} ({unit})")
+        scales.append(1.0 if per is None else per)
+        out.append("" if not is_declared(unit) else ("uV" if per is not None else str(unit).strip()))
     if unknown:
         log.warning("%s: channels in units that are not a voltage kept as stored: %s", path, quoted_names(unknown))
-    return x, tuple(out)
+    return scales, tuple(out)
 
 
 def segments_from_timestamps(ts: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
@@ -301,12 +172,11 @@ def segments_from_timestamps(ts: np.ndarray, fs: float) -> tuple[np.ndarray, np.
     :data:`~edge.config.DROP_TOLERANCE` nominal periods forwards (lost samples) or backwards (a
     clock reset), as the LSL source flags a discontinuity.  The sample index counts rows within a
     segment and jumps by the rounded time at a gap (always increasing)."""
-    tol = config.DROP_TOLERANCE / fs
-    step = np.diff(ts)
-    gap = (step > tol) | (step < -tol)
-    breaks = np.flatnonzero(gap) + 1
-    starts = np.concatenate(([0], breaks)).astype(np.int64)
-    stops = np.concatenate((breaks, [ts.size])).astype(np.int64)
+    summary = StampSummary(fs, np.zeros(0))
+    for a in range(0, ts.size, 1 << 16):
+        summary.add(ts[a:a + (1 << 16)])
+    segments = summary.segments()
+    starts, stops = segments[:, 0], segments[:, 1]
     index = np.arange(ts.size, dtype=np.int64)
     offset = 0
     for k in range(1, len(starts)):
@@ -314,7 +184,7 @@ def segments_from_timestamps(ts: np.ndarray, fs: float) -> tuple[np.ndarray, np.
         jump = max(1, round(float(ts[a] - ts[a - 1]) * fs))
         offset += jump - 1
         index[a:stops[k]] += offset
-    return np.stack([starts, stops], axis=1), index
+    return segments, index
 
 
 def marker_rows(signal_ts: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -322,25 +192,29 @@ def marker_rows(signal_ts: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.maximum.accumulate(signal_ts), times, side="left").astype(np.int64)
 
 
-def _markers(streams: list, chosen: dict, signal_ts: np.ndarray) -> tuple:
+def _is_marker_stream(info: dict) -> bool:
+    """A stream whose samples are markers: text, or one channel sampled irregularly."""
+    return _first(info, "channel_format") == "string" or (
+        float(_first(info, "nominal_srate") or 0) == 0 and int(_first(info, "channel_count")) == 1)
+
+
+def _marker_events(streams: list, chosen: dict) -> tuple[np.ndarray, list[str]]:
+    """Every marker stream's events: their times, sorted (stably), and their texts in that order."""
     times, texts = [], []
     for s in streams:
         info = s["info"]
-        if s is chosen or not len(s["time_stamps"]):
+        if s is chosen or not len(s["time_stamps"]) or not _is_marker_stream(info):
             continue
         if _first(info, "channel_format") == "string":
             texts += [str(row[0]) if len(row) else "" for row in s["time_series"]]
-        elif float(_first(info, "nominal_srate") or 0) == 0 and int(_first(info, "channel_count")) == 1:
-            texts += [f"{float(v):g}" for v in np.asarray(s["time_series"]).ravel()]
         else:
-            continue
+            texts += [f"{float(v):g}" for v in np.asarray(s["time_series"]).ravel()]
         times.append(np.asarray(s["time_stamps"], dtype=np.float64))
     if not times:
-        return ()
+        return np.zeros(0), []
     t = np.concatenate(times)
     order = np.argsort(t, kind="stable")
-    rows = marker_rows(signal_ts, t[order])
-    return tuple((int(r), texts[i]) for r, i in zip(rows, order))
+    return t[order], [texts[i] for i in order]
 
 
 def _footer_note(s: dict, path: Path) -> None:
@@ -382,41 +256,148 @@ def read_xdf(path: str | Path, *, stream: str | None = None, label_names=None) -
         Missing, too large or malformed file; no or several candidate signal streams (the
         message lists them); a signal stream without samples.
     """
+    return _read(Path(path), stream, label_names, lazy=False)
+
+
+def open_xdf(path: str | Path, *, stream: str | None = None, label_names=None) -> Recording:
+    """:func:`read_xdf`'s recording without its samples in memory: ``samples`` is a
+    :class:`~edge.recordings.blocks.Blocks` read from the file when made into an array, and neither
+    ``timestamps`` nor ``sample_index`` is kept (``None``, and an empty array); every other field,
+    and every value read, is :func:`read_xdf`'s.  It holds the marker streams and a block of the
+    signal stream at a time (its timestamps whole only where pyxdf maps its clock offsets otherwise
+    than :func:`~edge.recordings.xdf_walk.clock_map`: a clock reset, offsets it drops).
+
+    Raises
+    ------
+    RecordingError
+        As :func:`read_xdf`.
+    """
+    return _read(Path(path), stream, label_names, lazy=True)
+
+
+def _load(path: Path, end: int, source=None, **options) -> list:
+    """pyxdf's streams of the file's first ``end`` bytes (or of ``source``, bytes of an XDF file)."""
     import pyxdf
 
+    try:
+        if source is not None:
+            return pyxdf.load_xdf(io.BytesIO(source), dejitter_timestamps=False, **options)[0]
+        with path.open("rb", buffering=0) as raw:
+            return pyxdf.load_xdf(io.BufferedReader(FilePrefix(raw, end)), dejitter_timestamps=False, **options)[0]
+    except (ValueError, KeyError, IndexError, TypeError, struct.error, OSError) as exc:
+        raise RecordingError(path, None, f"pyxdf cannot read it ({type(exc).__name__}: {clip(str(exc))})",
+                             "a valid XDF file") from None
+
+
+def _clock_coefs(path: Path, sid: int, sig) -> tuple | None:
+    """:func:`~edge.recordings.xdf_walk.clock_map` of the signal stream, if pyxdf maps its offsets so:
+    pyxdf loads the stream's header and offsets with a sample at each offset's time (and at 0), and
+    every timestamp it returns must be the map's, bit for bit.  None where pyxdf maps them otherwise
+    (a clock reset, a fit that fails, offsets it would drop with the samples past the footer's count)."""
+    count = (((sig.footer or {}).get("info") or {}).get("sample_count") or [None])[0]
+    try:
+        if count is not None and sig.samples > int(count) and len(sig.clock) >= 3:
+            return None
+        c0, c1 = clock_map(sig.clock)
+    except (ValueError, np.linalg.LinAlgError):  # a footer pyxdf cannot read either, a fit it would not make
+        return None
+    probes = np.array([0.0] + sorted(t for t, _ in sig.clock))
+    width = sig.n_ch * XDF_FORMATS[sig.fmt]
+    with path.open("rb") as fh:
+        fh.seek(sig.header[0])
+        data = [b"XDF:", fh.read(sig.header[1] - sig.header[0])]
+    samples = b"".join(b"\x08" + struct.pack("<d", t) + bytes(width) for t in probes.tolist())
+    data.append(chunk(3, struct.pack("<I", sid) + varlen(len(probes)) + samples))
+    data += [chunk(4, struct.pack("<Idd", sid, t, v)) for t, v in sig.clock]
+    got = np.asarray(_load(path, 0, b"".join(data))[0]["time_stamps"], np.float64)
+    probes += c0 + (c1 * probes)
+    return (c0, c1) if np.array_equal(got.view(np.int64), probes.view(np.int64)) else None
+
+
+def xdf_timestamps(path: Path, scan=None, sid: int | None = None, *, stream: str | None = None):
+    """Yield the signal stream's timestamps as pyxdf returns them (``load_xdf(..., dejitter_timestamps=
+    False)``), a block at a time: read by the walk (:func:`~edge.recordings.xdf_walk.sample_blocks`) and
+    mapped by pyxdf's clock synchronisation where pyxdf maps the stream's offsets so
+    (:func:`_clock_coefs`), else loaded by pyxdf whole, the values dropped as it reads them.  ``scan``
+    and ``sid``: the file's walk and the stream's id, when found already."""
     path = Path(path)
-    end, n_chunks, truncated = scan_xdf(path)
-    if truncated:
+    scan = scan_streams(path) if scan is None else scan
+    sid = _pick_id(scan, stream, path) if sid is None else sid
+    sig = scan.streams[sid]
+    srate = float(sig.info["nominal_srate"][0])  # as pyxdf reads it
+    coefs = _clock_coefs(path, sid, sig) if sig.clock else (0.0, 0.0)
+    if coefs is None:
+        log.info("%s: pyxdf maps the clock offsets of stream %d otherwise: its timestamps are read whole", path, sid)
+
+        def drop(values, stamps, info, stream_id):
+            return np.empty((0, sig.n_ch), values.dtype), stamps, info
+
+        ts = _load(path, scan.end, select_streams=[sid], on_chunk=drop)[0]["time_stamps"]
+        yield from (ts[a:a + (1 << 16)] for a in range(0, ts.size, 1 << 16))
+        return
+    for _, ts in sample_blocks(path, scan.end, sid, sig.fmt, sig.n_ch, srate):
+        if sig.clock:
+            ts += coefs[0] + (coefs[1] * ts)  # pyxdf's _clock_sync, in place as it does it
+        yield ts
+
+
+def _read(path: Path, stream: str | None, label_names, lazy: bool) -> Recording:
+    scan = scan_streams(path)
+    if scan.truncated:
         log.warning("%s ends inside a chunk (a recorder that stopped, or a cut copy): reading its %d complete "
-                    "chunks (%d bytes)", path, n_chunks, end)
-    with path.open("rb", buffering=0) as raw:
-        try:
-            streams, _ = pyxdf.load_xdf(io.BufferedReader(_Prefix(raw, end)), dejitter_timestamps=False)
-        except (ValueError, KeyError, IndexError, TypeError, struct.error, OSError) as exc:
-            raise RecordingError(path, None, f"pyxdf cannot read it ({type(exc).__name__}: {clip(str(exc))})",
-                                 "a valid XDF file") from None
-    chosen = _pick(streams, stream, path)
+                    "chunks (%d bytes)", path, scan.n_chunks, scan.end)
+    if lazy:  # pyxdf reads the marker streams (alone: a file of their chunks); the signal is walked
+        sid = _pick_id(scan, stream, path)
+        spans = sorted(span for k, s in scan.streams.items() if k != sid and _is_marker_stream(s.info)
+                       for span in s.spans or ())
+        marks = [b"XDF:"]
+        with path.open("rb") as fh:
+            for a, b in spans:
+                fh.seek(a)
+                marks.append(fh.read(b - a))
+        streams = _load(path, 0, b"".join(marks)) if spans else []
+        sig = scan.streams[sid]
+        chosen = {"info": sig.info, **({"footer": sig.footer} if sig.footer is not None else {})}
+    else:
+        streams = _load(path, scan.end)
+        chosen = _pick(streams, stream, path)
     info = chosen["info"]
     fs = float(_first(info, "nominal_srate"))
-    ts = np.asarray(chosen["time_stamps"], dtype=np.float64)
-    if ts.size == 0:
+    times, texts = _marker_events(streams, chosen)
+    if lazy:
+        summary = StampSummary(fs, times)
+        for ts in xdf_timestamps(path, scan, sid):
+            summary.add(ts)
+        n, finite, span = summary.n, summary.finite, (summary.hi - summary.lo) * fs
+    else:
+        ts = np.asarray(chosen["time_stamps"], dtype=np.float64)
+        n = ts.size
+        if n:
+            finite, span = bool(np.isfinite(ts).all()), float(ts.max() - ts.min()) * fs
+    if n == 0:
         raise RecordingError(path, None, f"stream {_describe(chosen)} has no samples",
                              "a recording with samples (the recorder stopped before writing any)")
-    span = float(ts.max() - ts.min()) * fs
-    if not (np.isfinite(ts).all() and span < _MAX_SPAN_SAMPLES):
+    if not (finite and span < _MAX_SPAN_SAMPLES):
         raise RecordingError(path, None, f"stream {_describe(chosen)} has non-finite timestamps or spans "
                              f"{span:.3g} samples", "finite timestamps in seconds of one recording")
-    # A damaged float32 can be a signalling NaN, whose cast numpy warns about: it becomes a NaN like any
-    # other, and NaN samples are invalid downstream (never decided on).
-    with np.errstate(invalid="ignore"):
-        x = np.asarray(chosen["time_series"], dtype=np.float64).reshape(ts.size, -1)
     _footer_note(chosen, path)
-    labels_text, units = _channel_info(info, x.shape[1])
-    x, units = to_uv(path, labels_text, units, np.ascontiguousarray(x))
-    segments, sample_index = segments_from_timestamps(ts, fs)
-    markers = _markers(streams, chosen, ts)
+    n_ch = int(_first(info, "channel_count"))
+    labels_text, units = _channel_info(info, n_ch)
+    if lazy:
+        scales, units = unit_scales(path, labels_text, units)
+        x = Blocks(XdfRows(path, scan.end, sid, sig.fmt, n_ch, n, scales))
+        segments, sample_index, timestamps, rows = summary.segments(), np.zeros(0, np.int64), None, summary.rows
+    else:
+        # A damaged float32 can be a signalling NaN, whose cast numpy warns about: it becomes a NaN like
+        # any other, and NaN samples are invalid downstream (never decided on).
+        with np.errstate(invalid="ignore"):
+            x = np.asarray(chosen["time_series"], dtype=np.float64).reshape(n, -1)
+        x, units = to_uv(path, labels_text, units, np.ascontiguousarray(x))
+        segments, sample_index = segments_from_timestamps(ts, fs)
+        timestamps, rows = ts, marker_rows(ts, times)
+    markers = tuple(zip(rows.tolist(), texts))
     rec = Recording(samples=x, channels=tuple(labels_text), fs=fs, segments=segments, sample_index=sample_index,
-                    timestamps=ts, source=path, markers=markers, units=units)
+                    timestamps=timestamps, source=path, markers=markers, units=units)
     if label_names is not None:
         rec.label_names = tuple(label_names)
         rec.labels = labels_from_markers(rec.n_samples, markers, rec.label_names)

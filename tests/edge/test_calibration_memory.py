@@ -1,10 +1,11 @@
 """``neurogrip calibrate`` in bounded memory (issue 24): the session is read one file at a time, in
-blocks, into windows kept as the filtered signal; a file over the values cap is refused before it
-is read; a session over the window cap is thinned, not refused (the same share of every label's
-windows, evenly over the session), and only a session too long even then, or a bundle whose
-windows are too large for any, is refused; the largest session at calibration's own stride and
-the longest one thinned stay within the edge's footprint; and none of it changes a number
-calibration computes where nothing is thinned.
+blocks, into windows kept as the filtered signal; a file over the values cap is read in blocks
+from the file itself (XDF, EDF/BDF, a Myo folder: the same windows, bit for bit, as read whole) or,
+a CSV table, refused before it is read; a session over the window cap is thinned, not refused (the
+same share of every label's windows, evenly over the session), and only a session too long even
+then, or a bundle whose windows are too large for any, is refused; the largest session at
+calibration's own stride, the longest one thinned and the longest single file stay within the
+edge's footprint; and none of it changes a number calibration computes where nothing is thinned.
 
 The footprint is measured as the edge bench does (benchmarks/calibration.py): ``neurogrip
 calibrate`` in a child process reporting its own VmHWM.
@@ -32,6 +33,7 @@ from edge.calibration.windows import (
     SessionRows,
     SessionWindows,
     WindowArray,
+    calibration_stride,
     max_windows,
     session_windows,
     thinned_budget,
@@ -47,15 +49,19 @@ FOOTPRINT_MB = 120.0  # the edge's peak RSS goal (docs/design.md §3), which cal
 
 # As benchmarks/calibration.py: VmHWM is the child's own high-water mark (ru_maxrss would start at
 # the forking pytest's size).
-_CHILD = ("import re, sys\nfrom edge.cli import main\nrc = main(sys.argv[1:])\n"
+_CHILD = ("import re, sys\nfrom edge import config\n"
+          "if sys.argv[1] != '-':\n    config.CALIBRATION_MAX_VALUES = int(sys.argv[1])\n"
+          "from edge.cli import main\nrc = main(sys.argv[2:])\n"
           "print('PEAK_RSS_KB', re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1))\n"
           "sys.exit(rc)")
 
 
-def _calibrate_child(bundle, data, out: Path) -> tuple[int, float, str]:
-    """``neurogrip calibrate`` in a child process: (exit code, peak RSS in MB, its output)."""
-    proc = subprocess.run([sys.executable, "-c", _CHILD, "calibrate", "--bundle", str(FIXTURE_BUNDLES / bundle),
-                           "--data", *map(str, data), "--out", str(out), "--force"],
+def _calibrate_child(bundle, data, out: Path, max_values: int | None = None) -> tuple[int, float, str]:
+    """``neurogrip calibrate`` in a child process (with ``CALIBRATION_MAX_VALUES`` set to ``max_values``):
+    (exit code, peak RSS in MB, its output)."""
+    proc = subprocess.run([sys.executable, "-c", _CHILD, "-" if max_values is None else str(max_values), "calibrate",
+                           "--bundle", str(FIXTURE_BUNDLES / bundle), "--data", *map(str, data), "--out", str(out),
+                           "--force"],
                           capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
     peak = re.search(r"PEAK_RSS_KB (\d+)", proc.stdout)
     assert peak, proc.stdout + proc.stderr
@@ -113,15 +119,22 @@ def _write_muse(shared_data: Path, folder: Path, n_rows: int) -> list[Path]:
     return out
 
 
-def _write_xdf(shared_data: Path, path: Path, n_rows: int, t0: float) -> Path:
+def _write_xdf(shared_data: Path, path: Path, n_rows: int, t0: float, *, gaps: bool = False,
+               clock: bool = False) -> Path:
     """A ``neurogrip record`` file: ``n_rows`` real grasp-lift rows (32 channels, 500 Hz, tiled) and a
-    cue marker at each event's onset (its labels are ±150 ms around it, as the Kaggle files')."""
+    cue marker at each event's onset (its labels are ±150 ms around it, as the Kaggle files').
+    ``gaps``: lost samples, rows of NaN and a clock stepping back; ``clock``: ClockOffset chunks of a
+    drifting clock every 5 s, as LabRecorder writes them."""
     from edge.recordings import GRASP_LIFT_CHANNELS, GRASP_LIFT_EVENTS, XdfWriter
 
     src = [read_grasp_lift(shared_data / "grasp_lift_segments" / f"subj1_series{k}_data.csv.gz") for k in (1, 2, 3)]
     x = np.resize(np.concatenate([r.samples for r in src]), (n_rows, 32)).astype(np.float32)
     ev = np.resize(np.concatenate([r.labels for r in src]), (n_rows, 6)).astype(np.int8)
     t = t0 + np.arange(n_rows) / 500.0
+    if gaps:
+        t[n_rows // 3:] += 0.2
+        t[2 * n_rows // 3:] -= 5.0
+        x[n_rows // 2:n_rows // 2 + 40, 3] = np.nan
     half = round(config.EVENT_HALF_WIDTH_S * 500)
     cues = sorted((r, GRASP_LIFT_EVENTS[c]) for c in range(6)
                   for r in (np.flatnonzero(np.diff(ev[:, c]) == 1) + 1 + half).tolist() if r < n_rows)
@@ -132,9 +145,48 @@ def _write_xdf(shared_data: Path, path: Path, n_rows: int, t0: float) -> Path:
         markers = w.add_stream("neurogrip-cues", "Markers", 1, 0.0, "string")
         for a in range(0, n_rows, 5000):
             w.write_samples(eeg, t[a:a + 5000], x[a:a + 5000])
+        for tc in np.arange(t0, t0 + n_rows / 500.0, 5.0) if clock else ():
+            w.write_clock_offset(eeg, tc, 3e-4 + 1e-6 * (tc - t0))
+            w.write_clock_offset(markers, tc, -2e-4)
         w.write_samples(markers, [t[r] for r, _ in cues], [name for _, name in cues])
         w.close(footer={"partial": "false", "gap_count": 0})
     return path
+
+
+def _write_muse_xdf(shared_data: Path, path: Path, n_rows: int) -> Path:
+    """A Muse recording as LabRecorder writes it (every timestamp, ClockOffset chunks every 5 s):
+    ``n_rows`` real rows (5 channels, 256 Hz), a minute of each state in turn, each minute of that
+    state's recording (tiled), and its cue."""
+    from edge.recordings import MUSE_COLUMNS, MUSE_STATES, XdfWriter
+
+    per = 256 * 60
+    src = [np.resize(read_muse(shared_data / "muse_mental_state" / f"subjecta-{s}-1.csv").samples,
+                     ((n_rows // per // 3 + 1) * per, 5)).astype(np.float32) for s in MUSE_STATES]
+    x = np.empty((n_rows, 5), np.float32)
+    for a in range(0, n_rows, per):
+        m = a // per
+        x[a:a + per] = src[m % 3][m // 3 * per:m // 3 * per + min(per, n_rows - a)]
+    del src
+    t = 4000.0 + np.arange(n_rows) / 256.0 + np.random.default_rng(0).uniform(-1e-4, 1e-4, n_rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with XdfWriter(path) as w:
+        eeg = w.add_stream("Muse", "EEG", 5, 256.0, source_id="muse",
+                           channels=[{"label": c, "unit": "microvolts", "type": "EEG"} for c in MUSE_COLUMNS[1:]])
+        cues = w.add_stream("cues", "Markers", 1, 0.0, "string")
+        for a in range(0, n_rows, 256 * 5):
+            w.write_samples(eeg, t[a:a + 256 * 5], x[a:a + 256 * 5])
+            w.write_clock_offset(eeg, t[a], 1e-4 + 1e-9 * a)
+            w.write_clock_offset(cues, t[a], 2e-4)
+        rows = range(0, n_rows, per)
+        w.write_samples(cues, [t[r] - 1 / 512 for r in rows], [MUSE_STATES[r // per % 3] for r in rows])
+        w.close()
+    return path
+
+
+def _longest_file_rows(bundle) -> int:
+    """The rows of the longest continuous file calibrate takes for ``bundle`` (max_windows windows)."""
+    length, stride, f = int(bundle.window["length"]), calibration_stride(bundle), bundle.signal_chain().factor
+    return ((max_windows(bundle) - 1) * stride + length) * f
 
 
 def _longest(kind: str, shared_data: Path, folder: Path) -> list[Path]:
@@ -237,7 +289,7 @@ def test_a_long_session_calibrates_within_the_footprint(kind, shared_data, tmp_p
 
 
 def test_a_file_over_the_values_cap_is_refused_before_it_is_read(shared_data, tmp_path):
-    """Over CALIBRATION_MAX_VALUES (one file: a reader holds its file whole): one line with the fix,
+    """A CSV table over CALIBRATION_MAX_VALUES (its readers hold a file whole): one line with the fix,
     and the file is not parsed (its bad last line is never reached), so the refusal costs next to
     nothing whatever the file's size (a 512 MB CSV, the reader's own cap, peaked at 53 MB)."""
     rows = config.CALIBRATION_MAX_VALUES // (33 + 7) + 1000
@@ -248,6 +300,164 @@ def test_a_file_over_the_values_cap_is_refused_before_it_is_read(shared_data, tm
     assert "Traceback" not in out and "not,a,row" not in out, out
     assert peak <= FOOTPRINT_MB, f"peak RSS {peak:.1f} MB refusing a session"
     assert not (tmp_path / "mine").exists()
+
+
+# -- one file over the values cap, read in blocks ---------------------------------------------------
+
+def _muse_edf(shared_data: Path, path: Path, seconds: int, kind: str) -> Path:
+    """A Muse recording as EDF+ (edfio) or BDF+: 4 channels at 256 Hz, a state annotation every minute."""
+    import edfio
+
+    from edge.recordings import MUSE_STATES
+
+    x = np.resize(np.concatenate([read_muse(shared_data / "muse_mental_state" / f"subjecta-{s}-1.csv").samples
+                                  for s in MUSE_STATES]), (256 * seconds, 5))
+    signal = edfio.BdfSignal if kind == "bdf" else edfio.EdfSignal
+    signals = [signal(x[:, k], 256, label=c, physical_dimension="uV", physical_range=(-2000, 2000))
+               for k, c in enumerate(("TP9", "AF7", "AF8", "TP10"))]
+    notes = [edfio.EdfAnnotation(m * 60.0, None, MUSE_STATES[m % 3]) for m in range(seconds // 60)]
+    (edfio.Bdf if kind == "bdf" else edfio.Edf)(signals, annotations=notes).write(path)
+    return path
+
+
+def _one_file(kind: str, shared_data: Path, folder: Path):
+    """(bundle, a session of one item) of each format read in blocks."""
+    if kind.startswith("record"):  # lost samples, NaN rows, a clock stepping back, clock offsets
+        return "grasp-lift", [_write_xdf(shared_data, folder / "s.xdf", 40_000, 1000.0, gaps=True, clock=True)]
+    if kind in ("edf", "bdf"):
+        return "emotion", [_muse_edf(shared_data, folder / f"s.{kind}", 600, kind)]
+    return "gesture", [shared_data / "myo_armband" / "EvaluationDataset" / "Male1" / "training0"]
+
+
+@pytest.mark.parametrize("kind", ["record", "record-thinned", "edf", "bdf", "myo"])
+def test_a_file_read_in_blocks_gives_the_windows_of_the_file_read_whole(kind, shared_data, tmp_path, monkeypatch):
+    """With CALIBRATION_MAX_VALUES lowered under the file, it is opened and filtered a block at a time
+    through the same causal chain: the windows, their rows and truths, the segments, the parts and
+    the session's hash are those of the file read whole, bit for bit (thinned, on both reads)."""
+    name, data = _one_file(kind, shared_data, tmp_path)
+    bundle = load_bundle(FIXTURE_BUNDLES / name)
+    if kind.endswith("thinned"):
+        monkeypatch.setattr(config, "CALIBRATION_MAX_WINDOW_BYTES", 600 * 50 * 32 * 4)
+    files = sys.modules["edge.calibration.session_files"]
+    opened, real = [], files.open_recording
+    monkeypatch.setattr(files, "open_recording", lambda p: opened.append(p) or real(p))
+    whole = calibration_session(data, bundle)
+    assert not opened
+    monkeypatch.setattr(config, "CALIBRATION_MAX_VALUES", 1000)
+    streamed = calibration_session(data, bundle)
+    assert opened == data * (2 if kind.endswith("thinned") else 1)
+    (sw, rows, digest, parts), (ref, ref_rows, ref_digest, ref_parts) = streamed, whole
+    assert len(sw.first) > 300 and np.array_equal(np.asarray(sw.windows), np.asarray(ref.windows))
+    for a, b in ((sw.first, ref.first), (sw.last, ref.last), (sw.y, ref.y), (parts, ref_parts),
+                 (rows.segments, ref_rows.segments)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert (digest, rows.n_samples, rows.thinning) == (ref_digest, ref_rows.n_samples, ref_rows.thinning)
+    assert (rows.thinning is not None) == kind.endswith("thinned")
+    if kind == "record":
+        assert len(rows.segments) >= 4  # the gaps and the NaN rows cut it
+
+
+@pytest.mark.parametrize("kind", ["record", "edf"])
+def test_a_bundle_calibrated_on_a_file_read_in_blocks_is_bit_identical(kind, shared_data, tmp_path, monkeypatch):
+    name, data = _one_file(kind, shared_data, tmp_path)
+    calibrate(FIXTURE_BUNDLES / name, data, tmp_path / "whole", force=True)
+    monkeypatch.setattr(config, "CALIBRATION_MAX_VALUES", 1000)
+    calibrate(FIXTURE_BUNDLES / name, data, tmp_path / "blocks", force=True)
+    for f in ("manifest.json", "model.tflite"):
+        assert (tmp_path / "blocks" / f).read_bytes() == (tmp_path / "whole" / f).read_bytes(), f
+
+
+def test_a_file_too_long_even_thinned_is_refused_before_it_is_opened(shared_data, tmp_path, monkeypatch):
+    """Its rows, as one continuous recording, would make more windows than any thinning keeps: one
+    line naming the file, before anything of it is held; the longest file that is taken is taken."""
+    bundle = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
+    monkeypatch.setattr(config, "CALIBRATION_MAX_WINDOW_BYTES", 200 * 50 * 32 * 4)
+    monkeypatch.setattr(config, "CALIBRATION_MAX_VALUES", 1000)
+    longest = _longest_file_rows(bundle)
+    fits = _write_xdf(shared_data, tmp_path / "fits.xdf", longest, 1000.0)
+    over = _write_xdf(shared_data, tmp_path / "over.xdf", longest + calibration_stride(bundle) * 2, 1000.0)
+    _, rows, _, _ = calibration_session([fits], bundle)
+    assert rows.thinning is not None and rows.thinning.of == max_windows(bundle)
+    files = sys.modules["edge.calibration.session_files"]
+    monkeypatch.setattr(files, "open_recording", lambda p: pytest.fail(f"{p} was opened"))
+    with pytest.raises(CalibrationError, match=r"over\.xdf: the session is too long to calibrate within the edge's "
+                                               r"memory: \d+ s of recordings make \d+ windows.*calibrate on a "
+                                               r"shorter session"):
+        calibration_session([over], bundle)
+
+
+# Peaks (this machine, tflite_runtime / ai_edge_litert): one record file of 10.8 min (325 k rows x 32
+# channels, 2.6 times the values cap) 82 / 84 MB, where the same file read whole (the cap lifted)
+# took 175 MB; the longest Muse file (2.36 M rows, 154 min, with clock offsets) 101 / 103 MB (307 MB
+# whole); a 236 MB EDF+ 88 / 91 MB.
+def test_the_longest_record_file_calibrates_within_the_footprint(shared_data, tmp_path):
+    """One ``neurogrip record`` file over CALIBRATION_MAX_VALUES, as long as one file may be for the
+    grasp-lift bundle: read in blocks, thinned, within the edge's footprint."""
+    bundle = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
+    data = _write_xdf(shared_data, tmp_path / "session.xdf", _longest_file_rows(bundle) - 10, 1000.0)
+    assert recording_values(data) > 2.5 * config.CALIBRATION_MAX_VALUES
+    rc, peak, out = _calibrate_child(_far_off_base("grasp-lift", tmp_path / "base"), [data], tmp_path / "mine")
+    assert rc == 0 and "normalisation person" in out and "windows taken every" in out, out
+    assert peak <= FOOTPRINT_MB, f"peak RSS {peak:.1f} MB on one file of {recording_values(data)} values\n{out[-600:]}"
+
+
+def _big_edf(shared_data: Path, path: Path, seconds: int, n_signals: int = 64) -> Path:
+    """An EDF+C written by hand a minute at a time (never whole in memory): ``n_signals`` at 256 Hz,
+    the Muse's four channels first (a minute of one state's recording each, tiled), the others
+    noise, then the annotation signal: each 1 s record's time-keeping annotation and, each
+    minute, the state's cue."""
+    from edge.recordings import MUSE_STATES
+
+    def field(value, n):
+        return str(value).ljust(n)[:n].encode("latin-1")
+
+    labels = ["TP9", "AF7", "AF8", "TP10"] + [f"X{i}" for i in range(n_signals - 4)] + ["EDF Annotations"]
+    ns, data, tal = len(labels), n_signals, 60
+    head = b"".join([field("0", 8), field("X X X X", 80), field("Startdate 01-JAN-2020 X X X", 80),
+                     field("01.01.20", 8), field("00.00.00", 8), field(256 * (ns + 1), 8), field("EDF+C", 44),
+                     field(seconds, 8), field(1, 8), field(ns, 4)])
+    columns = [labels, [""] * ns, ["uV"] * data + [""], [-3000] * data + [-1], [3000] * data + [1],
+               [-32768] * ns, [32767] * ns, [""] * ns, [256] * data + [tal // 2], [""] * ns]
+    head += b"".join(field(v, n) for col, n in zip(columns, (16, 80, 8, 8, 8, 8, 8, 80, 8, 32)) for v in col)
+    src = [read_muse(shared_data / "muse_mental_state" / f"subjecta-{s}-1.csv").samples[:, :4] for s in MUSE_STATES]
+    rng = np.random.default_rng(0)
+    with path.open("wb") as fh:
+        fh.write(head)
+        for a in range(0, seconds, 60):
+            k, state = min(60, seconds - a), a // 60 % 3
+            d = np.empty((k, data, 256), np.int16)
+            d[:, :4] = np.round(np.resize(src[state], (k * 256, 4)) / 3000 * 32767).reshape(k, 256, 4).transpose(0, 2, 1)
+            d[:, 4:] = rng.integers(-500, 500, (k, data - 4, 256), dtype=np.int16)
+            for r in range(k):
+                cue = f"+{a}\x14{MUSE_STATES[state]}\x14\x00" if r == 0 else ""
+                fh.write(d[r].tobytes() + f"+{a + r}\x14\x14\x00{cue}".encode().ljust(tal, b"\x00"))
+    return path
+
+
+@pytest.mark.slow  # writes 236 MB
+def test_an_edf_near_its_readers_cap_calibrates_within_the_footprint(shared_data, tmp_path):
+    """An EDF+ of 236 MB (RECORDING_MAX_EDF_BYTES is 256 MB; 118 M values, 30 times the values cap):
+    64 signals of which the emotion bundle takes four, two hours; read in blocks within the footprint."""
+    data = _big_edf(shared_data, tmp_path / "big.edf", 7200)
+    assert recording_values(data) > 25 * config.CALIBRATION_MAX_VALUES
+    rc, peak, out = _calibrate_child(_far_off_base("emotion", tmp_path / "base"), [data], tmp_path / "mine")
+    assert rc == 0 and "windows taken every" in out, out
+    assert peak <= FOOTPRINT_MB, f"peak RSS {peak:.1f} MB on a 236 MB EDF\n{out[-600:]}"
+
+
+@pytest.mark.parametrize("longest", [pytest.param(True, marks=pytest.mark.slow), False])
+def test_a_long_labrecorder_style_muse_file_calibrates_within_the_footprint(longest, shared_data, tmp_path):
+    """A Muse XDF with a timestamp on every sample and clock offsets every 5 s, as LabRecorder writes
+    it: the longest one file may be for the emotion bundle (154 min, 2.36 M rows; slow), and a shorter
+    one (19.5 min) with CALIBRATION_MAX_VALUES lowered under it in the child."""
+    bundle = load_bundle(FIXTURE_BUNDLES / "emotion")
+    rows = _longest_file_rows(bundle) - 10 if longest else 300_000
+    data = _write_muse_xdf(shared_data, tmp_path / "muse.xdf", rows)
+    cap = None if longest else 200_000
+    assert recording_values(data) > (cap or config.CALIBRATION_MAX_VALUES)
+    rc, peak, out = _calibrate_child(_far_off_base("emotion", tmp_path / "base"), [data], tmp_path / "mine", cap)
+    assert rc == 0 and "normalisation person" in out and "windows taken every" in out, out
+    assert peak <= FOOTPRINT_MB, f"peak RSS {peak:.1f} MB on a {rows}-row Muse file\n{out[-600:]}"
 
 
 def test_the_values_cap_is_per_file(shared_data, monkeypatch):

@@ -113,3 +113,25 @@ def test_info_evaluate_and_replay_on_a_labrecorder_file(labrecorder_xdf, tmp_pat
     summary = serve(FIXTURE_BUNDLES / "emotion", f"replay:{path}?speed=0", "none", config=RuntimeConfig(),
                     install_signals=False)
     assert summary.windows > 100 and summary.faults == {}
+
+
+def test_a_labrecorder_file_read_in_blocks_is_the_file_read_whole(labrecorder_xdf, monkeypatch, caplog):
+    """What calibrate reads a file larger than it may hold with (open_recording): LabRecorder's clock
+    offsets mapped as pyxdf maps them (every timestamp pyxdf's, bit for bit), the same recording."""
+    import pyxdf
+
+    from edge.recordings import blocks, open_recording
+    from edge.recordings.xdf import xdf_timestamps
+
+    path, _, _ = labrecorder_xdf
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 4096)
+    whole, opened = read_recording(path), open_recording(path)
+    assert np.array_equal(np.asarray(opened.samples), whole.samples) and opened.markers == whole.markers
+    np.testing.assert_array_equal(opened.segments, whole.segments)
+    streams, _ = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
+    eeg = next(s for s in streams if s["info"]["channel_format"][0] != "string")
+    assert eeg["clock_times"]  # LabRecorder measured the stream's clock offset as it recorded
+    with caplog.at_level("INFO", logger="edge.recordings.xdf"):
+        ours = np.concatenate(list(xdf_timestamps(path)))
+    assert np.array_equal(ours.view(np.int64), eeg["time_stamps"].view(np.int64))
+    assert "read whole" not in caplog.text  # mapped a block at a time, not loaded by pyxdf
