@@ -123,7 +123,7 @@ class Evidence:
                 s[c] = 0.0
                 continue
             v = s[c] * d + ln[c] - (second if c == first else top)
-            s[c] = v = v if v > 0.0 else 0.0
+            s[c] = v = max(0.0, v)
             if v >= self._commit and v > best_s:
                 best, best_s = c, v
         return best

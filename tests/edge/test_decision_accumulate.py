@@ -178,7 +178,7 @@ def test_the_vote_filter_stated_or_not_decides_the_same():
     rng = np.random.default_rng(3)
     probs = rng.dirichlet(np.full(N, 0.2), 400)
     t = np.arange(400) * 25.0
-    kw = dict(mode="multiclass", moves_arm=True, commands=CMDS, reject_below=0.6, vote=3, min_dwell_ms=50)
+    kw = {"mode": "multiclass", "moves_arm": True, "commands": CMDS, "reject_below": 0.6, "vote": 3, "min_dwell_ms": 50}
     a = Decider(DecisionPolicy(GESTURES, **kw)).process(probs, t)
     b = Decider(DecisionPolicy(GESTURES, filter="vote", **kw)).process(probs, t)
     assert [(d.label, d.action, d.reason) for d in a] == [(d.label, d.action, d.reason) for d in b]

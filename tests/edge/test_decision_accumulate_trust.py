@@ -10,8 +10,8 @@ import shutil
 import pytest
 
 from edge import config
-from edge.bundle import load_bundle, signing, write_bundle
 from edge.bundle import keys as bundle_keys
+from edge.bundle import load_bundle, signing, write_bundle
 from edge.calibration import calibrate
 from edge.cli import main
 from edge.errors import SignatureError
