@@ -234,9 +234,10 @@ CALIBRATION_MIN_WINDOWS = 40  # per part, and per class for one-class-at-a-time 
 # reads one file at a time, docs/robustness.md "Calibration's memory").
 # Values: rows x columns of ONE file read whole (and of a Kaggle events file), counted from sizes
 # or lines before it is read (a reader holds a file whole: 8-13 bytes per value; 4 M: a 4-minute
-# 32-channel XDF, ~96 MB in calibrate).  A larger XDF, EDF/BDF file or Myo folder is read in blocks
-# from the file instead, up to its reader's own cap (82-103 MB for the longest one file may be); a
-# larger CSV table is refused with one line.  A session of many files is not bounded by it either.
+# 32-channel XDF, ~96 MB in calibrate).  A larger XDF, EDF/BDF file, Myo folder or CSV file (grasp-lift,
+# Muse, GAMEEMO) is read in blocks from the file instead, up to its reader's own cap (82-103 MB for
+# the longest one file may be; RECORDING_MAX_BYTES for a CSV file).  Nor does it bound a session of
+# many files.
 # Windows: n x length x channels x 4 bytes of the whole session (16 MB: 2.1 min of 32-channel EEG
 # at 500 Hz, 8.4 min of Myo EMG at calibration's own stride).  Fitting holds 3-4 times that at its
 # peak (94-110 MB at this cap).  A longer session is not refused: the same share of each label's

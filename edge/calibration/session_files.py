@@ -5,14 +5,18 @@ reads through :func:`edge.calibration.session.calibration_session`.
 
 A file of at most ``CALIBRATION_MAX_VALUES`` values (rows x columns, counted before it is read) is
 read whole.  A larger one is read in blocks (:func:`check_values`, :func:`edge.recordings.open_recording`):
-an XDF, EDF/BDF file or a Myo folder of any size its reader takes (its own cap,
+an XDF, EDF/BDF file, a Myo folder or a CSV file of any size its reader takes (its own cap,
 ``RECORDING_MAX_XDF_BYTES``, ``RECORDING_MAX_EDF_BYTES``, ``RECORDING_MAX_BYTES``); what is held of
 it is a few bytes a row (its labels, which rows are valid) and a block of its samples at a time,
 which the chain filters and the windows are cut from as if it had been read whole (the chain is
 causal and bit-exact whatever the chunking).  Such a file whose
 rows, as one continuous recording, would make a session too long to calibrate
-(:func:`~edge.calibration.windows.too_long`) is refused before it is opened.  A CSV table over the
-values cap is refused with one line: its readers hold a file whole.
+(:func:`~edge.calibration.windows.too_long`) is refused before it is opened.  A CSV file of a
+signal layout (grasp-lift data with its events, Muse, GAMEEMO) is read in blocks too, up to its
+reader's own cap (``RECORDING_MAX_BYTES``): checked as the whole read checks it in one pass that
+notes where its blocks start, then parsed a block at a time (:mod:`edge.recordings.csv_blocks`);
+held of it besides: a grasp-lift series' labels (6 bytes a row) and, while it is opened, its ids
+or timestamps (8 bytes a row).
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from edge.errors import CalibrationError
 from edge.recordings import (
     Recording,
     open_recording,
-    opens_in_blocks,
     read_recording,
     recording_rows,
     recording_values,
@@ -170,26 +173,24 @@ def check_values(p, bundle) -> bool:
     """Whether item ``p`` is read in blocks: a file whose values (rows x columns, counted before it is
     read) are more than one read may hold whole (``CALIBRATION_MAX_VALUES``).
 
+    Every layout :func:`~edge.recordings.read_recording` takes is opened in blocks
+    (:func:`~edge.recordings.open_recording`), up to its reader's own cap (``RECORDING_MAX_BYTES``
+    for a CSV file, decompressed; ``RECORDING_MAX_XDF_BYTES``, ``RECORDING_MAX_EDF_BYTES``).
+
     Raises
     ------
     CalibrationError
-        Such a file only a CSV reader takes (it holds a file whole), or one whose rows, were they one
-        continuous recording, would make a session too long to calibrate: one line each, before the
-        file is read.
+        A file whose rows, were they one continuous recording, would make a session too long to
+        calibrate: one line, before the file is opened.
+    RecordingError
+        A file over its reader's cap, or of no layout a reader takes: the reader's one line.
     """
     if isinstance(p, Recording):  # already in memory: nothing more to bound
         return False
     cap = config.CALIBRATION_MAX_VALUES
     if recording_values(p, stop_after=cap) <= cap:  # stops counting past the cap
         return False
-    if not opens_in_blocks(p):
-        minutes = cap / len(bundle.channels) / bundle.fs / 60
-        raise CalibrationError(
-            f"the session is too large to calibrate within the edge's memory: {p} holds more than {cap} values "
-            f"(rows x columns), what one CSV file may hold (CALIBRATION_MAX_VALUES: a CSV reader holds a file "
-            f"whole), at most {minutes:.1f} min of this bundle's {len(bundle.channels)} channels: record the "
-            "session as several shorter files (--data takes them all, in order), or as XDF or EDF")
-    rows = recording_rows(p)
+    rows = recording_rows(p)  # a file of no layout read_recording takes: its reader's one line
     out = rows // bundle.signal_chain().factor  # the chain's output rows, were they one segment
     length, stride = int(bundle.window["length"]), calibration_stride(bundle)
     made = (out - length) // stride + 1 if out >= length else 0  # len(window_ends(out, length, stride))

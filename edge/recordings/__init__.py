@@ -21,10 +21,11 @@ Layouts
   which ``neurogrip record`` writes (:class:`~edge.recordings.xdf_writer.XdfWriter`).
 * EDF, EDF+, BDF, BDF+ (:mod:`~edge.recordings.edf`, read with edfio: :func:`read_edf`).
 
-:func:`open_recording` reads an XDF, EDF/BDF file or a Myo folder without holding its samples
-(:mod:`~edge.recordings.blocks`: they are read a block of rows at a time, the same values), for
-``neurogrip calibrate``'s files larger than it may hold; :func:`recording_rows` counts its rows
-first, from sizes and headers.  The CSV layouts are read whole.
+:func:`open_recording` reads any of them but the feature table without holding its samples
+(:mod:`~edge.recordings.blocks`: they are read a block of rows at a time, the same values; a CSV
+layout's through :mod:`~edge.recordings.csv_blocks`), for ``neurogrip calibrate``'s files larger
+than it may hold; :func:`recording_rows` counts its rows first, from sizes and headers (a CSV
+file's lines).
 
 Marker streams and annotations become :attr:`Recording.markers`; :func:`labels_from_markers`
 turns cue markers into per-sample labels (the readers do, given ``label_names``).
@@ -45,13 +46,14 @@ from edge.recordings.base import STOP_MARKERS, FeatureTable, Recording, labels_f
 from edge.recordings.blocks import Blocks
 from edge.recordings.edf import edf_rows, edf_values, open_edf, read_edf
 from edge.recordings.emotions_table import EMOTION_LABELS, read_emotions_table
-from edge.recordings.gameemo import GAMEEMO_CHANNELS, GAMEEMO_FS, GAMEEMO_GAMES, read_gameemo
+from edge.recordings.gameemo import GAMEEMO_CHANNELS, GAMEEMO_FS, GAMEEMO_GAMES, open_gameemo, read_gameemo
 from edge.recordings.grasp_lift import (
     GRASP_LIFT_CHANNELS,
     GRASP_LIFT_EVENTS,
     GRASP_LIFT_FS,
     find_grasp_lift_series,
     grasp_lift_paths,
+    open_grasp_lift,
     read_grasp_lift,
     read_grasp_lift_events,
     write_grasp_lift,
@@ -62,6 +64,7 @@ from edge.recordings.muse import (
     MUSE_FS,
     MUSE_GAP_PERIODS,
     MUSE_STATES,
+    open_muse,
     read_muse,
     write_muse,
 )
@@ -116,28 +119,40 @@ def read_recording(path: str | Path) -> Recording:
     reader = SUFFIX_READERS.get(path.suffix.lower())
     if reader is not None:
         return reader(path)
+    return _csv_layout(path)[0](path)
+
+
+def _csv_layout(path: Path):
+    """``(reader, opener)`` of a CSV file's layout, from its name, else from its header line."""
     name = path.name
     if grasp_lift.FILE_NAME.match(name):
         if "_events.csv" in name:
             raise RecordingError(path, None, "an events file", "the matching _data.csv file")
-        return read_grasp_lift(path)
+        return read_grasp_lift, open_grasp_lift
     if gameemo.FILE_NAME.match(name):
-        return read_gameemo(path)
+        return read_gameemo, open_gameemo
     if muse.FILE_NAME.match(name):
-        return read_muse(path)
+        return read_muse, open_muse
     fields = header_fields(read_header(path))  # the header line only: the reader then reads the file in blocks
     if tuple(fields) == MUSE_COLUMNS:
-        return read_muse(path)
+        return read_muse, open_muse
     if tuple(fields) == GAMEEMO_CHANNELS:
-        return read_gameemo(path)
+        return read_gameemo, open_gameemo
     raise RecordingError(path, 1, "unknown layout",
                          "a Kaggle subjN_seriesM_data.csv, a Muse CSV, a GAMEEMO CSV, or an .xdf, .edf or .bdf file")
 
 
 def opens_in_blocks(path: str | Path) -> bool:
-    """Whether :func:`open_recording` takes ``path``: a folder (Myo), an XDF, EDF or BDF file."""
+    """Whether :func:`open_recording` takes ``path``: a folder (Myo), an XDF, EDF or BDF file, or a
+    CSV file of a signal layout (grasp-lift data, Muse, GAMEEMO; not an events file or a feature table)."""
     path = Path(path)
-    return path.is_dir() or path.suffix.lower() in SUFFIX_OPENERS
+    if path.is_dir() or path.suffix.lower() in SUFFIX_OPENERS:
+        return True
+    try:
+        _csv_layout(path)
+    except RecordingError:
+        return False
+    return True
 
 
 def open_recording(path: str | Path) -> Recording:
@@ -145,25 +160,27 @@ def open_recording(path: str | Path) -> Recording:
     :class:`~edge.recordings.blocks.Blocks` (its rows are read from the file when made into an
     array, a block at a time: the same values), ``sample_index`` an empty array and ``timestamps``
     None; every other field is :func:`read_recording`'s (:func:`~edge.recordings.xdf.open_xdf`,
-    :func:`~edge.recordings.edf.open_edf`, :func:`~edge.recordings.myo.open_myo`).
+    :func:`~edge.recordings.edf.open_edf`, :func:`~edge.recordings.myo.open_myo`, and for the CSV
+    layouts :func:`~edge.recordings.grasp_lift.open_grasp_lift`, :func:`~edge.recordings.muse.open_muse`,
+    :func:`~edge.recordings.gameemo.open_gameemo`, :mod:`~edge.recordings.csv_blocks`).
 
     Raises
     ------
     RecordingError
-        What the reader raises; a CSV layout (:func:`opens_in_blocks`: read it with
-        :func:`read_recording`).
+        What :func:`read_recording` raises, with the same message.
     """
     path = Path(path)
-    if not opens_in_blocks(path):
-        raise RecordingError(path, None, "a CSV table (its readers hold it whole)",
-                             "an .xdf, .edf or .bdf file or a Myo folder to read in blocks")
-    return open_myo(path) if path.is_dir() else SUFFIX_OPENERS[path.suffix.lower()](path)
+    if path.is_dir():
+        return open_myo(path)
+    opener = SUFFIX_OPENERS.get(path.suffix.lower())
+    return opener(path) if opener is not None else _csv_layout(path)[1](path)
 
 
 def recording_rows(path: str | Path) -> int:
     """How many rows :func:`open_recording` (and :func:`read_recording`) would give ``path``, found
     without reading them: an XDF's signal stream's samples from its chunks' headers, an EDF/BDF's
-    from its header and size, a Myo folder's from its files' sizes.
+    from its header and size, a Myo folder's from its files' sizes, a CSV file's by counting its
+    lines (one bounded pass).
 
     Raises
     ------
@@ -174,9 +191,10 @@ def recording_rows(path: str | Path) -> int:
     if path.is_dir():
         return myo_values(path) // len(MYO_CHANNELS)
     suffix = path.suffix.lower()
-    if suffix not in SUFFIX_OPENERS:
-        open_recording(path)  # raises: a CSV table
-    return xdf_rows(path) if suffix == ".xdf" else edf_rows(path)
+    if suffix in SUFFIX_OPENERS:
+        return xdf_rows(path) if suffix == ".xdf" else edf_rows(path)
+    _csv_layout(path)  # raises: not a layout read_recording takes
+    return count_rows(path)[1]  # one bounded pass over its lines
 
 
 def recording_values(path: str | Path, stop_after: int | None = None) -> int:
@@ -246,6 +264,9 @@ __all__ = [
     "find_myo_sessions",
     "grasp_lift_paths",
     "labels_from_markers",
+    "open_gameemo",
+    "open_grasp_lift",
+    "open_muse",
     "open_recording",
     "opens_in_blocks",
     "read_edf",

@@ -135,21 +135,29 @@ def split_header(data: bytes, path: Path) -> tuple[str, bytes]:
     return header, body
 
 
-def _blocks(path: Path):
+def _blocks(path: Path, *, start: int = 0, part_bytes: int | None = None, offsets: bool = False):
     """The file's text (decompressed for ``.gz``) in blocks of whole lines, line ends made ``"\n"``.
+
+    From byte ``start`` of the (decompressed) text, a line's start, read ``part_bytes`` at a time
+    (``_BLOCK_BYTES``); with ``offsets``, ``(where the block starts in the text, block)``: never
+    between a ``"\r"`` and its ``"\n"``, so reading from there gives the same blocks' text again.
 
     Every block but the last ends with ``"\n"``; the first holds the whole header line.  About
     ``_BLOCK_BYTES`` plus one line is held at a time.  The file's size is checked first and the
     text is refused beyond ``RECORDING_MAX_BYTES`` (a gzip bomb stops there), the header line
-    beyond ``RECORDING_MAX_HEADER_BYTES`` and any other line beyond ``RECORDING_MAX_LINE_BYTES``.
+    beyond ``RECORDING_MAX_HEADER_BYTES`` and any other line beyond ``RECORDING_MAX_LINE_BYTES``
+    (whatever the parts read: a long line inside one is refused as one cut across two).
     """
     limit = config.RECORDING_MAX_BYTES
     try:
         check_file(path, limit, "RECORDING_MAX_BYTES")
         with _open(path) as fh:
-            total, carry, lines, header = 0, b"", 0, True
+            if start:
+                fh.seek(start)
+            total, carry, lines, header, at = start, b"", 0, not start, start
+            part_bytes = _BLOCK_BYTES if part_bytes is None else part_bytes
             while True:
-                part = fh.read(_BLOCK_BYTES)
+                part = fh.read(part_bytes)
                 total += len(part)
                 if total > limit:  # bounded even if the file grew since stat()
                     raise _over_limit(path)
@@ -158,7 +166,7 @@ def _blocks(path: Path):
                     if b"\r" in data:
                         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
                     if data:
-                        yield data
+                        yield (at, data) if offsets else data
                     return
                 # a "\r" at the end may be the first half of a "\r\n": it waits for the next part
                 held = b"\r" if data.endswith(b"\r") else b""
@@ -167,10 +175,13 @@ def _blocks(path: Path):
                     data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
                 cut = data.rfind(b"\n") + 1
                 if cut:
+                    if cut > config.RECORDING_MAX_LINE_BYTES:  # however the file's parts fell
+                        _check_lines(data[:cut], path, lines, header)
                     lines += data.count(b"\n", 0, cut)
                     header = False
-                    yield data[:cut]
-                carry = data[cut:] + held
+                    yield (at, data[:cut]) if offsets else data[:cut]
+                carry = data[cut:] + held  # no "\r" or "\n" but ``held``: as many bytes as in the file
+                at = total - len(carry)
                 if header and len(carry) > config.RECORDING_MAX_HEADER_BYTES + 3:  # + 3: a byte-order mark
                     _take_header(carry, path)  # raises, naming the header's limit
                 elif not header and len(carry) > config.RECORDING_MAX_LINE_BYTES:
@@ -179,6 +190,19 @@ def _blocks(path: Path):
                                          f"a CSV line of at most {max_line} bytes (RECORDING_MAX_LINE_BYTES)")
     except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip, permissions, ...
         raise _unreadable(path, exc) from None
+
+
+def _check_lines(block: bytes, path: Path, before: int, header: bool) -> None:
+    """Refuse a line of ``block`` (whole lines, ``before`` lines into the file; with ``header`` the
+    header line first, bounded apart) longer than ``RECORDING_MAX_LINE_BYTES``."""
+    max_line = config.RECORDING_MAX_LINE_BYTES
+    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+    over = np.diff(ends, prepend=-1) - 1 > max_line
+    over[:int(header)] = False
+    long = np.flatnonzero(over)
+    if long.size:
+        raise RecordingError(path, before + int(long[0]) + 1, f"a line longer than {max_line} bytes",
+                             f"a CSV line of at most {max_line} bytes (RECORDING_MAX_LINE_BYTES)")
 
 
 def read_header(path: Path) -> str:
@@ -248,38 +272,59 @@ def read_table(path: Path, columns: tuple[str, ...], *, id_prefix: bytes | None 
         first, rest = np.empty(n_rows, np.float64), np.empty((n_rows, n_cols - 1), np.float64)
     else:
         table = np.empty((n_rows, n_cols), np.float64)
-    done, skip_header = 0, True
-    for block in _blocks(path):
-        if skip_header:
-            block, skip_header = _take_header(block, path)[1], False
-            if not block:  # the first block held the header line alone
-                continue
-        if done == n_rows:
-            if block.strip(b"\n"):
-                raise _changed(path)
-            continue
-        lines = block[:-1] if block.endswith(b"\n") else block  # the last line's end, not a blank line
-        k = lines.count(b"\n") + 1
-        if k > n_rows - done:  # what follows the last row: empty lines only (the first pass saw them)
-            cut = -1
-            for _ in range(n_rows - done):
-                cut = lines.index(b"\n", cut + 1)
-            if lines[cut:].strip(b"\n"):
-                raise _changed(path)
-            lines, k = lines[:cut], n_rows - done
-        if trailing_comma:
-            lines = lines.replace(b",\n", b"\n")
-            if lines.endswith(b","):
-                lines = lines[:-1]
-        values = parse_numeric(lines, n_cols, path, first_line=2 + done, id_prefix=id_prefix)
+    for _, done, values in table_blocks(path, n_rows, n_cols, id_prefix=id_prefix, trailing_comma=trailing_comma):
+        k = len(values)
         if first_apart:
             first[done:done + k], rest[done:done + k] = values[:, 0], values[:, 1:]
         else:
             table[done:done + k] = values
-        done += k
+    return (first, rest) if first_apart else table
+
+
+def table_blocks(path: Path, n_rows: int, n_cols: int, *, id_prefix: bytes | None = None,
+                 trailing_comma: bool = False, start: int = 0, done: int = 0, part_bytes: int | None = None):
+    """:func:`read_table`'s second pass: ``(where the block starts in the text, its first row, its
+    values)`` for each block of rows, the file holding ``n_rows`` (:func:`count_rows`).  From byte
+    ``start``, row ``done`` (a place an earlier pass gave) it reads on from there, as
+    :class:`~edge.recordings.csv_blocks.CsvRows` does."""
+    first_block = not start
+    for at, block in _blocks(path, start=start, part_bytes=part_bytes, offsets=True):
+        values = block_values(block, path, done, n_rows, n_cols, header=first_block, id_prefix=id_prefix,
+                              trailing_comma=trailing_comma)
+        first_block = False
+        if values is not None:
+            yield at, done, values
+            done += len(values)
     if done != n_rows:
         raise _changed(path)
-    return (first, rest) if first_apart else table
+
+
+def block_values(block: bytes, path: Path, done: int, n_rows: int, n_cols: int, *, header: bool,
+                 id_prefix: bytes | None, trailing_comma: bool) -> np.ndarray | None:
+    """The rows of one block of :func:`_blocks` (the file's first, with ``header``) whose first row is
+    row ``done`` of ``n_rows``, parsed (:func:`parse_numeric`); None when it holds none."""
+    if header:
+        block = _take_header(block, path)[1]
+        if not block:  # the first block held the header line alone
+            return None
+    if done == n_rows:
+        if block.strip(b"\n"):
+            raise _changed(path)
+        return None
+    lines = block[:-1] if block.endswith(b"\n") else block  # the last line's end, not a blank line
+    k = lines.count(b"\n") + 1
+    if k > n_rows - done:  # what follows the last row: empty lines only (the first pass saw them)
+        cut = -1
+        for _ in range(n_rows - done):
+            cut = lines.index(b"\n", cut + 1)
+        if lines[cut:].strip(b"\n"):
+            raise _changed(path)
+        lines = lines[:cut]
+    if trailing_comma:
+        lines = lines.replace(b",\n", b"\n")
+        if lines.endswith(b","):
+            lines = lines[:-1]
+    return parse_numeric(lines, n_cols, path, first_line=2 + done, id_prefix=id_prefix)
 
 
 def _changed(path: Path) -> RecordingError:

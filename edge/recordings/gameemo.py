@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge.recordings._text import read_table
 from edge.recordings.base import Recording
+from edge.recordings.csv_blocks import open_table
 
 GAMEEMO_FS = 128.0
 GAMEEMO_CHANNELS = (
@@ -27,7 +29,19 @@ def read_gameemo(path: str | Path) -> Recording:
     """
     path = Path(path)
     # Every GAMEEMO row ends with a comma: dropped once per row.  In bounded blocks (edge.recordings._text).
-    table = read_table(path, GAMEEMO_CHANNELS, trailing_comma=True)
+    return _recording(path, read_table(path, GAMEEMO_CHANNELS, trailing_comma=True))
+
+
+def open_gameemo(path: str | Path) -> Recording:
+    """:func:`read_gameemo`'s recording, checked the same way, without its samples in memory: ``samples``
+    is a :class:`~edge.recordings.blocks.Blocks` read from the file a block of lines at a time
+    (:mod:`edge.recordings.csv_blocks`), ``sample_index`` an empty array."""
+    path = Path(path)
+    rec = _recording(path, open_table(path, GAMEEMO_CHANNELS, trailing_comma=True))
+    return replace(rec, sample_index=np.zeros(0, np.int64))
+
+
+def _recording(path: Path, table) -> Recording:
     match = FILE_NAME.match(path.name)
     subject = game = ""
     if match:

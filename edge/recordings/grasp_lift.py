@@ -7,6 +7,7 @@ Ids may have gaps; the recording is then split into contiguous segments.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from edge.recordings._text import (
     write_table,
 )
 from edge.recordings.base import Recording
+from edge.recordings.csv_blocks import open_table, scan_table
 
 GRASP_LIFT_FS = 500.0
 GRASP_LIFT_CHANNELS = (
@@ -84,21 +86,17 @@ def read_grasp_lift(data_path: str | Path, events: bool = True) -> Recording:
     labels = None
     if events:
         ev_ids, flags = read_table(events_file, ("id",) + GRASP_LIFT_EVENTS, id_prefix=prefix, first_apart=True)
-        if ev_ids.shape[0] != ids.shape[0]:
-            line = 2 + min(ev_ids.shape[0], ids.shape[0])
-            raise RecordingError(events_file, line, f"{ev_ids.shape[0]} event rows for {ids.shape[0]} data rows",
-                                 f"one events row per row of {data_file.name}")
-        mismatch = np.flatnonzero(ev_ids != ids)
-        if mismatch.size:
-            row = int(mismatch[0])
-            raise RecordingError(events_file, 2 + row, f"id {prefix.decode()}{int(ev_ids[row])}",
-                                 f"the id of the same row in {data_file.name}: {prefix.decode()}{int(ids[row])}")
+        mismatch = np.flatnonzero(ev_ids != ids) if ev_ids.shape[0] == ids.shape[0] else np.empty(0, np.int64)
+        row = int(mismatch[0]) if mismatch.size else None
         bad = np.flatnonzero(~np.isin(flags, (0.0, 1.0)).all(axis=1))
-        if bad.size:
-            raise RecordingError(events_file, 2 + int(bad[0]), "an event value other than 0/1", "0 or 1")
+        _check_events(events_file, data_file, prefix, (ev_ids.shape[0], ids.shape[0]),
+                      None if row is None else (row, ev_ids[row], ids[row]), int(bad[0]) if bad.size else None)
         labels = flags.astype(np.uint8)
         del ev_ids, flags
+    return _recording(samples, index, labels, subject, series, data_file)
 
+
+def _recording(samples, index: np.ndarray, labels, subject: str, series: str, data_file: Path) -> Recording:
     return Recording(
         samples=samples,
         channels=GRASP_LIFT_CHANNELS,
@@ -111,6 +109,56 @@ def read_grasp_lift(data_path: str | Path, events: bool = True) -> Recording:
         session=series,
         source=data_file,
     )
+
+
+def _check_events(events_file: Path, data_file: Path, prefix: bytes, counts: tuple[int, int], mismatch, bad) -> None:
+    """The events file's rows against the data file's: ``counts`` (events rows, data rows), the first
+    row whose id differs ``(row, its id, the data row's id)`` and the first row with a value other
+    than 0/1 (or None)."""
+    n_ev, n = counts
+    if n_ev != n:
+        raise RecordingError(events_file, 2 + min(n_ev, n), f"{n_ev} event rows for {n} data rows",
+                             f"one events row per row of {data_file.name}")
+    if mismatch is not None:
+        row, ev_id, data_id = mismatch
+        raise RecordingError(events_file, 2 + row, f"id {prefix.decode()}{int(ev_id)}",
+                             f"the id of the same row in {data_file.name}: {prefix.decode()}{int(data_id)}")
+    if bad is not None:
+        raise RecordingError(events_file, 2 + bad, "an event value other than 0/1", "0 or 1")
+
+
+def open_grasp_lift(data_path: str | Path, events: bool = True) -> Recording:
+    """:func:`read_grasp_lift`'s recording, checked the same way, without its samples in memory:
+    ``samples`` is a :class:`~edge.recordings.blocks.Blocks` read from the data file a block of lines
+    at a time (:mod:`edge.recordings.csv_blocks`), ``sample_index`` an empty array.  Held: the
+    labels (6 bytes a row), and while it is opened the ids (8 bytes a row)."""
+    data_file, events_file, subject, series = grasp_lift_paths(data_path)
+    prefix = f"subj{subject}_series{series}_".encode()
+    ids, samples = open_table(data_file, ("id",) + GRASP_LIFT_CHANNELS, id_prefix=prefix, first_apart=True)
+    check_ids(ids, data_file)
+    labels = None
+    if events:
+        found = {"mismatch": None, "bad": None, "labels": None}
+
+        def each(n_ev, done, values):
+            ev_ids, flags = values[:, 0], values[:, 1:]
+            if found["labels"] is None:
+                found["labels"] = np.empty((n_ev, len(GRASP_LIFT_EVENTS)), np.uint8)
+            if found["mismatch"] is None and n_ev == ids.shape[0]:
+                mismatch = np.flatnonzero(ev_ids != ids[done:done + len(ev_ids)])
+                if mismatch.size:
+                    row = done + int(mismatch[0])
+                    found["mismatch"] = (row, ev_ids[row - done], ids[row])
+            bad = np.flatnonzero(~np.isin(flags, (0.0, 1.0)).all(axis=1))
+            if found["bad"] is None and bad.size:
+                found["bad"] = done + int(bad[0])
+            found["labels"][done:done + len(flags)] = flags.astype(np.uint8)
+
+        n_ev = scan_table(events_file, ("id",) + GRASP_LIFT_EVENTS, each, id_prefix=prefix)[0]
+        _check_events(events_file, data_file, prefix, (n_ev, ids.shape[0]), found["mismatch"], found["bad"])
+        labels = found["labels"]
+    rec = _recording(samples, ids.astype(np.int64), labels, subject, series, data_file)
+    return replace(rec, sample_index=np.zeros(0, np.int64))
 
 
 def read_grasp_lift_events(events_path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ import numpy as np
 from edge.errors import RecordingError
 from edge.recordings._text import read_table, segments_from_gaps
 from edge.recordings.base import Recording
+from edge.recordings.csv_blocks import open_table
 
 MUSE_FS = 256.0
 MUSE_COLUMNS = ("timestamps", "TP9", "AF7", "AF8", "TP10", "Right AUX")
@@ -36,6 +37,20 @@ def read_muse(path: str | Path, state: str | None = None) -> Recording:
     """
     path = Path(path)
     t, samples = read_table(path, MUSE_COLUMNS, first_apart=True)  # in bounded blocks (edge.recordings._text)
+    return _recording(path, t, samples, state)
+
+
+def open_muse(path: str | Path, state: str | None = None) -> Recording:
+    """:func:`read_muse`'s recording, checked the same way, without its samples in memory: ``samples``
+    is a :class:`~edge.recordings.blocks.Blocks` read from the file a block of lines at a time
+    (:mod:`edge.recordings.csv_blocks`), ``sample_index`` an empty array, ``timestamps`` None (they
+    are held, 8 bytes a row, only while it is opened)."""
+    path = Path(path)
+    t, samples = open_table(path, MUSE_COLUMNS, first_apart=True)
+    return _recording(path, t, samples, state, opened=True)
+
+
+def _recording(path: Path, t: np.ndarray, samples, state: str | None, opened: bool = False) -> Recording:
     span = float(t.max()) - float(t.min()) if t.size else 0.0
     if span * MUSE_FS > _MAX_SPAN_SAMPLES:
         raise RecordingError(path, None, f"timestamps spanning {span:.6g} s",
@@ -57,12 +72,12 @@ def read_muse(path: str | Path, state: str | None = None) -> Recording:
         channels=MUSE_COLUMNS[1:],
         fs=MUSE_FS,
         segments=segments_from_gaps(step > MUSE_GAP_PERIODS / MUSE_FS),
-        sample_index=np.round((t - t[0]) * MUSE_FS).astype(np.int64),
+        sample_index=np.zeros(0, np.int64) if opened else np.round((t - t[0]) * MUSE_FS).astype(np.int64),
         label_names=MUSE_STATES,
         state=state,
         subject=subject,
         session=session,
-        timestamps=t,
+        timestamps=None if opened else t,
         source=path,
     )
 

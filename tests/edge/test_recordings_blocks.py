@@ -1,13 +1,16 @@
-"""Recordings read in blocks (edge.recordings.blocks, open_recording): an XDF, EDF/BDF file or a Myo
-folder opened without holding its samples gives, bit for bit, the recording its whole read gives;
+"""Recordings read in blocks (edge.recordings.blocks, open_recording): an XDF, EDF/BDF file, a Myo
+folder or a CSV file opened without holding its samples gives, bit for bit, the recording its whole read gives;
 an XDF's timestamps are pyxdf's own (clock synchronisation included), from files neurogrip's
 XdfWriter wrote and from files laid out by hand as other writers lay them out (integer formats, a
 chunk of a whole recording, a timestamp on every sample or on none); EDF+/BDF+ from pyedflib and
-edfio.  (LabRecorder's own files: tests/edge/test_labrecorder_xdf.py.)
+edfio; the CSV layouts (grasp-lift data and events, Muse, GAMEEMO) from the project's writers, laid
+out by hand and the shared recordings, refused alike when malformed.  (LabRecorder's own files:
+tests/edge/test_labrecorder_xdf.py.)
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 import struct
 from pathlib import Path
@@ -18,14 +21,28 @@ import pyedflib
 import pytest
 import pyxdf
 
+from edge import config
 from edge.errors import RecordingError
 from edge.recordings import (
+    GRASP_LIFT_CHANNELS,
+    GRASP_LIFT_EVENTS,
+    MUSE_COLUMNS,
     Blocks,
+    Recording,
     XdfWriter,
     blocks,
+    open_gameemo,
+    open_grasp_lift,
+    open_muse,
     open_recording,
+    opens_in_blocks,
+    read_gameemo,
+    read_grasp_lift,
+    read_muse,
     read_recording,
     recording_rows,
+    write_grasp_lift,
+    write_muse,
 )
 from edge.recordings.edf import open_edf, read_edf
 from edge.recordings.myo import open_myo, read_myo
@@ -286,8 +303,181 @@ def test_a_myo_file_changed_after_it_was_opened_is_refused(shared_data, tmp_path
         np.asarray(rec.samples)
 
 
-def test_csv_tables_are_not_opened(shared_data):
-    path = shared_data / "muse_mental_state" / "subjecta-relaxed-1.csv"
-    with pytest.raises(RecordingError, match="CSV table"):
-        open_recording(path)
-    assert read_recording(path).n_samples > 0
+# -- CSV layouts ----------------------------------------------------------------------------------
+
+
+def _same_csv(whole, opened) -> None:
+    """As :func:`_same`, for a CSV layout's recording (its labels too)."""
+    _same(whole, opened)
+    assert (opened.labels is None) == (whole.labels is None)
+
+
+def _grasp_lift_rec(n: int = 3000, seed: int = 0) -> Recording:
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n) + np.cumsum(rng.random(n) < 0.01) * 37  # ids jumping: gaps
+    return Recording(samples=rng.integers(-3000, 3000, (n, 32)).astype(float), channels=GRASP_LIFT_CHANNELS,
+                     fs=500.0, segments=np.array([[0, n]]), sample_index=ids,
+                     labels=(rng.random((n, 6)) < 0.1).astype(np.uint8), label_names=GRASP_LIFT_EVENTS,
+                     subject="3", session="4")
+
+
+def _muse_rec(n: int = 3000) -> Recording:
+    rng = np.random.default_rng(5)
+    t = 1.6e9 + np.arange(n) / 256.0
+    t[n // 3:] += 0.5  # a gap
+    return Recording(samples=rng.normal(scale=300, size=(n, 5)), channels=MUSE_COLUMNS[1:], fs=256.0,
+                     segments=np.array([[0, n]]), sample_index=np.arange(n), timestamps=t)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_grasp_lift_series_opened_is_the_series_read(tmp_path, block_bytes, compress):
+    data, _ = write_grasp_lift(_grasp_lift_rec(), tmp_path, compress=compress)
+    whole, opened = read_grasp_lift(data), open_grasp_lift(data)
+    _same_csv(whole, opened)
+    assert len(whole.segments) > 10 and whole.labels.any()
+    assert recording_rows(data) == whole.n_samples
+    _same_csv(read_grasp_lift(data, events=False), open_grasp_lift(data, events=False))
+    assert isinstance(open_recording(data).samples, Blocks) and opens_in_blocks(data)
+
+
+def test_a_muse_file_opened_is_the_file_read(tmp_path, block_bytes):
+    path = write_muse(_muse_rec(), tmp_path / "subjectz-relaxed-2.csv")
+    whole, opened = read_muse(path), open_muse(path)
+    _same_csv(whole, opened)
+    assert len(whole.segments) == 2 and whole.state == "relaxed"
+    other = tmp_path / "mine.csv"  # a Muse file recognised by its header
+    other.write_bytes(path.read_bytes())
+    _same_csv(read_recording(other), open_recording(other))
+
+
+@pytest.mark.parametrize("variant", ["crlf", "cr", "bom", "no-final-newline", "blank-lines-after", "gz"])
+def test_csv_line_ends_and_tails(tmp_path, block_bytes, variant):
+    """CR LF (one cut across two reads), old Mac CRs, a byte-order mark, a last line without its end
+    (a trailing partial line), empty lines after the last row: as the whole read reads them."""
+    data, events = write_grasp_lift(_grasp_lift_rec(800, 1), tmp_path, compress=False)
+    text = data.read_bytes()
+    text = {"crlf": text.replace(b"\n", b"\r\n"), "cr": text.replace(b"\n", b"\r"), "bom": b"\xef\xbb\xbf" + text,
+            "no-final-newline": text[:-1], "blank-lines-after": text + b"\n\r\n\n", "gz": text}[variant]
+    if variant == "gz":
+        gz = tmp_path / "gz"
+        gz.mkdir()
+        data, ev = gz / (data.name + ".gz"), gz / (events.name + ".gz")
+        data.write_bytes(gzip.compress(text.replace(b"\n", b"\r\n"), mtime=0))
+        ev.write_bytes(gzip.compress(events.read_bytes(), mtime=0))
+    else:
+        data.write_bytes(text)
+    _same_csv(read_grasp_lift(data), open_grasp_lift(data))
+
+
+def _refusal(read, opener, path) -> str:
+    with pytest.raises(RecordingError) as whole:
+        read(path)
+    with pytest.raises(RecordingError) as opened:
+        opener(path)
+    assert str(whole.value) == str(opened.value)
+    return str(opened.value)
+
+
+@pytest.mark.parametrize("bad", ["cell", "nan", "cells", "blank", "id-back", "id-dup", "ev-id", "ev-count",
+                                 "ev-value", "ev-cell", "header", "empty", "long-line"])
+def test_malformed_csv_refused_alike(tmp_path, block_bytes, monkeypatch, bad):
+    data, events = write_grasp_lift(_grasp_lift_rec(600, 2), tmp_path, compress=False)
+    lines, ev = data.read_text().split("\n"), events.read_text().split("\n")
+    k = 450  # a line far into the file (many blocks)
+    cells = lines[k].split(",")
+    if bad == "cell":
+        lines[k] = ",".join(cells[:5] + ["oops"] + cells[6:])
+    elif bad == "nan":
+        lines[k] = ",".join(cells[:5] + ["nan"] + cells[6:])
+    elif bad == "cells":
+        lines[k] += ",7"
+    elif bad == "blank":
+        lines.insert(k, "")
+    elif bad in ("id-back", "id-dup"):
+        prev = int(lines[k - 1].split(",")[0].rsplit("_", 1)[1])
+        lines[k] = ",".join([f"subj3_series4_{prev - (bad == 'id-back')}"] + cells[1:])
+    elif bad == "ev-id":
+        ev[k] = ",".join(["subj3_series4_999999"] + ev[k].split(",")[1:])
+    elif bad == "ev-count":
+        ev = ev[:k] + ev[-1:]
+    elif bad == "ev-value":
+        ev[k] = ",".join(ev[k].split(",")[:3] + ["2"] + ev[k].split(",")[4:])
+    elif bad == "ev-cell":
+        ev[k] = ev[k] + ",1"
+    elif bad == "header":
+        lines[0] = lines[0].replace("Fp1,Fp2", "Fp2,Fp1")
+    elif bad == "empty":
+        lines = lines[:1]
+    elif bad == "long-line":
+        monkeypatch.setattr(config, "RECORDING_MAX_LINE_BYTES", 1000)
+        lines[k] += "1" * 2000
+    data.write_text("\n".join(lines))
+    events.write_text("\n".join(ev))
+    message = _refusal(read_grasp_lift, open_grasp_lift, data)
+    assert "line" in message or bad == "empty"
+
+
+def test_muse_refusals_alike(tmp_path, block_bytes):
+    path = write_muse(_muse_rec(1000), tmp_path / "subjectz-neutral-1.csv")
+    lines = path.read_text().split("\n")
+    lines[700] = lines[699].split(",")[0] + "," + lines[700].split(",", 1)[1]  # a duplicated timestamp
+    path.write_text("\n".join(lines))
+    assert "duplicated timestamp" in _refusal(read_muse, open_muse, path)
+    lines[900] = "9e20," + lines[900].split(",", 1)[1]  # ... and a span too long, which is said first
+    path.write_text("\n".join(lines))
+    assert "spanning" in _refusal(read_muse, open_muse, path)
+
+
+def test_a_csv_file_changed_after_it_was_opened_is_refused(tmp_path, block_bytes):
+    data, _ = write_grasp_lift(_grasp_lift_rec(500), tmp_path, compress=False)
+    rec = open_grasp_lift(data)
+    data.write_bytes(data.read_bytes()[:-200])
+    with pytest.raises(RecordingError, match="changed since it was opened"):
+        np.asarray(rec.samples)
+
+
+def test_csv_blocks_slice_like_the_array(tmp_path, block_bytes):
+    data, _ = write_grasp_lift(_grasp_lift_rec(1500), tmp_path, compress=True)
+    x, b = read_grasp_lift(data).samples, open_grasp_lift(data).samples
+    rng = np.random.default_rng(1)
+    for _ in range(20):  # forwards, back, and far ahead
+        i, j = sorted(rng.integers(0, len(x) + 1, 2))
+        cols = list(rng.permutation(32)[:rng.integers(1, 33)])
+        assert np.array_equal(np.asarray(b[i:j, cols]), x[i:j, cols])
+    assert np.array_equal(np.asarray(b[-7:]), x[-7:])
+
+
+def _shared_csv(shared_data: Path) -> list[Path]:
+    return (sorted((shared_data / "grasp_lift_segments").glob("subj1_series[12]_data.csv.gz"))
+            + sorted((shared_data / "muse_mental_state").glob("subjecta-*-1.csv"))
+            + sorted((shared_data / "gameemo").glob("*G1AllChannels.csv.gz"))[:1])
+
+
+@pytest.mark.parametrize("block", [4096, 1 << 20])
+def test_the_shared_csv_recordings_opened_are_the_recordings_read(shared_data, monkeypatch, block):
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", block)
+    paths = _shared_csv(shared_data)
+    assert len(paths) == 6
+    for path in paths:
+        whole = read_recording(path)
+        _same_csv(whole, open_recording(path))
+        assert recording_rows(path) == whole.n_samples and opens_in_blocks(path)
+
+
+def test_gameemo_opened_is_gameemo_read(shared_data, monkeypatch):
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 64)
+    path = max((shared_data / "gameemo").glob("*.csv.gz"))
+    _same_csv(read_gameemo(path), open_gameemo(path))
+
+
+def test_what_is_not_a_signal_is_not_opened(tmp_path):
+    _, events = write_grasp_lift(_grasp_lift_rec(50), tmp_path, compress=False)
+    table = tmp_path / "emotions.csv"
+    table.write_text("mean_0_a,label\n1.0,NEGATIVE\n")
+    for path in (events, table):
+        assert not opens_in_blocks(path)
+        with pytest.raises(RecordingError) as whole:
+            read_recording(path)
+        with pytest.raises(RecordingError) as opened:
+            open_recording(path)
+        assert str(whole.value) == str(opened.value)
