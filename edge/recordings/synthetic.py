@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge._checks import check_int, check_option, check_positive
 from edge.recordings import (
     GRASP_LIFT_CHANNELS,
     GRASP_LIFT_EVENTS,
@@ -264,8 +265,7 @@ def grasp_lift_series(subject: int, series: int, seed: int = 0, n_trials: int = 
     Recording
         Integer-valued samples in µV (as the Kaggle files store them), contiguous.
     """
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    n_trials = check_int(n_trials, "n_trials", lo=1)
     fs = GRASP_LIFT_FS
     channels = GRASP_LIFT_CHANNELS
     pos = _positions(channels)
@@ -410,10 +410,8 @@ def muse_recording(subject: str = "a", state: str = "neutral", duration_s: float
     Band power depends on ``state`` (a key of ``states``): relaxed → more alpha,
     concentrating → more beta and frontal muscle activity.
     """
-    if state not in states:
-        raise ValueError(f"state must be one of {sorted(states)}, got {state!r}")
-    if duration_s <= 0:
-        raise ValueError(f"duration_s must be > 0, got {duration_s}")
+    check_option(state, "state", sorted(states))
+    duration_s = check_positive(duration_s, "duration_s")
     fs = MUSE_FS
     n = int(duration_s * fs)
     subj_rng = np.random.default_rng([seed, zlib.crc32(str(subject).encode()), 31])

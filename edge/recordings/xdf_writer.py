@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import config
-from edge._checks import check_int, check_number, check_type
+from edge._checks import check_int, check_number, check_option, check_type
 from edge.errors import RecordingWriteError
 
 log = logging.getLogger(__name__)
@@ -216,8 +216,7 @@ class XdfWriter:
         type_ = _text(check_type(type, str, "type"), "type")
         n = check_int(channel_count, "channel_count", lo=1, hi=config.RECORDING_MAX_COLUMNS)
         srate = check_number(nominal_srate, "nominal_srate", lo=0.0)
-        if channel_format not in FORMATS:
-            raise ValueError(f"channel_format must be one of {', '.join(FORMATS)}, got {channel_format!r}")
+        check_option(channel_format, "channel_format", FORMATS)
         info = ET.Element("info")
         for key, value in (("name", name), ("type", type_), ("channel_count", str(n)),
                            ("channel_format", channel_format), ("source_id", _text(source_id, "source_id")),
