@@ -15,7 +15,7 @@ LITERT_VENV := .venv-edge-litert
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test test-edge test-edge-litert test-train test-slow env-edge env-edge-litert env-train system-deps lint bench soak fuzz firmware fixtures bundles pi-check clean
+.PHONY: demo test test-prep test-prep-py edge-pass-tflite edge-pass-litert test-edge test-edge-litert test-train test-slow env-edge env-edge-litert env-train system-deps lint bench soak fuzz firmware fixtures bundles pi-check clean
 
 # The main job: train a quick bundle, stream a held-out recording over LSL to the runtime and
 # the simulated arm, print the latency report and the decisions against the truth (tools/demo).
@@ -23,7 +23,14 @@ demo: system-deps env-train env-edge
 	firmware_bridge/firmware/install-deps.sh
 	tools/demo
 
-test: system-deps test-edge test-edge-litert test-train
+# The firmware's C tests, the edge suite under each interpreter, then training's.  One after another: the
+# two edge passes run at once took 15 min instead of 22, but each pass is CPU-bound (the ai_edge_litert
+# one: 667 CPU-s in 590 s) and under the doubled load the live e2e test missed ACK deadlines on the
+# simulated arm: a make test that fails by chance is worse than a slower one.
+test: system-deps test-prep
+	@$(MAKE) --no-print-directory edge-pass-tflite
+	@$(MAKE) --no-print-directory edge-pass-litert
+	@$(MAKE) --no-print-directory test-train
 
 system-deps:
 	@tools/install-system-deps
@@ -50,28 +57,45 @@ env-train:
 	$(VENV)/bin/python setup.py -q build_ext --inplace --force >/dev/null
 	@touch $@
 
-# Everything except tests/training runs in the edge environment, which proves that
-# nothing outside training/ needs TensorFlow.  The tools are installed first, so a test that needs
-# avr-gcc, simavr or the C filter kernel fails here instead of skipping (tests/conftest.py).
-# NEUROGRIP_BACKEND: the interpreter each edge run must have; NEUROGRIP_REQUIRE_BACKENDS: the other edge
-# environment must exist for the cross-interpreter tests (both are built before either runs).
+# NEUROGRIP_BACKEND: the interpreter each edge pass must have; NEUROGRIP_REQUIRE_BACKENDS: the other edge
+# environment must exist for the cross-interpreter tests (both are built before either pass runs).
 REQUIRE := NEUROGRIP_REQUIRE_KERNEL=1 NEUROGRIP_REQUIRE_AVR=1 NEUROGRIP_REQUIRE_BACKENDS=1
-test-edge: env-edge env-edge-litert
-	@# An existing training environment is brought up to date first: some edge tests run a replay in
-	@# it (under ai_edge_litert), and its C kernel must be this work tree's (NEUROGRIP_REQUIRE_KERNEL).
+
+# What an edge pass needs, made before any starts: both edge environments (the cross-interpreter tests
+# use the other one), an existing training environment brought up to date (some edge tests replay in
+# it, under ai_edge_litert, and its C kernel must be this work tree's: NEUROGRIP_REQUIRE_KERNEL), the
+# simulator's tools; test-prep adds the firmware's C tests (host, ASan/UBSan, simavr).
+test-prep-py: env-edge env-edge-litert system-deps
 	@if [ -x $(TRAIN_VENV)/bin/python ]; then $(MAKE) --no-print-directory env-train; fi
 	firmware_bridge/firmware/install-deps.sh
+
+test-prep: test-prep-py
 	$(REQUIRE) $(MAKE) -C firmware_bridge/firmware test
-	$(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training -m "not slow" $(PYTEST_ARGS)
+
+# Everything except tests/training runs in an edge environment, which proves that nothing outside
+# training/ needs TensorFlow.  The tools are installed first, so a test that needs avr-gcc, simavr or the
+# C filter kernel fails here instead of skipping (tests/conftest.py).
+test-edge: test-prep
+	@$(MAKE) --no-print-directory edge-pass-tflite
 
 # The same edge suite under ai_edge_litert (Python 3.13, numpy 2): the interpreter a Pi set up today has.
-# The firmware's C tests and tests/firmware_bridge (which imports no edge code and no interpreter) ran
-# once in test-edge; this run is the edge's Python suite but for the tests marked `once` (they run both
-# interpreters themselves, or test a bench's plumbing that make bench runs under tflite_runtime).
-test-edge-litert: env-edge env-edge-litert system-deps
-	@if [ -x $(TRAIN_VENV)/bin/python ]; then $(MAKE) --no-print-directory env-train; fi
-	firmware_bridge/firmware/install-deps.sh
-	$(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow and not once" $(PYTEST_ARGS)
+# The firmware's C tests and tests/firmware_bridge (which imports no edge code and no interpreter) run
+# in the tflite_runtime pass; this pass is the edge's Python suite but for the tests marked `once` (they
+# run both interpreters themselves, or test a bench's plumbing that make bench runs under tflite_runtime).
+test-edge-litert: test-prep-py
+	@$(MAKE) --no-print-directory edge-pass-litert
+
+# One pass each (run by the targets above, which make what they need first).  LSLAPICFG: a liblsl
+# configuration of the pass's own, a SessionID that keeps its streams apart from the other pass's (run
+# by hand at the same time) and from any other LSL set-up on the machine, and liblsl's log at warnings
+# (edge/sources/lsl_config.py).
+edge-pass-tflite:
+	@mkdir -p build && printf '[lab]\nSessionID = ngtest-tflite\n[log]\nlevel = -1\n' > build/lsl-pass-tflite.cfg
+	LSLAPICFG=$(CURDIR)/build/lsl-pass-tflite.cfg $(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training -m "not slow" $(PYTEST_ARGS)
+
+edge-pass-litert:
+	@mkdir -p build && printf '[lab]\nSessionID = ngtest-litert\n[log]\nlevel = -1\n' > build/lsl-pass-litert.cfg
+	LSLAPICFG=$(CURDIR)/build/lsl-pass-litert.cfg $(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow and not once" $(PYTEST_ARGS)
 
 # The slow tests run with `make test-slow`: training's (full protocols on synthetic data) and the edge's (the
 # EMG closed loop on the simavr Uno, in real time).
