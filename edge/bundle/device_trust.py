@@ -87,9 +87,9 @@ def _calibration_cadences(root: dict, manifest: dict) -> list:
     if not isinstance(decision, dict) or not isinstance(window, dict) or not _emg_calibrated(root, manifest):
         return out
     from edge import config
+    from edge.decision.evidence import overlay_decision
 
-    emg = dict(decision)
-    emg.update(config.CALIBRATION_EMG_DECISION or {})
+    emg = overlay_decision(decision, config.CALIBRATION_EMG_DECISION)
     stride = _stride(window)
     chain = (root.get("signal") or {}).get("chain") or {}
     fs = chain.get("fs_out")

@@ -37,6 +37,7 @@ from edge.bundle.trust import TrustPolicy
 from edge.calibration.head import fit_head, fit_lda, fuse
 from edge.calibration.session import calibration_session
 from edge.calibration.windows import SessionWindows, Thinning, held_out_rows
+from edge.decision.evidence import overlay_decision
 from edge.errors import CalibrationError
 from edge.evaluation.metrics import accuracy, mean_columnwise_auc
 from edge.model.head import Head
@@ -323,8 +324,7 @@ def _emg_decision(base, spec: dict) -> tuple[dict, dict]:
         fs_out = base.signal_chain().fs_out
         window["stride"] = max(1, round(config.CALIBRATION_EMG_STRIDE_MS * fs_out / 1000.0))
         window["stride_ms"] = window["stride"] * 1000.0 / fs_out
-    if config.CALIBRATION_EMG_DECISION is not None:
-        decision.update(config.CALIBRATION_EMG_DECISION)
+    decision = overlay_decision(decision, config.CALIBRATION_EMG_DECISION)
     return window, decision
 
 

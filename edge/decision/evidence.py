@@ -38,6 +38,23 @@ FILTERS = ("vote", "accumulate")
 ACCUMULATE_KEYS = ("commit_nats", "evidence_floor", "leak_ms")
 
 
+def overlay_decision(decision: dict, overlay: dict | None) -> dict:
+    """A manifest's ``decision`` with ``overlay``'s values (e.g. ``CALIBRATION_EMG_DECISION``) put over it.
+
+    An overlay that does not name a ``filter`` sets the vote filter's own parameters (vote, dwell), so
+    it also means the vote filter: an accumulate base's filter and its parameters are dropped, else the
+    overlaid vote and dwell would make a policy the accumulate filter refuses.
+    """
+    out = dict(decision)
+    if overlay:
+        if "filter" not in overlay:
+            out.pop("filter", None)
+            for k in ACCUMULATE_KEYS:
+                out.pop(k, None)
+        out.update(overlay)
+    return out
+
+
 def check_filter(filter_: str, mode: str, vote: int, min_dwell_ms: float, params: dict, key) -> dict:
     """Validate a policy's filter and its parameters; returns them (``None`` each for ``"vote"``).
 
@@ -97,7 +114,8 @@ class Evidence:
         return any(self.s)
 
     def _decay(self, t: float) -> float:
-        d = 1.0 if self._leak <= 0.0 or self._t is None else math.exp(-(t - self._t) / self._leak)
+        # a stamp that steps back decays nothing (never a factor above 1)
+        d = 1.0 if self._leak <= 0.0 or self._t is None else math.exp(-max(0.0, t - self._t) / self._leak)
         self._t = t
         return d
 

@@ -182,3 +182,13 @@ def test_the_vote_filter_stated_or_not_decides_the_same():
     a = Decider(DecisionPolicy(GESTURES, **kw)).process(probs, t)
     b = Decider(DecisionPolicy(GESTURES, filter="vote", **kw)).process(probs, t)
     assert [(d.label, d.action, d.reason) for d in a] == [(d.label, d.action, d.reason) for d in b]
+
+
+def test_a_stamp_stepping_back_never_grows_the_evidence():
+    from edge.decision.evidence import Evidence
+
+    ev = Evidence(3, 50.0, 0.01, 100.0)
+    ev.add([0.1, 0.8, 0.1], 1000.0, None)
+    before = list(ev.s)
+    ev.hold(900.0)  # 100 ms back in time: no decay, and above all no factor > 1
+    assert ev.s == before

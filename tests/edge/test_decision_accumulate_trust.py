@@ -83,3 +83,16 @@ def test_the_accumulate_filter_is_trusted_exactly_as_calibration_writes_it(pi, m
                                                              "refractory_ms": 0.0})
     with pytest.raises(SignatureError, match="decision differ"):
         load_bundle(out)
+
+
+def test_a_base_with_the_accumulate_filter_calibrates_to_the_vote_filter_calibration_writes(pi):
+    """CALIBRATION_EMG_DECISION names the vote filter's parameters: over an accumulate base it means the
+    vote filter (edge.decision.evidence.overlay_decision), not a vote-2 accumulate policy refused at the end."""
+    acc_base = pi["tmp"] / "acc-base"
+    ws_key = pi["tmp"] / "workstation" / "w.pem"
+    _resigned(pi["base"], acc_base, lambda m: m["decision"].update(ACCUMULATE), ws_key)
+    assert load_bundle(acc_base).decision_policy().filter == "accumulate"
+    out = pi["tmp"] / "from-acc"
+    calibrate(acc_base, pi["session"], out)
+    pol = load_bundle(out).decision_policy()  # device-signed, accepted through its root
+    assert (pol.filter, pol.vote, pol.min_dwell_ms) == ("vote", 2, 100.0) and pol.commit_nats is None
