@@ -19,8 +19,12 @@ with their formats (:func:`~edge.recordings.xdf.open_xdf` and :class:`~edge.reco
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
+
+from edge.errors import RecordingError
 
 #: File bytes read at once (read at call time): a block's float64 values are a few times this.
 BLOCK_BYTES = 1 << 20
@@ -49,7 +53,15 @@ class BlockReader:
         while k < b:
             if not self._start <= k < self._start + len(self._values):
                 self._start, self._values = 0, self._values[:0].copy()  # the old block goes first
-                self._start, self._values = self.block(k)
+                try:
+                    self._start, self._values = self.block(k)
+                except RecordingError:
+                    raise
+                except (IndexError, ValueError, struct.error, OSError, EOFError, zlib.error) as exc:
+                    # the file was checked whole when it was opened: short or odd bytes now mean it changed
+                    raise RecordingError(getattr(self, "path", "the recording"), None,
+                                         f"changed since it was opened ({type(exc).__name__}: {str(exc)[:120]})",
+                                         "a recording that is not being written to while it is read") from None
                 if not self._start <= k < self._start + len(self._values):  # a bug, not bad input
                     raise RuntimeError(f"{type(self).__name__}.block({k}) gave rows from {self._start}")
             take = min(b, self._start + len(self._values)) - k

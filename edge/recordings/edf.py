@@ -199,6 +199,7 @@ class _EdfRows(BlockReader):
     def __init__(self, path: Path, header: dict, layout: tuple, chosen: list[int], spr: int, scales):
         super().__init__(layout[2] * spr, len(chosen))
         self._path, self._header, self._layout, self._chosen, self._spr = path, header, layout, chosen, spr
+        self.path = path  # named by a read error (BlockReader.read)
         self._scales = scales
         self._per_block = max(1, blocks.BLOCK_BYTES // max(layout[1], 1))
 

@@ -288,6 +288,7 @@ class _MyoRows(BlockReader):
     def __init__(self, files: list[Path], bounds: np.ndarray):
         super().__init__(int(bounds[-1]), len(MYO_CHANNELS))
         self._files, self._bounds = files, bounds
+        self.path = files[0].parent if files else "the Myo session"  # named by a read error
 
     def block(self, row: int) -> tuple[int, np.ndarray]:
         k = int(np.searchsorted(self._bounds, row, side="right")) - 1

@@ -285,6 +285,7 @@ class XdfRows(BlockReader):
     def __init__(self, path: Path, end: int, stream_id: int, fmt: str, n_ch: int, n_rows: int, scales):
         super().__init__(n_rows, n_ch)
         self._args = (Path(path), int(end), int(stream_id), fmt, int(n_ch))
+        self.path = Path(path)  # named by a read error (BlockReader.read)
         self._scales = [float(s) for s in scales]
         self._walk, self._next = None, 0  # the walk over the chunks, and the first row it yields next
 

@@ -432,7 +432,7 @@ def test_a_csv_file_changed_after_it_was_opened_is_refused(tmp_path, block_bytes
     data, _ = write_grasp_lift(_grasp_lift_rec(500), tmp_path, compress=False)
     rec = open_grasp_lift(data)
     data.write_bytes(data.read_bytes()[:-200])
-    with pytest.raises(RecordingError, match="changed since it was opened"):
+    with pytest.raises(RecordingError, match="changed (since it was opened|while it was read)"):
         np.asarray(rec.samples)
 
 
@@ -481,3 +481,21 @@ def test_what_is_not_a_signal_is_not_opened(tmp_path):
         with pytest.raises(RecordingError) as opened:
             open_recording(path)
         assert str(whole.value) == str(opened.value)
+
+
+@pytest.mark.parametrize("kind", ["xdf", "edf"])
+def test_a_file_cut_after_it_was_opened_is_one_recording_error(tmp_path, block_bytes, kind):
+    """Opened (checked whole), then cut short before its samples are read: every cut gives the one-line
+    RecordingError, never an IndexError or struct.error from the walk or edfio's shapes."""
+    path = _session(tmp_path / "s.xdf", n=3000) if kind == "xdf" else _pyedflib(tmp_path / "s.edf", "edf", 20)
+    opener = open_xdf if kind == "xdf" else open_edf
+    data = path.read_bytes()
+    cuts = range(len(data) // 3, len(data) - 1, max(1, len(data) // 40))
+    for cut in cuts:
+        rec = opener(path)
+        path.write_bytes(data[:cut])
+        try:
+            with pytest.raises(RecordingError, match="changed (since it was opened|while it was read)"):
+                np.asarray(rec.samples)
+        finally:
+            path.write_bytes(data)
