@@ -5,17 +5,14 @@ calibration, of a development participant's session: it is the slow part)."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from edge import config
-from edge.bundle import keys as bundle_keys
 from edge.bundle import load_bundle, signing, write_bundle
 from edge.calibration import calibrate
-from edge.cli import main
 from edge.errors import SignatureError
-from tests.conftest import FIXTURE_BUNDLES
+from tests.edge.test_device_trust import trusted_pi
 
 ACCUMULATE = {"filter": "accumulate", "vote": 1, "min_dwell_ms": 0.0, "commit_nats": 10.0,
               "evidence_floor": 0.01, "leak_ms": 0.0, "reject_below": 0.5, "refractory_ms": 0.0}
@@ -23,26 +20,9 @@ ACCUMULATE = {"filter": "accumulate", "vote": 1, "min_dwell_ms": 0.0, "commit_na
 
 @pytest.fixture
 def pi(tmp_path, monkeypatch, shared_data):
-    """A Pi with a trust store (workstation key W), its device key D, a W-signed gesture base, and a
-    development participant's session (never an evaluation participant's)."""
-    ws_private, ws_public, _ = bundle_keys.generate_keypair(tmp_path / "workstation", "w")
-    store = tmp_path / "trusted-keys"
-    store.mkdir()
-    shutil.copy(ws_public, store)
-    base = shutil.copytree(FIXTURE_BUNDLES / "gesture", tmp_path / "base")
-    monkeypatch.setattr(config, "TRUSTED_KEYS_DIR", str(tmp_path / "none"))
-    monkeypatch.delenv(bundle_keys.ALLOW_UNSIGNED_ENV, raising=False)
-    signing.sign(base, ws_private)
-    device_dir = tmp_path / "device-key"
-    assert main(["keygen", "--device", "--out", str(device_dir)]) == 0
-    devices = tmp_path / "device-keys"
-    devices.mkdir()
-    shutil.copy(device_dir / "device.pub", devices)
-    monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, str(store))
-    monkeypatch.setenv(bundle_keys.DEVICE_KEYS_ENV, str(devices))
-    monkeypatch.setenv(bundle_keys.DEVICE_KEY_ENV, str(device_dir / "device.pem"))
-    session = shared_data / "myo_armband" / "PreTrainingDataset" / "Male0" / "training0"
-    return {"base": base, "session": session, "device": device_dir / "device.pem", "tmp": tmp_path}
+    """The device-trust Pi (tests/edge/test_device_trust.py) with a development participant's session
+    (never an evaluation participant's)."""
+    return trusted_pi(tmp_path, monkeypatch, shared_data / "myo_armband" / "PreTrainingDataset" / "Male0" / "training0")
 
 
 def _resigned(src, out, edit, key):

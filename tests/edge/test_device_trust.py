@@ -18,9 +18,9 @@ from edge.errors import CalibrationError, SignatureError
 from tests.conftest import FIXTURE_BUNDLES
 
 
-@pytest.fixture
-def pi(tmp_path, monkeypatch, shared_data):
-    """A Pi with a trust store (the workstation's key W), its device key D installed, a W-signed base."""
+def trusted_pi(tmp_path, monkeypatch, session) -> dict:
+    """A Pi with a trust store (the workstation's key W), its device key D installed, a W-signed gesture
+    base, and ``session`` to calibrate on (also used by test_decision_accumulate_trust.py)."""
     ws_private, ws_public, ws_kid = bundle_keys.generate_keypair(tmp_path / "workstation", "w")
     store = tmp_path / "trusted-keys"
     store.mkdir()
@@ -37,9 +37,13 @@ def pi(tmp_path, monkeypatch, shared_data):
     monkeypatch.setenv(bundle_keys.TRUSTED_KEYS_ENV, str(store))
     monkeypatch.setenv(bundle_keys.DEVICE_KEYS_ENV, str(devices))
     monkeypatch.setenv(bundle_keys.DEVICE_KEY_ENV, str(device_dir / "device.pem"))
-    session = shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0"
     return {"base": base, "session": session, "ws_private": ws_private, "ws_kid": ws_kid,
             "device": device_dir / "device.pem", "devices": devices, "tmp": tmp_path}
+
+
+@pytest.fixture
+def pi(tmp_path, monkeypatch, shared_data):
+    return trusted_pi(tmp_path, monkeypatch, shared_data / "myo_armband" / "EvaluationDataset" / "Male3" / "training0")
 
 
 def _resigned(pi, src, out, edit, key):
