@@ -12,6 +12,7 @@ import http.client
 import json
 import re
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -29,10 +30,13 @@ from edge.view import attach
 from tests.conftest import FIXTURE_BUNDLES
 
 GL = FIXTURE_BUNDLES / "grasp-lift"
-#: Replay throughput with three stalled clients (and one reading) over without the view, best of three
-#: alternated runs each: measured 0.92-0.95 on the shared 2-core test machine (single pairs 0.79-1.28);
-#: a loop that waited for a stalled client would stop for minutes (ratio ~0).
-BOUND = 0.8
+#: Replay throughput with three stalled clients (and one reading) over without the view, median of three
+#: alternated runs each: measured 0.92-0.95 on the shared 2-core test machine, but single runs spread
+#: 0.73-1.28 (one undisturbed run without the view at 346x realtime against 271-274x for the others made a
+#: best-of-three at 0.8 fail in CI).  A loop that waited for a stalled client would stop for
+#: VIEW_SEND_TIMEOUT_S (two minutes here) in a run of well under a second: a ratio below 0.01.  The bound
+#: keeps a wide margin from both that and the noise; the bench measures the real figure (goal 5 %).
+BOUND = 0.5
 
 
 def quiet(*args, **kwargs) -> None:
@@ -557,10 +561,8 @@ def test_clients_that_read_nothing_do_not_slow_the_loop(gl, monkeypatch):
     monkeypatch.setattr(C, "VIEW_SEND_TIMEOUT_S", 120.0)  # stalled for the whole run, not dropped
     rec = grasp_lift_series(1, 8, seed=0, n_trials=20)
     without, stalled = [], []
-    for _ in range(3):  # alternated; the best of each (the run least disturbed by the rest of the machine)
+    for _ in range(3):  # alternated, so that a disturbance of the machine falls on both
         without.append(_replay_rate(gl, rec, None))
         stalled.append(_replay_rate(gl, rec, 1, stalled=3))
-    # A loop that waited for a stalled client would stop for VIEW_SEND_TIMEOUT_S (two minutes here); the
-    # bound leaves room for a shared test machine's noise.  The bench measures the figure
-    # (benchmarks/view.py, goal 5 %).
-    assert max(stalled) >= BOUND * max(without), (without, stalled)
+    # The bench measures the figure (benchmarks/view.py, goal 5 %); this checks the mechanism only.
+    assert statistics.median(stalled) >= BOUND * statistics.median(without), (without, stalled)
