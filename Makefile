@@ -23,18 +23,19 @@ demo: system-deps env-train env-edge
 	firmware_bridge/firmware/install-deps.sh
 	tools/demo
 
-# The firmware's C tests, the edge suite under each interpreter and training's.  The two edge passes and
-# training's tests share the two cores (training's starts when the first edge pass ends) for everything
-# but the tests marked `exclusive` (pyproject's markers: the firmware on simavr, the closed loop, recovery
-# times, throughput ratios), which then run alone, one pass after the other: whole passes side by side
-# made the live e2e bench miss ACK deadlines on simavr, and a make test that fails by chance is worse than
-# a slower one.  The training environment is made first: the exclusive bench replays in it.  Each shared
-# pass's output appears when it ends (make's --output-sync).
-test: system-deps test-prep env-train
-	@echo "make test: the edge passes and training's tests share the cores; each one's output follows when it ends"
-	@$(MAKE) --no-print-directory -j2 --output-sync=target edge-pass-tflite-shared edge-pass-litert-shared test-train
+# The firmware's C tests, the edge suite under each interpreter, then training's.  The two edge passes
+# share the two cores for everything but the tests marked `exclusive` (pyproject's markers: the firmware on
+# simavr, the closed loop, recovery times, throughput ratios), which then run alone, one pass after the
+# other.  Most of an edge pass waits on real time (LSL streams, the host-build arm), so sharing the cores
+# takes the suite from 23 to about 17 minutes; whole passes run side by side took 15 but the live e2e bench
+# missed ACK deadlines on simavr under the doubled load: a make test that fails by chance is worse than a
+# slower one.  Each shared pass's output appears when it ends (make's --output-sync).
+test: system-deps test-prep
+	@echo "make test: the two edge passes share the cores; each one's output follows when it ends"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target edge-pass-tflite-shared edge-pass-litert-shared
 	@$(MAKE) --no-print-directory edge-pass-tflite-exclusive
 	@$(MAKE) --no-print-directory edge-pass-litert-exclusive
+	@$(MAKE) --no-print-directory test-train
 
 system-deps:
 	@tools/install-system-deps
@@ -80,15 +81,14 @@ test-prep: test-prep-py
 
 # Everything except tests/training runs in an edge environment, which proves that nothing outside
 # training/ needs TensorFlow.  The tools are installed first, so a test that needs avr-gcc, simavr or the
-# C filter kernel fails here instead of skipping (tests/conftest.py).  This pass is the edge's Python
-# suite under tflite_runtime (Python 3.11, numpy < 2) but for tests/firmware_bridge, which imports no edge
-# code and no interpreter and runs in the other pass (the two passes are then of about equal length).
+# C filter kernel fails here instead of skipping (tests/conftest.py).
 test-edge: test-prep
 	@$(MAKE) --no-print-directory edge-pass-tflite
 
-# The same edge suite under ai_edge_litert (Python 3.13, numpy 2): the interpreter a Pi set up today has,
-# with tests/firmware_bridge and without the tests marked `once` (they run both interpreters themselves,
-# or test a bench's plumbing that make bench runs under tflite_runtime).
+# The same edge suite under ai_edge_litert (Python 3.13, numpy 2): the interpreter a Pi set up today has.
+# The firmware's C tests and tests/firmware_bridge (which imports no edge code and no interpreter) run
+# in the tflite_runtime pass; this pass is the edge's Python suite but for the tests marked `once` (they
+# run both interpreters themselves, or test a bench's plumbing that make bench runs under tflite_runtime).
 test-edge-litert: test-prep-py
 	@$(MAKE) --no-print-directory edge-pass-litert
 
@@ -98,9 +98,9 @@ test-edge-litert: test-prep-py
 # (edge/sources/lsl_config.py).
 # $(1): what the marker expression adds to "not slow" (the whole pass, its shared part, its exclusive part).
 edge_pass_tflite = mkdir -p build && printf '[lab]\nSessionID = ngtest-tflite\n[log]\nlevel = -1\n' > build/lsl-pass-tflite.cfg && \
-	LSLAPICFG=$(CURDIR)/build/lsl-pass-tflite.cfg $(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow$(1)" $(PYTEST_ARGS)
+	LSLAPICFG=$(CURDIR)/build/lsl-pass-tflite.cfg $(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training -m "not slow$(1)" $(PYTEST_ARGS)
 edge_pass_litert = mkdir -p build && printf '[lab]\nSessionID = ngtest-litert\n[log]\nlevel = -1\n' > build/lsl-pass-litert.cfg && \
-	LSLAPICFG=$(CURDIR)/build/lsl-pass-litert.cfg $(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training -m "not slow and not once$(1)" $(PYTEST_ARGS)
+	LSLAPICFG=$(CURDIR)/build/lsl-pass-litert.cfg $(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow and not once$(1)" $(PYTEST_ARGS)
 
 edge-pass-tflite:
 	@$(call edge_pass_tflite,)

@@ -11,12 +11,12 @@ from firmware_bridge.sim import build_host, start_arm_host
 
 
 def pytest_collection_modifyitems(config, items):
-    """The tests here that run the AVR binary on simavr (their ids say ``simavr``) need the cores to keep
-    its ACK and watchdog deadlines in real time: they run in make test's exclusive phase (pyproject's
-    markers).  The host build is a small C process and keeps them beside the other edge pass."""
+    """Every test here talks to the firmware (its host build or simavr) in real time, with ACK and watchdog
+    deadlines: they run in make test's exclusive phase, never beside the other edge pass (pyproject's
+    markers)."""
     here = Path(__file__).parent
     for item in items:
-        if here in Path(item.fspath).parents and "simavr" in item.nodeid:
+        if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.exclusive)
 
 
