@@ -15,7 +15,7 @@ LITERT_VENV := .venv-edge-litert
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test test-prep test-prep-py edge-pass-tflite edge-pass-litert edge-pass-tflite-shared edge-pass-litert-shared edge-pass-tflite-exclusive edge-pass-litert-exclusive test-edge test-edge-litert test-train test-slow env-edge env-edge-litert env-train system-deps lint bench soak fuzz firmware fixtures bundles pi-check clean
+.PHONY: demo test test-prep test-prep-py edge-pass-tflite edge-pass-litert test-edge test-edge-litert test-train test-slow env-edge env-edge-litert env-train system-deps lint bench soak fuzz firmware fixtures bundles pi-check clean
 
 # The main job: train a quick bundle, stream a held-out recording over LSL to the runtime and
 # the simulated arm, print the latency report and the decisions against the truth (tools/demo).
@@ -23,18 +23,13 @@ demo: system-deps env-train env-edge
 	firmware_bridge/firmware/install-deps.sh
 	tools/demo
 
-# The firmware's C tests, the edge suite under each interpreter, then training's.  The two edge passes
-# share the two cores for everything but the tests marked `exclusive` (pyproject's markers: the firmware on
-# simavr, the closed loop, recovery times, throughput ratios), which then run alone, one pass after the
-# other.  Most of an edge pass waits on real time (LSL streams, the host-build arm), so sharing the cores
-# takes the suite from 23 to about 17 minutes; whole passes run side by side took 15 but the live e2e bench
-# missed ACK deadlines on simavr under the doubled load: a make test that fails by chance is worse than a
-# slower one.  Each shared pass's output appears when it ends (make's --output-sync).
+# The firmware's C tests, the edge suite under each interpreter, then training's.  One after another: the
+# two edge passes run at once took 15 min instead of 22, but each pass is CPU-bound (the ai_edge_litert
+# one: 667 CPU-s in 590 s) and under the doubled load the live e2e test missed ACK deadlines on the
+# simulated arm: a make test that fails by chance is worse than a slower one.
 test: system-deps test-prep
-	@echo "make test: the two edge passes share the cores; each one's output follows when it ends"
-	@$(MAKE) --no-print-directory -j2 --output-sync=target edge-pass-tflite-shared edge-pass-litert-shared
-	@$(MAKE) --no-print-directory edge-pass-tflite-exclusive
-	@$(MAKE) --no-print-directory edge-pass-litert-exclusive
+	@$(MAKE) --no-print-directory edge-pass-tflite
+	@$(MAKE) --no-print-directory edge-pass-litert
 	@$(MAKE) --no-print-directory test-train
 
 system-deps:
@@ -76,8 +71,6 @@ test-prep-py: env-edge env-edge-litert system-deps
 
 test-prep: test-prep-py
 	$(REQUIRE) $(MAKE) -C firmware_bridge/firmware test
-	@# the simulated arms the tests start, built here so that the two passes sharing the cores never both build them
-	@$(MAKE) --no-print-directory -s -C firmware_bridge/firmware host avr sim >/dev/null
 
 # Everything except tests/training runs in an edge environment, which proves that nothing outside
 # training/ needs TensorFlow.  The tools are installed first, so a test that needs avr-gcc, simavr or the
@@ -96,24 +89,13 @@ test-edge-litert: test-prep-py
 # configuration of the pass's own, a SessionID that keeps its streams apart from the other pass's (run
 # by hand at the same time) and from any other LSL set-up on the machine, and liblsl's log at warnings
 # (edge/sources/lsl_config.py).
-# $(1): what the marker expression adds to "not slow" (the whole pass, its shared part, its exclusive part).
-edge_pass_tflite = mkdir -p build && printf '[lab]\nSessionID = ngtest-tflite\n[log]\nlevel = -1\n' > build/lsl-pass-tflite.cfg && \
-	LSLAPICFG=$(CURDIR)/build/lsl-pass-tflite.cfg $(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training -m "not slow$(1)" $(PYTEST_ARGS)
-edge_pass_litert = mkdir -p build && printf '[lab]\nSessionID = ngtest-litert\n[log]\nlevel = -1\n' > build/lsl-pass-litert.cfg && \
-	LSLAPICFG=$(CURDIR)/build/lsl-pass-litert.cfg $(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow and not once$(1)" $(PYTEST_ARGS)
-
 edge-pass-tflite:
-	@$(call edge_pass_tflite,)
-edge-pass-tflite-shared:
-	@$(call edge_pass_tflite, and not exclusive)
-edge-pass-tflite-exclusive:
-	@$(call edge_pass_tflite, and exclusive)
+	@mkdir -p build && printf '[lab]\nSessionID = ngtest-tflite\n[log]\nlevel = -1\n' > build/lsl-pass-tflite.cfg
+	LSLAPICFG=$(CURDIR)/build/lsl-pass-tflite.cfg $(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training -m "not slow" $(PYTEST_ARGS)
+
 edge-pass-litert:
-	@$(call edge_pass_litert,)
-edge-pass-litert-shared:
-	@$(call edge_pass_litert, and not exclusive)
-edge-pass-litert-exclusive:
-	@$(call edge_pass_litert, and exclusive)
+	@mkdir -p build && printf '[lab]\nSessionID = ngtest-litert\n[log]\nlevel = -1\n' > build/lsl-pass-litert.cfg
+	LSLAPICFG=$(CURDIR)/build/lsl-pass-litert.cfg $(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow and not once" $(PYTEST_ARGS)
 
 # The slow tests run with `make test-slow`: training's (full protocols on synthetic data) and the edge's (the
 # EMG closed loop on the simavr Uno, in real time).

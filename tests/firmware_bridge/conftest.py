@@ -10,16 +10,6 @@ import pytest
 from firmware_bridge.sim import build_host, start_arm_host
 
 
-def pytest_collection_modifyitems(config, items):
-    """Every test here talks to the firmware (its host build or simavr) in real time, with ACK and watchdog
-    deadlines: they run in make test's exclusive phase, never beside the other edge pass (pyproject's
-    markers)."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.exclusive)
-
-
 @pytest.fixture(scope="session")
 def host_build() -> Path:
     """``firmware_bridge/firmware/build/host``, freshly made (works on a clean clone)."""
