@@ -17,6 +17,7 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import tty
@@ -64,7 +65,10 @@ class ArmProcess:
         ``"simavr"`` (the AVR binary on a simulated ATmega328P) or ``"host"`` (the firmware core
         compiled for this machine).
     pty : str
-        Path to open with :class:`~firmware_bridge.link.ArmLink`.
+        Path to open with :class:`~firmware_bridge.link.ArmLink`: a symlink to the process's pty (``link=``,
+        by default in a private temporary folder) that disappears with the process, as a udev name does
+        with its device.  A ``/dev/pts/N`` freed by a stopped arm can be taken by any other program's
+        terminal, which a link re-opening that path would then reach as if it were the same arm.
     trace : list of tuple
         Host build only, with ``trace_ms``: ``(time_ms, pos0, pos1, pulse0_us, pulse1_us, faults)``.
     commands : list of tuple
@@ -97,6 +101,7 @@ class ArmProcess:
     resets: int = 0
     estop_pressed: bool = False
     fallback_reason: str | None = None
+    private_dir: str | None = None
     adc_started_ms: int | None = None
     adc_ended_ms: int | None = None
     adc_samples: int | None = None
@@ -199,6 +204,9 @@ class ArmProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=3)
+        if self.private_dir is not None:  # (arm_host removes its link on SIGTERM, not when killed)
+            shutil.rmtree(self.private_dir, ignore_errors=True)
+            self.private_dir = None
 
     def __enter__(self):  # returns self
         return self
@@ -219,8 +227,24 @@ def _adc_argv(adc) -> list[str]:
     raise TypeError(f"adc must be a path to an ADC feed file or an AdcFeed, got {type(adc).__name__}")
 
 
-def _launch(kind: str, argv: list[str], adc=None) -> ArmProcess:
-    argv = argv + _adc_argv(adc)
+def _launch(kind: str, argv: list[str], adc=None, link=None) -> ArmProcess:
+    """Start ``argv`` (``arm_host`` or ``arm_sim``) with ``--link``: ``link``, or a name in a private
+    temporary folder (removed by :meth:`ArmProcess.stop`)."""
+    private_dir = None
+    if link is None:
+        private_dir = tempfile.mkdtemp(prefix="neurogrip-arm-")
+        link = Path(private_dir) / "tty"
+    try:
+        arm = _start(kind, argv + ["--link", str(link)] + _adc_argv(adc), adc)
+    except BaseException:
+        if private_dir is not None:
+            shutil.rmtree(private_dir, ignore_errors=True)
+        raise
+    arm.pty, arm.private_dir = str(link), private_dir
+    return arm
+
+
+def _start(kind: str, argv: list[str], adc) -> ArmProcess:
     feed = adc if isinstance(adc, AdcFeed) else None
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
                             stdin=subprocess.PIPE if feed is not None else None)
@@ -238,6 +262,7 @@ def _launch(kind: str, argv: list[str], adc=None) -> ArmProcess:
             break
     if not line.startswith("PTY "):
         proc.kill()
+        proc.wait(timeout=3)
         err = proc.stderr.read()[-2000:] if proc.stderr else ""
         raise SimError(f"{argv[0]} did not report its pty (got {line!r}): {err}")
     arm = ArmProcess(kind, line.split(maxsplit=1)[1].strip(), proc)
@@ -256,7 +281,8 @@ def start_arm_host(host_dir: Path | None = None, *, link: str | os.PathLike | No
     Parameters
     ----------
     link : path, optional
-        Also create this symlink to the pty (a stable name across restarts).
+        The symlink to the pty that ``ArmProcess.pty`` names (a stable name across restarts; removed when
+        the process ends).  Default: one in a private temporary folder, removed with it.
     trace_ms : int
         Report positions/pulse widths every ``trace_ms`` ms into ``ArmProcess.trace`` (0: never).
     log_commands : bool
@@ -266,13 +292,11 @@ def start_arm_host(host_dir: Path | None = None, *, link: str | os.PathLike | No
     """
     host_dir = build_host() if host_dir is None else Path(host_dir)
     argv = [str(host_dir / "arm_host")]
-    if link is not None:
-        argv += ["--link", str(link)]
     if trace_ms:
         argv += ["--trace-ms", str(int(trace_ms))]
     if log_commands:
         argv += ["--log-commands"]
-    return _launch("host", argv, adc)
+    return _launch("host", argv, adc, link)
 
 
 def build_sim() -> Path:
@@ -281,9 +305,10 @@ def build_sim() -> Path:
     return BUILD_DIR
 
 
-def start_simavr(*, trace_ms: int = 0, adc=None) -> ArmProcess:
+def start_simavr(*, link: str | os.PathLike | None = None, trace_ms: int = 0, adc=None) -> ArmProcess:
     """Run the real AVR firmware binary on simavr's ATmega328P behind a pty (see ``sim/arm_sim.c``);
-    ``adc``: drive its analog inputs with this ADC feed (see :func:`start`).
+    ``link``: the name to open it by (see :func:`start_arm_host`); ``adc``: drive its analog inputs with
+    this ADC feed (see :func:`start`).
 
     Raises
     ------
@@ -294,7 +319,7 @@ def start_simavr(*, trace_ms: int = 0, adc=None) -> ArmProcess:
     argv = [str(build / "sim" / "arm_sim"), str(build / "avr" / "neurogrip_arm.elf")]
     if trace_ms:
         argv += ["--trace-ms", str(int(trace_ms))]
-    return _launch("simavr", argv, adc)
+    return _launch("simavr", argv, adc, link)
 
 
 def start(prefer: str = "simavr", *, trace_ms: int = 0, adc=None) -> ArmProcess:

@@ -92,7 +92,7 @@ def no_python_structures(text: str) -> None:
 def test_a_terminal_run_says_what_the_arm_does_as_it_happens():
     out, rc = on_a_terminal(cli("run", "--bundle", GL, "--source", GL_REPLAY, "--arm", "sim"))
     assert rc == 0, out
-    assert "[run] grasp-lift bundle (EEG, 6 labels)" in out and re.search(r"\[run\] arm /dev/pts/\d+", out)
+    assert "[run] grasp-lift bundle (EEG, 6 labels)" in out and re.search(r"\[run\] arm /\S+/tty\b", out)
     sent = re.findall(r"^ +\d+\.\d\d s  \w+ -> [A-Z]+ +sent, ACK \d+\.\d ms$", out, re.MULTILINE)
     assert sent, out
     lines = re.findall(COMMAND, out, re.MULTILINE)

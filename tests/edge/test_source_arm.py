@@ -60,8 +60,7 @@ def start_arm(host_build, tmp_path):
         feed = tmp_path / f"feed{rate}.ngadc"
         if not feed.exists():
             _write_feed(feed, rate)
-        argv = [str(host_build / "arm_host"), "--adc", str(feed)] + (["--log-commands"] if log_commands else [])
-        arms.append(sim._launch("host", argv))
+        arms.append(sim.start_arm_host(host_build, adc=feed, log_commands=log_commands))
         return arms[-1]
 
     yield start

@@ -212,6 +212,26 @@ def test_reconnects_after_unplug(tmp_path, host_build):
         arm.stop()
 
 
+def test_an_unplugged_arms_name_never_reaches_the_next_arm(host_build):
+    """The kernel gives a freed /dev/pts/N to the next terminal opened anywhere: a link re-opening the
+    number of an arm that went away could reach another program's arm.  The name a simulated arm is
+    opened by is its own, and goes with it."""
+    arm = start_arm_host(host_build)
+    link = ArmLink(arm.pty, backoff_initial=0.02, backoff_max=0.05)
+    others = []
+    try:
+        link.open()
+        arm.stop()  # "unplug"
+        assert not os.path.lexists(arm.pty)
+        others = [start_arm_host(host_build) for _ in range(3)]  # the lowest free number: its own, mostly
+        time.sleep(0.5)  # the link retries all the while
+        assert not link.connected and link.stats.reconnects == 0
+    finally:
+        link.close()
+        for o in others:
+            o.stop()
+
+
 def test_loop_url_is_detected_as_echo():
     link = ArmLink("loop://", heartbeat_period=None, boot_timeout=0.5)
     with pytest.raises(ProtocolError, match="loopback"):

@@ -3,8 +3,9 @@
  * terminal by simavr's uart_pty part; the servo pulse widths are read from the simulated Timer1
  * outputs (OC1A = D9, OC1B = D10), on the simulated clock.
  *
- * usage: arm_sim FIRMWARE.elf [--trace-ms N] [--adc FEED]
- *   prints "PTY <path>" once the UART is connected, "F <period_us>" once the first PWM period has
+ * usage: arm_sim FIRMWARE.elf [--link PATH] [--trace-ms N] [--adc FEED]
+ *   prints "PTY <path>" once the UART is connected (--link also makes PATH a symlink to it, removed at
+ *   exit: a name no other program's terminal can take once this one is gone), "F <period_us>" once the first PWM period has
  *   been measured on the OC1A pin, then "P <sim_ms> <pulse0_us> <pulse1_us>" whenever a pulse
  *   width changes (and at least every N ms with --trace-ms).
  *   --adc FEED drives the analog inputs A0.. with an ADC feed (host/adc_feed.h: a file, or - for
@@ -135,10 +136,10 @@ int main(int argc, char **argv)
     uint64_t start_ns, start_cycle;
     unsigned long n = 0;
     int i, keep_slave;
-    const char *adc_path = NULL;
+    const char *adc_path = NULL, *link_path = NULL;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: %s FIRMWARE.elf [--trace-ms N] [--adc FEED]\n", argv[0]);
+        fprintf(stderr, "usage: %s FIRMWARE.elf [--link PATH] [--trace-ms N] [--adc FEED]\n", argv[0]);
         return 2;
     }
     for (i = 2; i < argc; i++) {
@@ -146,6 +147,8 @@ int main(int argc, char **argv)
             trace_ms = strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--adc") == 0 && i + 1 < argc) {
             adc_path = argv[++i];
+        } else if (strcmp(argv[i], "--link") == 0 && i + 1 < argc) {
+            link_path = argv[++i];
         }
     }
     if (adc_path != NULL) {
@@ -202,6 +205,13 @@ int main(int argc, char **argv)
     sigaction(SIGUSR2, &sa, NULL);
     pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
     drive_estop(); /* the switch is closed: released */
+    if (link_path != NULL) {
+        unlink(link_path);
+        if (symlink(uart.pty.slavename, link_path) != 0) {
+            perror("arm_sim: cannot create the --link symlink");
+            return 1;
+        }
+    }
 
     printf("PTY %s\n", uart.pty.slavename);
     fflush(stdout);
@@ -262,6 +272,9 @@ int main(int argc, char **argv)
                 unlink(link);
             }
         }
+    }
+    if (link_path != NULL) {
+        unlink(link_path);
     }
     fflush(stdout);
     return 0;
