@@ -15,7 +15,7 @@ LITERT_VENV := .venv-edge-litert
 TRAIN_VENV := .venv-train
 PYTEST_ARGS ?= -q
 
-.PHONY: demo test test-prep test-prep-py edge-pass-tflite edge-pass-litert test-edge test-edge-litert test-train test-slow env-edge env-edge-litert env-train system-deps lint bench soak fuzz firmware fixtures bundles pi-check clean
+.PHONY: demo test test-prep test-prep-py edge-pass-tflite edge-pass-litert edge-pass-tflite-shared edge-pass-litert-shared edge-pass-tflite-exclusive edge-pass-litert-exclusive test-edge test-edge-litert test-train test-slow env-edge env-edge-litert env-train system-deps lint bench soak fuzz firmware fixtures bundles pi-check clean
 
 # The main job: train a quick bundle, stream a held-out recording over LSL to the runtime and
 # the simulated arm, print the latency report and the decisions against the truth (tools/demo).
@@ -23,17 +23,18 @@ demo: system-deps env-train env-edge
 	firmware_bridge/firmware/install-deps.sh
 	tools/demo
 
-# The firmware's C tests, the edge suite under each interpreter, then training's.  One after another: the
-# two edge passes run at once took 15 min instead of 22, but under the doubled load the live e2e test
-# missed ACK deadlines on the simulated arm.  Running only the timing-bound tests alone afterwards (the
-# rest sharing the cores: 16 min 42 s against 23 min 11 s) still failed 2 runs of 4: a liblsl inlet that
-# re-connected released the arm 2.6 s late, and a pty number freed by a test that "unplugs" its arm was
-# taken by the other pass's simulated arm, which the link then reached.  A make test that fails by chance
-# is worse than a slower one.
-test: system-deps test-prep
-	@$(MAKE) --no-print-directory edge-pass-tflite
-	@$(MAKE) --no-print-directory edge-pass-litert
-	@$(MAKE) --no-print-directory test-train
+# The firmware's C tests, the edge suite under each interpreter and training's.  The two edge passes and
+# training's tests share the two cores (training's starts when the first edge pass ends) for everything
+# but the tests marked `exclusive` (pyproject's markers: the firmware on simavr, the closed loop, recovery
+# times, throughput ratios), which then run alone, one pass after the other: whole passes side by side
+# made the live e2e bench miss ACK deadlines on simavr, and a make test that fails by chance is worse than
+# a slower one.  The training environment is made first: the exclusive bench replays in it.  Each shared
+# pass's output appears when it ends (make's --output-sync).
+test: system-deps test-prep env-train
+	@echo "make test: the edge passes and training's tests share the cores; each one's output follows when it ends"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target edge-pass-tflite-shared edge-pass-litert-shared test-train
+	@$(MAKE) --no-print-directory edge-pass-tflite-exclusive
+	@$(MAKE) --no-print-directory edge-pass-litert-exclusive
 
 system-deps:
 	@tools/install-system-deps
@@ -74,17 +75,20 @@ test-prep-py: env-edge env-edge-litert system-deps
 
 test-prep: test-prep-py
 	$(REQUIRE) $(MAKE) -C firmware_bridge/firmware test
+	@# the simulated arms the tests start, built here so that the two passes sharing the cores never both build them
+	@$(MAKE) --no-print-directory -s -C firmware_bridge/firmware host avr sim >/dev/null
 
 # Everything except tests/training runs in an edge environment, which proves that nothing outside
 # training/ needs TensorFlow.  The tools are installed first, so a test that needs avr-gcc, simavr or the
-# C filter kernel fails here instead of skipping (tests/conftest.py).
+# C filter kernel fails here instead of skipping (tests/conftest.py).  This pass is the edge's Python
+# suite under tflite_runtime (Python 3.11, numpy < 2) but for tests/firmware_bridge, which imports no edge
+# code and no interpreter and runs in the other pass (the two passes are then of about equal length).
 test-edge: test-prep
 	@$(MAKE) --no-print-directory edge-pass-tflite
 
-# The same edge suite under ai_edge_litert (Python 3.13, numpy 2): the interpreter a Pi set up today has.
-# The firmware's C tests and tests/firmware_bridge (which imports no edge code and no interpreter) run
-# in the tflite_runtime pass; this pass is the edge's Python suite but for the tests marked `once` (they
-# run both interpreters themselves, or test a bench's plumbing that make bench runs under tflite_runtime).
+# The same edge suite under ai_edge_litert (Python 3.13, numpy 2): the interpreter a Pi set up today has,
+# with tests/firmware_bridge and without the tests marked `once` (they run both interpreters themselves,
+# or test a bench's plumbing that make bench runs under tflite_runtime).
 test-edge-litert: test-prep-py
 	@$(MAKE) --no-print-directory edge-pass-litert
 
@@ -92,13 +96,24 @@ test-edge-litert: test-prep-py
 # configuration of the pass's own, a SessionID that keeps its streams apart from the other pass's (run
 # by hand at the same time) and from any other LSL set-up on the machine, and liblsl's log at warnings
 # (edge/sources/lsl_config.py).
-edge-pass-tflite:
-	@mkdir -p build && printf '[lab]\nSessionID = ngtest-tflite\n[log]\nlevel = -1\n' > build/lsl-pass-tflite.cfg
-	LSLAPICFG=$(CURDIR)/build/lsl-pass-tflite.cfg $(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training -m "not slow" $(PYTEST_ARGS)
+# $(1): what the marker expression adds to "not slow" (the whole pass, its shared part, its exclusive part).
+edge_pass_tflite = mkdir -p build && printf '[lab]\nSessionID = ngtest-tflite\n[log]\nlevel = -1\n' > build/lsl-pass-tflite.cfg && \
+	LSLAPICFG=$(CURDIR)/build/lsl-pass-tflite.cfg $(REQUIRE) NEUROGRIP_BACKEND=tflite_runtime $(EDGE_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow$(1)" $(PYTEST_ARGS)
+edge_pass_litert = mkdir -p build && printf '[lab]\nSessionID = ngtest-litert\n[log]\nlevel = -1\n' > build/lsl-pass-litert.cfg && \
+	LSLAPICFG=$(CURDIR)/build/lsl-pass-litert.cfg $(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training -m "not slow and not once$(1)" $(PYTEST_ARGS)
 
+edge-pass-tflite:
+	@$(call edge_pass_tflite,)
+edge-pass-tflite-shared:
+	@$(call edge_pass_tflite, and not exclusive)
+edge-pass-tflite-exclusive:
+	@$(call edge_pass_tflite, and exclusive)
 edge-pass-litert:
-	@mkdir -p build && printf '[lab]\nSessionID = ngtest-litert\n[log]\nlevel = -1\n' > build/lsl-pass-litert.cfg
-	LSLAPICFG=$(CURDIR)/build/lsl-pass-litert.cfg $(REQUIRE) NEUROGRIP_BACKEND=ai_edge_litert $(LITERT_VENV)/bin/python -m pytest tests --ignore=tests/training --ignore=tests/firmware_bridge -m "not slow and not once" $(PYTEST_ARGS)
+	@$(call edge_pass_litert,)
+edge-pass-litert-shared:
+	@$(call edge_pass_litert, and not exclusive)
+edge-pass-litert-exclusive:
+	@$(call edge_pass_litert, and exclusive)
 
 # The slow tests run with `make test-slow`: training's (full protocols on synthetic data) and the edge's (the
 # EMG closed loop on the simavr Uno, in real time).

@@ -16,7 +16,8 @@ from tests.conftest import FIXTURE_BUNDLES
 
 # make bench runs in the tflite_runtime environment (its e2e section replays under ai_edge_litert in the
 # training environment, tested below), so its plumbing is tested in that pass of make test only.
-pytestmark = pytest.mark.once
+# Its e2e and front-end sections run the firmware on simavr in real time: make test's exclusive phase.
+pytestmark = [pytest.mark.once, pytest.mark.exclusive]
 
 GL = FIXTURE_BUNDLES / "grasp-lift"
 EMO = FIXTURE_BUNDLES / "emotion"

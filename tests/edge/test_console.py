@@ -89,6 +89,7 @@ def no_python_structures(text: str) -> None:
 # --------------------------------------------------------------------------- run: a line per command
 
 
+@pytest.mark.exclusive  # --arm sim is simavr: its ACKs in real time need the cores
 def test_a_terminal_run_says_what_the_arm_does_as_it_happens():
     out, rc = on_a_terminal(cli("run", "--bundle", GL, "--source", GL_REPLAY, "--arm", "sim"))
     assert rc == 0, out

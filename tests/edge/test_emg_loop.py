@@ -38,6 +38,9 @@ from firmware_bridge import protocol as P
 from firmware_bridge import sim
 from tests.conftest import FIXTURE_BUNDLES, REPO, REQUIRE_AVR, missing, require_tool
 
+#: The firmware and the runtime in real time under CPU load: make test's exclusive phase (pyproject's markers).
+pytestmark = pytest.mark.exclusive
+
 SESSION = Path("myo_armband") / "EvaluationDataset" / "Male1"
 
 

@@ -16,6 +16,9 @@ from tests.conftest import FIXTURE_BUNDLES, SHARED_DATA
 
 pytest.importorskip("pylsl")
 
+#: Recovery times against their goal, the firmware on the simulated arm: make test's exclusive phase.
+pytestmark = pytest.mark.exclusive
+
 
 def test_control_resumes_after_each_fault_the_firmware_or_the_stream_throws(tmp_path):
     try:

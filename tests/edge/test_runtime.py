@@ -233,6 +233,7 @@ def test_commands_reach_the_firmware_and_link_loss_is_a_logged_fault(gl, rec, ar
     assert s2.decisions_fired > 0 and s2.commands_sent == 0 and s2.faults.get("link", 0) >= 1
 
 
+@pytest.mark.exclusive  # --arm sim is simavr: its ACKs in real time need the cores
 def test_run_command_stops_cleanly_on_sigterm_with_the_arm_at_rest(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     log = tmp_path / "run.jsonl"

@@ -16,6 +16,9 @@ from firmware_bridge.protocol import Action, Reason
 from tests.conftest import FIXTURE_BUNDLES
 from tests.edge.fake_arm import AckingArm
 
+#: The firmware and the runtime in real time under CPU load: make test's exclusive phase (pyproject's markers).
+pytestmark = pytest.mark.exclusive
+
 GL = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
 
 

@@ -37,6 +37,9 @@ from firmware_bridge.protocol import Action
 from tests.conftest import FIXTURE_BUNDLES
 from tests.edge.fake_arm import AckingArm
 
+#: The firmware and the runtime in real time under CPU load: make test's exclusive phase (pyproject's markers).
+pytestmark = pytest.mark.exclusive
+
 GESTURE = FIXTURE_BUNDLES / "gesture"  # 8 channels emg1..emg8 at 200 Hz, in myo units
 _INV7 = pow(7, -1, 1024)
 

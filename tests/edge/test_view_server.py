@@ -557,6 +557,7 @@ def _replay_rate(gl, rec, view_clients: int | None, stalled: int = 0) -> float:
     return s.realtime_factor
 
 
+@pytest.mark.exclusive  # a throughput ratio: the other edge pass must not share the cores
 def test_clients_that_read_nothing_do_not_slow_the_loop(gl, monkeypatch):
     monkeypatch.setattr(C, "VIEW_SEND_TIMEOUT_S", 120.0)  # stalled for the whole run, not dropped
     rec = grasp_lift_series(1, 8, seed=0, n_trials=20)

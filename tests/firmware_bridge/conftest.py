@@ -10,6 +10,16 @@ import pytest
 from firmware_bridge.sim import build_host, start_arm_host
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests here that run the AVR binary on simavr (their ids say ``simavr``) need the cores to keep
+    its ACK and watchdog deadlines in real time: they run in make test's exclusive phase (pyproject's
+    markers).  The host build is a small C process and keeps them beside the other edge pass."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents and "simavr" in item.nodeid:
+            item.add_marker(pytest.mark.exclusive)
+
+
 @pytest.fixture(scope="session")
 def host_build() -> Path:
     """``firmware_bridge/firmware/build/host``, freshly made (works on a clean clone)."""
