@@ -34,10 +34,11 @@ import uuid
 import numpy as np
 
 from benchmarks.common import continuous_grasp_lift, fmt, forced_decider, stats_ms
+from edge.stats import percentiles
 
 GOAL = 0.05  # with a client connected, within 5 % of without
 CONFIGS = ("no view", "view, no client", "view + 1 client")
-REPEATS = {"replay": (3, 11), "lsl": (2, 6)}  # alternated repeats (quick, full)
+REPEATS = {"replay": (2, 11), "lsl": (1, 6)}  # alternated repeats (quick: the plumbing, in make test; full)
 LSL_SECONDS = (3.0, 20.0)  # each live run (quick: the plumbing, in make test; full: the figure)
 
 
@@ -45,12 +46,11 @@ def spread(ratios, effect_sign: float = 1.0) -> dict:
     """The median of per-repeat ratios and their spread; ``resolved``: the interquartile range is narrower
     than the effect (|1 - median|), ``goal_resolvable``: narrower than the goal."""
     a = np.asarray([r for r in ratios if r is not None and np.isfinite(r)], float)
-    if a.size == 0:
-        return {"n": 0}
-    q25, med, q75 = (float(v) for v in np.percentile(a, [25, 50, 75]))
-    iqr, effect = q75 - q25, med - 1.0
-    return {"n": int(a.size), "median": med, "q25": q25, "q75": q75, "iqr": iqr, "min": float(a.min()),
-            "max": float(a.max()), "ratios": [float(v) for v in a], "effect": effect,
+    out = percentiles(a, (25, 50, 75))  # the one key convention (edge/stats.py)
+    if not out["n"]:
+        return out
+    iqr, effect = out["p75"] - out["p25"], out["p50"] - 1.0
+    return {**out, "iqr": iqr, "min": float(a.min()), "ratios": [float(v) for v in a], "effect": effect,
             "resolved": bool(iqr < abs(effect)), "goal_resolvable": bool(iqr < GOAL)}
 
 
@@ -58,7 +58,7 @@ def spread_note(name: str, s: dict) -> str:
     """One sentence on whether the runs resolve the effect and the goal."""
     if not s.get("n"):
         return f"{name}: no runs."
-    text = (f"{name}: median of {s['n']} per-repeat ratios {s['median']:.3f} (IQR {s['q25']:.3f}–{s['q75']:.3f}, "
+    text = (f"{name}: median of {s['n']} per-repeat ratios {s['p50']:.3f} (IQR {s['p25']:.3f}–{s['p75']:.3f}, "
             f"range {s['min']:.3f}–{s['max']:.3f}).")
     if not s["resolved"]:
         text += (f" **The runs' spread (IQR {100 * s['iqr']:.1f} %) exceeds the effect ({100 * s['effect']:+.1f} %): "
@@ -159,8 +159,8 @@ def replay(bundle, rec, repeats: int) -> dict:
     base = [x["realtime_factor"] for x in runs["no view"]]
     out["spread_client"] = spread([x["realtime_factor"] / b for x, b in zip(runs["view + 1 client"], base)])
     out["spread_view"] = spread([x["realtime_factor"] / b for x, b in zip(runs["view, no client"], base)])
-    out["ratio_client"] = out["spread_client"]["median"]
-    out["ratio_view"] = out["spread_view"]["median"]
+    out["ratio_client"] = out["spread_client"].get("p50")
+    out["ratio_view"] = out["spread_view"].get("p50")
     client = runs["view + 1 client"]
     out["updates_per_s"] = float(np.median([x["updates_per_s"] for x in client]))
     out["kb_per_update"] = float(np.median([x["bytes_received"] / max(1, x["updates_received"]) for x in client])) / 1e3
@@ -224,7 +224,7 @@ def lsl(bundle_path, rec, seconds: float, repeats: int) -> dict:
     return {"seconds": seconds, "repeats": repeats, "runs": runs, "latency_ms": lat,
             "commands": {k: a["n"] for k, a in lat.items()}, "p99_per_run_ms": per_run,
             "ratio_p99_pooled": (lat["with"]["p99"] / lat["without"]["p99"]
-                                 if lat["with"].get("n") and lat["without"].get("n") else None), "spread_p99": pairs, "ratio_p99": pairs.get("median"),
+                                 if lat["with"].get("n") and lat["without"].get("n") else None), "spread_p99": pairs, "ratio_p99": pairs.get("p50"),
             "simulator": runs["with"][0]["simulator"]}
 
 
@@ -277,7 +277,7 @@ def markdown(r: dict) -> str:
              "| no view | view, no client | view + 1 client | with client / without (IQR) | updates/s received | KB per update |",
              "|---|---|---|---|---|---|",
              (f"| {cell('no view')} | {cell('view, no client')} | {cell('view + 1 client')} | "
-              f"{rp['ratio_client']:.3f} ({sc['q25']:.3f}–{sc['q75']:.3f}) | {rp['updates_per_s']:.1f} | "
+              f"{rp['ratio_client']:.3f} ({sc['p25']:.3f}–{sc['p75']:.3f}) | {rp['updates_per_s']:.1f} | "
               f"{rp['kb_per_update']:.1f} |"), "",
              "**Live: LSL → runtime → simulated arm**, sample received → command acknowledged (ms)", "",
              "| | p50 | p99 (pooled; per run) | commands | updates received |", "|---|---|---|---|---|"]

@@ -31,18 +31,12 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from edge._checks import check_int, check_option
+
 OUTPUTS = ("sigmoid", "softmax")
 
 
 # --------------------------------------------------------------------------- argument checks
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 def _int_tuple(name: str, value) -> tuple[int, ...]:
@@ -52,16 +46,12 @@ def _int_tuple(name: str, value) -> tuple[int, ...]:
         raise TypeError(f"{name} must be a sequence of ints, got {type(value).__name__}") from None
     if not out:
         raise ValueError(f"{name} must not be empty")
-    for v in out:
-        _positive_int(f"{name}[...]", v)
-    return out
+    return tuple(check_int(v, f"{name}[...]", lo=1) for v in out)
 
 
 def _output(value: str) -> str:
-    if value not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {value!r} "
-                         "(sigmoid: independent labels as in grasp-lift; softmax: one class as in emotion)")
-    return value
+    return check_option(value, "output", OUTPUTS,
+                        fix="sigmoid: independent labels as in grasp-lift; softmax: one class as in emotion")
 
 
 def _dropout(value: float) -> float:
@@ -98,14 +88,14 @@ def build_cnn(window: int, n_channels: int, n_outputs: int, *, output: str = "si
     filters, dilations : sequences of int, same length
         One temporal block per entry.
     """
-    window = _positive_int("window", window)
-    n_channels = _positive_int("n_channels", n_channels)
-    n_outputs = _positive_int("n_outputs", n_outputs)
+    window = check_int(window, "window", lo=1)
+    n_channels = check_int(n_channels, "n_channels", lo=1)
+    n_outputs = check_int(n_outputs, "n_outputs", lo=1)
     output = _output(output)
-    spatial_filters = _positive_int("spatial_filters", spatial_filters)
+    spatial_filters = check_int(spatial_filters, "spatial_filters", lo=1)
     filters = _int_tuple("filters", filters)
     dilations = _int_tuple("dilations", dilations)
-    kernel_size = _positive_int("kernel_size", kernel_size)
+    kernel_size = check_int(kernel_size, "kernel_size", lo=1)
     if len(filters) != len(dilations):
         raise ValueError(f"filters and dilations need one entry per block, got {len(filters)} and {len(dilations)}")
     if isinstance(pool_last, bool) or not isinstance(pool_last, int) or not 0 <= pool_last <= window:
@@ -176,7 +166,7 @@ class UnrolledGRU(layers.Layer):
 
     def __init__(self, units: int, reset_after: bool = True, return_sequences: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.units = _positive_int("units", units)
+        self.units = check_int(units, "units", lo=1)
         self.reset_after = bool(reset_after)
         self.return_sequences = bool(return_sequences)
 
@@ -274,15 +264,15 @@ def build_gru(window: int, n_channels: int, n_outputs: int, *, units: int = 32, 
     ``return_sequences=True`` outputs ``(steps, n_outputs)``: the head applied at every GRU step,
     step ``j`` ending on sample ``window - 1 - (steps - 1 - j) * prod(front_strides)``.
     """
-    window = _positive_int("window", window)
-    n_channels = _positive_int("n_channels", n_channels)
-    n_outputs = _positive_int("n_outputs", n_outputs)
+    window = check_int(window, "window", lo=1)
+    n_channels = check_int(n_channels, "n_channels", lo=1)
+    n_outputs = check_int(n_outputs, "n_outputs", lo=1)
     output = _output(output)
-    units = _positive_int("units", units)
-    front_filters = _positive_int("front_filters", front_filters)
+    units = check_int(units, "units", lo=1)
+    front_filters = check_int(front_filters, "front_filters", lo=1)
     strides = front_end_strides(window) if front_strides is None else tuple(front_strides)
     for s in strides:
-        _positive_int("front_strides[...]", s)
+        check_int(s, "front_strides[...]", lo=1)
     dropout = _dropout(dropout)
 
     inp = keras.Input((window, n_channels), name="eeg")
@@ -316,10 +306,10 @@ def build_feature_gru(n_features: int, n_outputs: int = 3, *, steps: int = 1, un
     many orders of magnitude: standardise them (per feature, statistics stored in the bundle)
     before the model, since int8 input quantisation has one scale for the whole vector.
     """
-    n_features = _positive_int("n_features", n_features)
-    n_outputs = _positive_int("n_outputs", n_outputs)
-    steps = _positive_int("steps", steps)
-    units = _positive_int("units", units)
+    n_features = check_int(n_features, "n_features", lo=1)
+    n_outputs = check_int(n_outputs, "n_outputs", lo=1)
+    steps = check_int(steps, "steps", lo=1)
+    units = check_int(units, "units", lo=1)
     output = _output(output)
     dropout = _dropout(dropout)
     if n_features % steps:

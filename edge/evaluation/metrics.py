@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge._checks import check_int
+
 __all__ = ["accuracy", "auc", "classification_metrics", "columnwise_auc", "confusion_matrix", "macro_f1",
            "mean_columnwise_auc", "roc_auc_score", "roc_curve", "task_metrics"]
 
@@ -135,8 +137,7 @@ def _classes(y_true, y_pred, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     t, p = np.asarray(y_true), np.asarray(y_pred)
     if t.ndim != 1 or t.shape != p.shape:
         raise ValueError(f"y_true and y_pred must be 1-D of one length, got shapes {t.shape} and {p.shape}")
-    if int(n_classes) < 1:
-        raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+    n_classes = check_int(n_classes, "n_classes", lo=1)
     for name, a in (("y_true", t), ("y_pred", p)):
         integral = np.issubdtype(a.dtype, np.integer) or a.dtype == bool
         if len(a) and (not integral or a.min() < 0 or a.max() >= n_classes):

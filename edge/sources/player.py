@@ -262,9 +262,7 @@ def _speed(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a speed; use 1 (real time), 2, or max") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"speed must be >= 0, got {text}")
-    return value
+    return check_number(value, "speed", lo=0.0, exc=argparse.ArgumentTypeError, fix="1 is real time, max as fast as possible")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import ctypes
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -156,6 +157,15 @@ def test_every_module_stays_small():
     too_big = {k: v for k, v in sizes.items()
                if v > (MAX_LINES_LIVE_PATH if k.startswith(live) else MAX_LINES)}
     assert not too_big, f"modules over {MAX_LINES} lines ({MAX_LINES_LIVE_PATH} on the live path): {too_big}"
+
+
+def test_docs_architecture_names_every_module():
+    """A newcomer finds each module in docs/architecture.md's map (its file name, or its name in a package's list)."""
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    unnamed = [str(p.relative_to(REPO)) for p in _modules().values()
+               if p.name not in ("__init__.py", "__main__.py")
+               and not re.search(rf"(?<![\w]){re.escape(p.stem)}(?![\w])", doc)]
+    assert not unnamed, f"modules docs/architecture.md does not name: {unnamed}"
 
 
 def test_the_runtime_reaches_no_workstation_module():

@@ -14,10 +14,10 @@ from edge.runtime import Pipeline, Runtime
 from edge.sources import Chunk, ReplaySource
 from tests.conftest import FIXTURE_BUNDLES
 
-#: Times to detect and to release within a second of a live LSL stream: beside the other edge pass, a
-#: liblsl connection that broke off and re-connected once made a release come 2.6 s late (make test's
-#: exclusive phase, pyproject's markers).
-pytestmark = pytest.mark.exclusive
+#: Times to detect and to release within a second of a live LSL stream: beside the other edge pass's
+#: whole load, a liblsl connection that broke off and re-connected once made a release come 2.6 s late
+#: (make test runs these beside the other pass's same tests only: pyproject's markers).
+pytestmark = pytest.mark.stream_time
 
 GL = load_bundle(FIXTURE_BUNDLES / "grasp-lift")
 
@@ -293,6 +293,18 @@ def test_old_data_are_never_decided_on():
     s, faults, _ = _lying_outlet_run(500.0, 4.0, age_s=5.0)
     assert faults and faults[0][1] == "age" and faults[0][0] <= 1.0
     assert s.decisions_fired == 0 and s.untimely_windows == s.windows > 0
+
+
+def test_a_backlog_that_clears_gives_control_back_within_a_second():
+    """Stamped 5 s in the past for 3 s, then fresh (the backlog drained): the age fault, nothing decided
+    on the old data, then every hold released within a second of the first fresh chunk and windows decided again."""
+    s, faults, _ = _lying_outlet_run(500.0, 7.0, age_s=lambda t: 5.0 if t < 3 else 0.0)
+    assert faults and faults[0][1] == "age" and faults[0][0] <= 1.0
+    fresh = 3.0 - s.loop_start  # in the loop's time
+    assert all(t < fresh + 0.2 for t, _, _ in faults)  # no fault once the data are fresh
+    back = [t for t, _ in s.released if t >= fresh]
+    assert back and back[-1] <= fresh + 1.0 + 0.2
+    assert s.untimely_windows < s.windows  # windows on the fresh data were decided on
 
 
 def test_half_rate_stamped_by_liblsl_never_completes_a_window():
