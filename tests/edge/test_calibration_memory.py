@@ -319,6 +319,18 @@ def test_a_csv_series_over_the_values_cap_calibrates_within_the_footprint(shared
     assert peak <= FOOTPRINT_MB, f"peak RSS {peak:.1f} MB calibrating a CSV series over the values cap\n{out[-600:]}"
 
 
+# Peak (this machine, tflite_runtime / ai_edge_litert): 325 k rows, a 48 MB CSV, 74 / 77 MB; about 10 s.
+def test_the_longest_csv_series_calibrates_within_the_footprint(shared_data, tmp_path):
+    """A grasp-lift series as long as one file may be for the bundle (data and events, uncompressed):
+    checked, read in blocks and thinned, within the edge's footprint."""
+    rows = _longest_file_rows(load_bundle(FIXTURE_BUNDLES / "grasp-lift")) - 10
+    data = _series_over_the_cap(shared_data, tmp_path / "big", rows)
+    assert recording_values(data) > 2.5 * config.CALIBRATION_MAX_VALUES
+    rc, peak, out = _calibrate_child("grasp-lift", [data], tmp_path / "mine")
+    assert rc == 0 and "windows taken every" in out and "Traceback" not in out, out
+    assert peak <= FOOTPRINT_MB, f"peak RSS {peak:.1f} MB calibrating the longest CSV series\n{out[-600:]}"
+
+
 def test_a_bad_csv_over_the_values_cap_is_refused_with_its_readers_line(shared_data, tmp_path):
     """A malformed line far into a CSV series over the cap: the reader's one line, nothing written."""
     rows = config.CALIBRATION_MAX_VALUES // (33 + 7) + 1000
@@ -466,7 +478,6 @@ def _big_edf(shared_data: Path, path: Path, seconds: int, n_signals: int = 64) -
     return path
 
 
-@pytest.mark.slow  # writes 236 MB
 def test_an_edf_near_its_readers_cap_calibrates_within_the_footprint(shared_data, tmp_path):
     """An EDF+ of 236 MB (RECORDING_MAX_EDF_BYTES is 256 MB; 118 M values, 30 times the values cap):
     64 signals of which the emotion bundle takes four, two hours; read in blocks within the footprint."""
@@ -477,10 +488,10 @@ def test_an_edf_near_its_readers_cap_calibrates_within_the_footprint(shared_data
     assert peak <= FOOTPRINT_MB, f"peak RSS {peak:.1f} MB on a 236 MB EDF\n{out[-600:]}"
 
 
-@pytest.mark.parametrize("longest", [pytest.param(True, marks=pytest.mark.slow), False])
+@pytest.mark.parametrize("longest", [True, False])
 def test_a_long_labrecorder_style_muse_file_calibrates_within_the_footprint(longest, shared_data, tmp_path):
     """A Muse XDF with a timestamp on every sample and clock offsets every 5 s, as LabRecorder writes
-    it: the longest one file may be for the emotion bundle (154 min, 2.36 M rows; slow), and a shorter
+    it: the longest one file may be for the emotion bundle (154 min, 2.36 M rows), and a shorter
     one (19.5 min) with CALIBRATION_MAX_VALUES lowered under it in the child."""
     bundle = load_bundle(FIXTURE_BUNDLES / "emotion")
     rows = _longest_file_rows(bundle) - 10 if longest else 300_000
