@@ -117,6 +117,33 @@ def test_the_held_out_block_does_not_change_the_judged_bundle(bundle, training0,
     assert a.calibrated != b.calibrated
 
 
+def test_the_bundle_calibrate_writes_is_hashed_and_validated_once(training0, tmp_path, monkeypatch):
+    """Written, signed and checked as the loader checks it, from the bytes built once (issue 26: it was
+    validated and hashed three times, write → sign → load → load)."""
+    import json
+
+    from edge.bundle import files, loader, schema, signature
+
+    hashed, validated = [], []
+    real_hash, real_validate = files.content_hash, schema.validate
+
+    def spy_hash(m, model):
+        hashed.append(real_hash(m, model))
+        return hashed[-1]
+
+    def spy_validate(m, *a, **kw):
+        validated.append(m.get("content_hash") if isinstance(m, dict) else None)
+        return real_validate(m, *a, **kw)
+
+    for module in (files, loader, signature):
+        monkeypatch.setattr(module, "content_hash", spy_hash)
+    for module in (schema, files, loader):
+        monkeypatch.setattr(module, "validate", spy_validate)
+    calibrate(BASE, training0, tmp_path / "mine")
+    written = json.loads((tmp_path / "mine" / files.MANIFEST_FILE).read_text())["content_hash"]
+    assert hashed.count(written) == 1 and validated.count(written) == 1, (written, hashed, validated)
+
+
 def test_a_calibrated_bundle_records_its_parent_and_session_and_runs(calibrated, bundle, training0, shared_data):
     result, out = calibrated
     mine = load_bundle(out)
