@@ -117,7 +117,7 @@ edge-pass-tflite-shared:
 edge-pass-tflite-stream-time:
 	@$(call edge_pass_tflite, and stream_time)
 edge-pass-tflite-exclusive:
-	@$(call edge_pass_tflite, and exclusive)
+	@$(call edge_pass_tflite, and exclusive and not stream_time)
 edge-pass-litert:
 	@$(call edge_pass_litert,)
 edge-pass-litert-shared:
@@ -125,7 +125,7 @@ edge-pass-litert-shared:
 edge-pass-litert-stream-time:
 	@$(call edge_pass_litert, and stream_time)
 edge-pass-litert-exclusive:
-	@$(call edge_pass_litert, and exclusive)
+	@$(call edge_pass_litert, and exclusive and not stream_time)
 
 # The slow tests run with `make test-slow`: training's (full protocols on synthetic data) and the edge's (the
 # EMG closed loop on the simavr Uno, in real time).

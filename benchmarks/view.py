@@ -50,8 +50,10 @@ def spread(ratios, effect_sign: float = 1.0) -> dict:
     if not out["n"]:
         return out
     iqr, effect = out["p75"] - out["p25"], out["p50"] - 1.0
+    spread_known = out["n"] >= 3  # (an IQR of one or two runs says nothing about the spread)
     return {**out, "iqr": iqr, "min": float(a.min()), "ratios": [float(v) for v in a], "effect": effect,
-            "resolved": bool(iqr < abs(effect)), "goal_resolvable": bool(iqr < GOAL)}
+            "resolved": spread_known and bool(iqr < abs(effect)),
+            "goal_resolvable": spread_known and bool(iqr < GOAL)}
 
 
 def spread_note(name: str, s: dict) -> str:
@@ -60,6 +62,8 @@ def spread_note(name: str, s: dict) -> str:
         return f"{name}: no runs."
     text = (f"{name}: median of {s['n']} per-repeat ratios {s['p50']:.3f} (IQR {s['p25']:.3f}–{s['p75']:.3f}, "
             f"range {s['min']:.3f}–{s['max']:.3f}).")
+    if s["n"] < 3:
+        return text + " **Too few runs to know their spread: nothing is resolved by them.**"
     if not s["resolved"]:
         text += (f" **The runs' spread (IQR {100 * s['iqr']:.1f} %) exceeds the effect ({100 * s['effect']:+.1f} %): "
                  "the difference is not resolved by these runs.**")

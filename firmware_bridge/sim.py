@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import tty
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,9 +67,11 @@ class ArmProcess:
         compiled for this machine).
     pty : str
         Path to open with :class:`~firmware_bridge.link.ArmLink`: a symlink to the process's pty (``link=``,
-        by default in a private temporary folder) that disappears with the process, as a udev name does
-        with its device.  A ``/dev/pts/N`` freed by a stopped arm can be taken by any other program's
+        by default in a private temporary folder) that disappears with the process (however it ends), as
+        a udev name does with its device.  A ``/dev/pts/N`` freed by a stopped arm can be taken by any other program's
         terminal, which a link re-opening that path would then reach as if it were the same arm.
+    device : str
+        The pty itself (``/dev/pts/N``), which ``pty`` leads to while the process runs.
     trace : list of tuple
         Host build only, with ``trace_ms``: ``(time_ms, pos0, pos1, pulse0_us, pulse1_us, faults)``.
     commands : list of tuple
@@ -101,6 +104,7 @@ class ArmProcess:
     resets: int = 0
     estop_pressed: bool = False
     fallback_reason: str | None = None
+    device: str | None = None
     private_dir: str | None = None
     adc_started_ms: int | None = None
     adc_ended_ms: int | None = None
@@ -133,6 +137,18 @@ class ArmProcess:
                 self.adc_ended_ms, self.adc_samples = int(parts[1]), int(parts[2])
                 self._adc_ended.set()
         self._adc_ended.set()  # the process ended: so did its feed
+        self._forget_name()  # (killed, crashed: it could not remove its name itself)
+
+    def _forget_name(self) -> None:
+        """Remove the name it is opened by if it still leads to its pty: once the process is gone, the
+        kernel gives that /dev/pts/N to the next terminal opened anywhere."""
+        if self.device is None or self.pty == self.device:
+            return
+        try:
+            if os.readlink(self.pty) == self.device:
+                os.unlink(self.pty)
+        except OSError:
+            pass  # gone already (the program removes it on SIGTERM), or replaced by another arm's
 
     def wait_adc_end(self, timeout: float | None = None) -> bool:
         """Wait until the ADC feed has ended (or the process has exited); True if it did within
@@ -196,7 +212,8 @@ class ArmProcess:
 
     def stop(self) -> None:
         """Terminate the process (SIGTERM, then SIGKILL after 3 s) and wait for it; both programs exit
-        within milliseconds of SIGTERM."""
+        within milliseconds of SIGTERM.  The name it is opened by goes first ("unplugged")."""
+        self._forget_name()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -241,6 +258,8 @@ def _launch(kind: str, argv: list[str], adc=None, link=None) -> ArmProcess:
             shutil.rmtree(private_dir, ignore_errors=True)
         raise
     arm.pty, arm.private_dir = str(link), private_dir
+    if private_dir is not None:  # an arm never stopped leaves no folder behind once it is collected
+        weakref.finalize(arm, shutil.rmtree, private_dir, True)
     return arm
 
 
@@ -265,7 +284,8 @@ def _start(kind: str, argv: list[str], adc) -> ArmProcess:
         proc.wait(timeout=3)
         err = proc.stderr.read()[-2000:] if proc.stderr else ""
         raise SimError(f"{argv[0]} did not report its pty (got {line!r}): {err}")
-    arm = ArmProcess(kind, line.split(maxsplit=1)[1].strip(), proc)
+    device = line.split(maxsplit=1)[1].strip()
+    arm = ArmProcess(kind, device, proc, device=device)
     arm._reader = threading.Thread(target=arm._follow, daemon=True)
     arm._reader.start()
     if feed is not None:
@@ -370,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m firmware_bridge.sim``: run a simulated arm until Ctrl-C, SIGTERM or SIGHUP, then stop its
     simulator process (never left running behind).
 
-    Prints the pty path to open (e.g. ``ArmLink('/dev/pts/3')``) and which implementation runs.
+    Prints the path to open (e.g. ``ArmLink('/tmp/neurogrip-arm-k2x9/tty')``, a name of the simulator's
+    pty that goes with it) and which implementation runs.
     ``neurogrip arm-sim`` is the same program, whose ``--adc`` also takes any recording neurogrip reads
     (``edge/commands/arm_sim.py``); here ``--adc`` takes an ADC feed file.
     """

@@ -8,7 +8,7 @@ declared gain, the exact inverse of what the ``arm:`` source reads), from the fi
 prints the ``arm:`` spec that reads them back, e.g.::
 
     neurogrip arm-sim --adc ../shared/data/myo_armband/EvaluationDataset/Male1/Test0
-    neurogrip run --bundle B --source 'arm:/dev/pts/3?channels=0-7&rate=200' --arm /dev/pts/3
+    neurogrip run --bundle B --source 'arm:/tmp/neurogrip-arm-k2x9/tty?channels=0-7&rate=200' --arm /tmp/neurogrip-arm-k2x9/tty
 
 (``neurogrip run --source arm:sim --arm sim --adc RECORDING`` does both in one command.)
 """

@@ -304,6 +304,7 @@ def test_a_backlog_that_clears_gives_control_back_within_a_second():
     assert all(t < fresh + 0.2 for t, _, _ in faults)  # no fault once the data are fresh
     back = [t for t, _ in s.released if t >= fresh]
     assert back and back[-1] <= fresh + 1.0 + 0.2
+    assert "stream data too old" in {cause for t, cause in s.released if t >= fresh}
     assert s.untimely_windows < s.windows  # windows on the fresh data were decided on
 
 

@@ -16,7 +16,7 @@ def pytest_collection_modifyitems(config, items):
     markers).  The host build is a small C process and keeps them beside the other edge pass."""
     here = Path(__file__).parent
     for item in items:
-        if here in Path(item.fspath).parents and "simavr" in item.nodeid:
+        if here in Path(item.path).parents and "simavr" in item.nodeid:
             item.add_marker(pytest.mark.exclusive)
 
 

@@ -215,21 +215,32 @@ def test_reconnects_after_unplug(tmp_path, host_build):
 def test_an_unplugged_arms_name_never_reaches_the_next_arm(host_build):
     """The kernel gives a freed /dev/pts/N to the next terminal opened anywhere: a link re-opening the
     number of an arm that went away could reach another program's arm.  The name a simulated arm is
-    opened by is its own, and goes with it."""
-    arm = start_arm_host(host_build)
-    link = ArmLink(arm.pty, backoff_initial=0.02, backoff_max=0.05)
-    others = []
+    opened by is its own, and goes with it, however the arm ends (here: killed, as a crash would)."""
+    arms = [start_arm_host(host_build)]
+    link = ArmLink(arms[0].pty, backoff_initial=0.02, backoff_max=0.05)
     try:
         link.open()
-        arm.stop()  # "unplug"
-        assert not os.path.lexists(arm.pty)
-        others = [start_arm_host(host_build) for _ in range(3)]  # the lowest free number: its own, mostly
+        name, freed = arms[0].pty, arms[0].device
+        arms[0].proc.kill()  # it cannot remove its name itself
+        t0 = time.monotonic()
+        while link.connected and time.monotonic() - t0 < 2:  # the link closes its end: N is free
+            time.sleep(0.01)
+        assert not link.connected
+        t0 = time.monotonic()
+        while os.path.lexists(name) and time.monotonic() - t0 < 2:
+            time.sleep(0.01)
+        assert not os.path.lexists(name)
+        for _ in range(5):  # the next terminals: the lowest free number, its own
+            arms.append(start_arm_host(host_build))
+            if arms[-1].device == freed:
+                break
+        assert arms[-1].device == freed, "no new terminal took the freed number: the test proves nothing"
         time.sleep(0.5)  # the link retries all the while
         assert not link.connected and link.stats.reconnects == 0
     finally:
         link.close()
-        for o in others:
-            o.stop()
+        for arm in arms:
+            arm.stop()
 
 
 def test_loop_url_is_detected_as_echo():
