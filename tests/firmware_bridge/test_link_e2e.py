@@ -230,11 +230,11 @@ def test_an_unplugged_arms_name_never_reaches_the_next_arm(host_build):
         while os.path.lexists(name) and time.monotonic() - t0 < 2:
             time.sleep(0.01)
         assert not os.path.lexists(name)
-        for _ in range(5):  # the next terminals: the lowest free number, its own
+        for _ in range(5):  # the next terminals take the lowest free number: this one (or another program does)
             arms.append(start_arm_host(host_build))
-            if arms[-1].device == freed:
+            if os.path.exists(freed):
                 break
-        assert arms[-1].device == freed, "no new terminal took the freed number: the test proves nothing"
+        assert os.path.exists(freed), "no new terminal took the freed number: the test would prove nothing"
         time.sleep(0.5)  # the link retries all the while
         assert not link.connected and link.stats.reconnects == 0
     finally:
