@@ -34,7 +34,7 @@ demo: system-deps env-train env-edge
 #    deadlines on simavr.
 # A make test that fails by chance is worse than a slower one: phase 1 was tried before and reverted
 # (2 runs of 4 failed) until a stopped simulated arm's name could no longer be taken by the other pass's
-# (firmware_bridge/sim.py).  Measured: 17 min 2 s on 2 cores (one pass after another: 23-25 min).
+# (firmware_bridge/sim.py).  Measured: 16 min 42 s - 17 min 2 s on 2 cores (one pass after another: 23-25 min).
 # The training environment is made first: the exclusive bench replays in it.
 # Each pass's output appears when it ends (make's --output-sync).
 test: system-deps test-prep env-train
