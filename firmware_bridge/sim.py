@@ -104,13 +104,13 @@ class ArmProcess:
     estop_pressed: bool = False
     fallback_reason: str | None = None
     device: str | None = None
-    private_dir: str | None = None
     adc_started_ms: int | None = None
     adc_ended_ms: int | None = None
     adc_samples: int | None = None
     adc_error: Exception | None = None
     _reader: threading.Thread | None = None
     _feeder: threading.Thread | None = None
+    _remove_dir: weakref.finalize | None = None  # the private folder of its name, removed once
     _adc_ended: threading.Event = field(default_factory=threading.Event)
 
     def _follow(self) -> None:
@@ -220,9 +220,8 @@ class ArmProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=3)
-        if self.private_dir is not None:  # (arm_host removes its link on SIGTERM, not when killed)
-            shutil.rmtree(self.private_dir, ignore_errors=True)
-            self.private_dir = None
+        if self._remove_dir is not None:
+            self._remove_dir()
 
     def __enter__(self):  # returns self
         return self
@@ -256,9 +255,9 @@ def _launch(kind: str, argv: list[str], adc=None, link=None) -> ArmProcess:
         if private_dir is not None:
             shutil.rmtree(private_dir, ignore_errors=True)
         raise
-    arm.pty, arm.private_dir = str(link), private_dir
-    if private_dir is not None:  # an arm never stopped leaves no folder behind once it is collected
-        weakref.finalize(arm, shutil.rmtree, private_dir, True)
+    arm.pty = str(link)
+    if private_dir is not None:  # by stop(), or once an arm never stopped is collected (or at exit)
+        arm._remove_dir = weakref.finalize(arm, shutil.rmtree, private_dir, True)
     return arm
 
 
